@@ -1,0 +1,29 @@
+# Two commands do everything on a fresh machine:
+#   make run    set up the environment and run the default pipeline (config/config.yaml)
+#   make test   set up the environment and run the tests
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+CORES ?= all
+CONFIG ?= config/config.yaml
+
+.PHONY: run test lint bench clean
+
+$(BIN)/.installed: requirements.txt requirements-reference.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps -r requirements-reference.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $@
+
+run: $(BIN)/.installed
+	$(BIN)/snakemake --cores $(CORES) --configfile $(CONFIG)
+
+test: $(BIN)/.installed
+	$(BIN)/snakemake --lint --configfile config/config.yaml
+	$(BIN)/snakefmt --check Snakefile workflow/
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf results .snakemake

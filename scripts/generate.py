@@ -1,0 +1,22 @@
+"""Rule generate: Pythia 8 + FastJet jets of one shard, written as JetClass-layout ROOT."""
+
+from jetimage.generate import GeneratorSettings, generate_jets
+from jetimage.io import write_jets_root
+from jetimage.logs import setup
+
+log = setup(snakemake.log[0], "jetimage.generate")  # noqa: F821
+params = snakemake.params[0]  # noqa: F821
+settings = GeneratorSettings.from_dict(params["settings"])
+log.info("process %s, %d events, seed %d, settings %s", settings.process, params["events"],
+         params["seed"], settings)
+
+
+def progress(events: int, jets: int, seconds: float) -> None:
+    log.info("%d/%d events, %d jets kept, %.0f events/s, %.0f jets/s", events, params["events"],
+             jets, events / seconds, jets / seconds)
+
+
+columns = generate_jets(settings, n_events=params["events"], seed=params["seed"],
+                        batch_size=params["batch_size"], progress=progress)
+write_jets_root(snakemake.output[0], columns)  # noqa: F821
+log.info("wrote %d jets to %s", len(columns["jet_pt"]), snakemake.output[0])  # noqa: F821

@@ -1,0 +1,113 @@
+"""Run configuration: schema validation with defaults, cross-field checks, per-stage views.
+
+The workflow validates ``config.yaml`` against ``workflow/schemas/config.schema.yaml`` before any
+job runs; the functions here turn the validated config into the typed settings of each stage, so
+that each rule's ``params`` hold exactly what its output depends on.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+from jetimage.generate import GeneratorSettings, JetSelection
+from jetimage.pixelate import ImageSpec
+
+SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+TRAINING_KEYS = ("epochs", "batch_size", "learning_rate", "weight_decay", "optimizer", "schedule",
+                 "patience", "device")
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message names the key."""
+
+
+def _with_defaults(validator_class):
+    set_props = validator_class.VALIDATORS["properties"]
+
+    def properties(validator, props, instance, schema):
+        if isinstance(instance, dict):
+            for name, sub in props.items():
+                if "default" in sub and name not in instance:
+                    instance[name] = copy.deepcopy(sub["default"])
+        yield from set_props(validator, props, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": properties})
+
+
+def validate(config: dict, schema: str | Path = SCHEMA) -> dict:
+    """A validated copy of ``config`` with the schema's defaults filled in, then :func:`check`."""
+    schema_doc = yaml.safe_load(Path(schema).read_text())
+    config = copy.deepcopy(config)
+    validator = _with_defaults(jsonschema.validators.validator_for(schema_doc))(schema_doc)
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
+    if errors:
+        err = errors[0]
+        where = "/".join(str(p) for p in err.absolute_path) or "(top level)"
+        raise ConfigError(f"config key {where}: {err.message}")
+    check(config)
+    return config
+
+
+def check(config: dict) -> None:
+    """Cross-field checks the schema cannot express."""
+    classes = config["classes"]
+    signal = config.get("signal", classes[-1])
+    if signal not in classes:
+        raise ConfigError(f"config key signal: {signal!r} is not one of the classes {classes}")
+    used = set()
+    for name, sample in config["samples"].items():
+        if sample["class"] not in classes:
+            raise ConfigError(f"config key samples/{name}/class: {sample['class']!r} is not one "
+                              f"of the classes {classes}")
+        used.add(sample["class"])
+        if sample["source"] == "generate" and "process" not in sample:
+            raise ConfigError(f"config key samples/{name}/process: a generated sample needs a "
+                              f"process")
+    missing = [c for c in classes if c not in used]
+    if missing:
+        raise ConfigError(f"config key classes: no sample provides class(es) {missing}")
+    split = config.get("dataset", {}).get("split")
+    if split and abs(sum(split.values()) - 1.0) > 1e-9:
+        raise ConfigError(f"config key dataset/split: fractions must sum to 1, got {split}")
+    jets = config.get("generation", {}).get("jets")
+    if jets and jets["pt_min"] >= jets["pt_max"]:
+        raise ConfigError("config key generation/jets: pt_min must be below pt_max")
+
+
+def generator_settings(config: dict, sample: str) -> GeneratorSettings:
+    gen = config["generation"]
+    return GeneratorSettings(
+        process=config["samples"][sample]["process"], sqrt_s=gen["sqrt_s"],
+        pt_hat_min=gen["pt_hat"][0], pt_hat_max=gen["pt_hat"][1],
+        jets=JetSelection(**gen["jets"]), extra=tuple(gen["pythia_settings"]),
+    )
+
+
+def sample_parts(config: dict, sample: str) -> list[str]:
+    """The ``{part}`` names of a sample: one per generated shard."""
+    return [f"{i:03d}" for i in range(config["samples"][sample]["shards"])]
+
+
+def image_spec(config: dict) -> ImageSpec:
+    return ImageSpec.from_dict(config["images"])
+
+
+def train_config(config: dict, model: str) -> dict:
+    """A model's settings (:class:`jetimage.train.TrainConfig` fields): its entry over the
+    ``training`` defaults, with the run seed."""
+    entry = config["models"][model]
+    merged = {k: entry.get(k, config["training"][k]) for k in TRAINING_KEYS}
+    return {"architecture": entry["architecture"], "options": dict(entry.get("options", {})),
+            "seed": config["seed"], **merged}
+
+
+def wants_gpu(config: dict, model: str) -> bool:
+    return bool(config["models"][model].get("gpu", config["training"]["gpu"]))
+
+
+def signal_class(config: dict) -> str:
+    return config.get("signal", config["classes"][-1])

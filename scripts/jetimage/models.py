@@ -1,0 +1,104 @@
+"""A registry of named image classifiers.
+
+Every factory takes the input shape (channels, η pixels, φ pixels), the number of classes and
+its own options, and returns a ``torch.nn.Module`` that maps images to class logits. Factories
+work for any image size and channel count.
+
+Examples:
+    >>> model = build_model("hsf-cnn", in_shape=(1, 40, 40), n_classes=2)
+    >>> import torch; model(torch.zeros(3, 1, 40, 40)).shape
+    torch.Size([3, 2])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+MODELS: dict[str, Callable[..., nn.Module]] = {}
+
+
+def register(name: str):
+    """Decorator adding a factory to :data:`MODELS` under ``name``."""
+    def add(factory):
+        MODELS[name] = factory
+        return factory
+    return add
+
+
+def build_model(architecture: str, *, in_shape: tuple[int, int, int], n_classes: int,
+                **options) -> nn.Module:
+    """Build a registered model.
+
+    Raises:
+        KeyError: unknown architecture (the message lists the known ones).
+    """
+    if architecture not in MODELS:
+        raise KeyError(f"unknown model architecture {architecture!r}; known: {sorted(MODELS)}")
+    return MODELS[architecture](tuple(in_shape), n_classes, **options)
+
+
+@register("logistic")
+def logistic(in_shape, n_classes):
+    """Logistic regression on the pixels: one linear layer (softmax in the loss)."""
+    channels, height, width = in_shape
+    return nn.Sequential(nn.Flatten(), nn.Linear(channels * height * width, n_classes))
+
+
+@register("mlp")
+def mlp(in_shape, n_classes, *, hidden: tuple[int, ...] = (256, 128), dropout: float = 0.2):
+    """Fully connected network on the flattened pixels."""
+    layers: list[nn.Module] = [nn.Flatten()]
+    width = in_shape[0] * in_shape[1] * in_shape[2]
+    for units in hidden:
+        layers += [nn.Linear(width, units), nn.ReLU(), nn.Dropout(dropout)]
+        width = units
+    layers.append(nn.Linear(width, n_classes))
+    return nn.Sequential(*layers)
+
+
+def _conv_block(c_in: int, c_out: int, kernel: int) -> list[nn.Module]:
+    """Convolution keeping the image size ('same' padding, explicit for even kernels), ReLU."""
+    before, after = (kernel - 1) // 2, kernel // 2
+    return [nn.ZeroPad2d((before, after, before, after)), nn.Conv2d(c_in, c_out, kernel),
+            nn.ReLU()]
+
+
+@register("hsf-cnn")
+def hsf_cnn(in_shape, n_classes, *, filters: tuple[int, int] = (16, 32), kernel: int = 3,
+            dense: int = 64, dropout: float = 0.0):
+    """The seed lesson's CNN: two conv + ReLU + max-pool blocks and a fully connected head."""
+    channels, height, width = in_shape
+    flat = filters[1] * (height // 4) * (width // 4)
+    return nn.Sequential(
+        *_conv_block(channels, filters[0], kernel), nn.MaxPool2d(2),
+        *_conv_block(filters[0], filters[1], kernel), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(flat, dense), nn.ReLU(), nn.Dropout(dropout),
+        nn.Linear(dense, n_classes),
+    )
+
+
+@register("deeptop-cnn")
+def deeptop_cnn(in_shape, n_classes, *, filters: tuple[int, int] = (32, 64), kernel: int = 4,
+                dense: int = 300, dropout: float = 0.5):
+    """DeepTop-style CNN: four conv layers in two pooled pairs, dropout, a 300-unit dense layer."""
+    channels, height, width = in_shape
+    flat = filters[1] * (height // 4) * (width // 4)
+    return nn.Sequential(
+        *_conv_block(channels, filters[0], kernel), *_conv_block(filters[0], filters[0], kernel),
+        nn.MaxPool2d(2),
+        *_conv_block(filters[0], filters[1], kernel), *_conv_block(filters[1], filters[1], kernel),
+        nn.MaxPool2d(2),
+        nn.Flatten(), nn.Dropout(dropout), nn.Linear(flat, dense), nn.ReLU(),
+        nn.Dropout(dropout), nn.Linear(dense, n_classes),
+    )
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def example_input(in_shape: tuple[int, int, int], batch: int = 2) -> torch.Tensor:
+    return torch.zeros(batch, *in_shape)

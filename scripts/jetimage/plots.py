@@ -1,0 +1,113 @@
+"""Figures of the evaluation and the report, in HEP style (mplhep), saved as PNG and PDF."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import mplhep  # noqa: E402
+import numpy as np  # noqa: E402
+
+from jetimage import io  # noqa: E402
+from jetimage.metrics import roc  # noqa: E402
+
+plt.style.use(mplhep.style.CMS)
+plt.rcParams.update({"font.size": 16, "figure.figsize": (8, 7)})
+
+
+def save(fig, path: str | os.PathLike) -> list[Path]:
+    """Save ``fig`` as ``path`` (.png) and beside it as .pdf, atomically; close it."""
+    path = Path(path)
+    written = []
+    for target in (path.with_suffix(".png"), path.with_suffix(".pdf")):
+        with io.atomic_path(target) as tmp:
+            fig.savefig(tmp, format=target.suffix[1:], dpi=110, bbox_inches="tight")
+        written.append(target)
+    plt.close(fig)
+    return written
+
+
+def roc_figure(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], *, signal: str,
+               background: str, title: str = ""):
+    """Two panels: the ROC curve (εB vs εS) and background rejection 1/εB vs εS (log)."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(16, 7))
+    for name, (labels, scores) in curves.items():
+        eps_s, eps_b = roc(labels, scores)
+        left.plot(eps_s, eps_b, label=name)
+        ok = eps_b > 0
+        right.plot(eps_s[ok], 1.0 / eps_b[ok], label=name)
+    left.plot([0, 1], [0, 1], ls=":", color="grey", label="random")
+    left.set(xlabel=f"Signal efficiency $\\varepsilon_S$ ({signal})",
+             ylabel=f"Background efficiency $\\varepsilon_B$ ({background})", xlim=(0, 1),
+             ylim=(0, 1))
+    right.set(xlabel=f"Signal efficiency $\\varepsilon_S$ ({signal})",
+              ylabel="Background rejection $1/\\varepsilon_B$", yscale="log", xlim=(0, 1))
+    for eff in (0.3, 0.5):
+        right.axvline(eff, ls=":", color="grey")
+    left.legend(loc="lower right")
+    right.legend(loc="upper right")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def history_figure(history: Sequence[dict], *, title: str = ""):
+    """Training and validation loss and accuracy per epoch."""
+    epochs = [h["epoch"] for h in history]
+    fig, (loss, acc) = plt.subplots(1, 2, figsize=(16, 7))
+    loss.plot(epochs, [h["train_loss"] for h in history], "o-", label="train")
+    loss.plot(epochs, [h["val_loss"] for h in history], "s-", label="validation")
+    acc.plot(epochs, [h["train_accuracy"] for h in history], "o-", label="train")
+    acc.plot(epochs, [h["val_accuracy"] for h in history], "s-", label="validation")
+    loss.set(xlabel="Epoch", ylabel="Cross-entropy loss")
+    acc.set(xlabel="Epoch", ylabel="Accuracy")
+    loss.legend()
+    acc.legend()
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def confusion_figure(normalized: np.ndarray, counts: np.ndarray, classes: Sequence[str], *,
+                     title: str = ""):
+    """Row-normalised confusion matrix with class names and counts."""
+    normalized = np.asarray(normalized)
+    fig, ax = plt.subplots(figsize=(3 + 1.6 * len(classes), 2.5 + 1.6 * len(classes)))
+    image = ax.imshow(normalized, cmap="Blues", vmin=0, vmax=1)
+    for i in range(len(classes)):
+        for j in range(len(classes)):
+            ax.text(j, i, f"{normalized[i, j]:.2f}\n({counts[i][j]})", ha="center", va="center",
+                    color="white" if normalized[i, j] > 0.5 else "black", fontsize=13)
+    ax.set_xticks(range(len(classes)), classes)
+    ax.set_yticks(range(len(classes)), classes)
+    ax.set(xlabel="Predicted class", ylabel="True class")
+    ax.minorticks_off()
+    fig.colorbar(image, ax=ax, label="Fraction of true class")
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def mean_images_figure(images: np.ndarray, labels: np.ndarray, classes: Sequence[str],
+                       spec: dict, *, channel: int = 0):
+    """Mean image of each class (log colour scale), in the image's (η, φ) coordinates."""
+    fig, axes = plt.subplots(1, len(classes), figsize=(7 * len(classes), 6), squeeze=False)
+    (w_eta, w_phi) = spec["width"]
+    extent = (-w_phi / 2, w_phi / 2, -w_eta / 2, w_eta / 2)
+    for ax, (i, name) in zip(axes[0], enumerate(classes)):
+        mean = images[labels == i, channel].mean(axis=0) if np.any(labels == i) else \
+            np.zeros(images.shape[2:])
+        positive = mean[mean > 0]
+        vmin = positive.min() if positive.size else 1e-6
+        shown = ax.imshow(np.where(mean > 0, mean, np.nan), origin="lower", extent=extent,
+                          norm=matplotlib.colors.LogNorm(vmin=vmin, vmax=max(mean.max(), vmin * 10)),
+                          cmap="viridis")
+        ax.set(title=f"{name} (mean of {int(np.sum(labels == i))})",
+               xlabel="Rotated $\\phi'$", ylabel="Rotated $\\eta'$")
+        fig.colorbar(shown, ax=ax, label="Mean pixel value")
+    return fig

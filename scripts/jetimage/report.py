@@ -1,0 +1,149 @@
+"""The run's report: one self-contained HTML page comparing every model.
+
+Images are embedded as base64 PNG, so the page can be mailed or archived alone. The first screen
+holds the table of models ranked by AUC, the best model and its rejection at εS = 0.3.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import os
+import platform
+import subprocess
+from collections.abc import Mapping
+from pathlib import Path
+
+import yaml
+
+from jetimage import io
+
+#: Published figures for comparison (different, much larger dataset: 1.2 M training jets).
+TOP_TAGGING_REFERENCE = {
+    "source": "Kasieczka et al., 'The Machine Learning Landscape of Top Taggers', "
+              "SciPost Phys. 7, 014 (2019), Table 1",
+    "rows": [("CNN (image)", 0.981, 914), ("ResNeXt (image)", 0.984, 1122),
+             ("ParticleNet", 0.985, 1615)],
+}
+
+_CSS = """
+body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1300px;color:#222}
+table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 10px;
+text-align:right}th{background:#f0f0f0}td.l,th.l{text-align:left}.best{background:#e6f4e6}
+img{max-width:100%;border:1px solid #eee}.grid{display:grid;grid-template-columns:1fr 1fr;gap:1em}
+.note{color:#666;font-size:90%}pre{background:#f7f7f7;padding:1em;overflow-x:auto;font-size:85%}
+.headline{font-size:120%;background:#eef5ff;padding:.8em;border-radius:6px}
+"""
+
+
+def embed_png(path: str | os.PathLike, alt: str) -> str:
+    data = base64.b64encode(Path(path).read_bytes()).decode()
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def _fmt(entry: dict, digits: int) -> str:
+    value, std = entry["value"], entry.get("std")
+    if value == float("inf"):
+        return "∞"
+    return f"{value:.{digits}f} ± {std:.{digits}f}" if std is not None else f"{value:.{digits}f}"
+
+
+def git_commit(where: str | os.PathLike = ".") -> str | None:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=where, capture_output=True,
+                              text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def build_report(
+    path: str | os.PathLike,
+    *,
+    metrics: Mapping[str, dict],
+    plots: Mapping[str, Mapping[str, str]],
+    comparison_plot: str | None,
+    mean_images: str | None,
+    dataset: dict,
+    config: dict,
+    versions: dict,
+) -> None:
+    """Write the HTML report.
+
+    Args:
+        metrics: model name → contents of its ``metrics.json``.
+        plots: model name → {caption: PNG path}.
+        comparison_plot: PNG overlaying every model's rejection curve.
+        mean_images: PNG of the mean test image of each class.
+        dataset: the dataset store's attributes.
+        config: the run's config.
+        versions: package versions.
+    """
+    ranked = sorted(metrics, key=lambda m: -metrics[m]["auc"]["value"])
+    best = ranked[0] if ranked else None
+    classes = dataset["classes"]
+    out = ["<!DOCTYPE html><html><head><meta charset='utf-8'><title>jetimage report</title>",
+           f"<style>{_CSS}</style></head><body>", "<h1>jetimage report</h1>"]
+    if best:
+        m = metrics[best]
+        out.append(
+            f"<p class='headline'>Best model: <b>{html.escape(best)}</b> — AUC "
+            f"<b>{_fmt(m['auc'], 4)}</b>, background rejection 1/ε<sub>B</sub> at "
+            f"ε<sub>S</sub> = 0.3: <b>{_fmt(m['rejection_at_0.3'], 1)}</b> "
+            f"(signal: {html.escape(m['signal'])}, {m['n_test']} test jets)</p>")
+    out.append("<h2>Models</h2><table><tr><th class='l'>model</th><th>AUC</th>"
+               "<th>accuracy</th><th>1/ε<sub>B</sub> at ε<sub>S</sub>=0.3</th>"
+               "<th>1/ε<sub>B</sub> at ε<sub>S</sub>=0.5</th><th>test jets</th></tr>")
+    for name in ranked:
+        m = metrics[name]
+        cls = " class='best'" if name == best else ""
+        out.append(f"<tr{cls}><td class='l'>{html.escape(name)}</td><td>{_fmt(m['auc'], 4)}</td>"
+                   f"<td>{m['accuracy']:.4f}</td><td>{_fmt(m['rejection_at_0.3'], 1)}</td>"
+                   f"<td>{_fmt(m['rejection_at_0.5'], 1)}</td><td>{m['n_test']}</td></tr>")
+    out.append("</table><p class='note'>Uncertainties: standard deviation over bootstrap "
+               "resamplings of the test set.</p>")
+    if set(classes) == {"qcd", "top"} or set(classes) == {"QCD", "top"}:
+        ref = TOP_TAGGING_REFERENCE
+        out.append("<h3>Published reference (different dataset size)</h3><table>"
+                   "<tr><th class='l'>tagger</th><th>AUC</th><th>1/ε<sub>B</sub> at "
+                   "ε<sub>S</sub>=0.3</th></tr>")
+        out += [f"<tr><td class='l'>{t}</td><td>{a:.3f}</td><td>{r}</td></tr>"
+                for t, a, r in ref["rows"]]
+        out.append(f"</table><p class='note'>{html.escape(ref['source'])}. Those taggers were "
+                   "trained on 1.2 M jets with a detector simulation; this run uses "
+                   f"{sum(dataset['splits']['train'].values())} training jets at particle level, "
+                   "so its figures are expected to be lower.</p>")
+    if comparison_plot:
+        out += ["<h2>All models</h2>", embed_png(comparison_plot, "rejection of all models")]
+    for name in ranked:
+        out.append(f"<h2 id='{html.escape(name)}'>{html.escape(name)}</h2><div class='grid'>")
+        for caption, png in plots.get(name, {}).items():
+            out.append(f"<figure>{embed_png(png, f'{name} {caption}')}"
+                       f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+        out.append("</div>")
+    out.append("<h2>Dataset</h2>")
+    if mean_images:
+        out.append(embed_png(mean_images, "mean image per class"))
+    out.append("<table><tr><th class='l'>split</th>"
+               + "".join(f"<th>{html.escape(c)}</th>" for c in classes) + "</tr>")
+    for split, counts in dataset["splits"].items():
+        out.append(f"<tr><td class='l'>{split}</td>"
+                   + "".join(f"<td>{counts[c]}</td>" for c in classes) + "</tr>")
+    out.append("</table><h3>Image spec</h3><pre>"
+               + html.escape(json.dumps(dataset["image_spec"], indent=1)) + "</pre>")
+    out.append("<h3>Sources</h3><table><tr><th class='l'>file</th><th class='l'>class</th>"
+               "<th>jets</th><th class='l'>sha256</th></tr>")
+    for s in dataset["sources"]:
+        out.append(f"<tr><td class='l'>{html.escape(str(s.get('source')))}</td>"
+                   f"<td class='l'>{html.escape(s['class_name'])}</td><td>{s.get('n_jets')}</td>"
+                   f"<td class='l'><code>{str(s.get('source_sha256'))[:16]}…</code></td></tr>")
+    out.append("</table><h2>Provenance</h2><table>")
+    commit = git_commit()
+    rows = {"git commit": commit or "not a git checkout", "python": platform.python_version(),
+            "platform": platform.platform(), **versions}
+    out += [f"<tr><td class='l'>{html.escape(k)}</td><td class='l'>{html.escape(str(v))}</td></tr>"
+            for k, v in rows.items()]
+    out.append("</table><h3>Config</h3><pre>"
+               + html.escape(yaml.safe_dump(config, sort_keys=False)) + "</pre></body></html>")
+    with io.atomic_path(path) as tmp:
+        tmp.write_text("\n".join(out), encoding="utf-8")

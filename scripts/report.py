@@ -1,0 +1,53 @@
+"""Rule report: the HTML page comparing every model, and the cross-model figures."""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from jetimage import dataset, plots, store
+from jetimage.logs import setup
+from jetimage.report import build_report
+
+log = setup(snakemake.log[0], "jetimage.report")  # noqa: F821
+inp, out, params = snakemake.input, snakemake.output, snakemake.params  # noqa: F821
+models = params.models
+
+metrics = {m: json.loads(Path(path).read_text()) for m, path in zip(models, inp.metrics)}
+root = store.open_store(inp.dataset)
+attrs = dict(root.attrs)
+classes = attrs["classes"]
+signal = classes.index(params.signal)
+
+curves = {}
+for m, path in zip(models, inp.scores):
+    scores = pd.read_parquet(path)
+    curves[m] = ((scores["label"].to_numpy() == signal).astype(int),
+                 scores[f"score_{params.signal}"].to_numpy())
+background = ", ".join(c for c in classes if c != params.signal)
+plots.save(plots.roc_figure(curves, signal=params.signal, background=background,
+                            title="All models"), out.comparison)
+
+images, labels, _ = dataset.load_split(inp.dataset, "test")
+plots.save(plots.mean_images_figure(images, labels, classes, attrs["image_spec"]),
+           out.mean_images)
+
+per_model = {
+    m: {
+        "ROC curve and background rejection": roc,
+        "Loss and accuracy per epoch": history,
+        "Confusion matrix (test split)": confusion,
+    }
+    for m, roc, history, confusion in zip(models, inp.roc, inp.history, inp.confusion)
+}
+build_report(
+    out.html,
+    metrics=metrics,
+    plots=per_model,
+    comparison_plot=out.comparison,
+    mean_images=out.mean_images,
+    dataset=attrs,
+    config=snakemake.config,  # noqa: F821
+    versions=attrs["versions"],
+)
+log.info("wrote %s (%d models)", out.html, len(models))

@@ -1,0 +1,18 @@
+rule generate:
+    """Pythia 8 events clustered with FastJet into one shard of jets (JetClass-layout ROOT)."""
+    output:
+        "results/jets/{sample}/{part}.root",
+    params:
+        generate_params,
+    log:
+        "results/logs/generate/{sample}/{part}.log",
+    benchmark:
+        "results/benchmarks/rules/generate/{sample}/{part}.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=60,
+    conda:
+        "../../envs/generate.yaml"
+    script:
+        "../../scripts/generate.py"

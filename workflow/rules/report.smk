@@ -1,0 +1,36 @@
+rule report:
+    """One self-contained HTML page comparing every model."""
+    input:
+        metrics=expand("results/evaluation/{model}/metrics.json", model=MODELS),
+        scores=expand("results/evaluation/{model}/scores.parquet", model=MODELS),
+        roc=expand("results/evaluation/{model}/roc.png", model=MODELS),
+        history=expand("results/evaluation/{model}/history.png", model=MODELS),
+        confusion=expand("results/evaluation/{model}/confusion.png", model=MODELS),
+        dataset=f"results/datasets/{DATASET}.zarr",
+    output:
+        html="results/report.html",
+        comparison=report(
+            "results/evaluation/rejection_all_models.png",
+            caption="../report/comparison.rst",
+            category="Comparison",
+        ),
+        mean_images=report(
+            "results/evaluation/mean_images.png",
+            caption="../report/mean_images.rst",
+            category="Dataset",
+        ),
+    params:
+        models=MODELS,
+        signal=jc.signal_class(config),
+    log:
+        "results/logs/report.log",
+    benchmark:
+        "results/benchmarks/rules/report.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../../envs/report.yaml"
+    script:
+        "../../scripts/report.py"
