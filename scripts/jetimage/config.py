@@ -8,6 +8,7 @@ that each rule's ``params`` hold exactly what its output depends on.
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 
 import jsonschema
@@ -76,6 +77,12 @@ def check(config: dict) -> None:
     jets = config.get("generation", {}).get("jets")
     if jets and jets["pt_min"] >= jets["pt_max"]:
         raise ConfigError("config key generation/jets: pt_min must be below pt_max")
+
+
+def canonical(value):
+    """``value`` with every mapping's keys sorted, so that Snakemake's params rerun trigger
+    (which compares params as text) sees a reordered but equal config as unchanged."""
+    return json.loads(json.dumps(value, sort_keys=True))
 
 
 def generator_settings(config: dict, sample: str) -> GeneratorSettings:

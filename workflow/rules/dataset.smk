@@ -4,17 +4,17 @@ rule dataset:
         image_stores,
     output:
         directory("results/datasets/{dataset}.zarr"),
-    params:
-        dataset_params,
     log:
         "results/logs/dataset/{dataset}.log",
     benchmark:
         "results/benchmarks/rules/dataset/{dataset}.tsv"
+    conda:
+        "../../envs/dataset.yaml"
     threads: 2
     resources:
         mem_mb=4000,
         runtime=60,
-    conda:
-        "../../envs/dataset.yaml"
+    params:
+        dataset_params,
     script:
         "../../scripts/dataset.py"

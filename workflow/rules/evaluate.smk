@@ -25,17 +25,17 @@ rule evaluate:
             category="Models",
             subcategory="{model}",
         ),
-    params:
-        evaluate_params,
     log:
         "results/logs/evaluate/{model}.log",
     benchmark:
         "results/benchmarks/rules/evaluate/{model}.tsv"
+    conda:
+        "../../envs/evaluate.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=30,
-    conda:
-        "../../envs/evaluate.yaml"
+    params:
+        evaluate_params,
     script:
         "../../scripts/evaluate.py"

@@ -2,17 +2,17 @@ rule generate:
     """Pythia 8 events clustered with FastJet into one shard of jets (JetClass-layout ROOT)."""
     output:
         "results/jets/{sample}/{part}.root",
-    params:
-        generate_params,
     log:
         "results/logs/generate/{sample}/{part}.log",
     benchmark:
         "results/benchmarks/rules/generate/{sample}/{part}.tsv"
+    conda:
+        "../../envs/generate.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=60,
-    conda:
-        "../../envs/generate.yaml"
+    params:
+        generate_params,
     script:
         "../../scripts/generate.py"

@@ -4,17 +4,17 @@ rule images:
         jets_input,
     output:
         directory("results/images/{sample}/{part}.zarr"),
-    params:
-        image_params,
     log:
         "results/logs/images/{sample}/{part}.log",
     benchmark:
         "results/benchmarks/rules/images/{sample}/{part}.tsv"
+    conda:
+        "../../envs/images.yaml"
     threads: 2
     resources:
         mem_mb=4000,
         runtime=60,
-    conda:
-        "../../envs/images.yaml"
+    params:
+        image_params,
     script:
         "../../scripts/images.py"

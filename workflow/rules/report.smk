@@ -19,18 +19,18 @@ rule report:
             caption="../report/mean_images.rst",
             category="Dataset",
         ),
-    params:
-        models=MODELS,
-        signal=jc.signal_class(config),
     log:
         "results/logs/report.log",
     benchmark:
         "results/benchmarks/rules/report.tsv"
+    conda:
+        "../../envs/report.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=30,
-    conda:
-        "../../envs/report.yaml"
+    params:
+        models=MODELS,
+        signal=jc.signal_class(config),
     script:
         "../../scripts/report.py"

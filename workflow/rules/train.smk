@@ -6,18 +6,18 @@ rule train:
         model="results/models/{model}/model.pt",
         exported="results/models/{model}/model.pt2",
         history="results/models/{model}/history.json",
-    params:
-        train_params,
     log:
         "results/logs/train/{model}.log",
     benchmark:
         "results/benchmarks/rules/train/{model}.tsv"
+    conda:
+        "../../envs/train.yaml"
     threads: 2
     resources:
         mem_mb=8000,
         runtime=240,
         gpu=train_gpus,
-    conda:
-        "../../envs/train.yaml"
+    params:
+        train_params,
     script:
         "../../scripts/train.py"

@@ -1,0 +1,103 @@
+"""Shared fixtures: real generated jets, the shared real-data samples, a tiny workflow run."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+
+
+def shared_data_dir() -> Path:
+    return Path(os.environ.get("JETIMAGE_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The public real-jet samples (../shared/data); tests skip when they are absent."""
+    path = shared_data_dir()
+    if not (path / "README.md").exists():
+        pytest.skip(f"real jet samples not found at {path} (set JETIMAGE_SHARED_DATA)")
+    return path
+
+
+def _generate(tmp_path_factory, process: str, events: int, seed: int) -> Path:
+    from jetimage.generate import GeneratorSettings, generate_jets
+    from jetimage.io import write_jets_root
+
+    path = tmp_path_factory.mktemp(f"jets-{process}") / f"{process}.root"
+    write_jets_root(path, generate_jets(GeneratorSettings(process), n_events=events, seed=seed))
+    return path
+
+
+@pytest.fixture(scope="session")
+def top_file(tmp_path_factory) -> Path:
+    """Real Pythia 8 hadronic tt̄ jets, 550 < pT < 650 GeV, R = 0.8, truth-matched."""
+    return _generate(tmp_path_factory, "top", 600, seed=11)
+
+
+@pytest.fixture(scope="session")
+def qcd_file(tmp_path_factory) -> Path:
+    """Real Pythia 8 QCD dijet jets in the same window."""
+    return _generate(tmp_path_factory, "qcd", 400, seed=12)
+
+
+def run_snakemake(workdir: Path, configfile: Path, *args: str, timeout: int = 900):
+    """Run the workflow in ``workdir``; returns the completed process (check=True)."""
+    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
+           "--configfile", str(configfile), "--cores", "2", *args]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    if result.returncode != 0:
+        raise AssertionError(f"snakemake failed:\n{result.stdout[-4000:]}\n{result.stderr[-8000:]}")
+    return result
+
+
+def scheduled_jobs(workdir: Path, configfile: Path) -> dict[str, int]:
+    """Rule → job count of a dry run (empty when nothing would run)."""
+    out = run_snakemake(workdir, configfile, "--dry-run").stdout
+    jobs: dict[str, int] = {}
+    lines = out.splitlines()
+    if "Job stats:" not in lines:
+        return jobs
+    for line in lines[lines.index("Job stats:") + 3:]:
+        parts = line.split()
+        if len(parts) != 2 or parts[0] == "total":
+            break
+        jobs[parts[0]] = int(parts[1])
+    return jobs
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """The tiny config run end to end in a temporary directory; returns that directory."""
+    workdir = tmp_path_factory.mktemp("tiny-run")
+    config = workdir / "config.yaml"
+    shutil.copy(REPO / "config" / "tiny.yaml", config)
+    run_snakemake(workdir, config)
+    return workdir
+
+
+@pytest.fixture(scope="session")
+def small_dataset(top_file, qcd_file, tmp_path_factory) -> Path:
+    """A dataset store (20×20 pT images) of the generated top and QCD jets."""
+    from jetimage import ImageSpec
+    from jetimage.dataset import Source, build_dataset
+    from jetimage.io import read_jets_root
+    from jetimage.store import write_image_store
+
+    out = tmp_path_factory.mktemp("dataset")
+    sources = []
+    for label, path in enumerate((qcd_file, top_file)):
+        store = out / f"{label}.zarr"
+        write_image_store(store, read_jets_root(path), ImageSpec(npix=20, width=1.6),
+                          attrs={"source": str(path)}, chunk_jets=128)
+        sources.append(Source(str(store), label))
+    build_dataset(out / "dataset.zarr", sources, classes=["qcd", "top"],
+                  fractions={"train": 0.6, "val": 0.2, "test": 0.2}, seed=0, chunk_jets=128)
+    return out / "dataset.zarr"

@@ -1,0 +1,65 @@
+"""Metrics: against scikit-learn and hand-computed rejection; bootstrap intervals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from jetimage.metrics import binary_metrics, classification_metrics, rejection_at
+
+
+@pytest.fixture
+def scores():
+    rng = np.random.default_rng(3)
+    labels = np.r_[np.ones(2000, int), np.zeros(3000, int)]
+    values = np.r_[rng.normal(1.5, 1, 2000), rng.normal(0, 1, 3000)]
+    return labels, values
+
+
+def test_rejection_at_fixed_efficiency_by_hand():
+    labels = np.array([1, 1, 1, 1, 0, 0, 0, 0, 0])
+    s = np.array([0.9, 0.8, 0.6, 0.3, 0.7, 0.5, 0.4, 0.2, 0.1])
+    # εS = 0.5: cut above 0.8 keeps 2 of 4 signal and no background
+    assert rejection_at(labels, s, 0.5) == float("inf")
+    # εS = 0.75: cut at 0.6 keeps 3 signal and 1 of 5 background (0.7)
+    assert rejection_at(labels, s, 0.75) == pytest.approx(5.0)
+    # εS = 0.625 lies between the working points (0.5, 0.2) at cut 0.7 and (0.75, 0.2) at 0.6
+    assert rejection_at(labels, s, 0.625) == pytest.approx(5.0)
+    # εS = 1: every signal jet passes the cut at 0.3, with 3 of 5 background
+    assert rejection_at(labels, s, 1.0) == pytest.approx(5 / 3)
+
+
+def test_gaussian_rejection_matches_the_analytic_value(scores):
+    labels, values = scores
+    from scipy.stats import norm
+
+    cut = norm.ppf(1 - 0.5, loc=1.5)  # keeps half of the signal
+    expected = 1 / norm.sf(cut)
+    assert rejection_at(labels, values, 0.5) == pytest.approx(expected, rel=0.15)
+
+
+def test_auc_and_bootstrap_interval(scores):
+    labels, values = scores
+    out = binary_metrics(labels, values, bootstrap=200, seed=1)
+    assert out["auc"]["value"] == pytest.approx(roc_auc_score(labels, values), abs=1e-12)
+    for key in ("auc", "rejection_at_0.3", "rejection_at_0.5"):
+        low, high = out[key]["interval68"]
+        assert low <= out[key]["value"] <= high
+        assert out[key]["std"] > 0
+
+
+def test_multiclass_metrics_against_sklearn():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 600)
+    logits = rng.normal(size=(600, 3)) + 1.5 * np.eye(3)[labels]
+    probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    out = classification_metrics(labels, probabilities, ["g", "q", "t"], bootstrap=10)
+    assert out["signal"] == "t"
+    counts = np.asarray(out["confusion_matrix"]["counts"])
+    assert counts.sum() == 600 and np.all(counts.sum(axis=1) == np.bincount(labels))
+    np.testing.assert_allclose(np.asarray(out["confusion_matrix"]["normalized"]).sum(axis=1), 1)
+    for i, name in enumerate(["g", "q", "t"]):
+        assert out["auc_one_vs_rest"][name] == pytest.approx(
+            roc_auc_score(labels == i, probabilities[:, i]))
+    assert out["accuracy"] == pytest.approx(np.mean(probabilities.argmax(1) == labels))

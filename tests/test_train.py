@@ -1,0 +1,103 @@
+"""Training: the model registry, determinism, resume after a kill, export."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from jetimage.models import MODELS, build_model
+from jetimage.train import TrainConfig, export_model, load_model, train_model
+
+torch.set_num_threads(2)
+
+
+@pytest.mark.parametrize("architecture", sorted(MODELS))
+@pytest.mark.parametrize("shape", [(1, 20, 20), (2, 40, 40), (3, 20, 20)])
+def test_every_model_takes_one_training_step(architecture, shape):
+    torch.manual_seed(0)
+    model = build_model(architecture, in_shape=shape, n_classes=3)
+    x, y = torch.randn(8, *shape), torch.randint(0, 3, (8,))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    loss = torch.nn.functional.cross_entropy(model(x), y)
+    loss.backward()
+    before = [p.detach().clone() for p in model.parameters()]
+    optimizer.step()
+    assert model(x).shape == (8, 3)
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+def test_unknown_architecture_lists_the_known_ones():
+    with pytest.raises(KeyError, match="hsf-cnn"):
+        build_model("vit", in_shape=(1, 20, 20), n_classes=2)
+
+
+CONFIG = TrainConfig(architecture="hsf-cnn", options={"filters": [4, 8], "dense": 16},
+                     epochs=4, batch_size=64, patience=10, seed=3)
+
+
+def weights(path):
+    return torch.load(path, weights_only=False)["state_dict"]
+
+
+def test_same_seed_gives_the_same_history_and_weights(small_dataset, tmp_path):
+    first = train_model(small_dataset, tmp_path / "a", CONFIG, name="a")
+    second = train_model(small_dataset, tmp_path / "b", CONFIG, name="b")
+    strip = [{k: v for k, v in h.items() if k not in ("seconds", "images_per_second")}
+             for h in first]
+    assert strip == [{k: v for k, v in h.items() if k not in ("seconds", "images_per_second")}
+                     for h in second]
+    for k, v in weights(tmp_path / "a" / "model.pt").items():
+        assert torch.equal(v, weights(tmp_path / "b" / "model.pt")[k])
+
+
+def test_killed_and_resumed_training_ends_with_identical_weights(small_dataset, tmp_path):
+    train_model(small_dataset, tmp_path / "full", CONFIG, name="m")
+    partial = train_model(small_dataset, tmp_path / "resumed", CONFIG, name="m",
+                          max_epochs_this_run=2)
+    assert len(partial) == 2 and not (tmp_path / "resumed" / "model.pt").exists()
+    lines = []
+    history = train_model(small_dataset, tmp_path / "resumed", CONFIG, name="m",
+                          progress=lines.append)
+    assert any("resuming" in line for line in lines) and len(history) == 4
+    full, resumed = weights(tmp_path / "full" / "model.pt"), weights(tmp_path / "resumed" / "model.pt")
+    for k in full:
+        assert torch.equal(full[k], resumed[k])
+    saved = json.loads((tmp_path / "resumed" / "history.json").read_text())
+    assert [h["epoch"] for h in saved["epochs"]] == [1, 2, 3, 4]
+
+
+def test_checkpoint_of_other_settings_is_not_resumed(small_dataset, tmp_path):
+    train_model(small_dataset, tmp_path, CONFIG, name="m", max_epochs_this_run=1)
+    lines = []
+    other = TrainConfig(**{**CONFIG.__dict__, "learning_rate": 0.01})
+    train_model(small_dataset, tmp_path, other, name="m", progress=lines.append)
+    assert any("ignoring a checkpoint" in line for line in lines)
+
+
+def test_exported_model_reproduces_torch_and_model_pt_rebuilds_alone(small_dataset, tmp_path):
+    train_model(small_dataset, tmp_path, CONFIG, name="m")
+    model, info = load_model(tmp_path / "model.pt")
+    assert info["classes"] == ["qcd", "top"] and info["in_shape"] == [1, 20, 20]
+    x = torch.randn(37, 1, 20, 20)
+    exported = torch.export.load(str(tmp_path / "model.pt2")).module()
+    with torch.no_grad():
+        assert (exported(x) - model(x)).abs().max().item() <= 1e-5
+    assert export_model(model, tmp_path / "again.pt2", x) <= 1e-5
+
+
+def test_cnn_learns_top_from_qcd(small_dataset, tmp_path):
+    from sklearn.metrics import roc_auc_score
+
+    from jetimage.dataset import load_split
+    from jetimage.train import predict_scores
+
+    config = TrainConfig(architecture="hsf-cnn", epochs=8, batch_size=32, seed=1)
+    train_model(small_dataset, tmp_path, config, name="m")
+    model, info = load_model(tmp_path / "model.pt")
+    images, labels, _ = load_split(small_dataset, "test")
+    scores = predict_scores(model, images, info["normalization"])[:, 1]
+    assert roc_auc_score(labels, scores) > 0.8
+    assert np.isfinite(scores).all()

@@ -1,0 +1,81 @@
+"""The workflow end to end on the tiny config, and what a change makes it rerun."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pandas as pd
+import pytest
+import yaml
+import zarr
+
+from conftest import REPO, scheduled_jobs
+
+pytestmark = pytest.mark.slow
+
+
+def test_tiny_run_produces_every_stage_output(tiny_run):
+    results = tiny_run / "results"
+    config = yaml.safe_load((REPO / "config" / "tiny.yaml").read_text())
+    for sample, entry in config["samples"].items():
+        for part in range(entry["shards"]):
+            assert (results / "jets" / sample / f"{part:03d}.root").is_file()
+            store = zarr.open_group(results / "images" / sample / f"{part:03d}.zarr", mode="r")
+            assert store["images"].shape[1:] == (1, 20, 20)
+            assert store.attrs["class_name"] == entry["class"]
+            assert len(store.attrs["source_sha256"]) == 64
+    dataset = zarr.open_group(results / "datasets" / "tiny.zarr", mode="r")
+    assert dataset.attrs["classes"] == ["qcd", "top"]
+    for model in config["models"]:
+        for name in ("model.pt", "model.pt2", "history.json"):
+            assert (results / "models" / model / name).is_file()
+        metrics = json.loads((results / "evaluation" / model / "metrics.json").read_text())
+        assert 0.0 <= metrics["auc"]["value"] <= 1.0
+        assert {"rejection_at_0.3", "rejection_at_0.5", "confusion_matrix"} <= set(metrics)
+        scores = pd.read_parquet(results / "evaluation" / model / "scores.parquet")
+        assert len(scores) == metrics["n_test"] == dataset["test/labels"].shape[0]
+        for plot in ("roc", "history", "confusion"):
+            assert (results / "evaluation" / model / f"{plot}.png").is_file()
+            assert (results / "evaluation" / model / f"{plot}.pdf").is_file()
+    html = (results / "report.html").read_text()
+    assert all(model in html for model in config["models"])
+    assert len(re.findall(r"src=\"data:image/png;base64,", html)) == 3 * len(config["models"]) + 2
+    assert not list(results.rglob(".*.tmp-*"))  # no temporary leftovers
+
+
+def changed_config(tiny_run, change) -> object:
+    config = yaml.safe_load((REPO / "config" / "tiny.yaml").read_text())
+    change(config)
+    path = tiny_run / "changed.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_unchanged_config_schedules_nothing(tiny_run):
+    assert scheduled_jobs(tiny_run, changed_config(tiny_run, lambda c: None)) == {}
+
+
+def test_training_option_change_schedules_only_train_evaluate_report(tiny_run):
+    def fewer_epochs(config):
+        config["models"]["logistic"]["epochs"] = 1
+
+    jobs = scheduled_jobs(tiny_run, changed_config(tiny_run, fewer_epochs))
+    assert jobs == {"train": 1, "evaluate": 1, "report": 1, "all": 1}
+
+
+def test_image_spec_change_reruns_images_onward_but_no_generation(tiny_run):
+    def finer(config):
+        config["images"]["npix"] = [24, 24]
+
+    jobs = scheduled_jobs(tiny_run, changed_config(tiny_run, finer))
+    assert "generate" not in jobs
+    assert jobs["images"] == 4 and jobs["dataset"] == 1 and jobs["train"] == 2
+
+
+def test_added_model_trains_only_that_model(tiny_run):
+    def add_mlp(config):
+        config["models"]["mlp"] = {"architecture": "mlp"}
+
+    jobs = scheduled_jobs(tiny_run, changed_config(tiny_run, add_mlp))
+    assert jobs == {"train": 1, "evaluate": 1, "report": 1, "all": 1}
