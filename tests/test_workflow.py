@@ -79,3 +79,23 @@ def test_added_model_trains_only_that_model(tiny_run):
 
     jobs = scheduled_jobs(tiny_run, changed_config(tiny_run, add_mlp))
     assert jobs == {"train": 1, "evaluate": 1, "report": 1, "all": 1}
+
+
+def test_added_shard_generates_only_that_shard(tiny_run):
+    def one_more(config):
+        config["samples"]["top"]["shards"] = 3
+
+    jobs = scheduled_jobs(tiny_run, changed_config(tiny_run, one_more))
+    assert jobs == {"generate": 1, "images": 1, "dataset": 1, "train": 2, "evaluate": 2,
+                    "report": 1, "all": 1}
+
+
+def test_snakemake_report_collects_the_figures(tiny_run):
+    from conftest import run_snakemake
+
+    run_snakemake(tiny_run, REPO / "config" / "tiny.yaml", "--report", "snakemake-report.zip")
+    import zipfile
+
+    names = zipfile.ZipFile(tiny_run / "snakemake-report.zip").namelist()
+    assert sum(name.endswith("roc.png") for name in names) == 2
+    assert any(name.endswith("rejection_all_models.png") for name in names)

@@ -95,9 +95,10 @@ def confusion_figure(normalized: np.ndarray, counts: np.ndarray, classes: Sequen
 
 def mean_images_figure(images: np.ndarray, labels: np.ndarray, classes: Sequence[str],
                        spec: dict, *, channel: int = 0):
-    """Mean image of each class (log colour scale), in the image's (η, φ) coordinates."""
+    """Mean image of each class (log colour scale), in the image's (y or η, φ) coordinates."""
     fig, axes = plt.subplots(1, len(classes), figsize=(7 * len(classes), 6), squeeze=False)
     (w_eta, w_phi) = spec["width"]
+    eta = "y'" if spec.get("coordinate") == "rapidity" else "\\eta'"
     extent = (-w_phi / 2, w_phi / 2, -w_eta / 2, w_eta / 2)
     for ax, (i, name) in zip(axes[0], enumerate(classes)):
         mean = images[labels == i, channel].mean(axis=0) if np.any(labels == i) else \
@@ -108,6 +109,6 @@ def mean_images_figure(images: np.ndarray, labels: np.ndarray, classes: Sequence
                           norm=matplotlib.colors.LogNorm(vmin=vmin, vmax=max(mean.max(), vmin * 10)),
                           cmap="viridis")
         ax.set(title=f"{name} (mean of {int(np.sum(labels == i))})",
-               xlabel="Rotated $\\phi'$", ylabel="Rotated $\\eta'$")
+               xlabel="Rotated $\\phi'$", ylabel=f"Rotated ${eta}$")
         fig.colorbar(shown, ax=ax, label="Mean pixel value")
     return fig

@@ -43,10 +43,17 @@ def embed_png(path: str | os.PathLike, alt: str) -> str:
 
 
 def _fmt(entry: dict, digits: int) -> str:
-    value, std = entry["value"], entry.get("std")
+    """A value with its bootstrap uncertainty: ± std, or the asymmetric 68% interval when the
+    distribution is skewed (as rejections at high purity are)."""
+    value, std, interval = entry["value"], entry.get("std"), entry.get("interval68")
     if value == float("inf"):
-        return "∞"
-    return f"{value:.{digits}f} ± {std:.{digits}f}" if std is not None else f"{value:.{digits}f}"
+        return "∞ (no background passes)"
+    if std is None or interval is None:
+        return f"{value:.{digits}f}"
+    up, down = interval[1] - value, value - interval[0]
+    if abs(up - down) > 0.25 * max(up, down, 1e-12):
+        return f"{value:.{digits}f} <sup>+{up:.{digits}f}</sup><sub>−{down:.{digits}f}</sub>"
+    return f"{value:.{digits}f} ± {std:.{digits}f}"
 
 
 def git_commit(where: str | os.PathLike = ".") -> str | None:
@@ -100,8 +107,8 @@ def build_report(
         out.append(f"<tr{cls}><td class='l'>{html.escape(name)}</td><td>{_fmt(m['auc'], 4)}</td>"
                    f"<td>{m['accuracy']:.4f}</td><td>{_fmt(m['rejection_at_0.3'], 1)}</td>"
                    f"<td>{_fmt(m['rejection_at_0.5'], 1)}</td><td>{m['n_test']}</td></tr>")
-    out.append("</table><p class='note'>Uncertainties: standard deviation over bootstrap "
-               "resamplings of the test set.</p>")
+    out.append("</table><p class='note'>Uncertainties from bootstrap resamplings of the test "
+               "set: ± standard deviation, or the 68% interval where it is asymmetric.</p>")
     if set(classes) == {"qcd", "top"} or set(classes) == {"QCD", "top"}:
         ref = TOP_TAGGING_REFERENCE
         out.append("<h3>Published reference (different dataset size)</h3><table>"
@@ -110,9 +117,10 @@ def build_report(
         out += [f"<tr><td class='l'>{t}</td><td>{a:.3f}</td><td>{r}</td></tr>"
                 for t, a, r in ref["rows"]]
         out.append(f"</table><p class='note'>{html.escape(ref['source'])}. Those taggers were "
-                   "trained on 1.2 M jets with a detector simulation; this run uses "
-                   f"{sum(dataset['splits']['train'].values())} training jets at particle level, "
-                   "so its figures are expected to be lower.</p>")
+                   "trained on 1.2 M jets after a detector simulation; this run uses "
+                   f"{sum(dataset['splits']['train'].values())} training jets at particle level. "
+                   "Fewer training jets lower the figures, the missing detector smearing raises "
+                   "them: compare trends, not values.</p>")
     if comparison_plot:
         out += ["<h2>All models</h2>", embed_png(comparison_plot, "rejection of all models")]
     for name in ranked:
