@@ -1,13 +1,14 @@
 # Two commands do everything on a fresh machine:
 #   make run    set up the environment and run the default pipeline (config/config.yaml)
 #   make test   set up the environment and run the tests
+#   make bench  benchmarks (JSON under results/benchmarks/)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 CORES ?= all
 CONFIG ?= config/config.yaml
 
-.PHONY: run test lint bench clean
+.PHONY: run test bench clean
 
 $(BIN)/.installed: requirements.txt requirements-reference.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +25,9 @@ test: $(BIN)/.installed
 	$(BIN)/snakemake --lint --configfile config/config.yaml
 	$(BIN)/snakefmt --check Snakefile workflow/
 	$(BIN)/python -m pytest
+
+bench: $(BIN)/.installed
+	$(BIN)/python scripts/bench/images.py
 
 clean:
 	rm -rf results .snakemake

@@ -10,6 +10,7 @@ formula for formula, so that the ``energyflow`` preset reproduces its images.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -18,15 +19,23 @@ TWO_PI = 2.0 * np.pi
 
 @dataclass
 class FlatJets:
-    """Flat constituents of ``n_jets`` jets: 4-momenta, charge, and the jet of each."""
+    """Flat constituents of jets: 4-momenta, charge, and where each jet's constituents start."""
 
     px: np.ndarray
     py: np.ndarray
     pz: np.ndarray
     E: np.ndarray
     charge: np.ndarray | None
-    jet: np.ndarray
-    n_jets: int
+    offsets: np.ndarray
+
+    @property
+    def n_jets(self) -> int:
+        return len(self.offsets) - 1
+
+    @cached_property
+    def jet(self) -> np.ndarray:
+        """The jet index of each constituent."""
+        return np.repeat(np.arange(self.n_jets), np.diff(self.offsets))
 
     def jet_sum(self, values: np.ndarray) -> np.ndarray:
         """Sum of a per-constituent quantity over each jet."""
@@ -56,6 +65,24 @@ def phi_fix(phi: np.ndarray, ref: np.ndarray) -> np.ndarray:
     return phi
 
 
+def coordinates(jets: FlatJets, *, coordinate: str = "rapidity"):
+    """(pT, y or η, φ in [0, 2π)) of every constituent, as energyflow's ``ptyphims_from_p4s``
+    computes them; zero-pT entries (padding) get y = 0."""
+    pt = np.sqrt(jets.px**2 + jets.py**2)
+    if coordinate == "rapidity":
+        with np.errstate(divide="ignore", invalid="ignore"):
+            y = np.arctanh(jets.pz / jets.E)
+    elif coordinate == "pseudorapidity":
+        with np.errstate(divide="ignore", invalid="ignore"):
+            y = np.arcsinh(jets.pz / pt)
+    else:
+        raise ValueError(f"coordinate must be 'rapidity' or 'pseudorapidity', not {coordinate!r}")
+    y[pt == 0] = 0.0
+    phi = np.arctan2(jets.py, jets.px)
+    phi[phi < 0] += TWO_PI
+    return pt, y, phi
+
+
 def hadronic_coordinates(
     jets: FlatJets, *, coordinate: str = "rapidity", phi_ref: str = "hardest"
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -66,17 +93,7 @@ def hadronic_coordinates(
         phi_ref: ``"hardest"`` (φ of the highest-pT constituent) or ``"axis"`` (φ of the jet's
             summed four-momentum).
     """
-    pt = np.sqrt(jets.px**2 + jets.py**2)
-    if coordinate == "rapidity":
-        with np.errstate(divide="ignore", invalid="ignore"):
-            y = np.arctanh(jets.pz / jets.E)
-        y[(jets.px == 0) & (jets.py == 0) & (jets.pz == 0) & (jets.E == 0)] = 0.0
-    elif coordinate == "pseudorapidity":
-        y = np.arcsinh(jets.pz / pt)
-    else:
-        raise ValueError(f"coordinate must be 'rapidity' or 'pseudorapidity', not {coordinate!r}")
-    phi = np.arctan2(jets.py, jets.px)
-    phi[phi < 0] += TWO_PI
+    pt, y, phi = coordinates(jets, coordinate=coordinate)
     if phi_ref == "hardest":
         hardest = first_argmax(pt, jets.jet, jets.n_jets)
         ref = phi[np.maximum(hardest, 0)]

@@ -1,0 +1,173 @@
+"""Benchmark of the image engine against energyflow, on the same jets, in one run.
+
+Times energyflow 1.4's per-jet recipe and jetimage's ``energyflow`` preset on one core, jetimage
+on all cores (Dask threads over chunks), and Zarr write/read throughput for a few chunk sizes and
+codecs. Writes ``results/benchmarks/images.json``; every speed is also quoted as a ratio to the
+energyflow figure measured in the same run.
+
+    python scripts/bench/images.py                       # jets from results/jets/top, or generated
+    python scripts/bench/images.py --jets a.root b.root  # any JetClass-layout files
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import awkward as ak
+import dask
+import numpy as np
+import zarr
+from zarr.codecs import BloscCodec, ZstdCodec
+
+import jetimage
+from jetimage.io import read_jets_root, write_jets_root
+from jetimage.pixelate import ImageSpec, make_images
+
+
+def best_of(repeats: int, fn) -> float:
+    times = []
+    for _ in range(repeats):
+        tic = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - tic)
+    return min(times)
+
+
+def load_jets(paths: list[str], n_min: int) -> ak.Array:
+    if not paths:
+        paths = sorted(str(p) for p in Path("results/jets/top").glob("*.root"))
+    if not paths:
+        from jetimage.generate import GeneratorSettings, generate_jets
+
+        print("no jets given and none in results/jets/top: generating top jets ...")
+        path = Path(tempfile.mkdtemp()) / "top.root"
+        write_jets_root(path, generate_jets(GeneratorSettings("top"), n_events=2 * n_min, seed=1))
+        paths = [str(path)]
+    return ak.concatenate([read_jets_root(p).constituents for p in paths])
+
+
+def energyflow_inputs(jets) -> list[np.ndarray]:
+    """Per-jet (E, px, py, pz) numpy arrays, energyflow's input, prepared outside the timing."""
+    columns = [ak.to_numpy(ak.flatten(jets[f])) for f in ("E", "px", "py", "pz")]
+    offsets = np.r_[0, np.cumsum(ak.to_numpy(ak.num(jets)))]
+    p4s = np.stack(columns, axis=1)
+    return [p4s[a:b] for a, b in zip(offsets[:-1], offsets[1:])]
+
+
+def energyflow_recipe(jets: list[np.ndarray], npix: int, width: float) -> np.ndarray:
+    import energyflow as ef
+
+    out = np.empty((len(jets), npix, npix))
+    for i, p4s in enumerate(jets):
+        ptyphims = ef.ptyphims_from_p4s(p4s, phi_ref="hardest")
+        ptyphims = ef.reflect_ptyphims(ef.rotate_ptyphims(ef.center_ptyphims(ptyphims)))
+        out[i] = ef.utils.pixelate(ptyphims, npix=npix, img_width=width, nb_chan=1)[..., 0].T
+    return out
+
+
+def chunked(jets, spec, chunk: int, scheduler: str, workers: int) -> None:
+    tasks = [dask.delayed(make_images)(jets[i:i + chunk], spec) for i in range(0, len(jets), chunk)]
+    dask.compute(*tasks, scheduler=scheduler, num_workers=workers)
+
+
+def zarr_throughput(images: np.ndarray, chunk: int, codec, name: str, repeats: int) -> dict:
+    tmp = Path(tempfile.mkdtemp())
+    try:
+        def write():
+            shutil.rmtree(tmp / "s.zarr", ignore_errors=True)
+            array = zarr.create_array(tmp / "s.zarr", shape=images.shape, dtype="float32",
+                                      chunks=(chunk, *images.shape[1:]),
+                                      compressors=[codec] if codec else None, fill_value=0)
+            array[...] = images
+
+        t_write = best_of(repeats, write)
+        stored = sum(f.stat().st_size for f in (tmp / "s.zarr").rglob("*") if f.is_file())
+        t_read = best_of(repeats, lambda: zarr.open_array(tmp / "s.zarr", mode="r")[...])
+    finally:
+        shutil.rmtree(tmp)
+    raw = images.nbytes
+    return {"codec": name, "chunk_jets": chunk, "compression_ratio": raw / stored,
+            "write_MB_per_s": raw / t_write / 1e6, "read_MB_per_s": raw / t_read / 1e6,
+            "write_jets_per_s": len(images) / t_write, "read_jets_per_s": len(images) / t_read}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jets", nargs="*", default=[], help="JetClass-layout ROOT files")
+    parser.add_argument("--n-energyflow", type=int, default=1500,
+                        help="jets timed with energyflow (it is slow)")
+    parser.add_argument("--npix", type=int, default=40)
+    parser.add_argument("--width", type=float, default=1.6)
+    parser.add_argument("--repeats", type=int, default=5, help="best of this many timings")
+    parser.add_argument("--out", default="results/benchmarks/images.json")
+    args = parser.parse_args()
+
+    jets = load_jets(args.jets, args.n_energyflow)
+    n = len(jets)
+    spec = ImageSpec.energyflow(npix=args.npix, width=args.width)
+    cores = os.cpu_count() or 1
+    print(f"{n} jets, {ak.mean(ak.num(jets)):.1f} constituents per jet, {cores} cores")
+
+    subset = jets[:args.n_energyflow]
+    ef_inputs = energyflow_inputs(subset)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reference = energyflow_recipe(ef_inputs, args.npix, args.width)
+        t_ef = best_of(args.repeats, lambda: energyflow_recipe(ef_inputs, args.npix, args.width))
+    ef_rate = len(subset) / t_ef
+
+    make_images(jets[:10], spec)  # compile (or load) the kernel before timing
+    ours = make_images(subset, spec)[:, 0]
+    max_diff = float(np.abs(ours - reference).max())
+    chunk = 1024
+    t_one = best_of(args.repeats, lambda: chunked(jets, spec, chunk, "synchronous", 1))
+    t_all = best_of(args.repeats, lambda: chunked(jets, spec, chunk, "threads", cores))
+    one_rate, all_rate = n / t_one, n / t_all
+    print(f"energyflow {ef_rate:,.0f} jets/s | jetimage 1 core {one_rate:,.0f} jets/s "
+          f"({one_rate / ef_rate:.0f}x) | {cores} cores {all_rate:,.0f} jets/s "
+          f"({all_rate / one_rate:.2f}x one core) | max |diff| {max_diff:.1e}")
+
+    images = make_images(jets, ImageSpec(npix=args.npix, width=args.width))
+    storage = []
+    codecs = {"blosc-zstd3-bitshuffle": BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle"),
+              "blosc-lz4-bitshuffle": BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle"),
+              "zstd3": ZstdCodec(level=3), "none": None}
+    for name, codec in codecs.items():
+        for chunk_jets in (256, 1024, 4096):
+            row = zarr_throughput(images, chunk_jets, codec, name, args.repeats)
+            storage.append(row)
+            print(f"zarr {name:24s} chunk {chunk_jets:5d}: ratio {row['compression_ratio']:5.1f}, "
+                  f"write {row['write_MB_per_s']:7.0f} MB/s, read {row['read_MB_per_s']:7.0f} MB/s")
+
+    result = {
+        "benchmark": "images",
+        "jets": n,
+        "constituents_per_jet": float(ak.mean(ak.num(jets))),
+        "image": {"npix": args.npix, "width": args.width, "preset": "energyflow"},
+        "energyflow": {"jets": len(subset), "jets_per_s": ef_rate},
+        "jetimage_one_core": {"jets_per_s": one_rate, "ratio_to_energyflow": one_rate / ef_rate},
+        "jetimage_all_cores": {"cores": cores, "jets_per_s": all_rate,
+                               "ratio_to_one_core": all_rate / one_rate,
+                               "ratio_to_energyflow": all_rate / ef_rate},
+        "max_abs_difference_to_energyflow": max_diff,
+        "zarr": storage,
+        "machine": {"cpus": cores, "platform": platform.platform(),
+                    "python": platform.python_version()},
+        "versions": {"jetimage": jetimage.__version__, "numpy": np.__version__,
+                     "zarr": zarr.__version__, "dask": dask.__version__},
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
