@@ -32,6 +32,17 @@ class FlatJets:
     def n_jets(self) -> int:
         return len(self.offsets) - 1
 
+    def chunk(self, start: int, stop: int) -> FlatJets:
+        """Jets ``start`` to ``stop`` as views of the same arrays (no copy)."""
+        offsets = self.offsets[start:stop + 1]
+        first, last = offsets[0], offsets[-1]
+
+        def view(values):
+            return None if values is None else values[first:last]
+
+        return FlatJets(px=view(self.px), py=view(self.py), pz=view(self.pz), E=view(self.E),
+                        charge=view(self.charge), offsets=offsets - first)
+
     @cached_property
     def jet(self) -> np.ndarray:
         """The jet index of each constituent."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+from functools import partial
 from collections.abc import Callable
 from pathlib import Path
 
@@ -82,10 +83,9 @@ def create_array(group: zarr.Group, name: str, data=None, *, shape=None, dtype=N
     return array
 
 
-def _image_task(store: str, start: int, constituents, spec: ImageSpec) -> np.ndarray:
-    flat = flatten_constituents(constituents, need_charge=spec.needs_charge)
-    images, outside = images_from_flat(flat, spec)
-    zarr.open_array(f"{store}/images", mode="r+")[start:start + len(images)] = images
+def _image_task(flat, spec: ImageSpec, store: str, start: int, stop: int) -> np.ndarray:
+    images, outside = images_from_flat(flat.chunk(start, stop), spec)
+    zarr.open_array(f"{store}/images", mode="r+")[start:stop] = images
     return outside
 
 
@@ -110,11 +110,11 @@ def write_image_store(
         group = zarr.open_group(tmp, mode="w")
         create_array(group, "images", shape=(n, len(spec.channels), *spec.npix),
                      dtype="float32", chunk_jets=chunk_jets)
-        tasks = [
-            dask.delayed(_image_task, pure=False)(
-                str(tmp), start, jets.constituents[start:start + chunk_jets], spec)
-            for start in range(0, n, chunk_jets)
-        ]
+        # flatten once: awkward calls hold the GIL, the kernel and the codecs do not. The
+        # arrays ride in a partial, which Dask neither traverses nor hashes.
+        flat = flatten_constituents(jets.constituents, need_charge=spec.needs_charge)
+        task = dask.delayed(partial(_image_task, flat, spec, str(tmp)), pure=False)
+        tasks = [task(start, min(start + chunk_jets, n)) for start in range(0, n, chunk_jets)]
         if progress:
             progress(f"pixelating {n} jets in {len(tasks)} chunk(s) of {chunk_jets} "
                      f"({scheduler}, {num_workers} worker(s))")
