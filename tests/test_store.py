@@ -39,6 +39,24 @@ def test_image_store_round_trip(stores, top_file):
     assert group.attrs["n_constituents_outside_window"] == table["n_outside_window"].sum()
 
 
+def test_every_dask_scheduler_writes_the_same_store(top_file, tmp_path):
+    jets = read_jets_root(top_file)
+    stores = {}
+    for scheduler in ("synchronous", "threads", "processes"):
+        path = tmp_path / f"{scheduler}.zarr"
+        write_image_store(path, jets, SPEC, attrs={}, chunk_jets=64, scheduler=scheduler,
+                          num_workers=2)
+        stores[scheduler] = open_store(path)
+    reference = stores["synchronous"]["images"][...]
+    for group in stores.values():
+        np.testing.assert_array_equal(group["images"][...], reference)
+        np.testing.assert_array_equal(group["jets/n_outside_window"][...],
+                                      stores["synchronous"]["jets/n_outside_window"][...])
+    with pytest.raises(ValueError, match="dask scheduler"):
+        write_image_store(tmp_path / "x.zarr", jets, SPEC, attrs={}, scheduler="gpu")
+    assert not (tmp_path / "x.zarr").exists()
+
+
 def test_splits_are_disjoint_deterministic_and_complete():
     fractions = {"train": 0.7, "val": 0.15, "test": 0.15}
     a, b = split_indices(1000, fractions, seed=3), split_indices(1000, fractions, seed=3)

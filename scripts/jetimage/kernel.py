@@ -36,6 +36,14 @@ def _phi_fix(phi, ref):
     return phi
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _side_sums(sums, w, y, phi):
+    """Add a constituent of pT ``w`` at (y, φ) to (pT at y > 0, at y < 0, at φ > 0, at φ < 0,
+    Σ pT y, Σ pT φ). Branch-free: a coordinate's sign is data, a branch on it mispredicts."""
+    return (sums[0] + w * (y > 0), sums[1] + w * (y < 0), sums[2] + w * (phi > 0),
+            sums[3] + w * (phi < 0), sums[4] + w * y, sums[5] + w * phi)
+
+
 @numba.njit(cache=True, nogil=True)
 def _principal_axes(a, b, c):
     """Unit eigenvectors (small, large) of the symmetric matrix [[a, b], [b, c]].
@@ -135,7 +143,7 @@ def images_kernel(y_in, phi_in, px, py, pz, energy, charge, offsets, n_y, n_phi,
         # one pass: unwrap, centre, and the sums that rotation, reflection and the centroid
         # pixel need (pT on each side of each axis, pT-weighted coordinates)
         a = b = c = 0.0
-        y_up = y_down = phi_up = phi_down = wy = wphi = 0.0
+        sums = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
         for i in range(n):
             if not unwrapped:
                 phi[i] = _phi_fix(phi[i], ref)
@@ -147,12 +155,7 @@ def images_kernel(y_in, phi_in, px, py, pz, energy, charge, offsets, n_y, n_phi,
                 b += w * y[i] * phi[i]
                 c += w * phi[i] * phi[i]
             else:
-                y_up += w * (y[i] > 0)
-                y_down += w * (y[i] < 0)
-                phi_up += w * (phi[i] > 0)
-                phi_down += w * (phi[i] < 0)
-                wy += w * y[i]
-                wphi += w * phi[i]
+                sums = _side_sums(sums, pt[i], y[i], phi[i])
 
         # principal-axis rotation: the large-eigenvalue axis of Σ pT (y, φ)⊗(y, φ) along φ,
         # turned so that more pT lies at positive φ
@@ -162,15 +165,10 @@ def images_kernel(y_in, phi_in, px, py, pz, energy, charge, offsets, n_y, n_phi,
                 new_y = y[i] * ux + phi[i] * uy
                 phi[i] = y[i] * vx + phi[i] * vy
                 y[i] = new_y
-                w = pt[i]
-                y_up += w * (y[i] > 0)
-                y_down += w * (y[i] < 0)
-                phi_up += w * (phi[i] > 0)
-                phi_down += w * (phi[i] < 0)
-                wy += w * y[i]
-                wphi += w * phi[i]
+                sums = _side_sums(sums, pt[i], y[i], phi[i])
 
         # reflections are sign flips, applied while binning; a flip swaps the side sums
+        y_up, y_down, phi_up, phi_down, wy, wphi = sums
         sign_y = sign_phi = 1.0
         if rotate and phi_up < phi_down:
             sign_y = sign_phi = -1.0
