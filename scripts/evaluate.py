@@ -6,9 +6,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from jetimage import dataset, io, plots
+from jetimage import dataset, io, plots, store
 from jetimage.logs import setup
-from jetimage.metrics import classification_metrics
+from jetimage.metrics import auc_in_bins, classification_metrics, mass_sculpting
 from jetimage.train import load_model, predict_scores
 
 log = setup(snakemake.log[0], "jetimage.evaluate")  # noqa: F821
@@ -30,6 +30,14 @@ metrics = classification_metrics(
     seed=params["seed"],
 )
 metrics["model"] = name
+signal = classes.index(params["signal"])
+binary = (labels == signal).astype(int)
+scores_signal = probabilities[:, signal]
+pt_edges = np.quantile(jets["pt"], np.linspace(0, 1, 6))
+pt_edges[-1] = np.nextafter(pt_edges[-1], np.inf)
+metrics["auc_in_pt_bins"] = auc_in_bins(binary, scores_signal, jets["pt"], pt_edges,
+                                        bootstrap=min(params["bootstrap"], 50), seed=params["seed"])
+metrics["mass_sculpting"] = mass_sculpting(binary, scores_signal, jets["mass"])
 log.info(
     "%s: AUC %.4f, accuracy %.4f, 1/eB(0.3) %.1f, 1/eB(0.5) %.1f on %d test jets",
     name,
@@ -42,22 +50,33 @@ log.info(
 with io.atomic_path(out.metrics) as tmp:
     tmp.write_text(json.dumps(metrics, indent=2))
 
+# one row per test jet, keyed by (source_file, entry) to join back to the input files
+sources = store.open_store(inp.dataset).attrs["sources"]
 scores = pd.DataFrame({f"score_{c}": probabilities[:, i] for i, c in enumerate(classes)})
-scores.insert(0, "label", labels)
-scores.insert(1, "class_name", np.asarray(classes)[labels])
+scores.insert(0, "source_file", np.asarray([s["source"] for s in sources])[jets["source"]])
+scores.insert(1, "entry", jets["entry"])
+scores.insert(2, "label", labels)
+scores.insert(3, "class_name", np.asarray(classes)[labels])
 for column, values in jets.items():
-    scores[f"jet_{column}"] = values
+    if column not in ("entry",):
+        scores[f"jet_{column}"] = values
 with io.atomic_path(out.scores) as tmp:
     scores.to_parquet(tmp, index=False)
 
-signal = classes.index(params["signal"])
 background = ", ".join(c for c in classes if c != params["signal"])
-binary = (labels == signal).astype(int)
 plots.save(
-    plots.roc_figure({name: (binary, probabilities[:, signal])}, signal=params["signal"],
+    plots.roc_figure({name: (binary, scores_signal)}, signal=params["signal"],
                      background=background, title=name),
     out.roc,
 )
+spec = store.open_store(inp.dataset).attrs["image_spec"]
+plots.save(plots.example_jets_figure(images, scores_signal, np.asarray(classes)[labels], spec,
+                                     signal=params["signal"]), out.examples)
+sculpting = metrics["mass_sculpting"]
+plots.save(plots.sculpting_figure(jets["mass"], binary, scores_signal, sculpting["cut"],
+                                  signal=params["signal"]), out.sculpting)
+plots.save(plots.auc_vs_feature_figure(metrics["auc_in_pt_bins"], feature="$p_T$", unit="GeV",
+                                       title=name), out.auc_vs_pt)
 history = json.loads(Path(inp.history).read_text())["epochs"]
 plots.save(plots.history_figure(history, title=name), out.history)
 cm = metrics["confusion_matrix"]

@@ -2,9 +2,6 @@
 
 import time
 
-import awkward as ak
-import numpy as np
-
 from jetimage import io
 from jetimage.logs import setup
 from jetimage.pixelate import ImageSpec
@@ -16,23 +13,11 @@ source, output = snakemake.input[0], snakemake.output[0]  # noqa: F821
 spec = ImageSpec.from_dict(params["spec"])
 
 tic = time.perf_counter()
-jets = io.read_jets_root(source)
-n_read = len(jets)
-jets.table["entry"] = np.arange(n_read)
-empty = np.asarray(ak.num(jets.constituents) == 0)
-jets = jets[~empty]
-log.info("read %d jets from %s (%d without constituents dropped)", n_read, source, empty.sum())
+jets, dropped = io.drop_jets_without_constituents(io.read_jets_root(source))
+log.info("read %d jets from %s (%d without constituents dropped)", len(jets), source,
+         dropped["no_constituents"])
 if len(jets) == 0:
     raise io.InputError(f"{source}: no jet with constituents")
-table = {
-    "pt": jets.table["pt"],
-    "eta": jets.table["eta"],
-    "phi": jets.table["phi"],
-    "mass": jets.table["mass"],
-    "n_constituents": np.asarray(ak.num(jets.constituents)),
-    **{k: v for k, v in jets.table.items() if k not in ("pt", "eta", "phi", "mass", "nparticles")},
-}
-jets = io.Jets(jets.constituents, table)
 attrs = write_image_store(
     output,
     jets,
@@ -43,7 +28,7 @@ attrs = write_image_store(
         "classes": params["classes"],
         "source": str(source),
         "source_sha256": io.sha256sum(source),
-        "dropped": {"no_constituents": int(empty.sum())},
+        "dropped": dropped,
     },
     chunk_jets=params["chunk_jets"],
     scheduler=snakemake.config["dask"]["scheduler"],  # noqa: F821

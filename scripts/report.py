@@ -32,13 +32,16 @@ images, labels, _ = dataset.load_split(inp.dataset, "test")
 plots.save(plots.mean_images_figure(images, labels, classes, attrs["image_spec"]),
            out.mean_images)
 
+captions = {
+    "roc": "ROC curve and background rejection",
+    "history": "Loss and accuracy per epoch",
+    "confusion": "Confusion matrix (test split)",
+    "examples": "Most signal-like, most background-like and most uncertain test jets",
+    "sculpting": "Jet mass before and after the cut at εS = 0.5 (sculpting)",
+    "auc_vs_pt": "AUC in bins of jet pT",
+}
 per_model = {
-    m: {
-        "ROC curve and background rejection": roc,
-        "Loss and accuracy per epoch": history,
-        "Confusion matrix (test split)": confusion,
-    }
-    for m, roc, history, confusion in zip(models, inp.roc, inp.history, inp.confusion)
+    m: {caption: inp[key][i] for key, caption in captions.items()} for i, m in enumerate(models)
 }
 build_report(
     out.html,

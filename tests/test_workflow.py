@@ -35,12 +35,15 @@ def test_tiny_run_produces_every_stage_output(tiny_run):
         assert {"rejection_at_0.3", "rejection_at_0.5", "confusion_matrix"} <= set(metrics)
         scores = pd.read_parquet(results / "evaluation" / model / "scores.parquet")
         assert len(scores) == metrics["n_test"] == dataset["test/labels"].shape[0]
-        for plot in ("roc", "history", "confusion"):
+        for plot in ("roc", "history", "confusion", "examples", "sculpting", "auc_vs_pt"):
             assert (results / "evaluation" / model / f"{plot}.png").is_file()
             assert (results / "evaluation" / model / f"{plot}.pdf").is_file()
     html = (results / "report.html").read_text()
     assert all(model in html for model in config["models"])
-    assert len(re.findall(r"src=\"data:image/png;base64,", html)) == 3 * len(config["models"]) + 2
+    assert len(re.findall(r"src=\"data:image/png;base64,", html)) == 6 * len(config["models"]) + 2
+    for caption in ("ROC curve", "Loss and accuracy", "Confusion matrix", "most uncertain",
+                    "sculpting", "AUC in bins of jet pT"):
+        assert html.count(caption) >= len(config["models"])
     assert not list(results.rglob(".*.tmp-*"))  # no temporary leftovers
 
 
@@ -71,6 +74,7 @@ def test_image_spec_change_reruns_images_onward_but_no_generation(tiny_run):
     jobs = scheduled_jobs(tiny_run, changed_config(tiny_run, finer))
     assert "generate" not in jobs
     assert jobs["images"] == 4 and jobs["dataset"] == 1 and jobs["train"] == 2
+    assert jobs["predict"] == 2
 
 
 def test_added_model_trains_only_that_model(tiny_run):
@@ -86,8 +90,9 @@ def test_added_shard_generates_only_that_shard(tiny_run):
         config["samples"]["top"]["shards"] = 3
 
     jobs = scheduled_jobs(tiny_run, changed_config(tiny_run, one_more))
+    # hsf-cnn retrains, so it scores every top file again (config predict), the new one too
     assert jobs == {"generate": 1, "images": 1, "dataset": 1, "train": 2, "evaluate": 2,
-                    "report": 1, "all": 1}
+                    "report": 1, "predict": 3, "all": 1}
 
 
 def test_snakemake_report_collects_the_figures(tiny_run):
@@ -99,3 +104,17 @@ def test_snakemake_report_collects_the_figures(tiny_run):
     names = zipfile.ZipFile(tiny_run / "snakemake-report.zip").namelist()
     assert sum(name.endswith("roc.png") for name in names) == 2
     assert any(name.endswith("rejection_all_models.png") for name in names)
+
+
+def test_predict_reproduces_the_evaluated_scores(tiny_run):
+    results = tiny_run / "results"
+    evaluated = pd.read_parquet(results / "evaluation" / "hsf-cnn" / "scores.parquet")
+    predicted = pd.concat([pd.read_parquet(p) for p in
+                           sorted((results / "predictions" / "hsf-cnn" / "top").glob("*.parquet"))])
+    assert set(predicted["source_file"]) == {"results/jets/top/000.root",
+                                             "results/jets/top/001.root"}
+    joined = evaluated.merge(predicted, on=["source_file", "entry"], suffixes=("", "_pred"))
+    assert len(joined) == (evaluated["class_name"] == "top").sum() > 0
+    for name in ("qcd", "top"):
+        assert (joined[f"score_{name}"] - joined[f"score_{name}_pred"]).abs().max() < 1e-5
+    assert (joined["jet_pt"] == joined["jet_pt_pred"]).all()

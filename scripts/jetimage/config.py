@@ -71,6 +71,12 @@ def check(config: dict) -> None:
     missing = [c for c in classes if c not in used]
     if missing:
         raise ConfigError(f"config key classes: no sample provides class(es) {missing}")
+    predict = config.get("predict", {})
+    for kind, known in (("models", config["models"]), ("samples", config["samples"])):
+        unknown = [n for n in predict.get(kind, []) if n not in known]
+        if unknown:
+            raise ConfigError(f"config key predict/{kind}: {unknown} not in {kind} "
+                              f"{sorted(known)}")
     split = config.get("dataset", {}).get("split")
     if split and abs(sum(split.values()) - 1.0) > 1e-9:
         raise ConfigError(f"config key dataset/split: fractions must sum to 1, got {split}")

@@ -147,3 +147,18 @@ def read_jets_root(path: str | os.PathLike, *, tree: str = "tree") -> Jets:
     table = {b[len("jet_"):] if b.startswith("jet_") else b: ak.to_numpy(arrays[b])
              for b in jet_branches}
     return Jets(constituents, table)
+
+
+def drop_jets_without_constituents(jets: Jets) -> tuple[Jets, dict[str, int]]:
+    """Jets ready for pixelation: those without constituents dropped (and counted), and the
+    standard jet table (pt, eta, phi, mass, n_constituents, entry = row in the source file,
+    then any other feature the file had)."""
+    counts = ak.to_numpy(ak.num(jets.constituents, axis=1))
+    keep = counts > 0
+    table = {
+        "pt": jets.table["pt"], "eta": jets.table["eta"], "phi": jets.table["phi"],
+        "mass": jets.table["mass"], "n_constituents": counts, "entry": np.arange(len(jets)),
+        **{k: v for k, v in jets.table.items()
+           if k not in ("pt", "eta", "phi", "mass", "nparticles", "entry")},
+    }
+    return Jets(jets.constituents, table)[keep], {"no_constituents": int((~keep).sum())}

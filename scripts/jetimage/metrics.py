@@ -113,3 +113,59 @@ def classification_metrics(labels: np.ndarray, probabilities: np.ndarray,
         "auc_macro": float(np.mean(list(per_class.values()))) if per_class else None,
     }
     return out
+
+
+def threshold_at(labels: np.ndarray, scores: np.ndarray, signal_efficiency: float) -> float:
+    """The score cut that keeps the fraction ``signal_efficiency`` of the signal jets."""
+    return float(np.quantile(scores[labels == 1], 1.0 - signal_efficiency))
+
+
+def auc_in_bins(labels: np.ndarray, scores: np.ndarray, values: np.ndarray, edges: np.ndarray,
+                *, bootstrap: int = 50, seed: int = 0) -> list[dict]:
+    """AUC (with bootstrap uncertainty) in bins of a jet feature such as pT.
+
+    Bins holding only one class get ``None``.
+    """
+    out = []
+    for low, high in zip(edges[:-1], edges[1:]):
+        inside = (values >= low) & (values < high)
+        y, s = labels[inside], scores[inside]
+        entry = {"low": float(low), "high": float(high), "jets": int(inside.sum())}
+        if len(np.unique(y)) < 2:
+            entry["auc"] = None
+        else:
+            entry["auc"] = _bootstrap(lambda a, b: float(roc_auc_score(a, b)), y, s,
+                                      n=bootstrap, seed=seed)
+        out.append(entry)
+    return out
+
+
+def mass_sculpting(labels: np.ndarray, scores: np.ndarray, mass: np.ndarray, *,
+                   signal_efficiency: float = 0.5, bins: int = 30) -> dict:
+    """How a cut at fixed signal efficiency reshapes the background jet-mass spectrum.
+
+    Returns the cut, the background efficiency, the background mass mean before and after, and
+    the Jensen-Shannon divergence (bits) between the normalised spectra before and after.
+    """
+    cut = threshold_at(labels, scores, signal_efficiency)
+    background = labels == 0
+    before = mass[background]
+    after = mass[background & (scores >= cut)]
+    edges = np.histogram_bin_edges(before, bins=bins)
+    p = np.histogram(before, edges)[0].astype(float)
+    q = np.histogram(after, edges)[0].astype(float)
+    jsd = None
+    if p.sum() > 0 and q.sum() > 0:
+        p, q = p / p.sum(), q / q.sum()
+        m = 0.5 * (p + q)
+
+        def kl(a, b):
+            nz = a > 0
+            return float(np.sum(a[nz] * np.log2(a[nz] / b[nz])))
+
+        jsd = 0.5 * kl(p, m) + 0.5 * kl(q, m)
+    return {"signal_efficiency": signal_efficiency, "cut": cut,
+            "background_efficiency": float(len(after) / max(len(before), 1)),
+            "background_mass_mean_before": float(np.mean(before)) if len(before) else None,
+            "background_mass_mean_after": float(np.mean(after)) if len(after) else None,
+            "jensen_shannon_bits": jsd}

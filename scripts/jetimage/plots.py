@@ -112,3 +112,66 @@ def mean_images_figure(images: np.ndarray, labels: np.ndarray, classes: Sequence
                xlabel="Rotated $\\phi'$", ylabel=f"Rotated ${eta}$")
         fig.colorbar(shown, ax=ax, label="Mean pixel value")
     return fig
+
+
+def example_jets_figure(images: np.ndarray, scores: np.ndarray, truth: Sequence[str], spec: dict,
+                        *, signal: str, per_row: int = 5, channel: int = 0):
+    """The most signal-like, most background-like and most uncertain test jets, with their
+    signal score and true class."""
+    order = np.argsort(scores)
+    rows = {f"most {signal}-like": order[::-1][:per_row],
+            "most background-like": order[:per_row],
+            "most uncertain (score ≈ 0.5)": np.argsort(np.abs(scores - 0.5))[:per_row]}
+    fig, axes = plt.subplots(3, per_row, figsize=(3.2 * per_row, 10), squeeze=False)
+    (w_eta, w_phi) = spec["width"]
+    extent = (-w_phi / 2, w_phi / 2, -w_eta / 2, w_eta / 2)
+    for r, (title, index) in enumerate(rows.items()):
+        for c in range(per_row):
+            ax = axes[r, c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c >= len(index):
+                continue
+            image = images[index[c], channel]
+            positive = image[image > 0]
+            vmin = positive.min() if positive.size else 1e-6
+            ax.imshow(np.where(image > 0, image, np.nan), origin="lower", extent=extent,
+                      norm=matplotlib.colors.LogNorm(vmin=vmin, vmax=max(image.max(), vmin * 10)),
+                      cmap="viridis")
+            ax.set_title(f"{scores[index[c]]:.3f} (true: {truth[index[c]]})", fontsize=12)
+        axes[r, 0].set_ylabel(title, fontsize=13)
+    return fig
+
+
+def sculpting_figure(mass: np.ndarray, labels: np.ndarray, scores: np.ndarray, cut: float, *,
+                     signal: str, signal_efficiency: float = 0.5):
+    """Background (and signal) jet-mass spectra before and after the cut at fixed εS."""
+    fig, ax = plt.subplots()
+    edges = np.linspace(0, max(np.quantile(mass, 0.995), 1.0), 41)
+    passed = scores >= cut
+    ax.hist(mass[labels == 0], edges, density=True, histtype="step", lw=2, color="C0",
+            label="background, all")
+    n_passed = int(np.sum((labels == 0) & passed))
+    ax.hist(mass[(labels == 0) & passed], edges, density=True, histtype="step", lw=2, ls="--",
+            color="C0", label=f"background after the cut at $\\varepsilon_S$ = "
+                              f"{signal_efficiency:g} ({n_passed} jets)")
+    ax.hist(mass[labels == 1], edges, density=True, histtype="stepfilled", alpha=0.25,
+            color="C1", label=f"{signal}, all")
+    ax.set(xlabel="Jet mass [GeV]", ylabel="Normalised to unit area")
+    ax.legend(fontsize=12)
+    return fig
+
+
+def auc_vs_feature_figure(bins: Sequence[dict], *, feature: str, unit: str, title: str = ""):
+    """AUC in bins of a jet feature, with bootstrap uncertainties."""
+    fig, ax = plt.subplots()
+    ok = [b for b in bins if b["auc"] is not None]
+    centres = [(b["low"] + b["high"]) / 2 for b in ok]
+    widths = [(b["high"] - b["low"]) / 2 for b in ok]
+    values = [b["auc"]["value"] for b in ok]
+    errors = [b["auc"]["std"] or 0.0 for b in ok]
+    ax.errorbar(centres, values, xerr=widths, yerr=errors, fmt="o")
+    ax.set(xlabel=f"Jet {feature} [{unit}]", ylabel="AUC")
+    if title:
+        ax.set_title(title)
+    return fig

@@ -56,6 +56,11 @@ def _fmt(entry: dict, digits: int) -> str:
     return f"{value:.{digits}f} ± {std:.{digits}f}"
 
 
+def _jsd(metrics: dict) -> str:
+    value = metrics.get("mass_sculpting", {}).get("jensen_shannon_bits")
+    return "–" if value is None else f"{value:.3f}"
+
+
 def git_commit(where: str | os.PathLike = ".") -> str | None:
     try:
         return subprocess.run(["git", "rev-parse", "HEAD"], cwd=where, capture_output=True,
@@ -100,15 +105,20 @@ def build_report(
             f"(signal: {html.escape(m['signal'])}, {m['n_test']} test jets)</p>")
     out.append("<h2>Models</h2><table><tr><th class='l'>model</th><th>AUC</th>"
                "<th>accuracy</th><th>1/ε<sub>B</sub> at ε<sub>S</sub>=0.3</th>"
-               "<th>1/ε<sub>B</sub> at ε<sub>S</sub>=0.5</th><th>test jets</th></tr>")
+               "<th>1/ε<sub>B</sub> at ε<sub>S</sub>=0.5</th><th>mass sculpting<br>(JSD, bits)</th>"
+               "<th>test jets</th></tr>")
     for name in ranked:
         m = metrics[name]
         cls = " class='best'" if name == best else ""
         out.append(f"<tr{cls}><td class='l'>{html.escape(name)}</td><td>{_fmt(m['auc'], 4)}</td>"
                    f"<td>{m['accuracy']:.4f}</td><td>{_fmt(m['rejection_at_0.3'], 1)}</td>"
-                   f"<td>{_fmt(m['rejection_at_0.5'], 1)}</td><td>{m['n_test']}</td></tr>")
+                   f"<td>{_fmt(m['rejection_at_0.5'], 1)}</td><td>{_jsd(m)}</td>"
+                   f"<td>{m['n_test']}</td></tr>")
     out.append("</table><p class='note'>Uncertainties from bootstrap resamplings of the test "
-               "set: ± standard deviation, or the 68% interval where it is asymmetric.</p>")
+               "set: ± standard deviation, or the 68% interval where it is asymmetric. Mass "
+               "sculpting: Jensen-Shannon divergence between the background jet-mass spectra "
+               "before and after the cut at ε<sub>S</sub> = 0.5 (0 = unchanged, 1 = "
+               "disjoint).</p>")
     if set(classes) == {"qcd", "top"} or set(classes) == {"QCD", "top"}:
         ref = TOP_TAGGING_REFERENCE
         out.append("<h3>Published reference (different dataset size)</h3><table>"

@@ -30,6 +30,15 @@ def image_stores(wildcards=None):
     ]
 
 
+def prediction_files(wildcards=None):
+    return [
+        f"results/predictions/{model}/{sample}/{part}.parquet"
+        for model in config["predict"]["models"]
+        for sample in config["predict"]["samples"]
+        for part in jc.sample_parts(config, sample)
+    ]
+
+
 def jets_input(wildcards):
     return f"results/jets/{wildcards.sample}/{wildcards.part}.root"
 

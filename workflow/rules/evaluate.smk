@@ -25,6 +25,24 @@ rule evaluate:
             category="Models",
             subcategory="{model}",
         ),
+        examples=report(
+            "results/evaluation/{model}/examples.png",
+            caption="../report/examples.rst",
+            category="Models",
+            subcategory="{model}",
+        ),
+        sculpting=report(
+            "results/evaluation/{model}/sculpting.png",
+            caption="../report/sculpting.rst",
+            category="Models",
+            subcategory="{model}",
+        ),
+        auc_vs_pt=report(
+            "results/evaluation/{model}/auc_vs_pt.png",
+            caption="../report/auc_vs_pt.rst",
+            category="Models",
+            subcategory="{model}",
+        ),
     log:
         "results/logs/evaluate/{model}.log",
     benchmark:

@@ -6,6 +6,9 @@ rule report:
         roc=expand("results/evaluation/{model}/roc.png", model=MODELS),
         history=expand("results/evaluation/{model}/history.png", model=MODELS),
         confusion=expand("results/evaluation/{model}/confusion.png", model=MODELS),
+        examples=expand("results/evaluation/{model}/examples.png", model=MODELS),
+        sculpting=expand("results/evaluation/{model}/sculpting.png", model=MODELS),
+        auc_vs_pt=expand("results/evaluation/{model}/auc_vs_pt.png", model=MODELS),
         dataset=f"results/datasets/{DATASET}.zarr",
     output:
         html="results/report.html",

@@ -1,0 +1,20 @@
+rule predict:
+    """Scores of a trained model on one input file (one job per model and file)."""
+    input:
+        model="results/models/{model}/model.pt",
+        exported="results/models/{model}/model.pt2",
+        jets=jets_input,
+    output:
+        "results/predictions/{model}/{sample}/{part}.parquet",
+    log:
+        "results/logs/predict/{model}/{sample}/{part}.log",
+    benchmark:
+        "results/benchmarks/rules/predict/{model}/{sample}/{part}.tsv"
+    conda:
+        "../../envs/predict.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    script:
+        "../../scripts/predict.py"
