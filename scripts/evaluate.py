@@ -42,7 +42,7 @@ log.info(
     "%s: AUC %.4f, accuracy %.4f, 1/eB(0.3) %.1f, 1/eB(0.5) %.1f on %d test jets",
     name,
     metrics["auc"]["value"],
-    metrics["accuracy"],
+    metrics["accuracy"]["value"],
     metrics["rejection_at_0.3"]["value"],
     metrics["rejection_at_0.5"]["value"],
     len(labels),

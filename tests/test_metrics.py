@@ -62,4 +62,6 @@ def test_multiclass_metrics_against_sklearn():
     for i, name in enumerate(["g", "q", "t"]):
         assert out["auc_one_vs_rest"][name] == pytest.approx(
             roc_auc_score(labels == i, probabilities[:, i]))
-    assert out["accuracy"] == pytest.approx(np.mean(probabilities.argmax(1) == labels))
+    assert out["accuracy"]["value"] == pytest.approx(np.mean(probabilities.argmax(1) == labels))
+    low, high = out["accuracy"]["interval68"]
+    assert low <= out["accuracy"]["value"] <= high

@@ -39,6 +39,12 @@ def test_tiny_run_produces_every_stage_output(tiny_run):
             assert (results / "evaluation" / model / f"{plot}.png").is_file()
             assert (results / "evaluation" / model / f"{plot}.pdf").is_file()
     html = (results / "report.html").read_text()
+    # the first screen: the best model, its AUC and its rejection at εS = 0.3, before any figure
+    headline = html[:html.index("<img")]
+    aucs = {m: json.loads((results / "evaluation" / m / "metrics.json").read_text())["auc"]["value"]
+            for m in config["models"]}
+    named = re.search(r"Best model: <b>([^<]+)</b>", headline).group(1)
+    assert aucs[named] == max(aucs.values()) and "at ε<sub>S</sub> = 0.3" in headline
     assert all(model in html for model in config["models"])
     assert len(re.findall(r"src=\"data:image/png;base64,", html)) == 6 * len(config["models"]) + 2
     for caption in ("ROC curve", "Loss and accuracy", "Confusion matrix", "most uncertain",
@@ -118,3 +124,23 @@ def test_predict_reproduces_the_evaluated_scores(tiny_run):
     for name in ("qcd", "top"):
         assert (joined[f"score_{name}"] - joined[f"score_{name}_pred"]).abs().max() < 1e-5
     assert (joined["jet_pt"] == joined["jet_pt_pred"]).all()
+
+
+def test_predict_scores_any_file_named_in_the_config(tiny_run, qcd_file):
+    from conftest import run_snakemake
+
+    from jetimage.io import read_jets_root
+
+    def add_file(config):
+        config["predict"]["files"] = [str(qcd_file)]
+
+    config = changed_config(tiny_run, add_file)
+    assert scheduled_jobs(tiny_run, config) == {"predict_file": 1, "all": 1}
+    run_snakemake(tiny_run, config)
+    frame = pd.read_parquet(tiny_run / "results" / "predictions" / "hsf-cnn" / "files" /
+                            "qcd.parquet")
+    jets = read_jets_root(qcd_file)
+    assert list(frame["entry"]) == list(range(len(jets)))
+    assert (frame["source_file"] == str(qcd_file)).all()
+    assert ((frame["score_qcd"] + frame["score_top"] - 1).abs() < 1e-5).all()
+    assert (frame["jet_pt"].to_numpy() == jets.table["pt"]).all()

@@ -8,6 +8,7 @@ that each rule's ``params`` hold exactly what its output depends on.
 from __future__ import annotations
 
 import copy
+import glob
 import json
 from pathlib import Path
 
@@ -60,6 +61,9 @@ def check(config: dict) -> None:
     if signal not in classes:
         raise ConfigError(f"config key signal: {signal!r} is not one of the classes {classes}")
     used = set()
+    if "files" in config["samples"]:
+        raise ConfigError("config key samples/files: 'files' is reserved (predictions of "
+                          "predict.files are written under results/predictions/{model}/files/)")
     for name, sample in config["samples"].items():
         if sample["class"] not in classes:
             raise ConfigError(f"config key samples/{name}/class: {sample['class']!r} is not one "
@@ -83,6 +87,22 @@ def check(config: dict) -> None:
     jets = config.get("generation", {}).get("jets")
     if jets and jets["pt_min"] >= jets["pt_max"]:
         raise ConfigError("config key generation/jets: pt_min must be below pt_max")
+
+
+def predict_files(config: dict) -> dict[str, str]:
+    """Name (file name without extension) → path of every file ``predict.files`` matches."""
+    found: dict[str, str] = {}
+    for pattern in config.get("predict", {}).get("files", []):
+        matches = sorted(glob.glob(pattern))
+        if not matches:
+            raise ConfigError(f"config key predict/files: {pattern!r} matches no file")
+        for path in matches:
+            name = Path(path).name.split(".")[0]
+            if found.get(name, path) != path:
+                raise ConfigError(f"config key predict/files: {found[name]!r} and {path!r} "
+                                  f"would both be written as {name!r}")
+            found[name] = path
+    return found
 
 
 def canonical(value):

@@ -111,7 +111,7 @@ def build_report(
         m = metrics[name]
         cls = " class='best'" if name == best else ""
         out.append(f"<tr{cls}><td class='l'>{html.escape(name)}</td><td>{_fmt(m['auc'], 4)}</td>"
-                   f"<td>{m['accuracy']:.4f}</td><td>{_fmt(m['rejection_at_0.3'], 1)}</td>"
+                   f"<td>{_fmt(m['accuracy'], 4)}</td><td>{_fmt(m['rejection_at_0.3'], 1)}</td>"
                    f"<td>{_fmt(m['rejection_at_0.5'], 1)}</td><td>{_jsd(m)}</td>"
                    f"<td>{m['n_test']}</td></tr>")
     out.append("</table><p class='note'>Uncertainties from bootstrap resamplings of the test "

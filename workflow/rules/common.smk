@@ -11,6 +11,7 @@ validate(config, schema="../schemas/config.schema.yaml")
 jc.check(config)
 
 DATASET = config["dataset"]["name"]
+PREDICT_FILES = jc.predict_files(config)
 MODELS = sorted(config["models"])
 SAMPLES = sorted(config["samples"])
 
@@ -31,12 +32,21 @@ def image_stores(wildcards=None):
 
 
 def prediction_files(wildcards=None):
+    models = config["predict"]["models"]
     return [
         f"results/predictions/{model}/{sample}/{part}.parquet"
-        for model in config["predict"]["models"]
+        for model in models
         for sample in config["predict"]["samples"]
         for part in jc.sample_parts(config, sample)
+    ] + [
+        f"results/predictions/{model}/files/{name}.parquet"
+        for model in models
+        for name in PREDICT_FILES
     ]
+
+
+def predict_file_input(wildcards):
+    return PREDICT_FILES[wildcards.name]
 
 
 def jets_input(wildcards):

@@ -18,3 +18,25 @@ rule predict:
         runtime=30,
     script:
         "../../scripts/predict.py"
+
+
+rule predict_file:
+    """Scores of a trained model on one file named by the config's predict.files."""
+    input:
+        model="results/models/{model}/model.pt",
+        exported="results/models/{model}/model.pt2",
+        jets=predict_file_input,
+    output:
+        "results/predictions/{model}/files/{name}.parquet",
+    log:
+        "results/logs/predict/{model}/files/{name}.log",
+    benchmark:
+        "results/benchmarks/rules/predict/{model}/files/{name}.tsv"
+    conda:
+        "../../envs/predict.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    script:
+        "../../scripts/predict.py"
