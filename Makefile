@@ -28,6 +28,7 @@ test: $(BIN)/.installed
 
 bench: $(BIN)/.installed
 	$(BIN)/python scripts/bench/images.py
+	$(BIN)/python scripts/bench/train.py
 
 clean:
 	rm -rf results .snakemake

@@ -1,4 +1,4 @@
-"""Rule train: one named model, resumable from its checkpoint, exported with torch.export."""
+"""Rule train: one named model, resumable from its checkpoint, exported to ONNX."""
 
 from pathlib import Path
 

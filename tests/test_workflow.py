@@ -28,7 +28,7 @@ def test_tiny_run_produces_every_stage_output(tiny_run):
     dataset = zarr.open_group(results / "datasets" / "tiny.zarr", mode="r")
     assert dataset.attrs["classes"] == ["qcd", "top"]
     for model in config["models"]:
-        for name in ("model.pt", "model.pt2", "history.json"):
+        for name in ("model.pt", "model.onnx", "history.json"):
             assert (results / "models" / model / name).is_file()
         metrics = json.loads((results / "evaluation" / model / "metrics.json").read_text())
         assert 0.0 <= metrics["auc"]["value"] <= 1.0

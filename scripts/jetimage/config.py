@@ -20,7 +20,8 @@ from jetimage.pixelate import ImageSpec
 
 SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 TRAINING_KEYS = ("epochs", "batch_size", "learning_rate", "weight_decay", "optimizer", "schedule",
-                 "patience", "device")
+                 "patience", "device", "memory_budget_mb", "mixed_precision", "channels_last",
+                 "compile")
 
 
 class ConfigError(ValueError):

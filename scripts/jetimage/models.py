@@ -96,6 +96,43 @@ def deeptop_cnn(in_shape, n_classes, *, filters: tuple[int, int] = (32, 64), ker
     )
 
 
+class _BasicBlock(nn.Module):
+    """Two 3×3 convolutions with batch norm and a shortcut (projected when the shape changes)."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False),
+            nn.BatchNorm2d(c_out), nn.ReLU(),
+            nn.Conv2d(c_out, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out),
+        )
+        self.shortcut = nn.Identity() if stride == 1 and c_in == c_out else nn.Sequential(
+            nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False), nn.BatchNorm2d(c_out))
+        self.relu = nn.ReLU()
+
+    def forward(self, x):
+        return self.relu(self.body(x) + self.shortcut(x))
+
+
+@register("resnet")
+def resnet(in_shape, n_classes, *, widths: tuple[int, ...] = (16, 32, 64),
+           blocks_per_stage: int = 2, dropout: float = 0.0):
+    """A small ResNet (He et al. 2016) for images of any size: a 3×3 stem, stages of basic blocks
+    (each stage after the first halves the image), global average pooling, a linear head."""
+    channels = in_shape[0]
+    layers: list[nn.Module] = [nn.Conv2d(channels, widths[0], 3, padding=1, bias=False),
+                               nn.BatchNorm2d(widths[0]), nn.ReLU()]
+    c_in = widths[0]
+    for stage, width in enumerate(widths):
+        for block in range(blocks_per_stage):
+            stride = 2 if stage > 0 and block == 0 else 1
+            layers.append(_BasicBlock(c_in, width, stride))
+            c_in = width
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout),
+               nn.Linear(c_in, n_classes)]
+    return nn.Sequential(*layers)
+
+
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 

@@ -1,6 +1,6 @@
 """Scoring new jet files with a trained, exported model.
 
-The exported program (``model.pt2``) runs on images made with the image spec and normalisation
+The exported ONNX model (``model.onnx``, run by onnxruntime) scores images made with the image spec and normalisation
 the model was trained with (both recorded in ``model.pt``), so any file the readers accept can be
 scored without the dataset or the config.
 """
@@ -15,26 +15,27 @@ import torch
 
 from jetimage import io
 from jetimage.pixelate import ImageSpec, make_images
-from jetimage.train import normalize
+from jetimage.loader import normalize
+from jetimage.train import onnx_session
 
 
 def load_exported(model_pt: str | os.PathLike, exported: str | os.PathLike):
-    """(callable program, model info) of a trained model."""
+    """(onnxruntime session, model info) of a trained model."""
     info = torch.load(model_pt, map_location="cpu", weights_only=False)["info"]
-    return torch.export.load(str(exported)).module(), info
+    return onnx_session(exported), info
 
 
-def score_jets(jets: io.Jets, program, info: dict, *, source: str,
+def score_jets(jets: io.Jets, session, info: dict, *, source: str,
                batch_size: int = 1024) -> pd.DataFrame:
     """One row per jet with constituents: ``source_file``, ``entry`` (row in the file), a
     ``score_<class>`` column per class (softmax), and the jet features."""
     jets, _ = io.drop_jets_without_constituents(jets)
     images = make_images(jets.constituents, ImageSpec.from_dict(info["image_spec"]))
     scores = []
-    with torch.no_grad():
-        for start in range(0, len(images), batch_size):
-            x = normalize(images[start:start + batch_size], info["normalization"])
-            scores.append(torch.softmax(program(x), dim=1).numpy())
+    for start in range(0, len(images), batch_size):
+        x = normalize(images[start:start + batch_size], info["normalization"]).numpy()
+        logits = session.run(None, {"images": x})[0]
+        scores.append(torch.softmax(torch.from_numpy(logits), dim=1).numpy())
     scores = np.concatenate(scores) if scores else np.zeros((0, len(info["classes"])))
     frame = pd.DataFrame({"source_file": source, "entry": jets.table["entry"]})
     for i, name in enumerate(info["classes"]):

@@ -2,7 +2,7 @@ rule predict:
     """Scores of a trained model on one input file (one job per model and file)."""
     input:
         model="results/models/{model}/model.pt",
-        exported="results/models/{model}/model.pt2",
+        exported="results/models/{model}/model.onnx",
         jets=jets_input,
     output:
         "results/predictions/{model}/{sample}/{part}.parquet",
@@ -24,7 +24,7 @@ rule predict_file:
     """Scores of a trained model on one file named by the config's predict.files."""
     input:
         model="results/models/{model}/model.pt",
-        exported="results/models/{model}/model.pt2",
+        exported="results/models/{model}/model.onnx",
         jets=predict_file_input,
     output:
         "results/predictions/{model}/files/{name}.parquet",

@@ -4,7 +4,7 @@ rule train:
         f"results/datasets/{DATASET}.zarr",
     output:
         model="results/models/{model}/model.pt",
-        exported="results/models/{model}/model.pt2",
+        exported="results/models/{model}/model.onnx",
         history="results/models/{model}/history.json",
     log:
         "results/logs/train/{model}.log",
