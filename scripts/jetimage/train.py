@@ -194,12 +194,15 @@ def train_model(
     checkpoint_path = out_dir / "checkpoint.pt"
     digest = config.digest() + ":" + _dataset_digest(root)
     if checkpoint_path.exists():
-        checkpoint = torch.load(checkpoint_path, map_location=device, weights_only=False)
+        # on the CPU first: RNG states must stay CPU tensors; load_state_dict moves the rest
+        checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
         if checkpoint.get("digest") == digest:
             model.load_state_dict(checkpoint["model"])
             optimizer.load_state_dict(checkpoint["optimizer"])
             scheduler.load_state_dict(checkpoint["scheduler"])
             generator.set_state(checkpoint["generator"])
+            if scaler is not None and checkpoint.get("scaler"):
+                scaler.load_state_dict(checkpoint["scaler"])
             _set_rng_state(checkpoint["rng"])
             history, best = checkpoint["history"], checkpoint["best"]
             start_epoch = checkpoint["epoch"] + 1
@@ -259,7 +262,7 @@ def train_model(
         progress(f"epoch {epoch + 1}/{config.epochs}: train loss {record['train_loss']:.4f} "
                  f"acc {record['train_accuracy']:.3f} | val loss {val_loss:.4f} acc {val_acc:.3f}"
                  f" | lr {lr:.2e} | {seconds:.1f} s, {record['images_per_second']:.0f} img/s")
-        _save_checkpoint(checkpoint_path, model, optimizer, scheduler, generator,
+        _save_checkpoint(checkpoint_path, model, optimizer, scheduler, scaler, generator,
                          history, best, epoch, digest)
         epochs_run += 1
 
@@ -287,10 +290,12 @@ def _dataset_digest(root) -> str:
         sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _save_checkpoint(path, model, optimizer, scheduler, generator, history, best, epoch, digest):
+def _save_checkpoint(path, model, optimizer, scheduler, scaler, generator, history, best, epoch,
+                     digest):
     with io.atomic_path(path) as tmp:
         torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(), "generator": generator.get_state(),
+                    "scaler": scaler.state_dict() if scaler is not None else None,
                     "rng": _rng_state(), "history": history, "best": best, "epoch": epoch,
                     "digest": digest}, tmp)
 
