@@ -24,6 +24,7 @@ run: $(BIN)/.installed
 test: $(BIN)/.installed
 	$(BIN)/snakemake --lint --configfile config/config.yaml
 	$(BIN)/snakefmt --check Snakefile workflow/
+	$(BIN)/ruff check scripts tests
 	$(BIN)/python -m pytest
 
 bench: $(BIN)/.installed

@@ -62,7 +62,8 @@ def test_killed_and_resumed_training_ends_with_identical_weights(small_dataset, 
     history = train_model(small_dataset, tmp_path / "resumed", CONFIG, name="m",
                           progress=lines.append)
     assert any("resuming" in line for line in lines) and len(history) == 4
-    full, resumed = weights(tmp_path / "full" / "model.pt"), weights(tmp_path / "resumed" / "model.pt")
+    full = weights(tmp_path / "full" / "model.pt")
+    resumed = weights(tmp_path / "resumed" / "model.pt")
     for k in full:
         assert torch.equal(full[k], resumed[k])
     saved = json.loads((tmp_path / "resumed" / "history.json").read_text())
@@ -129,7 +130,8 @@ def test_streamed_training_learns_and_resumes_identically(small_dataset, tmp_pat
     assert any("streamed from Zarr" in line for line in lines)
     train_model(small_dataset, tmp_path / "resumed", config, name="m", max_epochs_this_run=1)
     train_model(small_dataset, tmp_path / "resumed", config, name="m")
-    full, resumed = weights(tmp_path / "full" / "model.pt"), weights(tmp_path / "resumed" / "model.pt")
+    full = weights(tmp_path / "full" / "model.pt")
+    resumed = weights(tmp_path / "resumed" / "model.pt")
     assert all(torch.equal(full[k], resumed[k]) for k in full)
 
 

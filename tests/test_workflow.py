@@ -128,7 +128,6 @@ def test_predict_reproduces_the_evaluated_scores(tiny_run):
 
 def test_predict_scores_any_file_named_in_the_config(tiny_run, qcd_file):
     from conftest import run_snakemake
-
     from jetimage.io import read_jets_root
 
     def add_file(config):

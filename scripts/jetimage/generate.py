@@ -154,7 +154,7 @@ def _top_decays(event: dict) -> list[tuple[float, float, list[tuple[float, float
     for i, (pid, _m1, d1, px, py, pz) in rows.items():
         if abs(pid) == 6 and (d1 not in rows or rows[d1][0] != pid):
             tops[i] = [*_eta_phi(px, py, pz), []]
-    for i, (pid, m1, _d1, px, py, pz) in rows.items():
+    for pid, m1, _d1, px, py, pz in rows.values():
         if abs(pid) > 5 or m1 not in rows:
             continue
         mother = m1
@@ -214,7 +214,8 @@ def _cluster_batch(pythia, batch, settings: GeneratorSettings) -> dict[str, ak.A
     sequence = fastjet.ClusterSequence(particles, fastjet.JetDefinition(algorithm, sel.radius))
     jets = sequence.inclusive_jets(min_pt=sel.pt_min)
     index = sequence.constituent_index(min_pt=sel.pt_min)
-    jets = ak.zip({"px": jets.px, "py": jets.py, "pz": jets.pz, "E": jets.E}, with_name="Momentum4D")
+    jets = ak.zip({"px": jets.px, "py": jets.py, "pz": jets.pz, "E": jets.E},
+                  with_name="Momentum4D")
     keep = (jets.pt >= sel.pt_min) & (jets.pt < sel.pt_max) & (abs(jets.eta) < sel.abs_eta_max)
 
     jets_eta, jets_phi = ak.to_list(jets.eta), ak.to_list(jets.phi)
@@ -302,6 +303,7 @@ def generate_jets(
         "jet_energy": ak.to_numpy(jets.E),
         "jet_mass": ak.to_numpy(jets.mass),
         "jet_nparticles": ak.to_numpy(ak.num(const)).astype(np.int32),
-        "jet_parton_pid": ak.to_numpy(ak.concatenate([c["parton_id"] for c in chunks])).astype(np.int32),
+        "jet_parton_pid": ak.to_numpy(
+            ak.concatenate([c["parton_id"] for c in chunks])).astype(np.int32),
         "event_index": ak.to_numpy(ak.concatenate([c["event"] for c in chunks])).astype(np.int64),
     }

@@ -100,7 +100,8 @@ class ImageSpec:
 _ENERGY_FIELDS = ("E", "e", "energy", "t")
 
 
-def flatten_constituents(constituents: ak.Array, *, need_charge: bool = False) -> preprocess.FlatJets:
+def flatten_constituents(constituents: ak.Array, *,
+                         need_charge: bool = False) -> preprocess.FlatJets:
     """Flat numpy arrays of an awkward array of per-jet ``Momentum4D`` records.
 
     Cartesian fields are read directly (vector's properties cost far more per call); other
@@ -234,7 +235,8 @@ def _numpy_images(jets: preprocess.FlatJets, spec: ImageSpec) -> tuple[np.ndarra
     positive = pt > 0
     inside = positive & (iy >= 0) & (iy < n_y) & (iphi >= 0) & (iphi < n_phi)
     outside = np.bincount(jets.jet[positive & ~inside], minlength=jets.n_jets)
-    pixel = (jets.jet[inside] * n_y + iy[inside].astype(np.int64)) * n_phi + iphi[inside].astype(np.int64)
+    pixel = ((jets.jet[inside] * n_y + iy[inside].astype(np.int64)) * n_phi
+             + iphi[inside].astype(np.int64))
     size = jets.n_jets * n_y * n_phi
 
     charge = jets.charge[inside] if jets.charge is not None else None

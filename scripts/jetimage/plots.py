@@ -106,7 +106,8 @@ def mean_images_figure(images: np.ndarray, labels: np.ndarray, classes: Sequence
         positive = mean[mean > 0]
         vmin = positive.min() if positive.size else 1e-6
         shown = ax.imshow(np.where(mean > 0, mean, np.nan), origin="lower", extent=extent,
-                          norm=matplotlib.colors.LogNorm(vmin=vmin, vmax=max(mean.max(), vmin * 10)),
+                          norm=matplotlib.colors.LogNorm(vmin=vmin,
+                                                         vmax=max(mean.max(), vmin * 10)),
                           cmap="viridis")
         ax.set(title=f"{name} (mean of {int(np.sum(labels == i))})",
                xlabel="Rotated $\\phi'$", ylabel=f"Rotated ${eta}$")

@@ -1,6 +1,7 @@
 """Scoring new jet files with a trained, exported model.
 
-The exported ONNX model (``model.onnx``, run by onnxruntime) scores images made with the image spec and normalisation
+The exported ONNX model (``model.onnx``, run by onnxruntime) scores images made with the image
+spec and normalisation
 the model was trained with (both recorded in ``model.pt``), so any file the readers accept can be
 scored without the dataset or the config.
 """
@@ -14,8 +15,8 @@ import pandas as pd
 import torch
 
 from jetimage import io
-from jetimage.pixelate import ImageSpec, make_images
 from jetimage.loader import normalize
+from jetimage.pixelate import ImageSpec, make_images
 from jetimage.train import onnx_session
 
 

@@ -179,7 +179,11 @@ def rotate(jets: FlatJets, pt: np.ndarray, y: np.ndarray, phi: np.ndarray):
 
 
 def reflect(jets: FlatJets, pt: np.ndarray, y: np.ndarray, phi: np.ndarray, *, which: str):
-    """Reflect so that the side with more pT is positive: ``"both"``, ``"eta"``, ``"phi"``, ``"none"``."""
+    """Reflect so that the side with more pT is positive.
+
+    Args:
+        which: ``"both"``, ``"eta"``, ``"phi"`` or ``"none"``.
+    """
     if which not in ("both", "eta", "phi", "none"):
         raise ValueError(f"reflect must be 'both', 'eta', 'phi' or 'none', not {which!r}")
     if which in ("both", "eta"):

@@ -25,7 +25,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-
 from tqdm import tqdm
 
 from jetimage import io, loader, store
@@ -66,7 +65,8 @@ class TrainConfig:
         return cls(**data)
 
     def digest(self) -> str:
-        return hashlib.sha256(json.dumps(dataclasses.asdict(self), sort_keys=True).encode()).hexdigest()
+        text = json.dumps(dataclasses.asdict(self), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()
 
 
 def choose_device(name: str = "auto") -> torch.device:
@@ -131,12 +131,12 @@ def _accelerations(config: TrainConfig, device: torch.device):
 
 
 def _rng_state() -> dict:
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state()}
+    """Torch's global RNG (dropout draws from it); the shuffle has its own generator."""
+    return {"torch": torch.get_rng_state()}
 
 
 def _set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
 
 
 def train_model(
@@ -176,7 +176,6 @@ def train_model(
 
     device = choose_device(config.device)
     torch.manual_seed(config.seed)
-    np.random.seed(config.seed % 2**32)
     model = build_model(config.architecture, in_shape=in_shape, n_classes=len(classes),
                         **config.options).to(device)
     autocast, scaler, channels_last = _accelerations(config, device)
@@ -214,7 +213,8 @@ def train_model(
              f"on {device} with {len(train)} train / {len(val)} val images of {in_shape}"
              f"{' streamed from Zarr' if train.streaming else ''}"
              f"{', mixed precision' if autocast is not contextlib.nullcontext else ''}"
-             f"{', channels-last' if channels_last else ''}{', compiled' if config.compile else ''}")
+             f"{', channels-last' if channels_last else ''}"
+             f"{', compiled' if config.compile else ''}")
     epochs_run = 0
     for epoch in range(start_epoch, config.epochs):
         if best["epoch"] >= 0 and epoch - best["epoch"] > config.patience:
