@@ -30,6 +30,7 @@ test: $(BIN)/.installed
 bench: $(BIN)/.installed
 	$(BIN)/python scripts/bench/images.py
 	$(BIN)/python scripts/bench/train.py
+	$(BIN)/python scripts/bench/generate.py
 
 clean:
 	rm -rf results .snakemake
