@@ -143,3 +143,18 @@ def test_predict_scores_any_file_named_in_the_config(tiny_run, qcd_file):
     assert (frame["source_file"] == str(qcd_file)).all()
     assert ((frame["score_qcd"] + frame["score_top"] - 1).abs() < 1e-5).all()
     assert (frame["jet_pt"].to_numpy() == jets.table["pt"]).all()
+
+
+def test_train_asks_for_a_gpu_when_the_config_says_so(tiny_run):
+    from conftest import run_snakemake
+
+    def gpu(config):
+        config["training"]["gpu"] = True
+        config["models"]["logistic"]["gpu"] = False
+
+    out = run_snakemake(tiny_run, changed_config(tiny_run, gpu), "--dry-run",
+                        "--forcerun", "train").stdout
+    jobs = out.split("rule train:")[1:]
+    resources = {re.search(r"model=(\S+)", job).group(1): re.search(r"gpu=(\d)", job).group(1)
+                 for job in jobs}
+    assert resources == {"hsf-cnn": "1", "logistic": "0"}
