@@ -4,11 +4,11 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from jetimage import dataset, io, plots, store
 from jetimage.logs import setup
 from jetimage.metrics import auc_in_bins, classification_metrics, mass_sculpting
+from jetimage.predict import scores_frame
 from jetimage.train import load_model, predict_scores
 
 log = setup(snakemake.log[0], "jetimage.evaluate")  # noqa: F821
@@ -50,16 +50,11 @@ log.info(
 with io.atomic_path(out.metrics) as tmp:
     tmp.write_text(json.dumps(metrics, indent=2))
 
-# one row per test jet, keyed by (source_file, entry) to join back to the input files
-sources = store.open_store(inp.dataset).attrs["sources"]
-scores = pd.DataFrame({f"score_{c}": probabilities[:, i] for i, c in enumerate(classes)})
-scores.insert(0, "source_file", np.asarray([s["source"] for s in sources])[jets["source"]])
-scores.insert(1, "entry", jets["entry"])
+dataset_attrs = store.open_store(inp.dataset).attrs
+source_files = np.asarray([s["source"] for s in dataset_attrs["sources"]])[jets["source"]]
+scores = scores_frame(source_files, jets, probabilities, classes)
 scores.insert(2, "label", labels)
 scores.insert(3, "class_name", np.asarray(classes)[labels])
-for column, values in jets.items():
-    if column not in ("entry",):
-        scores[f"jet_{column}"] = values
 with io.atomic_path(out.scores) as tmp:
     scores.to_parquet(tmp, index=False)
 
@@ -69,8 +64,8 @@ plots.save(
                      background=background, title=name),
     out.roc,
 )
-spec = store.open_store(inp.dataset).attrs["image_spec"]
-plots.save(plots.example_jets_figure(images, scores_signal, np.asarray(classes)[labels], spec,
+plots.save(plots.example_jets_figure(images, scores_signal, np.asarray(classes)[labels],
+                                     dataset_attrs["image_spec"],
                                      signal=params["signal"]), out.examples)
 sculpting = metrics["mass_sculpting"]
 plots.save(plots.sculpting_figure(jets["mass"], binary, scores_signal, sculpting["cut"],

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import torch
 from torch import nn
 
 MODELS: dict[str, Callable[..., nn.Module]] = {}
@@ -135,7 +134,3 @@ def resnet(in_shape, n_classes, *, widths: tuple[int, ...] = (16, 32, 64),
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-
-def example_input(in_shape: tuple[int, int, int], batch: int = 2) -> torch.Tensor:
-    return torch.zeros(batch, *in_shape)

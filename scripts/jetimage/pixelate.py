@@ -188,14 +188,11 @@ def _numba_images(jets: preprocess.FlatJets, spec: ImageSpec,
         images = out
     outside = np.zeros(jets.n_jets, dtype=np.int64)
     charge = jets.charge if jets.charge is not None else np.zeros(0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        if spec.coordinate == "rapidity":
-            y = np.arctanh(jets.pz / jets.E)
-        else:
-            y = np.arcsinh(jets.pz / np.sqrt(jets.px**2 + jets.py**2))
+    y = preprocess.longitudinal(jets, coordinate=spec.coordinate)
     phi = np.arctan2(jets.py, jets.px)
     kernel.images_kernel(
-        y, phi, jets.px, jets.py, jets.pz, jets.E, charge, jets.offsets.astype(np.int64),
+        y, phi, jets.px, jets.py, jets.pz, jets.E, charge,
+        np.asarray(jets.offsets, dtype=np.int64),
         spec.npix[0], spec.npix[1], spec.width[0], spec.width[1],
         kernel.COORDINATES[spec.coordinate], kernel.PHI_REFS[spec.phi_ref],
         kernel.CENTERS[spec.center], spec.rotate, spec.reflect in ("both", "eta"),

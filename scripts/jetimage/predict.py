@@ -38,10 +38,17 @@ def score_jets(jets: io.Jets, session, info: dict, *, source: str,
         logits = session.run(None, {"images": x})[0]
         scores.append(torch.softmax(torch.from_numpy(logits), dim=1).numpy())
     scores = np.concatenate(scores) if scores else np.zeros((0, len(info["classes"])))
-    frame = pd.DataFrame({"source_file": source, "entry": jets.table["entry"]})
-    for i, name in enumerate(info["classes"]):
-        frame[f"score_{name}"] = scores[:, i]
-    for column, values in jets.table.items():
+    return scores_frame(np.full(len(scores), source), jets.table, scores, info["classes"])
+
+
+def scores_frame(source_file: np.ndarray, table: dict[str, np.ndarray],
+                 probabilities: np.ndarray, classes: list[str]) -> pd.DataFrame:
+    """Per-jet scores keyed by (``source_file``, ``entry``) so they join back to the input:
+    those keys, a ``score_<class>`` column per class, then the jet features as ``jet_*``."""
+    frame = pd.DataFrame({"source_file": source_file, "entry": table["entry"]})
+    for i, name in enumerate(classes):
+        frame[f"score_{name}"] = probabilities[:, i]
+    for column, values in table.items():
         if column != "entry":
             frame[f"jet_{column}"] = values
     return frame

@@ -76,18 +76,22 @@ def phi_fix(phi: np.ndarray, ref: np.ndarray) -> np.ndarray:
     return phi
 
 
+def longitudinal(jets: FlatJets, *, coordinate: str = "rapidity") -> np.ndarray:
+    """y = artanh(pz/E) or η = arsinh(pz/pT) of every constituent, with numpy's vectorised
+    functions (those energyflow calls); undefined (NaN/inf) where pT or E is zero."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if coordinate == "rapidity":
+            return np.arctanh(jets.pz / jets.E)
+        if coordinate == "pseudorapidity":
+            return np.arcsinh(jets.pz / np.sqrt(jets.px**2 + jets.py**2))
+    raise ValueError(f"coordinate must be 'rapidity' or 'pseudorapidity', not {coordinate!r}")
+
+
 def coordinates(jets: FlatJets, *, coordinate: str = "rapidity"):
     """(pT, y or η, φ in [0, 2π)) of every constituent, as energyflow's ``ptyphims_from_p4s``
     computes them; zero-pT entries (padding) get y = 0."""
     pt = np.sqrt(jets.px**2 + jets.py**2)
-    if coordinate == "rapidity":
-        with np.errstate(divide="ignore", invalid="ignore"):
-            y = np.arctanh(jets.pz / jets.E)
-    elif coordinate == "pseudorapidity":
-        with np.errstate(divide="ignore", invalid="ignore"):
-            y = np.arcsinh(jets.pz / pt)
-    else:
-        raise ValueError(f"coordinate must be 'rapidity' or 'pseudorapidity', not {coordinate!r}")
+    y = longitudinal(jets, coordinate=coordinate)
     y[pt == 0] = 0.0
     phi = np.arctan2(jets.py, jets.px)
     phi[phi < 0] += TWO_PI
