@@ -2,17 +2,16 @@
 
 import time
 
-from jetimage.dataset import Source, build_dataset
+from jetimage.dataset import build_dataset
 from jetimage.logs import setup
 
 log = setup(snakemake.log[0], "jetimage.dataset")  # noqa: F821
 params = snakemake.params[0]  # noqa: F821
-sources = [Source(path, label) for path, label in zip(snakemake.input, params["labels"])]  # noqa: F821
 
 tic = time.perf_counter()
 attrs = build_dataset(
     snakemake.output[0],  # noqa: F821
-    sources,
+    list(snakemake.input),  # noqa: F821
     classes=params["classes"],
     fractions=params["split"],
     seed=params["seed"],

@@ -37,7 +37,8 @@ pt_edges = np.quantile(jets["pt"], np.linspace(0, 1, 6))
 pt_edges[-1] = np.nextafter(pt_edges[-1], np.inf)
 metrics["auc_in_pt_bins"] = auc_in_bins(binary, scores_signal, jets["pt"], pt_edges,
                                         bootstrap=min(params["bootstrap"], 50), seed=params["seed"])
-metrics["mass_sculpting"] = mass_sculpting(binary, scores_signal, jets["mass"])
+has_mass = bool(np.any(np.isfinite(jets["mass"])))  # pre-pixelated inputs carry no jet mass
+metrics["mass_sculpting"] = mass_sculpting(binary, scores_signal, jets["mass"]) if has_mass else {}
 log.info(
     "%s: AUC %.4f, accuracy %.4f, 1/eB(0.3) %.1f, 1/eB(0.5) %.1f on %d test jets",
     name,
@@ -67,9 +68,13 @@ plots.save(
 plots.save(plots.example_jets_figure(images, scores_signal, np.asarray(classes)[labels],
                                      dataset_attrs["image_spec"],
                                      signal=params["signal"]), out.examples)
-sculpting = metrics["mass_sculpting"]
-plots.save(plots.sculpting_figure(jets["mass"], binary, scores_signal, sculpting["cut"],
-                                  signal=params["signal"]), out.sculpting)
+if has_mass:
+    plots.save(plots.sculpting_figure(jets["mass"], binary, scores_signal,
+                                      metrics["mass_sculpting"]["cut"], signal=params["signal"]),
+               out.sculpting)
+else:
+    plots.save(plots.note_figure("No jet mass in this dataset (pre-pixelated images):\n"
+                                 "mass sculpting cannot be shown."), out.sculpting)
 plots.save(plots.auc_vs_feature_figure(metrics["auc_in_pt_bins"], feature="$p_T$", unit="GeV",
                                        title=name), out.auc_vs_pt)
 history = json.loads(Path(inp.history).read_text())["epochs"]

@@ -1,8 +1,8 @@
-"""Rule images: read one jet file, preprocess and pixelate it into a Zarr store with Dask."""
+"""Rule images: stream one jet file through its reader, pixelate it into a Zarr store (Dask)."""
 
 import time
 
-from jetimage import io
+from jetimage import io, readers
 from jetimage.logs import setup
 from jetimage.pixelate import ImageSpec
 from jetimage.store import write_image_store
@@ -10,32 +10,41 @@ from jetimage.store import write_image_store
 log = setup(snakemake.log[0], "jetimage.images")  # noqa: F821
 params = snakemake.params[0]  # noqa: F821
 source, output = snakemake.input[0], snakemake.output[0]  # noqa: F821
-spec = ImageSpec.from_dict(params["spec"])
+reader = params["reader"]
+labels = readers.Labels(tuple(params["classes"]), **reader["labels"])
+pixelated = reader["format"] in readers.IMAGE_FORMATS
+spec = None if pixelated else ImageSpec.from_dict(params["spec"])
+attrs = {
+    "sample": params["sample"],
+    "classes": params["classes"],
+    "source": str(source),
+    "source_sha256": io.sha256sum(source),
+    "format": reader["format"],
+}
+if pixelated:
+    attrs["image_spec"] = {
+        **readers.image_grid(source, labels=labels, **reader["options"]),
+        "normalize": params["spec"]["normalize"],
+    }
 
 tic = time.perf_counter()
-jets, dropped = io.drop_jets_without_constituents(io.read_jets_root(source))
-log.info("read %d jets from %s (%d without constituents dropped)", len(jets), source,
-         dropped["no_constituents"])
-if len(jets) == 0:
-    raise io.InputError(f"{source}: no jet with constituents")
+counts = readers.Counts()
+batches = readers.read(source, format=reader["format"], labels=labels,
+                       step=params["batch_jets"], counts=counts, **reader["options"])
 attrs = write_image_store(
     output,
-    jets,
+    batches,
     spec,
-    attrs={
-        "sample": params["sample"],
-        "class_name": params["class_name"],
-        "classes": params["classes"],
-        "source": str(source),
-        "source_sha256": io.sha256sum(source),
-        "dropped": dropped,
-    },
+    attrs=attrs,
+    normalize=params["spec"]["normalize"],
     chunk_jets=params["chunk_jets"],
     scheduler=snakemake.config["dask"]["scheduler"],  # noqa: F821
     num_workers=snakemake.threads,  # noqa: F821
     progress=log.info,
+    counts=counts,
 )
 seconds = time.perf_counter() - tic
+log.info("read %d jets from %s; dropped %s", counts.read, source, counts.dropped)
 log.info("wrote %d images %s to %s in %.1f s (%.0f jets/s); %d constituents outside the window",
-         len(jets), spec.npix, output, seconds, len(jets) / seconds,
-         attrs["n_constituents_outside_window"])
+         attrs["n_jets"], attrs["image_spec"]["npix"], output, seconds,
+         attrs["n_jets"] / seconds, attrs["n_constituents_outside_window"])

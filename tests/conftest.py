@@ -87,17 +87,18 @@ def tiny_run(tmp_path_factory) -> Path:
 def small_dataset(top_file, qcd_file, tmp_path_factory) -> Path:
     """A dataset store (20×20 pT images) of the generated top and QCD jets."""
     from jetimage import ImageSpec
-    from jetimage.dataset import Source, build_dataset
-    from jetimage.io import read_jets_root
+    from jetimage.dataset import build_dataset
+    from jetimage.readers import Labels, read_jets
     from jetimage.store import write_image_store
 
     out = tmp_path_factory.mktemp("dataset")
     sources = []
     for label, path in enumerate((qcd_file, top_file)):
         store = out / f"{label}.zarr"
-        write_image_store(store, read_jets_root(path), ImageSpec(npix=20, width=1.6),
+        labels = Labels(("qcd", "top"), class_name=("qcd", "top")[label])
+        write_image_store(store, read_jets(path, labels=labels), ImageSpec(npix=20, width=1.6),
                           attrs={"source": str(path)}, chunk_jets=128)
-        sources.append(Source(str(store), label))
+        sources.append(store)
     build_dataset(out / "dataset.zarr", sources, classes=["qcd", "top"],
                   fractions={"train": 0.6, "val": 0.2, "test": 0.2}, seed=0, chunk_jets=128)
     return out / "dataset.zarr"

@@ -47,3 +47,62 @@ def test_bad_configs_are_rejected_with_the_key(change, message):
     change(config)
     with pytest.raises(ConfigError, match=message):
         validate(config)
+
+
+def files_config(tmp_path, **sample) -> dict:
+    (tmp_path / "a.root").touch()
+    (tmp_path / "b.root").touch()
+    config = copy.deepcopy(TINY)
+    config["samples"] = {"user": {"source": "files", "files": str(tmp_path / "*.root"),
+                                  "format": "root", "labels": {"label_QCD": "qcd",
+                                                               "label_Tbqq": "top"}, **sample}}
+    config["predict"] = {}
+    return config
+
+
+def test_file_samples_expand_their_glob_into_parts(tmp_path):
+    from jetimage.config import reader_settings, sample_files, sample_parts
+
+    config = validate(files_config(tmp_path))
+    assert sample_parts(config, "user") == ["a", "b"]
+    assert sample_files(config, "user")["b"] == str(tmp_path / "b.root")
+    settings = reader_settings(config, "user")
+    assert settings["format"] == "root" and settings["labels"]["unmapped"] == "error"
+    assert settings["labels"]["mapping"] == {"label_QCD": "qcd", "label_Tbqq": "top"}
+
+
+def test_shipped_file_configs_validate(shared_data):
+    import os
+
+    for name in ("quark-gluon.yaml", "cms-images.yaml"):
+        config = yaml.safe_load((REPO / "config" / name).read_text())
+        for sample in config["samples"].values():  # relative to the repository root
+            sample["files"] = os.path.join(REPO, sample["files"])
+        validate(config)
+
+
+@pytest.mark.parametrize("sample, message", [
+    ({"files": "/nowhere/*.root"}, r"samples/user/files: '/nowhere/\*\.root' matches no file"),
+    ({"class": "top"}, "give either class .* or labels .*, not both"),
+    ({"labels": {"1": "higgs"}}, r"samples/user/labels: 'higgs' is not one of the classes"),
+    ({"reader": {"tre": "Events"}}, r"samples/user/reader: .*no reader option 'tre'.*did you "
+                                    r"mean 'tree'"),
+    ({"format": "csv"}, "samples/user/format"),
+    ({"unmapped_labels": "ignore"}, "samples/user/unmapped_labels"),
+])
+def test_bad_file_samples_are_rejected_with_the_key(tmp_path, sample, message):
+    with pytest.raises(ConfigError, match=message):
+        validate(files_config(tmp_path, **sample))
+
+
+def test_two_files_with_one_name_and_mixed_image_inputs_are_rejected(tmp_path):
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "a.root").touch()
+    config = files_config(tmp_path, files=[str(tmp_path / "*.root"), str(tmp_path / "x/*.root")])
+    with pytest.raises(ConfigError, match="have the same name 'a'"):
+        validate(config)
+    config = files_config(tmp_path)
+    config["samples"]["images"] = {"source": "files", "files": str(tmp_path / "a.root"),
+                                   "format": "images-h5", "class": "top"}
+    with pytest.raises(ConfigError, match="cannot be mixed"):
+        validate(config)

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import uproot
 
-from jetimage.io import InputError, drop_jets_without_constituents, read_jets_root, write_jets_root
+from jetimage.io import InputError, write_jets_root
+from jetimage.readers import Counts, read_jets
 
 
 def columns(n_jets: int = 3, *, nan: bool = False) -> dict:
@@ -25,7 +26,7 @@ def test_round_trip(tmp_path):
     path = tmp_path / "jets.root"
     data = columns()
     write_jets_root(path, data)
-    jets = read_jets_root(path)
+    jets = read_jets(path)
     assert ak.to_list(jets.constituents.px) == ak.to_list(data["part_px"])
     assert ak.to_list(jets.constituents.E) == ak.to_list(data["part_energy"])
     np.testing.assert_array_equal(jets.table["pt"], data["jet_pt"])
@@ -34,14 +35,14 @@ def test_round_trip(tmp_path):
 
 def test_missing_file(tmp_path):
     with pytest.raises(InputError, match=r"nothere\.root: file does not exist"):
-        read_jets_root(tmp_path / "nothere.root")
+        read_jets(tmp_path / "nothere.root")
 
 
 def test_not_a_root_file(tmp_path):
     path = tmp_path / "text.root"
     path.write_text("hello")
     with pytest.raises(InputError, match=r"text\.root: not a readable ROOT file"):
-        read_jets_root(path)
+        read_jets(path)
 
 
 def test_truncated_file(tmp_path):
@@ -49,7 +50,7 @@ def test_truncated_file(tmp_path):
     write_jets_root(path, columns(50))
     path.write_bytes(path.read_bytes()[:600])
     with pytest.raises(InputError, match=r"cut\.root"):
-        read_jets_root(path)
+        read_jets(path)
 
 
 def test_missing_tree_lists_what_the_file_has(tmp_path):
@@ -57,7 +58,7 @@ def test_missing_tree_lists_what_the_file_has(tmp_path):
     with uproot.recreate(path) as file:
         file["Events"] = {"x": np.arange(3)}
     with pytest.raises(InputError, match=r"other\.root: no tree 'tree'; the file has \['Events"):
-        read_jets_root(path)
+        read_jets(path)
 
 
 def test_missing_branch_lists_the_branches(tmp_path):
@@ -65,23 +66,24 @@ def test_missing_branch_lists_the_branches(tmp_path):
     data = columns()
     del data["part_pz"]
     write_jets_root(path, data)
-    with pytest.raises(InputError, match=r"partial\.root: tree 'tree' lacks branch\(es\) "
-                                         r"\['part_pz'\]; it has \[.*'part_px'"):
-        read_jets_root(path)
+    with pytest.raises(InputError, match=r"partial\.root: tree 'tree' lacks \['part_pz'\]; "
+                                         r"it has \[.*'part_px'"):
+        read_jets(path)
 
 
 def test_empty_tree(tmp_path):
     path = tmp_path / "empty.root"
     write_jets_root(path, columns(0))
     with pytest.raises(InputError, match=r"empty\.root: tree 'tree' has no jets"):
-        read_jets_root(path)
+        read_jets(path)
 
 
 def test_nan_momenta_are_refused(tmp_path):
     path = tmp_path / "nan.root"
     write_jets_root(path, columns(nan=True))
-    with pytest.raises(InputError, match=r"nan\.root: branch 'part_px' holds 1 NaN/inf value"):
-        read_jets_root(path)
+    with pytest.raises(InputError, match=r"nan\.root: field 'part_px' holds 1 NaN/inf "
+                                         r"value\(s\) \(first in entry 1\)"):
+        read_jets(path)
 
 
 def test_jets_without_constituents_are_dropped_and_counted(tmp_path):
@@ -90,6 +92,7 @@ def test_jets_without_constituents_are_dropped_and_counted(tmp_path):
     for key in ("part_px", "part_py", "part_pz", "part_energy"):
         data[key] = ak.concatenate([data[key][:1], ak.Array([[]]), data[key][1:3]])
     write_jets_root(path, data)
-    jets, dropped = drop_jets_without_constituents(read_jets_root(path))
-    assert dropped == {"no_constituents": 1} and len(jets) == 3
+    counts = Counts()
+    jets = read_jets(path, counts=counts)
+    assert counts.dropped["no_constituents"] == 1 and len(jets) == 3 and counts.read == 4
     assert list(jets.table["entry"]) == [0, 2, 3]

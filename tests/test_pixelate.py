@@ -8,14 +8,14 @@ import pytest
 import vector
 
 from jetimage import ImageSpec, make_images
-from jetimage.io import read_jets_root
+from jetimage.readers import read_jets
 
 vector.register_awkward()
 
 
 @pytest.fixture(scope="module")
 def top_jets(top_file):
-    return read_jets_root(top_file).constituents
+    return read_jets(top_file).constituents
 
 
 def total_pt(constituents) -> np.ndarray:
@@ -93,7 +93,7 @@ def test_reflection_puts_most_pt_in_the_positive_quadrant(top_jets):
 
 
 def test_charge_channels_split_the_pt(qcd_file):
-    jets = read_jets_root(qcd_file).constituents
+    jets = read_jets(qcd_file).constituents
     spec = ImageSpec(channels=("pt", "charged_pt", "neutral_pt", "counts", "charged_counts"),
                      normalize="none")
     images, outside = make_images(jets, spec, return_outside=True)
@@ -132,8 +132,8 @@ def energyflow_images(constituents, npix: int, width: float) -> np.ndarray:
 
 @pytest.mark.filterwarnings("ignore")
 def test_energyflow_preset_matches_energyflow_on_generated_jets(top_file, qcd_file):
-    jets = ak.concatenate([read_jets_root(top_file).constituents,
-                           read_jets_root(qcd_file).constituents])
+    jets = ak.concatenate([read_jets(top_file).constituents,
+                           read_jets(qcd_file).constituents])
     for npix, width in ((33, 1.6), (40, 1.2)):
         ours = make_images(jets, ImageSpec.energyflow(npix=npix, width=width))[:, 0]
         np.testing.assert_allclose(ours, energyflow_images(jets, npix, width), rtol=0, atol=1e-5)
@@ -159,7 +159,7 @@ def test_energyflow_preset_matches_energyflow_on_real_quark_gluon_jets(shared_da
     {"channels": ("pt", "charged_pt", "neutral_pt", "counts", "charged_counts", "energy")},
 ])
 def test_compiled_kernel_matches_the_numpy_reference(qcd_file, options):
-    jets = read_jets_root(qcd_file).constituents
+    jets = read_jets(qcd_file).constituents
     spec = ImageSpec(**options)
     fast, fast_out = make_images(jets, spec, return_outside=True)
     slow, slow_out = make_images(jets, spec, return_outside=True, engine="numpy")

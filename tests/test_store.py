@@ -7,8 +7,9 @@ import pytest
 import zarr
 
 from jetimage import ImageSpec, make_images
-from jetimage.dataset import Source, build_dataset, split_indices
-from jetimage.io import atomic_path, read_jets_root
+from jetimage.dataset import build_dataset, split_indices
+from jetimage.io import InputError, atomic_path
+from jetimage.readers import Labels, read_jets
 from jetimage.store import open_store, read_table, write_image_store
 
 SPEC = ImageSpec(npix=(20, 20), width=(1.6, 1.6))
@@ -19,16 +20,17 @@ def stores(top_file, qcd_file, tmp_path_factory):
     out = tmp_path_factory.mktemp("stores")
     paths = []
     for name, path in (("qcd", qcd_file), ("top", top_file)):
-        jets = read_jets_root(path)
+        jets = read_jets(path, labels=Labels(("qcd", "top"), class_name=name))
         store = out / f"{name}.zarr"
-        write_image_store(store, jets, SPEC, attrs={"sample": name, "source": str(path)},
+        write_image_store(store, jets, SPEC, attrs={"sample": name, "source": str(path),
+                                                    "classes": ["qcd", "top"]},
                           chunk_jets=100, num_workers=2)
         paths.append(store)
     return paths
 
 
 def test_image_store_round_trip(stores, top_file):
-    jets = read_jets_root(top_file)
+    jets = read_jets(top_file)
     group = open_store(stores[1])
     np.testing.assert_array_equal(group["images"][...], make_images(jets.constituents, SPEC))
     assert group["images"].chunks == (100, 1, 20, 20)
@@ -37,10 +39,34 @@ def test_image_store_round_trip(stores, top_file):
     assert group.attrs["image_spec"] == SPEC.to_dict()
     assert group.attrs["n_jets"] == len(jets) and group.attrs["sample"] == "top"
     assert group.attrs["n_constituents_outside_window"] == table["n_outside_window"].sum()
+    assert np.all(group["labels"][...] == 1) and group.attrs["label_counts"] == {
+        "qcd": 0, "top": len(jets)}
+
+
+def test_streamed_batches_write_the_same_store_as_one_batch(top_file, tmp_path):
+    """Batches that do not align with the chunks (and a remainder) give the same store."""
+    jets = read_jets(top_file)
+    whole, streamed = tmp_path / "whole.zarr", tmp_path / "streamed.zarr"
+    write_image_store(whole, jets, SPEC, attrs={}, chunk_jets=64)
+    edges = [0, 37, 38, 200, 333, len(jets)]
+    write_image_store(streamed, (jets[a:b] for a, b in zip(edges, edges[1:])), SPEC, attrs={},
+                      chunk_jets=64, num_workers=2)
+    a, b = open_store(whole), open_store(streamed)
+    np.testing.assert_array_equal(a["images"][...], b["images"][...])
+    assert b["images"].chunks == (64, 1, 20, 20) and b["images"].shape[0] == len(jets)
+    for name, values in read_table(a).items():
+        np.testing.assert_array_equal(read_table(b)[name], values)
+
+
+def test_a_store_with_no_jet_left_is_not_written(top_file, tmp_path):
+    jets = read_jets(top_file)
+    with pytest.raises(InputError, match=r"src\.root: no jet left to write"):
+        write_image_store(tmp_path / "none.zarr", [jets[:0]], SPEC, attrs={"source": "src.root"})
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_every_dask_scheduler_writes_the_same_store(top_file, tmp_path):
-    jets = read_jets_root(top_file)
+    jets = read_jets(top_file)
     stores = {}
     for scheduler in ("synchronous", "threads", "processes"):
         path = tmp_path / f"{scheduler}.zarr"
@@ -70,7 +96,7 @@ def test_splits_are_disjoint_deterministic_and_complete():
 
 def test_dataset_gathers_every_jet_with_its_label(stores, tmp_path):
     path = tmp_path / "ds.zarr"
-    attrs = build_dataset(path, [Source(str(stores[0]), 0), Source(str(stores[1]), 1)],
+    attrs = build_dataset(path, stores,
                           classes=["qcd", "top"], fractions={"train": 0.6, "val": 0.2,
                                                              "test": 0.2},
                           seed=1, chunk_jets=64, num_workers=2)

@@ -23,7 +23,7 @@ def test_tiny_run_produces_every_stage_output(tiny_run):
             assert (results / "jets" / sample / f"{part:03d}.root").is_file()
             store = zarr.open_group(results / "images" / sample / f"{part:03d}.zarr", mode="r")
             assert store["images"].shape[1:] == (1, 20, 20)
-            assert store.attrs["class_name"] == entry["class"]
+            assert store.attrs["label_counts"][entry["class"]] == store["images"].shape[0]
             assert len(store.attrs["source_sha256"]) == 64
     dataset = zarr.open_group(results / "datasets" / "tiny.zarr", mode="r")
     assert dataset.attrs["classes"] == ["qcd", "top"]
@@ -128,7 +128,7 @@ def test_predict_reproduces_the_evaluated_scores(tiny_run):
 
 def test_predict_scores_any_file_named_in_the_config(tiny_run, qcd_file):
     from conftest import run_snakemake
-    from jetimage.io import read_jets_root
+    from jetimage.readers import read_jets
 
     def add_file(config):
         config["predict"]["files"] = [str(qcd_file)]
@@ -138,7 +138,7 @@ def test_predict_scores_any_file_named_in_the_config(tiny_run, qcd_file):
     run_snakemake(tiny_run, config)
     frame = pd.read_parquet(tiny_run / "results" / "predictions" / "hsf-cnn" / "files" /
                             "qcd.parquet")
-    jets = read_jets_root(qcd_file)
+    jets = read_jets(qcd_file)
     assert list(frame["entry"]) == list(range(len(jets)))
     assert (frame["source_file"] == str(qcd_file)).all()
     assert ((frame["score_qcd"] + frame["score_top"] - 1).abs() < 1e-5).all()

@@ -28,8 +28,9 @@ import zarr
 from zarr.codecs import BloscCodec, ZstdCodec
 
 import jetimage
-from jetimage.io import read_jets_root, write_jets_root
+from jetimage.io import write_jets_root
 from jetimage.pixelate import ImageSpec, flatten_constituents, images_from_flat, make_images
+from jetimage.readers import read_jets
 
 
 def best_of(repeats: int, fn) -> float:
@@ -51,7 +52,7 @@ def load_jets(paths: list[str], n_min: int) -> ak.Array:
         path = Path(tempfile.mkdtemp()) / "top.root"
         write_jets_root(path, generate_jets(GeneratorSettings("top"), n_events=2 * n_min, seed=1))
         paths = [str(path)]
-    return ak.concatenate([read_jets_root(p).constituents for p in paths])
+    return ak.concatenate([read_jets(p).constituents for p in paths])
 
 
 def energyflow_inputs(jets) -> list[np.ndarray]:

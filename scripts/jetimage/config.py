@@ -15,8 +15,10 @@ from pathlib import Path
 import jsonschema
 import yaml
 
+from jetimage import readers
 from jetimage.generate import GeneratorSettings, JetSelection
 from jetimage.pixelate import ImageSpec
+from jetimage.readers import IMAGE_FORMATS
 
 SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 TRAINING_KEYS = ("epochs", "batch_size", "learning_rate", "weight_decay", "optimizer", "schedule",
@@ -66,13 +68,11 @@ def check(config: dict) -> None:
         raise ConfigError("config key samples/files: 'files' is reserved (predictions of "
                           "predict.files are written under results/predictions/{model}/files/)")
     for name, sample in config["samples"].items():
-        if sample["class"] not in classes:
-            raise ConfigError(f"config key samples/{name}/class: {sample['class']!r} is not one "
-                              f"of the classes {classes}")
-        used.add(sample["class"])
-        if sample["source"] == "generate" and "process" not in sample:
-            raise ConfigError(f"config key samples/{name}/process: a generated sample needs a "
-                              f"process")
+        used.update(_check_sample(config, name, sample))
+    formats = {sample_format(s) in IMAGE_FORMATS for s in config["samples"].values()}
+    if len(formats) > 1:
+        raise ConfigError("config key samples: already-pixelated samples (format images-h5) "
+                          "cannot be mixed with samples of constituents in one dataset")
     missing = [c for c in classes if c not in used]
     if missing:
         raise ConfigError(f"config key classes: no sample provides class(es) {missing}")
@@ -88,6 +88,72 @@ def check(config: dict) -> None:
     jets = config.get("generation", {}).get("jets")
     if jets and jets["pt_min"] >= jets["pt_max"]:
         raise ConfigError("config key generation/jets: pt_min must be below pt_max")
+
+
+def _check_sample(config: dict, name: str, sample: dict) -> set[str]:
+    """Check one sample entry; returns the classes it provides."""
+    classes, key = config["classes"], f"config key samples/{name}"
+    if ("class" in sample) == ("labels" in sample):
+        raise ConfigError(f"{key}: give either class (every jet one class) or labels (a map "
+                          f"from the file's label values to classes), not "
+                          f"{'both' if 'class' in sample else 'neither'}")
+    targets = [sample["class"]] if "class" in sample else list(sample["labels"].values())
+    for target in targets:
+        if target not in classes:
+            where = "class" if "class" in sample else "labels"
+            raise ConfigError(f"{key}/{where}: {target!r} is not one of the classes {classes}")
+    if sample["source"] == "generate":
+        if "process" not in sample:
+            raise ConfigError(f"{key}/process: a generated sample needs a process")
+        extra = [k for k in ("files", "format", "labels", "label_field") if k in sample]
+        if extra or sample.get("reader"):
+            raise ConfigError(f"{key}: {extra or ['reader']} apply to source: files only")
+        return set(targets)
+    for field_name in ("files", "format"):
+        if field_name not in sample:
+            raise ConfigError(f"{key}/{field_name}: a source: files sample needs {field_name}")
+    try:
+        readers.check_options(sample["format"], sample.get("reader", {}))
+    except ValueError as err:
+        raise ConfigError(f"{key}/reader: {err}") from err
+    sample_files(config, name)
+    return set(targets)
+
+
+def sample_format(sample: dict) -> str:
+    return sample.get("format", "root")
+
+
+def sample_files(config: dict, sample: str) -> dict[str, str]:
+    """``{part}`` name (file name without extension) → path of each file of a sample, in
+    sorted order; globs are expanded here, when the DAG is built."""
+    entry = config["samples"][sample]
+    patterns = [entry["files"]] if isinstance(entry["files"], str) else entry["files"]
+    found: dict[str, str] = {}
+    for pattern in patterns:
+        matches = sorted(glob.glob(pattern))
+        if not matches:
+            raise ConfigError(f"config key samples/{sample}/files: {pattern!r} matches no file")
+        for path in matches:
+            part = Path(path).name.split(".")[0]
+            if found.get(part, path) != path:
+                raise ConfigError(f"config key samples/{sample}/files: {found[part]!r} and "
+                                  f"{path!r} have the same name {part!r}; put them in "
+                                  f"separate samples")
+            found[part] = path
+    return dict(sorted(found.items()))
+
+
+def reader_settings(config: dict, sample: str) -> dict:
+    """How the images and predict rules read a sample's files: format, reader options and
+    labels (keyword arguments of :class:`jetimage.readers.Labels`, without classes)."""
+    entry = config["samples"][sample]
+    labels = {"class_name": entry.get("class"), "field": entry.get("label_field"),
+              "unmapped": entry.get("unmapped_labels", "error"),
+              "mapping": {str(k): v for k, v in entry["labels"].items()}
+              if "labels" in entry else None}
+    return {"format": sample_format(entry), "options": dict(entry.get("reader", {})),
+            "labels": labels}
 
 
 def predict_files(config: dict) -> dict[str, str]:
@@ -122,8 +188,11 @@ def generator_settings(config: dict, sample: str) -> GeneratorSettings:
 
 
 def sample_parts(config: dict, sample: str) -> list[str]:
-    """The ``{part}`` names of a sample: one per generated shard."""
-    return [f"{i:03d}" for i in range(config["samples"][sample]["shards"])]
+    """The ``{part}`` names of a sample: one per generated shard, or one per input file."""
+    entry = config["samples"][sample]
+    if entry["source"] == "files":
+        return list(sample_files(config, sample))
+    return [f"{i:03d}" for i in range(entry["shards"])]
 
 
 def image_spec(config: dict) -> ImageSpec:

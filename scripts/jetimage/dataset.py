@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 import dask
 import numpy as np
@@ -29,14 +28,6 @@ from jetimage import io, store
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
-
-
-@dataclass(frozen=True)
-class Source:
-    """One per-file image store and the class its jets belong to."""
-
-    path: str
-    label: int
 
 
 def split_indices(n: int, fractions: dict[str, float], seed: int) -> dict[str, np.ndarray]:
@@ -88,7 +79,7 @@ def _channel_stats(array: zarr.Array, chunk: int) -> tuple[list[float], list[flo
 
 def build_dataset(
     path: str | os.PathLike,
-    sources: Sequence[Source],
+    sources: Sequence[str],
     *,
     classes: Sequence[str],
     fractions: dict[str, float],
@@ -98,15 +89,22 @@ def build_dataset(
     num_workers: int = 1,
     progress: Callable[[str], None] | None = None,
 ) -> dict:
-    """Assemble the dataset store from per-file stores; returns its attributes."""
-    groups = [store.open_store(s.path) for s in sources]
+    """Assemble the dataset store from per-file stores (each with per-jet ``labels``);
+    returns its attributes."""
+    sources = [str(s) for s in sources]
+    groups = [store.open_store(s) for s in sources]
+    for source, group in zip(sources, groups):
+        if list(group.attrs.get("classes", classes)) != list(classes):
+            raise io.InputError(f"{source}: store classes {group.attrs['classes']} differ from "
+                                f"the run's {list(classes)}")
     specs = {str(g.attrs["image_spec"]) for g in groups}
     if len(specs) > 1:
         raise io.InputError(f"image stores disagree on the image spec: {sorted(specs)}")
     counts = np.array([g["images"].shape[0] for g in groups])
     src = np.repeat(np.arange(len(sources)), counts)
     row = np.concatenate([np.arange(c) for c in counts]) if len(counts) else np.zeros(0, int)
-    labels = np.repeat([s.label for s in sources], counts).astype(np.int64)
+    labels = np.concatenate([g["labels"][...] for g in groups]).astype(np.int64) \
+        if groups else np.zeros(0, np.int64)
     tables = [store.read_table(g) for g in groups]
     columns = set.intersection(*(set(t) for t in tables)) if tables else set()
     features = {c: np.concatenate([t[c] for t in tables]) for c in sorted(columns)}
@@ -131,7 +129,7 @@ def build_dataset(
             for start in range(0, len(index), chunk_jets):
                 sel = index[start:start + chunk_jets]
                 tasks.append(dask.delayed(_gather_task, pure=False)(
-                    f"{tmp}/{name}", start, [s.path for s in sources], src[sel], row[sel]))
+                    f"{tmp}/{name}", start, sources, src[sel], row[sel]))
             summary[name] = {c: int(np.sum(labels[index] == i)) for i, c in enumerate(classes)}
         if progress:
             progress(f"gathering {len(src)} jets from {len(sources)} store(s) into "
@@ -145,10 +143,10 @@ def build_dataset(
             "seed": seed,
             "normalization": {"mean": mean, "std": std},
             "image_spec": dict(groups[0].attrs["image_spec"]),
-            "sources": [{"path": s.path, "label": s.label,
-                         "class_name": classes[s.label],
+            "sources": [{"path": s,
                          **{k: g.attrs.get(k) for k in ("sample", "source", "source_sha256",
-                                                         "n_jets", "dropped")}}
+                                                         "format", "n_read", "n_jets",
+                                                         "dropped", "label_counts")}}
                         for s, g in zip(sources, groups)],
             "versions": store.versions(),
         }

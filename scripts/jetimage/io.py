@@ -2,8 +2,8 @@
 
 Jets travel between stages as a :class:`Jets` object: ragged constituents (an awkward array of
 vector ``Momentum4D`` records with ``px, py, pz, E, charge, pid``) and a flat table of per-jet
-features. Files on disk use the JetClass layout: tree ``tree`` with ragged ``part_*`` branches
-and flat ``jet_*`` branches.
+features. Generated files use the JetClass layout: tree ``tree`` with ragged ``part_*`` branches
+and flat ``jet_*`` branches. Reading every format is :mod:`jetimage.readers`' job.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import hashlib
 import os
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import awkward as ak
@@ -21,11 +21,6 @@ import numpy as np
 import vector
 
 vector.register_awkward()
-
-#: Branches a JetClass-layout file must have, and the record fields they become.
-PART_BRANCHES = {"part_px": "px", "part_py": "py", "part_pz": "pz", "part_energy": "E"}
-OPTIONAL_PART_BRANCHES = {"part_charge": "charge", "part_pid": "pid"}
-
 
 class InputError(ValueError):
     """An input file cannot be used; the message names the file and the field."""
@@ -43,6 +38,31 @@ class Jets:
 
     def __getitem__(self, where) -> Jets:
         return Jets(self.constituents[where], {k: v[where] for k, v in self.table.items()})
+
+
+@dataclass(frozen=True)
+class ImageBatch:
+    """Already-pixelated images (jets, channels, η, φ) with their per-jet table."""
+
+    images: np.ndarray
+    table: dict[str, np.ndarray]
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, where) -> ImageBatch:
+        return ImageBatch(self.images[where], {k: v[where] for k, v in self.table.items()})
+
+
+@dataclass
+class Counts:
+    """What a reader saw: jets read, kept, and dropped by reason."""
+
+    read: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)
+
+    def drop(self, reason: str, n: int) -> None:
+        self.dropped[reason] = self.dropped.get(reason, 0) + int(n)
 
 
 @contextlib.contextmanager
@@ -104,61 +124,3 @@ def write_jets_root(path: str | os.PathLike, columns: dict) -> None:
                 counter_name=lambda counted: f"n{counted}",
             )
             tree.extend(data)
-
-
-def read_jets_root(path: str | os.PathLike, *, tree: str = "tree") -> Jets:
-    """Read a JetClass-layout ROOT file into :class:`Jets`.
-
-    Raises:
-        InputError: the file cannot be opened, lacks the tree or a branch, is empty, or holds
-            NaN/inf momenta. The message names the file and the field.
-    """
-    import uproot
-
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: file does not exist")
-    try:
-        file = uproot.open(path)
-    except Exception as err:  # uproot raises many kinds for a corrupt file
-        raise InputError(f"{path}: not a readable ROOT file ({err})") from err
-    with file:
-        if tree not in file:
-            raise InputError(f"{path}: no tree {tree!r}; the file has {sorted(file.keys())}")
-        ttree = file[tree]
-        missing = [b for b in PART_BRANCHES if b not in ttree]
-        if missing:
-            raise InputError(
-                f"{path}: tree {tree!r} lacks branch(es) {missing}; it has {sorted(ttree.keys())}"
-            )
-        if ttree.num_entries == 0:
-            raise InputError(f"{path}: tree {tree!r} has no jets")
-        wanted = [*PART_BRANCHES, *[b for b in OPTIONAL_PART_BRANCHES if b in ttree]]
-        jet_branches = [k for k in ttree.keys() if k.startswith("jet_") or k == "event_index"]
-        arrays = ttree.arrays([*wanted, *jet_branches])
-    fields = {**PART_BRANCHES, **OPTIONAL_PART_BRANCHES}
-    record = {fields[b]: arrays[b] for b in wanted}
-    for branch in PART_BRANCHES:
-        flat = ak.to_numpy(ak.flatten(arrays[branch]))
-        if not np.all(np.isfinite(flat)):
-            bad = int(np.count_nonzero(~np.isfinite(flat)))
-            raise InputError(f"{path}: branch {branch!r} holds {bad} NaN/inf value(s)")
-    constituents = ak.zip(record, with_name="Momentum4D")
-    table = {b[len("jet_"):] if b.startswith("jet_") else b: ak.to_numpy(arrays[b])
-             for b in jet_branches}
-    return Jets(constituents, table)
-
-
-def drop_jets_without_constituents(jets: Jets) -> tuple[Jets, dict[str, int]]:
-    """Jets ready for pixelation: those without constituents dropped (and counted), and the
-    standard jet table (pt, eta, phi, mass, n_constituents, entry = row in the source file,
-    then any other feature the file had)."""
-    counts = ak.to_numpy(ak.num(jets.constituents, axis=1))
-    keep = counts > 0
-    table = {
-        "pt": jets.table["pt"], "eta": jets.table["eta"], "phi": jets.table["phi"],
-        "mass": jets.table["mass"], "n_constituents": counts, "entry": np.arange(len(jets)),
-        **{k: v for k, v in jets.table.items()
-           if k not in ("pt", "eta", "phi", "mass", "nparticles", "entry")},
-    }
-    return Jets(jets.constituents, table)[keep], {"no_constituents": int((~keep).sum())}

@@ -100,6 +100,19 @@ class ImageSpec:
 _ENERGY_FIELDS = ("E", "e", "energy", "t")
 
 
+def normalize_images(images: np.ndarray, how: str) -> np.ndarray:
+    """Already-pixelated images (jets, channels, η, φ) divided by the sum of their first
+    channel (``"l1"``), or unchanged (``"none"``); float32."""
+    images = np.asarray(images, dtype=np.float32)
+    if how == "none":
+        return images
+    if how != "l1":
+        raise ValueError(f"normalize must be 'l1' or 'none', not {how!r}")
+    total = images[:, 0].sum(axis=(1, 2), dtype=np.float64)
+    scale = 1.0 / np.where(total > 0, total, 1.0)
+    return (images * scale[:, None, None, None]).astype(np.float32)
+
+
 def flatten_constituents(constituents: ak.Array, *,
                          need_charge: bool = False) -> preprocess.FlatJets:
     """Flat numpy arrays of an awkward array of per-jet ``Momentum4D`` records.

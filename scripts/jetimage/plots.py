@@ -93,13 +93,29 @@ def confusion_figure(normalized: np.ndarray, counts: np.ndarray, classes: Sequen
     return fig
 
 
+def image_extent(spec: dict) -> tuple[float, float, float, float] | None:
+    """imshow extent (φ, then η) of an image spec, or None (pixel axes) if its width is not
+    known (pre-pixelated inputs that do not say)."""
+    if not spec.get("width"):
+        return None
+    (w_eta, w_phi) = spec["width"]
+    return (-w_phi / 2, w_phi / 2, -w_eta / 2, w_eta / 2)
+
+
+def note_figure(text: str):
+    """A figure that says why a plot is not available."""
+    fig, ax = plt.subplots(figsize=(8, 3))
+    ax.axis("off")
+    ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True)
+    return fig
+
+
 def mean_images_figure(images: np.ndarray, labels: np.ndarray, classes: Sequence[str],
                        spec: dict, *, channel: int = 0):
     """Mean image of each class (log colour scale), in the image's (y or η, φ) coordinates."""
     fig, axes = plt.subplots(1, len(classes), figsize=(7 * len(classes), 6), squeeze=False)
-    (w_eta, w_phi) = spec["width"]
+    extent = image_extent(spec)
     eta = "y'" if spec.get("coordinate") == "rapidity" else "\\eta'"
-    extent = (-w_phi / 2, w_phi / 2, -w_eta / 2, w_eta / 2)
     for ax, (i, name) in zip(axes[0], enumerate(classes)):
         mean = images[labels == i, channel].mean(axis=0) if np.any(labels == i) else \
             np.zeros(images.shape[2:])
@@ -110,7 +126,8 @@ def mean_images_figure(images: np.ndarray, labels: np.ndarray, classes: Sequence
                                                          vmax=max(mean.max(), vmin * 10)),
                           cmap="viridis")
         ax.set(title=f"{name} (mean of {int(np.sum(labels == i))})",
-               xlabel="Rotated $\\phi'$", ylabel=f"Rotated ${eta}$")
+               xlabel="Rotated $\\phi'$" if extent else "$\\phi$ pixel",
+               ylabel=f"Rotated ${eta}$" if extent else "$\\eta$ pixel")
         fig.colorbar(shown, ax=ax, label="Mean pixel value")
     return fig
 
@@ -124,8 +141,7 @@ def example_jets_figure(images: np.ndarray, scores: np.ndarray, truth: Sequence[
             "most background-like": order[:per_row],
             "most uncertain (score ≈ 0.5)": np.argsort(np.abs(scores - 0.5))[:per_row]}
     fig, axes = plt.subplots(3, per_row, figsize=(3.2 * per_row, 10), squeeze=False)
-    (w_eta, w_phi) = spec["width"]
-    extent = (-w_phi / 2, w_phi / 2, -w_eta / 2, w_eta / 2)
+    extent = image_extent(spec)
     for r, (title, index) in enumerate(rows.items()):
         for c in range(per_row):
             ax = axes[r, c]

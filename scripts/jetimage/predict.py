@@ -1,14 +1,14 @@
 """Scoring new jet files with a trained, exported model.
 
 The exported ONNX model (``model.onnx``, run by onnxruntime) scores images made with the image
-spec and normalisation
-the model was trained with (both recorded in ``model.pt``), so any file the readers accept can be
-scored without the dataset or the config.
+spec and normalisation the model was trained with (both recorded in ``model.pt``), so any file
+the readers accept can be scored without the dataset or the config.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
@@ -16,7 +16,7 @@ import torch
 
 from jetimage import io
 from jetimage.loader import normalize
-from jetimage.pixelate import ImageSpec, make_images
+from jetimage.pixelate import ImageSpec, make_images, normalize_images
 from jetimage.train import onnx_session
 
 
@@ -26,19 +26,29 @@ def load_exported(model_pt: str | os.PathLike, exported: str | os.PathLike):
     return onnx_session(exported), info
 
 
-def score_jets(jets: io.Jets, session, info: dict, *, source: str,
-               batch_size: int = 1024) -> pd.DataFrame:
-    """One row per jet with constituents: ``source_file``, ``entry`` (row in the file), a
-    ``score_<class>`` column per class (softmax), and the jet features."""
-    jets, _ = io.drop_jets_without_constituents(jets)
-    images = make_images(jets.constituents, ImageSpec.from_dict(info["image_spec"]))
-    scores = []
-    for start in range(0, len(images), batch_size):
-        x = normalize(images[start:start + batch_size], info["normalization"]).numpy()
-        logits = session.run(None, {"images": x})[0]
-        scores.append(torch.softmax(torch.from_numpy(logits), dim=1).numpy())
-    scores = np.concatenate(scores) if scores else np.zeros((0, len(info["classes"])))
-    return scores_frame(np.full(len(scores), source), jets.table, scores, info["classes"])
+def score_batches(batches: Iterable[io.Jets | io.ImageBatch], session, info: dict, *,
+                  source: str, batch_size: int = 1024) -> pd.DataFrame:
+    """One row per jet: ``source_file``, ``entry`` (row in the file), a ``score_<class>``
+    column per class (softmax), and the jet features. Jets are pixelated with the image spec
+    the model was trained with; pre-pixelated images are normalised as in training."""
+    spec = info["image_spec"]
+    frames = []
+    for batch in batches:
+        if isinstance(batch, io.ImageBatch):
+            images = normalize_images(batch.images, spec.get("normalize", "none"))
+        else:
+            images = make_images(batch.constituents, ImageSpec.from_dict(spec))
+        scores = []
+        for start in range(0, len(images), batch_size):
+            x = normalize(images[start:start + batch_size], info["normalization"]).numpy()
+            logits = session.run(None, {"images": x})[0]
+            scores.append(torch.softmax(torch.from_numpy(logits), dim=1).numpy())
+        table = {k: v for k, v in batch.table.items() if k != "label"}
+        frames.append(scores_frame(np.full(len(images), source), table, np.concatenate(scores),
+                                   info["classes"]))
+    if not frames:
+        raise io.InputError(f"{source}: no jet to score")
+    return pd.concat(frames, ignore_index=True)
 
 
 def scores_frame(source_file: np.ndarray, table: dict[str, np.ndarray],

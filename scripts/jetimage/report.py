@@ -149,11 +149,16 @@ def build_report(
                    + "".join(f"<td>{counts[c]}</td>" for c in classes) + "</tr>")
     out.append("</table><h3>Image spec</h3><pre>"
                + html.escape(json.dumps(dataset["image_spec"], indent=1)) + "</pre>")
-    out.append("<h3>Sources</h3><table><tr><th class='l'>file</th><th class='l'>class</th>"
-               "<th>jets</th><th class='l'>sha256</th></tr>")
+    out.append("<h3>Sources</h3><table><tr><th class='l'>file</th><th class='l'>format</th>"
+               "<th class='l'>jets per class</th><th>read</th><th>kept</th>"
+               "<th class='l'>dropped</th><th class='l'>sha256</th></tr>")
     for s in dataset["sources"]:
+        per_class = ", ".join(f"{c} {n}" for c, n in (s.get("label_counts") or {}).items() if n)
+        dropped = ", ".join(f"{k} {n}" for k, n in (s.get("dropped") or {}).items() if n)
         out.append(f"<tr><td class='l'>{html.escape(str(s.get('source')))}</td>"
-                   f"<td class='l'>{html.escape(s['class_name'])}</td><td>{s.get('n_jets')}</td>"
+                   f"<td class='l'>{html.escape(str(s.get('format', '')))}</td>"
+                   f"<td class='l'>{html.escape(per_class)}</td><td>{s.get('n_read', '')}</td>"
+                   f"<td>{s.get('n_jets')}</td><td class='l'>{html.escape(dropped or '–')}</td>"
                    f"<td class='l'><code>{str(s.get('source_sha256'))[:16]}…</code></td></tr>")
     out.append("</table><h2>Provenance</h2><table>")
     commit = git_commit()

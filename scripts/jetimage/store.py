@@ -1,32 +1,36 @@
 """Zarr layout of image stores, written in parallel by Dask.
 
-A store is written in phases (as pangeo-forge does): the group, its arrays and attributes are laid
-down first, then Dask tasks each compute and write one region aligned to the Zarr chunks along the
-jet axis, so no two tasks touch the same chunk and no locks are needed. The whole store is built
-under a temporary name and renamed when complete.
+A store is written in phases (as pangeo-forge does): the group and its arrays are laid down
+first, then, batch by batch as a reader streams the file, Dask tasks each compute and write one
+region aligned to the Zarr chunks along the jet axis, so no two tasks touch the same chunk and no
+locks are needed; attributes come last. The whole store is built under a temporary name and
+renamed when complete.
 
 Layout of a per-file store (``results/images/{sample}/{part}.zarr``)::
 
     images   float32 (jets, channels, η pixels, φ pixels), chunked along jets, Zstandard
+    labels   int64 class index of each jet (into attrs ``classes``)
     jets/    one 1-d array per jet feature: pt, eta, phi, mass, n_constituents, entry, ...
-    attrs    image_spec, sample, class_name, source, source_sha256, versions, dropped, ...
+    attrs    image_spec, sample, classes, source, source_sha256, format, n_read, dropped,
+             label_counts, versions, ...
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
 
+import awkward as ak
 import dask
 import numpy as np
 import zarr
 from zarr.codecs import ZstdCodec
 
 from jetimage import io
-from jetimage.pixelate import ImageSpec, flatten_constituents, images_from_flat
+from jetimage.pixelate import ImageSpec, flatten_constituents, images_from_flat, normalize_images
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +78,8 @@ def create_array(group: zarr.Group, name: str, data=None, *, shape=None, dtype=N
                  chunk_jets: int = DEFAULT_CHUNK_JETS) -> zarr.Array:
     """An array chunked along its first (jet) axis only, compressed with :func:`compressor`."""
     shape = np.shape(data) if data is not None else shape
-    chunks = (max(1, min(chunk_jets, shape[0] or 1)), *shape[1:])
+    # an empty array grows as batches arrive (resize), so it gets whole chunks from the start
+    chunks = (min(chunk_jets, shape[0]) if shape[0] else chunk_jets, *shape[1:])
     array = group.create_array(name, shape=shape, chunks=chunks,
                                dtype=dtype if data is None else np.asarray(data).dtype,
                                compressors=compressor(), fill_value=0)
@@ -83,48 +88,155 @@ def create_array(group: zarr.Group, name: str, data=None, *, shape=None, dtype=N
     return array
 
 
-def _image_task(flat, spec: ImageSpec, store: str, start: int, stop: int) -> np.ndarray:
+def _image_task(flat, spec: ImageSpec, store: str, start: int, stop: int,
+                offset: int) -> np.ndarray:
+    """Pixelate jets ``start:stop`` of ``flat`` into rows ``offset + start...`` of the store."""
     images, outside = images_from_flat(flat.chunk(start, stop), spec)
-    zarr.open_array(f"{store}/images", mode="r+")[start:stop] = images
+    zarr.open_array(f"{store}/images", mode="r+")[offset + start:offset + stop] = images
     return outside
+
+
+def _copy_task(images: np.ndarray, normalize: str, store: str, start: int, stop: int,
+               offset: int) -> np.ndarray:
+    """Write already-pixelated images (L1-normalised on channel 0 if asked)."""
+    block = normalize_images(images[start:stop], normalize)
+    zarr.open_array(f"{store}/images", mode="r+")[offset + start:offset + stop] = block
+    return np.zeros(stop - start, dtype=np.int64)
+
+
+def _concat(a, b):
+    """Two batches (constituents or images) as one."""
+    if a is None:
+        return b
+    table = {k: np.concatenate([a.table[k], b.table[k]]) for k in a.table}
+    if isinstance(a, io.Jets):
+        return io.Jets(ak.concatenate([a.constituents, b.constituents]), table)
+    return io.ImageBatch(np.concatenate([a.images, b.images]), table)
+
+
+class _StoreWriter:
+    """Appends batches to a store in whole Zarr chunks (Dask tasks, one per chunk) and keeps
+    the remainder (< one chunk) for the next batch, so every write is chunk-aligned and memory
+    holds one batch at a time."""
+
+    def __init__(self, path: str, spec: ImageSpec | None, *, normalize: str,
+                 chunk_jets: int, compute: dict):
+        self.path, self.group = path, zarr.open_group(path, mode="w")
+        self.spec, self.normalize = spec, normalize
+        self.chunk_jets, self.compute = chunk_jets, compute
+        self.pending = None
+        self.n = 0
+        self.outside: list[np.ndarray] = []
+
+    def add(self, batch) -> None:
+        self.pending = _concat(self.pending, batch)
+        whole = len(self.pending) // self.chunk_jets * self.chunk_jets
+        if whole:
+            self._write(self.pending[:whole])
+            self.pending = self.pending[whole:]
+
+    def finish(self) -> int:
+        if self.pending is not None and len(self.pending):
+            self._write(self.pending)
+        if "images" not in self.group:
+            shape = (0, len(self.spec.channels), *self.spec.npix) if self.spec else (0, 1, 1, 1)
+            create_array(self.group, "images", shape=shape, dtype="float32",
+                         chunk_jets=self.chunk_jets)
+        return self.n
+
+    def _append(self, name: str, values: np.ndarray, group: zarr.Group) -> None:
+        if name not in group:
+            create_array(group, name, shape=(0, *values.shape[1:]), dtype=values.dtype,
+                         chunk_jets=self.chunk_jets)
+        array = group[name]
+        array.resize((self.n + len(values), *values.shape[1:]))
+        array[self.n:] = values
+
+    def _write(self, batch) -> None:
+        n, store = len(batch), self.path
+        if isinstance(batch, io.Jets):
+            shape = (n, len(self.spec.channels), *self.spec.npix)
+            flat = flatten_constituents(batch.constituents, need_charge=self.spec.needs_charge)
+            # the arrays ride in a partial, which Dask neither traverses nor hashes
+            task = partial(_image_task, flat, self.spec, store)
+        else:
+            shape = batch.images.shape
+            task = partial(_copy_task, batch.images, self.normalize, store)
+        if "images" not in self.group:
+            create_array(self.group, "images", shape=(0, *shape[1:]), dtype="float32",
+                         chunk_jets=self.chunk_jets)
+        self.group["images"].resize((self.n + n, *shape[1:]))
+        delayed = dask.delayed(task, pure=False)
+        tasks = [delayed(start, min(start + self.chunk_jets, n), self.n)
+                 for start in range(0, n, self.chunk_jets)]
+        self.outside.extend(dask.compute(*tasks, **self.compute))
+        table = dict(batch.table)
+        self._append("labels", np.asarray(table.pop("label"), dtype=np.int64), self.group)
+        jets = self.group.require_group("jets")
+        for name, values in table.items():
+            self._append(name, np.asarray(values), jets)
+        self.n += n
 
 
 def write_image_store(
     path: str | os.PathLike,
-    jets: io.Jets,
-    spec: ImageSpec,
+    batches: Iterable[io.Jets | io.ImageBatch] | io.Jets,
+    spec: ImageSpec | None,
     *,
     attrs: dict,
+    normalize: str = "l1",
     chunk_jets: int = DEFAULT_CHUNK_JETS,
     scheduler: str = "threads",
     num_workers: int = 1,
     progress: Callable[[str], None] | None = None,
+    counts: io.Counts | None = None,
 ) -> dict:
-    """Pixelate ``jets`` and write a per-file image store, atomically.
+    """Pixelate batches of jets (or copy pre-pixelated images) into a per-file store, atomically.
+
+    Batches stream through in whole chunks, so memory holds one batch whatever the file's size.
+    Each batch's table must hold ``label`` (class index), which becomes the ``labels`` array.
+
+    Args:
+        spec: the image definition; ``None`` for pre-pixelated batches (:class:`ImageBatch`).
+        normalize: ``"l1"`` or ``"none"``, for pre-pixelated images (``spec`` rules otherwise).
+        counts: the reader's counts; recorded in the attributes (``n_read``, ``dropped``)
+            once the file has been read.
+
+    Raises:
+        InputError: no jet is left to write (the store is not created).
 
     Returns:
-        The store's attributes, including the count of constituents outside the window.
+        The store's attributes, including jets written and constituents outside the window.
     """
-    n = len(jets)
+    if isinstance(batches, io.Jets | io.ImageBatch):
+        batches = [batches]
     with io.atomic_path(path) as tmp:
-        group = zarr.open_group(tmp, mode="w")
-        create_array(group, "images", shape=(n, len(spec.channels), *spec.npix),
-                     dtype="float32", chunk_jets=chunk_jets)
-        # flatten once: awkward calls hold the GIL, the kernel and the codecs do not. The
-        # arrays ride in a partial, which Dask neither traverses nor hashes.
-        flat = flatten_constituents(jets.constituents, need_charge=spec.needs_charge)
-        task = dask.delayed(partial(_image_task, flat, spec, str(tmp)), pure=False)
-        tasks = [task(start, min(start + chunk_jets, n)) for start in range(0, n, chunk_jets)]
+        writer = _StoreWriter(str(tmp), spec, normalize=normalize, chunk_jets=chunk_jets,
+                              compute=dask_config(scheduler, num_workers))
         if progress:
-            progress(f"pixelating {n} jets in {len(tasks)} chunk(s) of {chunk_jets} "
-                     f"({scheduler}, {num_workers} worker(s))")
-        outside = np.concatenate(dask.compute(*tasks, **dask_config(scheduler, num_workers))) \
-            if tasks else np.zeros(0, dtype=np.int64)
-        table = group.create_group("jets")
-        for name, values in {**jets.table, "n_outside_window": outside}.items():
-            create_array(table, name, np.asarray(values), chunk_jets=chunk_jets)
-        attrs = {**attrs, "image_spec": spec.to_dict(), "n_jets": n,
-                 "n_constituents_outside_window": int(outside.sum()), "versions": versions()}
+            progress(f"pixelating in chunks of {chunk_jets} jets ({scheduler}, "
+                     f"{num_workers} worker(s))")
+        for batch in batches:
+            writer.add(batch)
+            if progress:
+                progress(f"{writer.n} jets written")
+        n = writer.finish()
+        group = writer.group
+        if counts is not None:
+            attrs = {**attrs, "n_read": counts.read, "dropped": counts.dropped}
+        if n == 0:
+            raise io.InputError(f"{attrs.get('source', path)}: no jet left to write "
+                                f"(dropped: {attrs.get('dropped', {})})")
+        labels = group["labels"][...]
+        classes = attrs.get("classes")
+        if classes:
+            attrs["label_counts"] = {c: int(np.sum(labels == i)) for i, c in enumerate(classes)}
+        outside = np.concatenate(writer.outside) if writer.outside else np.zeros(0, np.int64)
+        if "jets" in group:
+            create_array(group["jets"], "n_outside_window", outside, chunk_jets=chunk_jets)
+        attrs = {**attrs, "image_spec": spec.to_dict() if spec else attrs.get("image_spec"),
+                 "n_jets": n, "n_constituents_outside_window": int(outside.sum()),
+                 "versions": versions()}
         group.attrs.update(attrs)
     return attrs
 

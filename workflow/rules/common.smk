@@ -14,6 +14,13 @@ DATASET = config["dataset"]["name"]
 PREDICT_FILES = jc.predict_files(config)
 MODELS = sorted(config["models"])
 SAMPLES = sorted(config["samples"])
+# globs are expanded once, here, when the DAG is built
+PARTS = {sample: jc.sample_parts(config, sample) for sample in SAMPLES}
+FILES = {
+    sample: jc.sample_files(config, sample)
+    for sample in SAMPLES
+    if config["samples"][sample]["source"] == "files"
+}
 
 
 wildcard_constraints:
@@ -27,7 +34,7 @@ def image_stores(wildcards=None):
     return [
         f"results/images/{sample}/{part}.zarr"
         for sample in SAMPLES
-        for part in jc.sample_parts(config, sample)
+        for part in PARTS[sample]
     ]
 
 
@@ -37,7 +44,7 @@ def prediction_files(wildcards=None):
         f"results/predictions/{model}/{sample}/{part}.parquet"
         for model in models
         for sample in config["predict"]["samples"]
-        for part in jc.sample_parts(config, sample)
+        for part in PARTS[sample]
     ] + [
         f"results/predictions/{model}/files/{name}.parquet"
         for model in models
@@ -50,6 +57,9 @@ def predict_file_input(wildcards):
 
 
 def jets_input(wildcards):
+    """The jet file of a sample's part: a generated shard, or the user's file."""
+    if wildcards.sample in FILES:
+        return FILES[wildcards.sample][wildcards.part]
     return f"results/jets/{wildcards.sample}/{wildcards.part}.root"
 
 
@@ -71,28 +81,37 @@ def generate_params(wildcards):
 
 
 def image_params(wildcards):
-    sample = config["samples"][wildcards.sample]
+    sample = wildcards.sample
+    reader = jc.reader_settings(config, sample)
+    pixelated = reader["format"] in jc.IMAGE_FORMATS
+    spec = jc.image_spec(config).to_dict()
     return jc.canonical(
         {
-            "spec": jc.image_spec(config).to_dict(),
-            "sample": wildcards.sample,
-            "class_name": sample["class"],
+            # pre-pixelated images depend on the normalisation only, not on the image recipe
+            "spec": {"normalize": spec["normalize"]} if pixelated else spec,
+            "reader": reader,
+            "sample": sample,
             "classes": config["classes"],
             "chunk_jets": config["dask"]["chunk_jets"],
+            "batch_jets": config["dask"]["batch_jets"],
+        }
+    )
+
+
+def predict_params(wildcards):
+    return jc.canonical(
+        {
+            "reader": jc.reader_settings(config, wildcards.sample),
+            "batch_jets": config["dask"]["batch_jets"],
         }
     )
 
 
 def dataset_params(wildcards):
-    labels = [
-        config["classes"].index(config["samples"][s]["class"])
-        for s in SAMPLES
-        for _ in jc.sample_parts(config, s)
-    ]
+    # labels are read from the image stores, which are this rule's inputs
     return jc.canonical(
         {
             "classes": config["classes"],
-            "labels": labels,
             "split": config["dataset"]["split"],
             "seed": config["seed"],
             "chunk_jets": config["dask"]["chunk_jets"],

@@ -16,6 +16,8 @@ rule predict:
     resources:
         mem_mb=4000,
         runtime=30,
+    params:
+        predict_params,
     script:
         "../../scripts/predict.py"
 

@@ -1,0 +1,759 @@
+"""Readers of the jet files physicists already have, in bounded batches.
+
+Every reader streams a file in batches of at most ``step`` jets, so memory does not grow with the
+file, and checks what it can before any pixelation: the file opens, the tree/dataset and every
+branch exist (the error lists what does), the file is not empty. Each batch is then checked for
+NaN/inf momenta and for labels that map to no class; jets without constituents are dropped and
+counted. Errors are :class:`jetimage.io.InputError` and name the file and the field.
+
+Formats (``format:`` of a sample in the config):
+
+``root``
+    ROOT in the JetClass layout (tree ``tree``, ragged ``part_px/py/pz/energy``, optional
+    ``part_charge``/``part_pid``, per-jet ``jet_*``, one-hot ``label_*``), or any tree whose
+    branches a ``branches`` map names (``px, py, pz, energy`` or ``pt, eta, phi, mass``).
+``parquet``
+    particle_transformer's Parquet layout (``label``, ``jet_*``, ragged ``part_*``); the same
+    ``branches`` map applies.
+``toptagging``
+    The Top Quark Tagging reference HDF5: a pandas store (key ``table``) with zero-padded
+    columns ``E_i, PX_i, PY_i, PZ_i`` and the label ``is_signal_new``.
+``nanoaod``
+    CMS NanoAOD/PFNano: fat jets whose constituents are linked by index
+    (``FatJetPFCand(s)_jetIdx`` and ``..._pfCandIdx``/``_pFCandsIdx`` into ``PFCand(s)_*``).
+``images-h5``
+    Already-pixelated images: ``images`` + ``labels`` datasets, or one dataset per class.
+    Yields :class:`ImageBatch` and skips pixelation.
+
+Constituent batches are :class:`jetimage.io.Jets` whose table holds ``pt, eta, phi, mass,
+n_constituents, entry`` (row in the file), ``label`` (class index) and any other per-jet feature.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import awkward as ak
+import numpy as np
+import vector
+
+from jetimage.io import Counts, ImageBatch, InputError, Jets
+
+vector.register_awkward()
+
+FORMATS = ("root", "parquet", "toptagging", "nanoaod", "images-h5")
+IMAGE_FORMATS = ("images-h5",)
+
+#: Reader options each format accepts (the ``reader:`` mapping of a sample).
+OPTIONS = {
+    "root": {"tree", "branches", "jet_branches"},
+    "parquet": {"branches", "jet_branches"},
+    "toptagging": {"key", "max_constituents"},
+    "nanoaod": {"tree", "jets", "links", "candidates", "puppi_weight"},
+    "images-h5": {"images", "image_axes", "width", "channels"},
+}
+
+#: The JetClass / particle_transformer constituent branches.
+JETCLASS_BRANCHES = {"px": "part_px", "py": "part_py", "pz": "part_pz", "energy": "part_energy",
+                     "charge": "part_charge", "pid": "part_pid"}
+_OPTIONAL = ("charge", "pid")
+_STANDARD = ("pt", "eta", "phi", "mass")
+
+#: Charge of the PDG ids that CMS particle flow uses.
+_PDG_CHARGE = {11: -1, 13: -1, 211: 1, 321: 1, 2212: 1}
+
+
+@dataclass(frozen=True)
+class Labels:
+    """How a file's jets get their class.
+
+    Args:
+        classes: the run's classes, in label order.
+        class_name: every jet of the file is this class; or
+        mapping: raw label (as text: an integer, a one-hot branch or a dataset name) → class.
+        field: where the raw label is read (a branch, column or dataset); format default if None.
+        unmapped: ``"error"`` (default) or ``"drop"`` for jets whose label maps to no class.
+    """
+
+    classes: tuple[str, ...]
+    class_name: str | None = None
+    mapping: dict[str, str] | None = None
+    field: str | None = None
+    unmapped: str = "error"
+
+    def __post_init__(self) -> None:
+        if (self.class_name is None) == (self.mapping is None):
+            raise ValueError("give exactly one of class_name and mapping")
+        targets = [self.class_name] if self.mapping is None else list(self.mapping.values())
+        unknown = sorted({c for c in targets if c not in self.classes})
+        if unknown:
+            raise ValueError(f"label target(s) {unknown} are not classes {list(self.classes)}")
+        if self.mapping is not None:
+            object.__setattr__(self, "mapping", {str(k): v for k, v in self.mapping.items()})
+
+    @property
+    def one_hot(self) -> bool:
+        """Labels are one-hot branches (JetClass ``label_*``): the mapping's keys name them."""
+        return self.mapping is not None and self.field is None and all(
+            k.startswith("label_") for k in self.mapping)
+
+    def assign(self, raw: np.ndarray | None, n: int, *, path, field: str) -> np.ndarray:
+        """Class index per jet, -1 where ``unmapped: drop`` drops it."""
+        if self.mapping is None:
+            return np.full(n, self.classes.index(self.class_name), dtype=np.int64)
+        raw = np.asarray(raw)
+        values, inverse = np.unique(raw.astype(str), return_inverse=True)
+        index = np.array([self.classes.index(self.mapping[v]) if v in self.mapping else -1
+                          for v in values], dtype=np.int64)
+        out = index[inverse.reshape(-1)]
+        if self.unmapped == "error" and np.any(out < 0):
+            bad = {str(v): int(np.sum(inverse == i)) for i, v in enumerate(values)
+                   if index[i] < 0}
+            raise InputError(f"{path}: field {field!r} holds label value(s) that map to no "
+                             f"class: {bad} (jets per value); the labels map has "
+                             f"{sorted(self.mapping)}. Map them or set unmapped_labels: drop")
+        return out
+
+
+def read(path: str | os.PathLike, *, format: str, labels: Labels | None = None,
+         step: int = 16384,
+         counts: Counts | None = None, **options) -> Iterator[Jets | ImageBatch]:
+    """Stream a file as batches of at most ``step`` jets (see the module docstring).
+
+    Args:
+        path: the file.
+        format: one of :data:`FORMATS`.
+        labels: how jets get their class (``None``: no labels, every jet gets label 0).
+        step: jets (or events, for NanoAOD) read at a time.
+        counts: filled with jets read and dropped, if given.
+        options: the format's reader options (:data:`OPTIONS`).
+
+    Examples:
+        >>> labels = Labels(("gluon", "quark"), mapping={"0": "gluon", "1": "quark"})
+        >>> batches = read("quark_gluon_2000.parquet", format="parquet",
+        ...                labels=labels)  # doctest: +SKIP
+    """
+    if format not in FORMATS:
+        raise ValueError(f"unknown format {format!r}; choose from {FORMATS}")
+    check_options(format, options)
+    labels = labels if labels is not None else Labels(("jets",), class_name="jets")
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: file does not exist")
+    counts = counts if counts is not None else Counts()
+    reader = {"root": _read_root, "parquet": _read_parquet, "toptagging": _read_toptagging,
+              "nanoaod": _read_nanoaod, "images-h5": _read_images_h5}[format]
+    for batch in reader(path, labels=labels, step=step, **options):
+        counts.read += len(batch)
+        keep = batch.table["label"] >= 0
+        counts.drop("unmapped_label", np.sum(~keep))
+        if isinstance(batch, Jets):
+            empty = batch.table["n_constituents"] == 0
+            counts.drop("no_constituents", np.sum(keep & empty))
+            keep &= ~empty
+        else:
+            empty = ~np.any(batch.images, axis=(1, 2, 3))
+            counts.drop("empty_image", np.sum(keep & empty))
+            keep &= ~empty
+        if np.all(keep):
+            yield batch
+        elif np.any(keep):
+            yield batch[keep]
+
+
+def read_jets(path: str | os.PathLike, *, format: str = "root", labels: Labels | None = None,
+              counts: Counts | None = None, **options) -> Jets:
+    """A whole file of constituents at once (a notebook's entry point; the workflow streams).
+
+    Examples:
+        >>> jets = read_jets("results/jets/top/000.root")  # doctest: +SKIP
+        >>> jets.constituents.px, jets.table["mass"]  # doctest: +SKIP
+    """
+    batches = list(read(path, format=format, labels=labels, counts=counts, **options))
+    if any(isinstance(b, ImageBatch) for b in batches):
+        raise ValueError(f"{path}: format {format!r} holds images, not constituents")
+    if not batches:
+        return Jets(ak.zip({k: ak.Array([[]])[:0] for k in ("px", "py", "pz", "E")},
+                           with_name="Momentum4D"), {})
+    table = {k: np.concatenate([b.table[k] for b in batches]) for k in batches[0].table}
+    return Jets(ak.concatenate([b.constituents for b in batches]), table)
+
+
+def check_options(format: str, options: dict) -> None:
+    """Reject reader options the format does not know, suggesting the closest one."""
+    known = OPTIONS[format]
+    for name in options:
+        if name not in known:
+            close = difflib.get_close_matches(name, sorted(known), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ValueError(f"format {format!r} has no reader option {name!r} (it has "
+                             f"{sorted(known)}){hint}")
+
+
+# --- shared helpers ---------------------------------------------------------------------------
+
+
+def _check_finite(path, named: dict[str, np.ndarray], entry0: int, counts: np.ndarray) -> None:
+    """Raise naming the field and the first entry if a constituent value is NaN/inf."""
+    for name, values in named.items():
+        bad = ~np.isfinite(values)
+        if np.any(bad):
+            jet = np.searchsorted(np.cumsum(counts), np.flatnonzero(bad)[0], side="right")
+            raise InputError(f"{path}: field {name!r} holds {int(bad.sum())} NaN/inf value(s) "
+                             f"(first in entry {entry0 + int(jet)})")
+
+
+def _constituents(counts: np.ndarray, columns: dict[str, np.ndarray]) -> ak.Array:
+    """Per-jet ``Momentum4D`` records from flat columns (px, py, pz, E, charge, pid)."""
+    record = {name: ak.unflatten(np.ascontiguousarray(values), counts)
+              for name, values in columns.items()}
+    return ak.zip(record, with_name="Momentum4D")
+
+
+def _cartesian(pt, eta, phi, mass) -> dict[str, np.ndarray]:
+    pt, eta, phi, mass = (np.asarray(a, dtype=np.float64) for a in (pt, eta, phi, mass))
+    px, py, pz = pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta)
+    return {"px": px, "py": py, "pz": pz, "E": np.sqrt(px**2 + py**2 + pz**2 + mass**2)}
+
+
+def _jet_kinematics(counts: np.ndarray, px, py, pz, E) -> dict[str, np.ndarray]:
+    """pt, eta, phi, mass of each jet from the sum of its constituents."""
+    jet = np.repeat(np.arange(len(counts)), counts)
+
+    def total(values):
+        return np.bincount(jet, weights=values, minlength=len(counts))
+
+    s = vector.array({"px": total(px), "py": total(py), "pz": total(pz), "E": total(E)})
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return {"pt": s.pt, "eta": np.where(s.pt > 0, s.eta, 0.0), "phi": s.phi,
+                "mass": np.nan_to_num(s.mass)}
+
+
+def _jets(path, *, counts, columns: dict[str, np.ndarray], names: dict[str, str],
+          features: dict[str, np.ndarray], entry: np.ndarray, label: np.ndarray) -> Jets:
+    """A checked batch: finite momenta, standard table (file kinematics where given)."""
+    _check_finite(path, {names[k]: columns[k] for k in ("px", "py", "pz", "E")},
+                  int(entry[0]) if len(entry) else 0, counts)
+    table = _jet_kinematics(counts, *(columns[k] for k in ("px", "py", "pz", "E")))
+    table.update({k: np.asarray(v) for k, v in features.items()})
+    table.update({"n_constituents": np.asarray(counts, dtype=np.int64), "entry": entry,
+                  "label": label})
+    return Jets(_constituents(counts, columns), table)
+
+
+def _missing(path, where: str, wanted, available) -> None:
+    missing = [w for w in wanted if w not in available]
+    if missing:
+        raise InputError(f"{path}: {where} lacks {missing}; it has {sorted(available)}")
+
+
+def _flat(array) -> np.ndarray:
+    return ak.to_numpy(ak.flatten(array, axis=None))
+
+
+def _branch_map(branches: dict | None) -> tuple[dict[str, str], list[str]]:
+    """(field → branch, required fields) of a ``branches`` option (JetClass by default)."""
+    if branches is None:
+        return dict(JETCLASS_BRANCHES), ["px", "py", "pz", "energy"]
+    kinds = [k for k in (("px", "py", "pz", "energy"), ("pt", "eta", "phi", "mass"))
+             if all(f in branches for f in k)]
+    if not kinds:
+        raise ValueError(f"reader option branches must name px, py, pz, energy or pt, eta, phi, "
+                         f"mass; got {sorted(branches)}")
+    return dict(branches), list(branches)
+
+
+def _columns_from_record(arrays, fields: dict[str, str]):
+    """(counts, flat columns px/py/pz/E/charge/pid, column → source name, source values to
+    check before conversion) of a batch."""
+    first = next(iter(fields.values()))
+    counts = ak.to_numpy(ak.num(arrays[first], axis=1)).astype(np.int64)
+    raw = {name: _flat(arrays[branch]) for name, branch in fields.items()}
+    if "px" in raw:
+        columns = {"px": raw["px"], "py": raw["py"], "pz": raw["pz"], "E": raw["energy"]}
+        names = {"px": fields["px"], "py": fields["py"], "pz": fields["pz"],
+                 "E": fields["energy"]}
+        source = {}
+    else:
+        source = {fields[k]: raw[k] for k in _STANDARD}
+        columns = _cartesian(*(raw[k] for k in _STANDARD))
+        names = {"px": "px", "py": "py", "pz": "pz", "E": "E"}
+    for name in _OPTIONAL:
+        if name in raw:
+            columns[name] = raw[name]
+    return counts, columns, names, source
+
+
+def _raw_labels(arrays, labels: Labels, path) -> tuple[np.ndarray | None, str]:
+    """Raw label per jet of a batch: the one-hot branch that is set, or a label field."""
+    if labels.mapping is None:
+        return None, ""
+    if labels.one_hot:
+        names = sorted(labels.mapping)
+        hot = np.stack([ak.to_numpy(arrays[n]) for n in names], axis=1) > 0
+        raw = np.where(hot.sum(axis=1) == 1, np.asarray(names)[hot.argmax(axis=1)], "")
+        return raw, "/".join(names)
+    field_name = labels.field or "label"
+    values = ak.to_numpy(arrays[field_name])
+    return (values.argmax(axis=1) if values.ndim == 2 else values), field_name
+
+
+def _label_fields(labels: Labels) -> list[str]:
+    if labels.mapping is None:
+        return []
+    return sorted(labels.mapping) if labels.one_hot else [labels.field or "label"]
+
+
+def _features(arrays, jet_branches: dict | None, available) -> dict[str, np.ndarray]:
+    """Per-jet features: ``jet_*`` (prefix dropped) or the ``jet_branches`` map."""
+    if jet_branches is not None:
+        return {name: ak.to_numpy(arrays[branch]) for name, branch in jet_branches.items()}
+    return {b.removeprefix("jet_"): ak.to_numpy(arrays[b]) for b in available}
+
+
+def _batch_from_arrays(path, arrays, entry0, *, fields, labels, jet_branches, jet_available):
+    counts, columns, names, source = _columns_from_record(arrays, fields)
+    _check_finite(path, source, entry0, counts)
+    raw, label_field = _raw_labels(arrays, labels, path)
+    n = len(counts)
+    label = labels.assign(raw, n, path=path, field=label_field)
+    features = _features(arrays, jet_branches, jet_available)
+    drop = [k for k in features if k == "nparticles"]
+    for k in drop:
+        del features[k]
+    return _jets(path, counts=counts, columns=columns, names=names, features=features,
+                 entry=np.arange(entry0, entry0 + n), label=label)
+
+
+def _is_jet_feature(name: str) -> bool:
+    return name.startswith("jet_") or name == "event_index"
+
+
+# --- ROOT (JetClass layout or a branch map) ---------------------------------------------------
+
+
+def _open_root(path):
+    import uproot
+
+    try:
+        return uproot.open(path)
+    except Exception as err:  # uproot raises many kinds for a corrupt file
+        raise InputError(f"{path}: not a readable ROOT file ({err})") from err
+
+
+def _keys(file) -> list[str]:
+    return sorted({k.split(";")[0] for k in file.keys()})
+
+
+def _iterate(path, ttree, branches: list[str], step: int):
+    """``ttree.iterate`` in steps, a truncated or corrupt basket reported as InputError."""
+    iterator = ttree.iterate(branches, step_size=step, library="ak", report=True)
+    while True:
+        try:
+            yield next(iterator)
+        except StopIteration:
+            return
+        except Exception as err:  # uproot raises many kinds for a damaged basket
+            raise InputError(f"{path}: tree {ttree.name!r} could not be read ({err})") from err
+
+
+def _read_root(path, *, labels: Labels, step: int, tree: str = "tree", branches=None,
+               jet_branches=None) -> Iterator[Jets]:
+    fields, required = _branch_map(branches)
+    with _open_root(path) as file:
+        if tree not in file:
+            raise InputError(f"{path}: no tree {tree!r}; the file has {_keys(file)}")
+        ttree = file[tree]
+        available = set(ttree.keys())
+        _missing(path, f"tree {tree!r}", [fields[f] for f in required], available)
+        fields = {k: v for k, v in fields.items() if k in required or v in available}
+        _missing(path, f"tree {tree!r}", _label_fields(labels), available)
+        if jet_branches is not None:
+            _missing(path, f"tree {tree!r}", list(jet_branches.values()), available)
+            jet_available = []
+        else:
+            jet_available = [b for b in sorted(available) if _is_jet_feature(b)
+                             and type(ttree[b].interpretation).__name__ == "AsDtype"
+                             and ttree[b].interpretation.inner_shape == ()]
+        if ttree.num_entries == 0:
+            raise InputError(f"{path}: tree {tree!r} has no jets")
+        wanted = sorted({*fields.values(), *_label_fields(labels), *jet_available,
+                         *(jet_branches or {}).values()})
+        for arrays, report in _iterate(path, ttree, wanted, step):
+            yield _batch_from_arrays(path, arrays, report.tree_entry_start, fields=fields,
+                                     labels=labels, jet_branches=jet_branches,
+                                     jet_available=jet_available)
+
+
+# --- Parquet (particle_transformer layout) ----------------------------------------------------
+
+
+def _read_parquet(path, *, labels: Labels, step: int, branches=None,
+                  jet_branches=None) -> Iterator[Jets]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(path)
+    except (pa.ArrowException, OSError) as err:
+        raise InputError(f"{path}: not a readable Parquet file ({err})") from err
+    schema = parquet.schema_arrow
+    available = set(schema.names)
+    fields, required = _branch_map(branches)
+    _missing(path, "the Parquet schema", [fields[f] for f in required], available)
+    fields = {k: v for k, v in fields.items() if k in required or v in available}
+    _missing(path, "the Parquet schema", _label_fields(labels), available)
+    if jet_branches is not None:
+        _missing(path, "the Parquet schema", list(jet_branches.values()), available)
+        jet_available = []
+    else:
+        jet_available = [n for n in schema.names if _is_jet_feature(n)
+                         and not pa.types.is_nested(schema.field(n).type)]
+    if parquet.metadata.num_rows == 0:
+        raise InputError(f"{path}: the Parquet file has no jets")
+    wanted = sorted({*fields.values(), *_label_fields(labels), *jet_available,
+                     *(jet_branches or {}).values()})
+    entry0 = 0
+    try:
+        for record_batch in parquet.iter_batches(batch_size=step, columns=wanted):
+            arrays = ak.from_arrow(record_batch)
+            yield _batch_from_arrays(path, arrays, entry0, fields=fields, labels=labels,
+                                     jet_branches=jet_branches, jet_available=jet_available)
+            entry0 += len(arrays)
+    except (pa.ArrowException, OSError) as err:
+        raise InputError(f"{path}: Parquet rows from {entry0} could not be read ({err})") from err
+
+
+# --- Top Quark Tagging reference HDF5 ---------------------------------------------------------
+
+
+def _open_h5(path):
+    import h5py
+
+    try:
+        return h5py.File(path, "r")
+    except OSError as err:
+        raise InputError(f"{path}: not a readable HDF5 file ({err})") from err
+
+
+def _pandas_fixed_columns(path, group) -> tuple[dict[str, tuple[str, int]], int]:
+    """Column → (block dataset, column index) of a pandas fixed-format frame, and its rows."""
+    columns = {}
+    for name in sorted(group):
+        if name.startswith("block") and name.endswith("_items"):
+            values = name.replace("_items", "_values")
+            for i, item in enumerate(group[name][...]):
+                columns[item.decode() if isinstance(item, bytes) else str(item)] = (values, i)
+    if not columns:
+        raise InputError(f"{path}: group {group.name!r} is not a pandas frame (no block*_items)")
+    return columns, int(group["axis1"].shape[0])
+
+
+def _read_toptagging(path, *, labels: Labels, step: int, key: str = "table",
+                     max_constituents: int | None = None) -> Iterator[Jets]:
+    label_field = labels.field or "is_signal_new"
+    with _open_h5(path) as file:
+        if key not in file:
+            raise InputError(f"{path}: no key {key!r}; the file has {sorted(file.keys())}")
+        frame = _PandasFrame.open(path, file[key], key)
+        n_max = sum(1 for c in frame.columns if c.startswith("E_") and c[2:].isdigit())
+        n_max = min(n_max, max_constituents or n_max)
+        if n_max == 0:
+            raise InputError(f"{path}: frame {key!r} has no constituent columns E_0, E_1, ...; "
+                             f"it has {frame.columns[:10]}...")
+        wanted = [f"{q}_{i}" for q in ("E", "PX", "PY", "PZ") for i in range(n_max)]
+        if labels.mapping is not None:
+            wanted.append(label_field)
+        _missing(path, f"frame {key!r}", wanted, frame.columns)
+        if frame.n_rows == 0:
+            raise InputError(f"{path}: frame {key!r} has no jets")
+        for start in range(0, frame.n_rows, step):
+            stop = min(start + step, frame.n_rows)
+            rows = frame.read(wanted, start, stop)
+            four = {q: np.stack([rows[f"{q}_{i}"] for i in range(n_max)], axis=1)
+                    for q in ("E", "PX", "PY", "PZ")}
+            _check_finite(path, {f"{q}_*": v.ravel() for q, v in four.items()}, start,
+                          np.full(stop - start, n_max))
+            present = four["E"] > 0
+            columns = {"px": four["PX"][present], "py": four["PY"][present],
+                       "pz": four["PZ"][present], "E": four["E"][present]}
+            raw = rows[label_field].astype(np.int64) if labels.mapping is not None else None
+            label = labels.assign(raw, stop - start, path=path, field=label_field)
+            yield _jets(path, counts=present.sum(axis=1), columns=columns,
+                        names={"px": "PX_*", "py": "PY_*", "pz": "PZ_*", "E": "E_*"},
+                        features={}, entry=np.arange(start, stop), label=label)
+
+
+@dataclass
+class _PandasFrame:
+    """Row ranges of a pandas HDF5 frame: fixed format straight from its ``block*_values``
+    datasets with h5py, table format through pandas (which needs PyTables)."""
+
+    path: Path
+    key: str
+    columns: list[str]
+    n_rows: int
+    group: object = None
+    blocks: dict[str, tuple[str, int]] | None = None
+
+    @classmethod
+    def open(cls, path, group, key) -> _PandasFrame:
+        if "table" in group:
+            import pandas as pd
+
+            try:
+                with pd.HDFStore(path, mode="r") as store:
+                    n_rows = int(store.get_storer(key).nrows)
+                    columns = list(store.select(key, start=0, stop=1).columns)
+            except ImportError as err:
+                raise ImportError("a pandas table-format store needs 'pip install tables'") \
+                    from err
+            return cls(path, key, columns, n_rows)
+        blocks, n_rows = _pandas_fixed_columns(path, group)
+        return cls(path, key, list(blocks), n_rows, group, blocks)
+
+    def read(self, columns: list[str], start: int, stop: int) -> dict[str, np.ndarray]:
+        if self.blocks is None:
+            import pandas as pd
+
+            frame = pd.read_hdf(self.path, self.key, start=start, stop=stop)
+            return {c: frame[c].to_numpy() for c in columns}
+        values = {name: self.group[name][start:stop]
+                  for name in {self.blocks[c][0] for c in columns}}
+        return {c: values[self.blocks[c][0]][:, self.blocks[c][1]] for c in columns}
+
+
+# --- CMS NanoAOD / PFNano ---------------------------------------------------------------------
+
+
+def pdg_charge(pdg: np.ndarray) -> np.ndarray:
+    """Electric charge of the particle-flow PDG ids (e, μ, π, K, p; 0 otherwise)."""
+    pdg = np.asarray(pdg, dtype=np.int64)
+    charge = np.zeros(len(pdg))
+    for code, sign in _PDG_CHARGE.items():
+        charge[np.abs(pdg) == code] = sign
+    return charge * np.sign(pdg)
+
+
+def _nano_collections(path, available, jets: str, links: str | None, candidates: str | None):
+    """(links, link → candidate index branch, candidates) of a NanoAOD file."""
+    if links is None:
+        found = sorted({b[:-len("_jetIdx")] for b in available
+                        if b.endswith("_jetIdx") and b.startswith(jets + "PFCand")})
+        if not found:
+            raise InputError(f"{path}: no {jets} constituent links ({jets}PFCand(s)_jetIdx); "
+                             f"branches with _jetIdx: "
+                             f"{sorted(b for b in available if b.endswith('_jetIdx'))}")
+        links = found[0]
+    idx = [b for b in available if b.startswith(links + "_") and b.endswith("Idx")
+           and b != f"{links}_jetIdx"]
+    _missing(path, "tree", [f"{links}_jetIdx"], available)
+    if not idx:
+        raise InputError(f"{path}: no candidate index branch {links}_*Idx beside "
+                         f"{links}_jetIdx")
+    index_branch = idx[0]
+    if candidates is None:
+        target = index_branch[len(links) + 1:-len("Idx")].lower()
+        found = sorted({b.split("_")[0] for b in available
+                        if b.split("_")[0].lower() == target and b.endswith("_pt")})
+        if not found:
+            raise InputError(f"{path}: no candidate collection for {index_branch}")
+        candidates = found[0]
+    return links, index_branch, candidates
+
+
+def _read_nanoaod(path, *, labels: Labels, step: int, tree: str = "Events",
+                  jets: str = "FatJet", links: str | None = None, candidates: str | None = None,
+                  puppi_weight: bool | None = None) -> Iterator[Jets]:
+    with _open_root(path) as file:
+        if tree not in file:
+            raise InputError(f"{path}: no tree {tree!r}; the file has {_keys(file)}")
+        ttree = file[tree]
+        available = set(ttree.keys())
+        links, index_branch, candidates = _nano_collections(path, available, jets, links,
+                                                            candidates)
+        kin = [f"{candidates}_{q}" for q in ("pt", "eta", "phi", "mass")]
+        jet_kin = [f"{jets}_{q}" for q in ("pt", "eta", "phi", "mass")]
+        _missing(path, f"tree {tree!r}", [*kin, *jet_kin, *_label_fields(labels)], available)
+        weight = f"{candidates}_puppiWeight"
+        use_weight = weight in available if puppi_weight is None else puppi_weight
+        if use_weight:
+            _missing(path, f"tree {tree!r}", [weight], available)
+        extras = [b for b in (f"{candidates}_charge", f"{candidates}_pdgId") if b in available]
+        jet_extra = [b for b in (f"{jets}_rawFactor", f"{jets}_msoftdrop",
+                                 f"{jets}_nConstituents", f"{jets}_hadronFlavour")
+                     if b in available]
+        if ttree.num_entries == 0:
+            raise InputError(f"{path}: tree {tree!r} has no events")
+        wanted = sorted({f"{links}_jetIdx", index_branch, *kin, *jet_kin, *extras, *jet_extra,
+                         *_label_fields(labels), *([weight] if use_weight else [])})
+        for arrays, report in _iterate(path, ttree, wanted, step):
+            yield _nano_batch(path, arrays, report.tree_entry_start, jets=jets, links=links,
+                              index_branch=index_branch, candidates=candidates,
+                              weight=weight if use_weight else None, labels=labels)
+
+
+def _nano_batch(path, a, entry0, *, jets, links, index_branch, candidates, weight, labels):
+    n_jet = ak.to_numpy(ak.num(a[f"{jets}_pt"]))
+    n_cand = ak.to_numpy(ak.num(a[f"{candidates}_pt"]))
+    n_link = ak.to_numpy(ak.num(a[f"{links}_jetIdx"]))
+    event = np.repeat(np.arange(len(n_jet)), n_link)
+    jet_local = _flat(a[f"{links}_jetIdx"]).astype(np.int64)
+    cand_local = _flat(a[index_branch]).astype(np.int64)
+    bad = (jet_local < 0) | (jet_local >= n_jet[event]) | (cand_local < 0) | \
+        (cand_local >= n_cand[event])
+    if np.any(bad):
+        first = entry0 + int(event[np.flatnonzero(bad)[0]])
+        raise InputError(f"{path}: {int(bad.sum())} link(s) in {links}_jetIdx/{index_branch} "
+                         f"point outside their event's {jets} or {candidates} (first in "
+                         f"entry {first})")
+    jet_start = np.concatenate([[0], np.cumsum(n_jet)[:-1]])
+    cand_start = np.concatenate([[0], np.cumsum(n_cand)[:-1]])
+    jet_global = jet_start[event] + jet_local
+    cand_global = cand_start[event] + cand_local
+    order = np.argsort(jet_global, kind="stable")
+    counts = np.bincount(jet_global, minlength=int(n_jet.sum()))
+    take = cand_global[order]
+
+    def cand(q):
+        return _flat(a[f"{candidates}_{q}"])[take]
+
+    pt, eta, phi, mass = (cand(q).astype(np.float64) for q in ("pt", "eta", "phi", "mass"))
+    raw_names = {f"{candidates}_{q}": v for q, v in zip(("pt", "eta", "phi", "mass"),
+                                                         (pt, eta, phi, mass))}
+    _check_finite(path, raw_names, entry0, counts)
+    if weight is not None:  # PUPPI: each candidate enters the jet scaled by its weight
+        w = cand("puppiWeight").astype(np.float64)
+        pt, mass = pt * w, mass * w
+    columns = _cartesian(pt, eta, phi, mass)
+    if f"{candidates}_charge" in a.fields:
+        columns["charge"] = cand("charge").astype(np.float64)
+    elif f"{candidates}_pdgId" in a.fields:
+        columns["charge"] = pdg_charge(cand("pdgId"))
+    if f"{candidates}_pdgId" in a.fields:
+        columns["pid"] = cand("pdgId").astype(np.int64)
+    features = {q: _flat(a[f"{jets}_{q}"]).astype(np.float64) for q in _STANDARD}
+    if f"{jets}_rawFactor" in a.fields:
+        features["raw_pt"] = features["pt"] * (1 - _flat(a[f"{jets}_rawFactor"]))
+    for q, name in (("msoftdrop", "msoftdrop"), ("nConstituents", "n_constituents_nano"),
+                    ("hadronFlavour", "hadron_flavour")):
+        if f"{jets}_{q}" in a.fields:
+            features[name] = _flat(a[f"{jets}_{q}"])
+    entry = entry0 + np.repeat(np.arange(len(n_jet)), n_jet)
+    features["subentry"] = np.concatenate([np.arange(n) for n in n_jet]) if len(n_jet) \
+        else np.zeros(0, np.int64)
+    raw = None
+    label_field = ""
+    if labels.mapping is not None:
+        label_field = labels.field or ""
+        raw = _flat(a[label_field])
+    label = labels.assign(raw, len(counts), path=path, field=label_field)
+    names = {"px": f"{candidates}_pt", "py": f"{candidates}_phi", "pz": f"{candidates}_eta",
+             "E": f"{candidates}_mass"}
+    return _jets(path, counts=counts, columns=columns, names=names, features=features,
+                 entry=entry, label=label)
+
+
+# --- already-pixelated images (HDF5) ----------------------------------------------------------
+
+
+def axes_order(shape: tuple[int, ...], axes: str = "auto") -> str:
+    """Axis order of an image dataset: ``NHW``, ``NHWC`` or ``NCHW`` (guessed if ``auto``:
+    a last axis of at most 4 is channels, else a second axis of at most 4 is)."""
+    if axes != "auto":
+        if len(axes) != len(shape) or axes not in ("NHW", "NHWC", "NCHW"):
+            raise ValueError(f"image_axes {axes!r} does not fit a dataset of shape {shape}")
+        return axes
+    if len(shape) == 3:
+        return "NHW"
+    if len(shape) == 4:
+        return "NHWC" if shape[3] <= 4 else "NCHW"
+    raise ValueError(f"an image dataset needs 3 or 4 axes, got shape {shape}")
+
+
+def _to_nchw(block: np.ndarray, axes: str) -> np.ndarray:
+    if axes == "NHW":
+        block = block[:, None]
+    elif axes == "NHWC":
+        block = np.moveaxis(block, 3, 1)
+    return np.ascontiguousarray(block, dtype=np.float32)
+
+
+def _read_images_h5(path, *, labels: Labels, step: int, images: str = "images",
+                    image_axes: str = "auto", width=None, channels=None) -> Iterator[ImageBatch]:
+    """``images`` + a label dataset (one file, labels per jet), or one dataset per class."""
+    with _open_h5(path) as file:
+        keys = sorted(file.keys())
+        if images in file:
+            parts = [(images, None)]
+            if labels.mapping is not None:
+                _missing(path, "the HDF5 file", [labels.field or "labels"], keys)
+        elif labels.mapping is not None and labels.field is None:
+            parts = [(name, name) for name in sorted(labels.mapping)]
+            _missing(path, "the HDF5 file (one dataset per class)", [p for p, _ in parts], keys)
+        else:
+            raise InputError(f"{path}: no dataset {images!r}, and no labels map naming one "
+                             f"dataset per class; the file has {keys}")
+        shapes = {name: file[name].shape for name, _ in parts}
+        grids = {image_axes_grid(s, image_axes) for s in shapes.values()}
+        if len(grids) > 1:
+            raise InputError(f"{path}: image datasets disagree on the grid: {shapes}")
+        if all(s[0] == 0 for s in shapes.values()):
+            raise InputError(f"{path}: the image datasets are empty: {shapes}")
+        entry0 = 0
+        for name, class_key in parts:
+            data = file[name]
+            axes = axes_order(data.shape, image_axes)
+            for start in range(0, data.shape[0], step):
+                block = _to_nchw(data[start:start + step], axes)
+                n = len(block)
+                bad = ~np.isfinite(block)
+                if np.any(bad):
+                    raise InputError(f"{path}: dataset {name!r} holds {int(bad.sum())} NaN/inf "
+                                     f"pixel(s) (first in image "
+                                     f"{start + int(np.argwhere(bad)[0, 0])})")
+                if class_key is not None:
+                    label = labels.assign(np.full(n, class_key), n, path=path, field=name)
+                else:
+                    field_name = labels.field or "labels"
+                    raw = None
+                    if labels.mapping is not None:
+                        raw = file[field_name][start:start + n]
+                        raw = raw.argmax(axis=1) if raw.ndim == 2 else raw
+                    label = labels.assign(raw, n, path=path, field=field_name)
+                pt = block[:, 0].sum(axis=(1, 2), dtype=np.float64)
+                nan = np.full(n, np.nan)
+                table = {"pt": pt, "eta": nan, "phi": nan, "mass": nan,
+                         "n_pixels": np.count_nonzero(block[:, 0], axis=(1, 2)),
+                         "entry": np.arange(start, start + n) + (entry0 if class_key else 0),
+                         "label": label}
+                yield ImageBatch(block, table)
+            entry0 += data.shape[0] if class_key else 0
+
+
+def image_axes_grid(shape, axes: str = "auto") -> tuple[int, int, int]:
+    """(channels, η pixels, φ pixels) of an image dataset of ``shape``."""
+    order = axes_order(shape, axes)
+    dims = dict(zip(order, shape))
+    return dims.get("C", 1), dims["H"], dims["W"]
+
+
+def image_grid(path: str | os.PathLike, *, labels: Labels, images: str = "images",
+               image_axes: str = "auto", width=None, channels=None) -> dict:
+    """The grid of a pre-pixelated file, as recorded in its store's ``image_spec``."""
+    with _open_h5(path) as file:
+        name = images if images in file else sorted(labels.mapping or {images: None})[0]
+        if name not in file:
+            raise InputError(f"{path}: no dataset {name!r}; the file has {sorted(file.keys())}")
+        n_channels, height, width_px = image_axes_grid(file[name].shape, image_axes)
+    channels = list(channels) if channels else (["pt"] if n_channels == 1 else
+                                               [f"channel_{i}" for i in range(n_channels)])
+    if len(channels) != n_channels:
+        raise InputError(f"{path}: dataset {name!r} has {n_channels} channel(s), the reader "
+                         f"option channels names {len(channels)}")
+    return {"pixelated": True, "npix": [height, width_px],
+            "width": list(width) if width else None, "channels": channels}
