@@ -36,6 +36,30 @@ def _generate(tmp_path_factory, process: str, events: int, seed: int) -> Path:
     return path
 
 
+def jetclass_columns(top_file, qcd_file) -> dict:
+    """Generated top and QCD jets in the JetClass layout: one-hot label_*, no jet_mass (JetClass
+    has jet_sdmass), no part_pid."""
+    import awkward as ak
+    import numpy as np
+
+    from jetimage.readers import read_jets
+
+    jets = [read_jets(top_file), read_jets(qcd_file)]
+    cons = ak.concatenate([j.constituents for j in jets])
+    n_top, n_qcd = len(jets[0]), len(jets[1])
+    return {
+        "part_px": cons.px, "part_py": cons.py, "part_pz": cons.pz, "part_energy": cons.E,
+        "part_charge": cons.charge,
+        "jet_pt": np.concatenate([j.table["pt"] for j in jets]),
+        "jet_eta": np.concatenate([j.table["eta"] for j in jets]),
+        "jet_phi": np.concatenate([j.table["phi"] for j in jets]),
+        "jet_sdmass": np.concatenate([j.table["mass"] for j in jets]) * 0.9,
+        "label_QCD": np.r_[np.zeros(n_top), np.ones(n_qcd)].astype(bool),
+        "label_Tbqq": np.r_[np.ones(n_top), np.zeros(n_qcd)].astype(bool),
+        "label_Hbb": np.zeros(n_top + n_qcd, dtype=bool),
+    }
+
+
 @pytest.fixture(scope="session")
 def top_file(tmp_path_factory) -> Path:
     """Real Pythia 8 hadronic tt̄ jets, 550 < pT < 650 GeV, R = 0.8, truth-matched."""

@@ -13,6 +13,7 @@ import pytest
 import uproot
 import vector
 
+from conftest import jetclass_columns
 from jetimage.io import InputError, write_jets_root
 from jetimage.readers import Counts, ImageBatch, Labels, pdg_charge, read, read_jets
 
@@ -117,25 +118,6 @@ def test_cms_image_file_one_dataset_per_class(shared_data):
 
 
 # --- files written in the published layouts ----------------------------------------------------
-
-
-def jetclass_columns(top_file, qcd_file) -> dict:
-    """Generated top and QCD jets in the JetClass layout: one-hot label_*, no jet_mass (JetClass
-    has jet_sdmass), no part_pid."""
-    jets = [read_jets(top_file), read_jets(qcd_file)]
-    cons = ak.concatenate([j.constituents for j in jets])
-    n_top, n_qcd = len(jets[0]), len(jets[1])
-    return {
-        "part_px": cons.px, "part_py": cons.py, "part_pz": cons.pz, "part_energy": cons.E,
-        "part_charge": cons.charge,
-        "jet_pt": np.concatenate([j.table["pt"] for j in jets]),
-        "jet_eta": np.concatenate([j.table["eta"] for j in jets]),
-        "jet_phi": np.concatenate([j.table["phi"] for j in jets]),
-        "jet_sdmass": np.concatenate([j.table["mass"] for j in jets]) * 0.9,
-        "label_QCD": np.r_[np.zeros(n_top), np.ones(n_qcd)].astype(bool),
-        "label_Tbqq": np.r_[np.ones(n_top), np.zeros(n_qcd)].astype(bool),
-        "label_Hbb": np.zeros(n_top + n_qcd, dtype=bool),
-    }
 
 
 def test_jetclass_root_one_hot_labels_and_mass_from_constituents(top_file, qcd_file, tmp_path):

@@ -158,3 +158,103 @@ def test_train_asks_for_a_gpu_when_the_config_says_so(tiny_run):
     resources = {re.search(r"model=(\S+)", job).group(1): re.search(r"gpu=(\d)", job).group(1)
                  for job in jobs}
     assert resources == {"hsf-cnn": "1", "logistic": "0"}
+
+
+# --- samples read from files the user has -------------------------------------------------------
+
+
+def write_jetclass_files(folder, top_file, qcd_file, parts: dict[str, slice]):
+    """JetClass-layout files (top and QCD jets mixed, one-hot labels), one per named slice."""
+    import numpy as np
+
+    from conftest import jetclass_columns
+    from jetimage.io import write_jets_root
+
+    columns = jetclass_columns(top_file, qcd_file)
+    order = np.random.default_rng(0).permutation(len(columns["jet_pt"]))
+    folder.mkdir(exist_ok=True)
+    for name, where in parts.items():
+        write_jets_root(folder / f"{name}.root", {k: v[order[where]] for k, v in columns.items()})
+
+
+@pytest.fixture(scope="module")
+def files_run(top_file, qcd_file, tmp_path_factory):
+    """A workflow over a glob of JetClass-layout files, run end to end."""
+    from conftest import run_snakemake
+
+    workdir = tmp_path_factory.mktemp("files-run")
+    write_jetclass_files(workdir / "inputs", top_file, qcd_file,
+                         {"JetClass_000": slice(0, 200), "JetClass_001": slice(200, 400)})
+    config = {
+        "seed": 3, "classes": ["qcd", "top"],
+        "samples": {"jetclass": {"source": "files", "files": "inputs/*.root", "format": "root",
+                                 "labels": {"label_QCD": "qcd", "label_Tbqq": "top"}}},
+        "images": {"npix": [16, 16]}, "dask": {"chunk_jets": 64, "batch_jets": 100},
+        "training": {"epochs": 3, "batch_size": 32},
+        "models": {"logistic": {"architecture": "logistic"}},
+        "evaluation": {"bootstrap": 10},
+        "predict": {"models": ["logistic"], "samples": ["jetclass"]},
+    }
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    run_snakemake(workdir, workdir / "config.yaml")
+    return workdir
+
+
+def test_a_glob_of_files_runs_one_images_job_per_file(files_run):
+    import numpy as np
+
+    results = files_run / "results"
+    counts = {}
+    for name in ("JetClass_000", "JetClass_001"):
+        store = zarr.open_group(results / "images" / "jetclass" / f"{name}.zarr", mode="r")
+        assert store.attrs["format"] == "root" and store.attrs["n_read"] == 200
+        labels = store["labels"][...]
+        counts[name] = store.attrs["label_counts"]
+        assert counts[name] == {"qcd": int(np.sum(labels == 0)), "top": int(np.sum(labels == 1))}
+        assert min(counts[name].values()) > 40  # both classes in each file
+    metrics = json.loads((results / "evaluation" / "logistic" / "metrics.json").read_text())
+    assert metrics["auc"]["value"] > 0.7  # top vs QCD separates even with a logistic regression
+    predicted = pd.read_parquet(results / "predictions" / "logistic" / "jetclass" /
+                                "JetClass_001.parquet")
+    assert len(predicted) == 200 and set(predicted["entry"]) == set(range(200))
+
+
+def test_adding_a_file_runs_only_that_files_jobs(files_run, top_file, qcd_file):
+    write_jetclass_files(files_run / "inputs", top_file, qcd_file,
+                         {"JetClass_002": slice(400, None)})
+    try:
+        jobs = scheduled_jobs(files_run, files_run / "config.yaml")
+    finally:
+        (files_run / "inputs" / "JetClass_002.root").unlink()
+    assert jobs == {"images": 1, "dataset": 1, "train": 1, "evaluate": 1, "report": 1,
+                    "predict": 3, "all": 1}
+
+
+def test_a_bad_file_fails_its_job_clearly_and_leaves_no_store(files_run):
+    import subprocess
+
+    import awkward as ak
+    import numpy as np
+
+    from conftest import SNAKEMAKE
+    from jetimage.io import write_jets_root
+
+    ragged = {q: ak.unflatten(np.array([1.0, np.nan, 2.0]), [2, 1])
+              for q in ("part_px", "part_py", "part_pz", "part_energy")}
+    bad = files_run / "inputs" / "JetClass_bad.root"
+    write_jets_root(bad, {**ragged, "jet_pt": np.ones(2), "label_QCD": np.array([1, 0]),
+                          "label_Tbqq": np.array([0, 1])})
+    try:
+        result = subprocess.run(
+            [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(files_run),
+             "--configfile", str(files_run / "config.yaml"), "--cores", "2",
+             "results/images/jetclass/JetClass_bad.zarr"],
+            capture_output=True, text=True, timeout=300)
+    finally:
+        bad.unlink()
+    assert result.returncode != 0
+    log = (files_run / "results" / "logs" / "images" / "jetclass" / "JetClass_bad.log").read_text()
+    assert re.search(r"JetClass_bad\.root: field 'part_px' holds 1 NaN/inf value\(s\) "
+                     r"\(first in entry 0\)", log)
+    stores = files_run / "results" / "images" / "jetclass"
+    assert sorted(p.name for p in stores.iterdir()) == ["JetClass_000.zarr", "JetClass_001.zarr"]

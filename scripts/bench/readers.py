@@ -1,0 +1,119 @@
+"""Peak memory of the images stage against the size of its input file, in one run.
+
+Writes a JetClass-layout ROOT file of N jets and one of 10 N jets (the same generated jets,
+repeated), then, each in a fresh process, runs the images stage's streaming path (reader in
+batches → chunk-aligned Zarr store) and, for comparison, a whole-file read. Peak RSS is the
+process's ``ru_maxrss``. Writes ``results/benchmarks/readers.json``.
+
+    python scripts/bench/readers.py [--jets 20000] [--batch 16384]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import awkward as ak
+import numpy as np
+
+import jetimage
+
+CHILD = """
+import resource, sys, time
+from jetimage import ImageSpec, readers
+from jetimage.store import write_image_store
+mode, path, out, batch = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+labels = readers.Labels(("qcd", "top"), mapping={"label_QCD": "qcd", "label_Tbqq": "top"})
+tic = time.perf_counter()
+if mode == "stream":
+    batches = readers.read(path, format="root", labels=labels, step=batch)
+    n = write_image_store(out, batches, ImageSpec(npix=40, width=1.6), attrs={},
+                          num_workers=1)["n_jets"]
+else:
+    n = len(readers.read_jets(path, labels=labels))
+seconds = time.perf_counter() - tic
+print(n, seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def write_file(path: Path, jets, repeat: int) -> None:
+    from jetimage.io import write_jets_root
+
+    cons = ak.concatenate([jets.constituents] * repeat)
+    n = len(cons)
+    top = np.tile(jets.table["label"] == 1, repeat)
+    write_jets_root(path, {"part_px": cons.px, "part_py": cons.py, "part_pz": cons.pz,
+                           "part_energy": cons.E, "jet_pt": np.tile(jets.table["pt"], repeat),
+                           "label_QCD": ~top, "label_Tbqq": top,
+                           "jet_index": np.arange(n)})
+
+
+def source_jets(n: int):
+    """Generated top and QCD jets (about n of them), labelled."""
+    from jetimage.generate import GeneratorSettings, generate_jets
+    from jetimage.io import Jets, write_jets_root
+    from jetimage.readers import Labels, read_jets
+
+    tmp = Path(tempfile.mkdtemp())
+    parts = []
+    for label, process in enumerate(("qcd", "top")):
+        path = tmp / f"{process}.root"
+        write_jets_root(path, generate_jets(GeneratorSettings(process), n_events=n // 3,
+                                            seed=label + 1))
+        parts.append(read_jets(path, labels=Labels(("qcd", "top"),
+                                                   class_name=("qcd", "top")[label])))
+    table = {k: np.concatenate([p.table[k] for p in parts]) for k in ("pt", "label")}
+    return Jets(ak.concatenate([p.constituents for p in parts]), table)
+
+
+def run(mode: str, path: Path, out: Path, batch: int) -> dict:
+    result = subprocess.run([sys.executable, "-c", CHILD, mode, str(path), str(out), str(batch)],
+                            capture_output=True, text=True, check=True)
+    n, seconds, rss_kb = result.stdout.split()
+    return {"jets": int(n), "seconds": float(seconds), "jets_per_s": int(n) / float(seconds),
+            "peak_rss_mb": int(rss_kb) / 1024}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jets", type=int, default=20000, help="jets in the small file")
+    parser.add_argument("--batch", type=int, default=16384, help="jets read at a time")
+    parser.add_argument("--output", default="results/benchmarks/readers.json")
+    args = parser.parse_args()
+
+    jets = source_jets(args.jets // 4)
+    repeat = max(1, round(args.jets / len(jets)))
+    tmp = Path(tempfile.mkdtemp())
+    files = {"1x": tmp / "small.root", "10x": tmp / "large.root"}
+    write_file(files["1x"], jets, repeat)
+    write_file(files["10x"], jets, 10 * repeat)
+    results = {}
+    for size, path in files.items():
+        for mode in ("stream", "whole"):
+            results[f"{mode}_{size}"] = run(mode, path, tmp / f"{size}-{mode}.zarr", args.batch)
+            results[f"{mode}_{size}"]["file_mb"] = path.stat().st_size / 2**20
+            print(size, mode, results[f"{mode}_{size}"], flush=True)
+    report = {
+        "benchmark": "images stage peak memory vs input size",
+        "jetimage": jetimage.__version__, "python": platform.python_version(),
+        "machine": platform.machine(), "batch_jets": args.batch,
+        "date": time.strftime("%Y-%m-%d"),
+        "results": results,
+        "stream_rss_ratio_10x_over_1x": results["stream_10x"]["peak_rss_mb"]
+        / results["stream_1x"]["peak_rss_mb"],
+        "whole_rss_ratio_10x_over_1x": results["whole_10x"]["peak_rss_mb"]
+        / results["whole_1x"]["peak_rss_mb"],
+    }
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output).write_text(json.dumps(report, indent=2))
+    print(json.dumps({k: v for k, v in report.items() if "ratio" in k}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
