@@ -31,6 +31,7 @@ bench: $(BIN)/.installed
 	$(BIN)/python scripts/bench/images.py
 	$(BIN)/python scripts/bench/train.py
 	$(BIN)/python scripts/bench/generate.py
+	$(BIN)/python scripts/bench/readers.py
 
 clean:
 	rm -rf results .snakemake

@@ -3,9 +3,9 @@
 Writes a JetClass-layout ROOT file of N jets and one of 10 N jets (the same generated jets,
 repeated), then, each in a fresh process, runs the images stage's streaming path (reader in
 batches → chunk-aligned Zarr store) and, for comparison, a whole-file read. Peak RSS is the
-process's ``ru_maxrss``. Writes ``results/benchmarks/readers.json``.
+process's own high-water mark (``VmHWM``). Writes ``results/benchmarks/readers.json``.
 
-    python scripts/bench/readers.py [--jets 20000] [--batch 16384]
+    python scripts/bench/readers.py [--jets 40000] [--batch 8192]
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import numpy as np
 import jetimage
 
 CHILD = """
-import resource, sys, time
+import sys, time
 from jetimage import ImageSpec, readers
 from jetimage.store import write_image_store
 mode, path, out, batch = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
@@ -38,7 +38,9 @@ if mode == "stream":
 else:
     n = len(readers.read_jets(path, labels=labels))
 seconds = time.perf_counter() - tic
-print(n, seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+# VmHWM: this process's own peak (ru_maxrss would carry the parent's over fork and exec)
+hwm = next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1]
+print(n, seconds, hwm)
 """
 
 
@@ -82,8 +84,8 @@ def run(mode: str, path: Path, out: Path, batch: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--jets", type=int, default=20000, help="jets in the small file")
-    parser.add_argument("--batch", type=int, default=16384, help="jets read at a time")
+    parser.add_argument("--jets", type=int, default=40000, help="jets in the small file")
+    parser.add_argument("--batch", type=int, default=8192, help="jets read at a time")
     parser.add_argument("--output", default="results/benchmarks/readers.json")
     args = parser.parse_args()
 

@@ -103,12 +103,14 @@ def sha256sum(path: str | os.PathLike, *, block: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def write_jets_root(path: str | os.PathLike, columns: dict) -> None:
+def write_jets_root(path: str | os.PathLike, columns: dict, *,
+                    basket_jets: int = 10_000) -> None:
     """Write jets in the JetClass layout (tree ``tree``) with uproot, atomically.
 
     Args:
         path: the ``.root`` file to write.
         columns: ``part_*`` ragged arrays (same counts) and flat per-jet arrays.
+        basket_jets: jets per ROOT basket, so that readers can stream the file.
     """
     import uproot
 
@@ -123,4 +125,6 @@ def write_jets_root(path: str | os.PathLike, columns: dict) -> None:
                 field_name=lambda outer, inner: f"{outer}_{inner}",
                 counter_name=lambda counted: f"n{counted}",
             )
-            tree.extend(data)
+            n = len(next(iter(data.values())))
+            for start in range(0, max(n, 1), basket_jets):
+                tree.extend({k: v[start:start + basket_jets] for k, v in data.items()})

@@ -114,6 +114,15 @@ def _concat(a, b):
     return io.ImageBatch(np.concatenate([a.images, b.images]), table)
 
 
+def _packed(batch):
+    """A copy holding only its own jets: a slice of an awkward array keeps (and a later
+    ``ak.concatenate`` copies) the whole buffer it was cut from, which would grow each batch."""
+    if isinstance(batch, io.Jets):
+        return io.Jets(ak.to_packed(batch.constituents),
+                       {k: v.copy() for k, v in batch.table.items()})
+    return io.ImageBatch(batch.images.copy(), {k: v.copy() for k, v in batch.table.items()})
+
+
 class _StoreWriter:
     """Appends batches to a store in whole Zarr chunks (Dask tasks, one per chunk) and keeps
     the remainder (< one chunk) for the next batch, so every write is chunk-aligned and memory
@@ -133,7 +142,7 @@ class _StoreWriter:
         whole = len(self.pending) // self.chunk_jets * self.chunk_jets
         if whole:
             self._write(self.pending[:whole])
-            self.pending = self.pending[whole:]
+            self.pending = _packed(self.pending[whole:])
 
     def finish(self) -> int:
         if self.pending is not None and len(self.pending):
@@ -171,6 +180,9 @@ class _StoreWriter:
                  for start in range(0, n, self.chunk_jets)]
         self.outside.extend(dask.compute(*tasks, **self.compute))
         table = dict(batch.table)
+        if "label" not in table:
+            raise ValueError("each batch's table needs 'label' (class index per jet), as "
+                             "jetimage.readers gives it")
         self._append("labels", np.asarray(table.pop("label"), dtype=np.int64), self.group)
         jets = self.group.require_group("jets")
         for name, values in table.items():
