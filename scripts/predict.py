@@ -10,9 +10,13 @@ params = snakemake.params[0] if snakemake.params else {}  # noqa: F821
 reader = params.get("reader", {"format": "root", "options": {}})
 
 session, info = load_exported(inp.model, inp.exported)
+# a sample's files are read as for training (its labels map may name the datasets to read);
+# files named by predict.files are JetClass-layout ROOT without labels
+labels = readers.Labels(tuple(params["classes"]), **reader["labels"]) if "labels" in reader \
+    else None
 counts = readers.Counts()
-batches = readers.read(inp.jets, format=reader["format"], step=params.get("batch_jets", 16384),
-                       counts=counts, **reader["options"])
+batches = readers.read(inp.jets, format=reader["format"], labels=labels,
+                       step=params.get("batch_jets", 16384), counts=counts, **reader["options"])
 frame = score_batches(batches, session, info, source=str(inp.jets))
 with io.atomic_path(out[0]) as tmp:
     frame.to_parquet(tmp, index=False)

@@ -102,6 +102,7 @@ def predict_params(wildcards):
     return jc.canonical(
         {
             "reader": jc.reader_settings(config, wildcards.sample),
+            "classes": config["classes"],
             "batch_jets": config["dask"]["batch_jets"],
         }
     )
