@@ -106,3 +106,23 @@ def test_two_files_with_one_name_and_mixed_image_inputs_are_rejected(tmp_path):
                                    "format": "images-h5", "class": "top"}
     with pytest.raises(ConfigError, match="cannot be mixed"):
         validate(config)
+
+
+def test_code_digest_follows_imports_and_ignores_comments_and_docstrings():
+    import ast
+
+    from jetimage.lineage import _without_docstrings, code_digest, library_modules
+
+    images = library_modules(REPO / "scripts" / "images.py")
+    assert {"readers", "pixelate", "kernel", "store"} <= set(images)
+    assert not {"plots", "train", "generate", "logs"} & set(images)
+    assert {"plots", "metrics", "train"} <= set(library_modules(REPO / "scripts" / "evaluate.py"))
+    assert code_digest(REPO / "scripts" / "images.py") != \
+        code_digest(REPO / "scripts" / "train.py")
+
+    def syntax(text):
+        return ast.dump(_without_docstrings(ast.parse(text)))
+
+    base = 'def f(x):\n    """Square."""\n    return x * x\n'
+    assert syntax(base) == syntax('def f(x):  # note\n    """Squared."""\n\n    return x*x\n')
+    assert syntax(base) != syntax('def f(x):\n    """Square."""\n    return x * x + 0\n')

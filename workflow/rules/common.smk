@@ -1,10 +1,12 @@
 # Config loading, validation and input functions. Rules live in the stage files.
 import dataclasses
 import re
+from pathlib import Path
 
 from snakemake.utils import validate
 
 import jetimage.config as jc
+from jetimage.lineage import code_digest
 from jetimage.generate import derive_seed
 
 validate(config, schema="../schemas/config.schema.yaml")
@@ -64,7 +66,12 @@ def jets_input(wildcards):
 
 
 # Params hold exactly what each output depends on (Snakemake's params rerun trigger), with
-# mapping keys sorted so that reordering a config does not rerun anything.
+# mapping keys sorted so that reordering a config does not rerun anything. "code" is a digest of
+# the library code the rule's script runs: Snakemake's code trigger sees only the script itself.
+
+
+def code(rule):
+    return code_digest(Path(workflow.basedir) / "scripts" / f"{rule}.py")
 
 
 def generate_params(wildcards):
@@ -72,6 +79,7 @@ def generate_params(wildcards):
     settings = jc.generator_settings(config, wildcards.sample)
     return jc.canonical(
         {
+            "code": code("generate"),
             "settings": dataclasses.asdict(settings),
             "events": sample["events_per_shard"],
             "seed": derive_seed(config["seed"], wildcards.sample, wildcards.part),
@@ -87,6 +95,7 @@ def image_params(wildcards):
     spec = jc.image_spec(config).to_dict()
     return jc.canonical(
         {
+            "code": code("images"),
             # pre-pixelated images depend on the normalisation only, not on the image recipe
             "spec": {"normalize": spec["normalize"]} if pixelated else spec,
             "reader": reader,
@@ -101,6 +110,7 @@ def image_params(wildcards):
 def predict_params(wildcards):
     return jc.canonical(
         {
+            "code": code("predict"),
             "reader": jc.reader_settings(config, wildcards.sample),
             "classes": config["classes"],
             "batch_jets": config["dask"]["batch_jets"],
@@ -112,6 +122,7 @@ def dataset_params(wildcards):
     # labels are read from the image stores, which are this rule's inputs
     return jc.canonical(
         {
+            "code": code("dataset"),
             "classes": config["classes"],
             "split": config["dataset"]["split"],
             "seed": config["seed"],
@@ -121,7 +132,9 @@ def dataset_params(wildcards):
 
 
 def train_params(wildcards):
-    return jc.canonical(jc.train_config(config, wildcards.model))
+    return jc.canonical(
+        {**jc.train_config(config, wildcards.model), "code": code("train")}
+    )
 
 
 def train_gpus(wildcards):
@@ -131,6 +144,7 @@ def train_gpus(wildcards):
 def evaluate_params(wildcards):
     return jc.canonical(
         {
+            "code": code("evaluate"),
             "signal": jc.signal_class(config),
             "efficiencies": config["evaluation"]["efficiencies"],
             "bootstrap": config["evaluation"]["bootstrap"],

@@ -35,5 +35,6 @@ rule report:
     params:
         models=MODELS,
         signal=jc.signal_class(config),
+        code=code("report"),
     script:
         "../../scripts/report.py"
