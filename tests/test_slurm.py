@@ -54,7 +54,11 @@ def slurm_run(tmp_path_factory):
     result = subprocess.run(["timeout", "-s", "KILL", "900", *cmd], capture_output=True,
                             text=True)
     log = result.stdout + result.stderr
+    # kept where CI can show it: the sbatch calls, the train jobs' --gpus=1
     (workdir / "snakemake-slurm.log").write_text(log)
+    keep = REPO / "results" / "logs" / "test-slurm.log"
+    keep.parent.mkdir(parents=True, exist_ok=True)
+    keep.write_text(log)
     if result.returncode != 0:
         raise AssertionError(f"snakemake on SLURM failed ({result.returncode}):\n{log[-8000:]}")
     return workdir, log
