@@ -31,11 +31,15 @@ def test_model_entries_override_training_defaults():
 
 
 @pytest.mark.parametrize("change, message", [
-    (lambda c: c.update(colour="red"), "Additional properties"),
+    (lambda c: c.update(colour="red"), r"'colour' is not a key here \(known: classes, dask"),
+    (lambda c: c.update(trainig={}), r"'trainig': did you mean 'training'\?"),
+    (lambda c: c["images"].update(chanels=["pt"]), r"images: .*'chanels': did you mean "
+                                                    r"'channels'\?"),
     (lambda c: c["images"].update(npix=[0, 20]), "images/npix/0"),
     (lambda c: c["images"].update(channels=["hue"]), "images/channels/0"),
     (lambda c: c["models"]["logistic"].update(architecture="vit"), "models/logistic/architecture"),
-    (lambda c: c["models"]["logistic"].update(epocs=3), "epocs"),
+    (lambda c: c["models"]["logistic"].update(epocs=3), r"models/logistic: .*'epocs': did you "
+                                                         r"mean 'epochs'\?"),
     (lambda c: c["samples"]["top"].update({"class": "higgs"}), "samples/top/class"),
     (lambda c: c.update(classes=["qcd", "top", "w"]), "no sample provides class"),
     (lambda c: c.update(dataset={"split": {"train": 0.9, "val": 0.2, "test": 0.1}}),

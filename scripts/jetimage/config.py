@@ -8,6 +8,7 @@ that each rule's ``params`` hold exactly what its output depends on.
 from __future__ import annotations
 
 import copy
+import difflib
 import glob
 import json
 from pathlib import Path
@@ -52,9 +53,27 @@ def validate(config: dict, schema: str | Path = SCHEMA) -> dict:
     if errors:
         err = errors[0]
         where = "/".join(str(p) for p in err.absolute_path) or "(top level)"
-        raise ConfigError(f"config key {where}: {err.message}")
+        raise ConfigError(f"config key {where}: {err.message}{_hint(err, schema_doc)}")
     check(config)
     return config
+
+
+def _hint(err: jsonschema.ValidationError, schema_doc: dict) -> str:
+    """'; did you mean ...?' for an unknown key close to a known one."""
+    if err.validator not in ("additionalProperties", "unevaluatedProperties") or \
+            not isinstance(err.instance, dict):
+        return ""
+    known = set(err.schema.get("properties", {}))
+    ref = err.schema.get("$ref", "")
+    if ref.startswith("#/$defs/"):
+        known |= set(schema_doc["$defs"][ref.split("/")[-1]].get("properties", {}))
+    hints = []
+    for name in err.instance:
+        if name not in known:
+            close = difflib.get_close_matches(str(name), sorted(known), n=1, cutoff=0.6)
+            hints.append(f"{name!r}: did you mean {close[0]!r}?" if close else
+                         f"{name!r} is not a key here (known: {', '.join(sorted(known))})")
+    return "; " + "; ".join(hints) if hints else ""
 
 
 def check(config: dict) -> None:

@@ -9,8 +9,10 @@ import jetimage.config as jc
 from jetimage.lineage import code_digest
 from jetimage.generate import derive_seed
 
+# the schema (defaults filled in; an unknown key gets the closest valid name) and the cross-field
+# checks, before any job runs; then Snakemake's own validation of the same schema
+config.update(jc.validate(config))
 validate(config, schema="../schemas/config.schema.yaml")
-jc.check(config)
 
 DATASET = config["dataset"]["name"]
 PREDICT_FILES = jc.predict_files(config)
