@@ -124,3 +124,13 @@ def test_failed_write_leaves_nothing(tmp_path):
         zarr.open_group(tmp, mode="w").create_array("x", shape=(3,), dtype="f4")
         raise RuntimeError("killed")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_temporaries_of_a_killed_attempt_are_removed_by_the_next(tmp_path):
+    target = tmp_path / "out.zarr"
+    stale = tmp_path / ".out.zarr.tmp-12345"  # as left by a SIGKILLed job
+    zarr.open_group(stale, mode="w").create_array("x", shape=(3,), dtype="f4")
+    (tmp_path / ".other.zarr.tmp-1").mkdir()  # another output's: not touched
+    with atomic_path(target) as tmp:
+        zarr.open_group(tmp, mode="w")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.zarr.tmp-1", "out.zarr"]

@@ -9,6 +9,7 @@ and flat ``jet_*`` branches. Reading every format is :mod:`jetimage.readers`' jo
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import os
 import shutil
@@ -70,12 +71,16 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary sibling of ``path``; move it into place only if the block succeeds.
 
     Works for files and directories (Zarr stores). A failure removes the temporary path, so
-    nothing that looks finished is left behind.
+    nothing that looks finished is left behind; temporaries left by a killed earlier attempt are
+    removed on the next.
     """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    _remove(tmp)
     path.parent.mkdir(parents=True, exist_ok=True)
+    # temporaries of earlier attempts killed before they could clean up (SIGKILL, node failure):
+    # Snakemake runs one job per output at a time, so no other writer owns them
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.tmp-*"):
+        _remove(stale)
     try:
         yield tmp
         _remove(path)
