@@ -32,6 +32,7 @@ bench: $(BIN)/.installed
 	$(BIN)/python scripts/bench/train.py
 	$(BIN)/python scripts/bench/generate.py
 	$(BIN)/python scripts/bench/readers.py
+	$(BIN)/python scripts/bench/dag.py
 
 clean:
 	rm -rf results .snakemake
