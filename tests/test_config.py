@@ -33,6 +33,10 @@ def test_model_entries_override_training_defaults():
 @pytest.mark.parametrize("change, message", [
     (lambda c: c.update(colour="red"), r"'colour' is not a key here \(known: classes, dask"),
     (lambda c: c.update(trainig={}), r"'trainig': did you mean 'training'\?"),
+    (lambda c: c["images"].update(width=[1.2, 1.6]), r"images/width: \[1\.2, 1\.6\] is narrower "
+                                                     r"than the generated jets \(R = 0\.8\)"),
+    (lambda c: c["images"].update(npix=[3, 20]), r"models/hsf-cnn: hsf-cnn needs images of at "
+                                                 r"least 4×4 pixels"),
     (lambda c: c["images"].update(chanels=["pt"]), r"images: .*'chanels': did you mean "
                                                     r"'channels'\?"),
     (lambda c: c["images"].update(npix=[0, 20]), "images/npix/0"),

@@ -27,6 +27,10 @@ TRAINING_KEYS = ("epochs", "batch_size", "learning_rate", "weight_decay", "optim
                  "compile")
 
 
+#: Smallest image side each architecture accepts (two 2×2 max-pools need 4 pixels); others: 1.
+MIN_PIXELS = {"hsf-cnn": 4, "deeptop-cnn": 4}
+
+
 class ConfigError(ValueError):
     """The configuration is invalid; the message names the key."""
 
@@ -107,6 +111,28 @@ def check(config: dict) -> None:
     jets = config.get("generation", {}).get("jets")
     if jets and jets["pt_min"] >= jets["pt_max"]:
         raise ConfigError("config key generation/jets: pt_min must be below pt_max")
+    _check_images(config)
+
+
+def _check_images(config: dict) -> None:
+    """The image window against the generated jets' radius, the grid against the models."""
+    images = config.get("images", {})
+    constituents = [s for s in config["samples"].values()
+                    if sample_format(s) not in IMAGE_FORMATS]
+    if not images or not constituents:
+        return  # pre-pixelated inputs bring their own grid
+    radius = config.get("generation", {}).get("jets", {}).get("radius")
+    generated = any(s["source"] == "generate" for s in constituents)
+    if generated and radius and min(images["width"]) < 2 * radius:
+        raise ConfigError(f"config key images/width: {images['width']} is narrower than the "
+                          f"generated jets (R = {radius}): constituents beyond ±width/2 of the "
+                          f"axis would be cut; use a width of at least 2R = {2 * radius}")
+    for name, model in config["models"].items():
+        needed = MIN_PIXELS.get(model["architecture"], 1)
+        if min(images["npix"]) < needed:
+            raise ConfigError(f"config key models/{name}: {model['architecture']} needs images "
+                              f"of at least {needed}×{needed} pixels, images/npix is "
+                              f"{images['npix']}")
 
 
 def _check_sample(config: dict, name: str, sample: dict) -> set[str]:

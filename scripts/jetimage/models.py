@@ -33,9 +33,15 @@ def build_model(architecture: str, *, in_shape: tuple[int, int, int], n_classes:
 
     Raises:
         KeyError: unknown architecture (the message lists the known ones).
+        ValueError: images too small for the architecture.
     """
+    from jetimage.config import MIN_PIXELS
+
     if architecture not in MODELS:
         raise KeyError(f"unknown model architecture {architecture!r}; known: {sorted(MODELS)}")
+    if min(in_shape[1:]) < MIN_PIXELS.get(architecture, 1):
+        raise ValueError(f"{architecture} needs images of at least {MIN_PIXELS[architecture]} "
+                         f"pixels a side, not {tuple(in_shape[1:])}")
     return MODELS[architecture](tuple(in_shape), n_classes, **options)
 
 
