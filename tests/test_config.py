@@ -35,6 +35,10 @@ def test_model_entries_override_training_defaults():
     (lambda c: c.update(trainig={}), r"'trainig': did you mean 'training'\?"),
     (lambda c: c["images"].update(width=[1.2, 1.6]), r"images/width: \[1\.2, 1\.6\] is narrower "
                                                      r"than the generated jets \(R = 0\.8\)"),
+    (lambda c: c["models"]["hsf-cnn"]["options"].update(filter=[2, 4]),
+     r"models/hsf-cnn/options: hsf-cnn has no option 'filter' .*did you mean 'filters'\?"),
+    (lambda c: c["models"]["logistic"].update(options={"hidden": [8]}),
+     r"logistic has no option 'hidden' \(it has none\)"),
     (lambda c: c["images"].update(npix=[3, 20]), r"models/hsf-cnn: hsf-cnn needs images of at "
                                                  r"least 4×4 pixels"),
     (lambda c: c["images"].update(chanels=["pt"]), r"images: .*'chanels': did you mean "
@@ -134,3 +138,14 @@ def test_code_digest_follows_imports_and_ignores_comments_and_docstrings():
     base = 'def f(x):\n    """Square."""\n    return x * x\n'
     assert syntax(base) == syntax('def f(x):  # note\n    """Squared."""\n\n    return x*x\n')
     assert syntax(base) != syntax('def f(x):\n    """Square."""\n    return x * x + 0\n')
+
+
+def test_model_options_read_from_syntax_match_the_registry():
+    import inspect
+
+    from jetimage.config import model_options
+    from jetimage.models import MODELS
+
+    assert model_options() == {
+        name: {p.name for p in inspect.signature(f).parameters.values()
+               if p.kind is p.KEYWORD_ONLY} for name, f in MODELS.items()}

@@ -114,6 +114,31 @@ def check(config: dict) -> None:
     _check_images(config)
 
 
+def model_options() -> dict[str, set[str]]:
+    """Keyword options of each registered architecture, read from the syntax of models.py
+    (so that checking a config does not import torch)."""
+    import ast
+
+    tree = ast.parse((Path(__file__).with_name("models.py")).read_text())
+    found = {}
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef):
+            for deco in node.decorator_list:
+                if isinstance(deco, ast.Call) and getattr(deco.func, "id", "") == "register":
+                    found[deco.args[0].value] = {a.arg for a in node.args.kwonlyargs}
+    return found
+
+
+def _check_model_options(name: str, model: dict) -> None:
+    known = model_options().get(model["architecture"], set())
+    for option in model.get("options", {}):
+        if option not in known:
+            close = difflib.get_close_matches(option, sorted(known), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"config key models/{name}/options: {model['architecture']} has "
+                              f"no option {option!r} (it has {sorted(known) or 'none'}){hint}")
+
+
 def _check_images(config: dict) -> None:
     """The image window against the generated jets' radius, the grid against the models."""
     images = config.get("images", {})
@@ -128,6 +153,7 @@ def _check_images(config: dict) -> None:
                           f"generated jets (R = {radius}): constituents beyond ±width/2 of the "
                           f"axis would be cut; use a width of at least 2R = {2 * radius}")
     for name, model in config["models"].items():
+        _check_model_options(name, model)
         needed = MIN_PIXELS.get(model["architecture"], 1)
         if min(images["npix"]) < needed:
             raise ConfigError(f"config key models/{name}: {model['architecture']} needs images "
