@@ -12,7 +12,9 @@ rule images:
         "../../envs/images.yaml"
     threads: 2
     resources:
-        mem_mb=4000,
+        # the memory budget: files stream in dask.batch_jets batches, so peak RSS stays under it
+        # whatever the file's size (scripts/bench/readers.py: 722 MB for 955k jets)
+        mem_mb=2048,
         runtime=60,
     params:
         image_params,
