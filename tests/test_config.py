@@ -143,9 +143,10 @@ def test_code_digest_follows_imports_and_ignores_comments_and_docstrings():
 def test_model_options_read_from_syntax_match_the_registry():
     import inspect
 
-    from jetimage.config import model_options
-    from jetimage.models import MODELS
+    from jetimage.config import min_pixels, model_options
+    from jetimage.models import MIN_PIXELS, MODELS
 
+    assert min_pixels() == MIN_PIXELS
     assert model_options() == {
         name: {p.name for p in inspect.signature(f).parameters.values()
                if p.kind is p.KEYWORD_ONLY} for name, f in MODELS.items()}

@@ -7,6 +7,7 @@ that each rule's ``params`` hold exactly what its output depends on.
 
 from __future__ import annotations
 
+import ast
 import copy
 import difflib
 import glob
@@ -25,10 +26,6 @@ SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.
 TRAINING_KEYS = ("epochs", "batch_size", "learning_rate", "weight_decay", "optimizer", "schedule",
                  "patience", "device", "memory_budget_mb", "mixed_precision", "channels_last",
                  "compile")
-
-
-#: Smallest image side each architecture accepts (two 2×2 max-pools need 4 pixels); others: 1.
-MIN_PIXELS = {"hsf-cnn": 4, "deeptop-cnn": 4}
 
 
 class ConfigError(ValueError):
@@ -114,19 +111,30 @@ def check(config: dict) -> None:
     _check_images(config)
 
 
+def _models_syntax() -> ast.Module:
+    return ast.parse((Path(__file__).with_name("models.py")).read_text())
+
+
 def model_options() -> dict[str, set[str]]:
     """Keyword options of each registered architecture, read from the syntax of models.py
     (so that checking a config does not import torch)."""
-    import ast
-
-    tree = ast.parse((Path(__file__).with_name("models.py")).read_text())
     found = {}
-    for node in tree.body:
+    for node in _models_syntax().body:
         if isinstance(node, ast.FunctionDef):
             for deco in node.decorator_list:
                 if isinstance(deco, ast.Call) and getattr(deco.func, "id", "") == "register":
                     found[deco.args[0].value] = {a.arg for a in node.args.kwonlyargs}
     return found
+
+
+def min_pixels() -> dict[str, int]:
+    """``jetimage.models.MIN_PIXELS``, read from the syntax of models.py (no torch import)."""
+    for node in _models_syntax().body:
+        if isinstance(node, ast.AnnAssign | ast.Assign):
+            targets = [node.target] if isinstance(node, ast.AnnAssign) else node.targets
+            if any(getattr(t, "id", "") == "MIN_PIXELS" for t in targets):
+                return ast.literal_eval(node.value)
+    return {}
 
 
 def _check_model_options(name: str, model: dict) -> None:
@@ -154,7 +162,7 @@ def _check_images(config: dict) -> None:
                           f"axis would be cut; use a width of at least 2R = {2 * radius}")
     for name, model in config["models"].items():
         _check_model_options(name, model)
-        needed = MIN_PIXELS.get(model["architecture"], 1)
+        needed = min_pixels().get(model["architecture"], 1)
         if min(images["npix"]) < needed:
             raise ConfigError(f"config key models/{name}: {model['architecture']} needs images "
                               f"of at least {needed}×{needed} pixels, images/npix is "

@@ -17,6 +17,9 @@ from collections.abc import Callable
 from torch import nn
 
 MODELS: dict[str, Callable[..., nn.Module]] = {}
+#: Smallest image side an architecture accepts (two 2×2 max-pools need 4 pixels); others: 1.
+#: A literal: jetimage.config reads it from this file's syntax to check configs without torch.
+MIN_PIXELS: dict[str, int] = {"hsf-cnn": 4, "deeptop-cnn": 4}
 
 
 def register(name: str):
@@ -35,8 +38,6 @@ def build_model(architecture: str, *, in_shape: tuple[int, int, int], n_classes:
         KeyError: unknown architecture (the message lists the known ones).
         ValueError: images too small for the architecture.
     """
-    from jetimage.config import MIN_PIXELS
-
     if architecture not in MODELS:
         raise KeyError(f"unknown model architecture {architecture!r}; known: {sorted(MODELS)}")
     if min(in_shape[1:]) < MIN_PIXELS.get(architecture, 1):
