@@ -22,6 +22,10 @@ stop() {
         fi
         rm -f "$RUN/$name.pid"
     done
+    for _ in $(seq 50); do  # let them go before anything restarts on their sockets and ports
+        pgrep -x slurmd >/dev/null || pgrep -x slurmctld >/dev/null || break
+        sleep 0.1
+    done
 }
 
 running() {
@@ -61,10 +65,14 @@ fi
 chown -R munge:munge /etc/munge /run/munge /var/lib/munge /var/log/munge
 chmod 0700 /etc/munge
 chmod 0400 /etc/munge/munge.key
-runuser -u munge -- /usr/sbin/munged --pid-file="$RUN/munged.pid.munge" --force
-sleep 0.5
-cp /run/munge/munged.pid "$RUN/munged.pid" 2>/dev/null \
-    || pgrep -u munge -x munged | head -1 >"$RUN/munged.pid"
+if ! pgrep -u munge -x munged >/dev/null; then
+    runuser -u munge -- /usr/sbin/munged --force   # writes /run/munge/munged.pid itself
+fi
+for _ in $(seq 50); do
+    [[ -s /run/munge/munged.pid ]] && break
+    sleep 0.1
+done
+cp /run/munge/munged.pid "$RUN/munged.pid" 2>/dev/null || pgrep -n -u munge -x munged >"$RUN/munged.pid"
 
 # slurm.conf: this host, all its cores, memory a little below what slurmd measures
 CPUS=$(nproc)
