@@ -84,7 +84,11 @@ def run_snakemake(workdir: Path, configfile: Path, *args: str, timeout: int = 90
 
 def scheduled_jobs(workdir: Path, configfile: Path) -> dict[str, int]:
     """Rule → job count of a dry run (empty when nothing would run)."""
-    out = run_snakemake(workdir, configfile, "--dry-run").stdout
+    return job_counts(run_snakemake(workdir, configfile, "--dry-run").stdout)
+
+
+def job_counts(out: str) -> dict[str, int]:
+    """Rule → job count from the "Job stats" table of a dry run's output (empty if none)."""
     jobs: dict[str, int] = {}
     lines = out.splitlines()
     if "Job stats:" not in lines:

@@ -295,7 +295,7 @@ def dry_run_with_library(tiny_run, tmp_path, edits: dict[str, str]) -> dict[str,
     import shutil
     import subprocess
 
-    from conftest import SNAKEMAKE
+    from conftest import SNAKEMAKE, job_counts
 
     repo = tmp_path / "repo"
     repo.mkdir()
@@ -311,16 +311,7 @@ def dry_run_with_library(tiny_run, tmp_path, edits: dict[str, str]) -> dict[str,
     out = subprocess.run([SNAKEMAKE, "-s", str(repo / "Snakefile"), "--directory", str(work),
                           "--configfile", str(work / "config.yaml"), "--dry-run"],
                          capture_output=True, text=True, env=env, timeout=300, check=True).stdout
-    lines = out.splitlines()
-    if "Job stats:" not in lines:
-        return {}
-    jobs = {}
-    for line in lines[lines.index("Job stats:") + 3:]:
-        parts = line.split()
-        if len(parts) != 2 or parts[0] == "total":
-            break
-        jobs[parts[0]] = int(parts[1])
-    return jobs
+    return job_counts(out)
 
 
 def add_code(text: str) -> str:

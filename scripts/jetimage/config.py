@@ -12,6 +12,7 @@ import copy
 import difflib
 import glob
 import json
+from functools import lru_cache
 from pathlib import Path
 
 import jsonschema
@@ -111,6 +112,7 @@ def check(config: dict) -> None:
     _check_images(config)
 
 
+@lru_cache(maxsize=1)
 def _models_syntax() -> ast.Module:
     return ast.parse((Path(__file__).with_name("models.py")).read_text())
 
@@ -208,19 +210,26 @@ def sample_files(config: dict, sample: str) -> dict[str, str]:
     sorted order; globs are expanded here, when the DAG is built."""
     entry = config["samples"][sample]
     patterns = [entry["files"]] if isinstance(entry["files"], str) else entry["files"]
+    found = _expand_globs(patterns, f"samples/{sample}/files",
+                          "have the same name {name!r}; put them in separate samples")
+    return dict(sorted(found.items()))
+
+
+def _expand_globs(patterns: list[str], key: str, clash: str) -> dict[str, str]:
+    """File name without extension → path of every file the globs match; a glob that matches
+    nothing, or two files of one name (``clash`` says why that matters), is a ConfigError."""
     found: dict[str, str] = {}
     for pattern in patterns:
         matches = sorted(glob.glob(pattern))
         if not matches:
-            raise ConfigError(f"config key samples/{sample}/files: {pattern!r} matches no file")
+            raise ConfigError(f"config key {key}: {pattern!r} matches no file")
         for path in matches:
-            part = Path(path).name.split(".")[0]
-            if found.get(part, path) != path:
-                raise ConfigError(f"config key samples/{sample}/files: {found[part]!r} and "
-                                  f"{path!r} have the same name {part!r}; put them in "
-                                  f"separate samples")
-            found[part] = path
-    return dict(sorted(found.items()))
+            name = Path(path).name.split(".")[0]
+            if found.get(name, path) != path:
+                raise ConfigError(f"config key {key}: {found[name]!r} and {path!r} "
+                                  + clash.format(name=name))
+            found[name] = path
+    return found
 
 
 def reader_settings(config: dict, sample: str) -> dict:
@@ -237,18 +246,8 @@ def reader_settings(config: dict, sample: str) -> dict:
 
 def predict_files(config: dict) -> dict[str, str]:
     """Name (file name without extension) → path of every file ``predict.files`` matches."""
-    found: dict[str, str] = {}
-    for pattern in config.get("predict", {}).get("files", []):
-        matches = sorted(glob.glob(pattern))
-        if not matches:
-            raise ConfigError(f"config key predict/files: {pattern!r} matches no file")
-        for path in matches:
-            name = Path(path).name.split(".")[0]
-            if found.get(name, path) != path:
-                raise ConfigError(f"config key predict/files: {found[name]!r} and {path!r} "
-                                  f"would both be written as {name!r}")
-            found[name] = path
-    return found
+    return _expand_globs(config.get("predict", {}).get("files", []), "predict/files",
+                         "would both be written as {name!r}")
 
 
 def canonical(value):

@@ -41,6 +41,7 @@ import awkward as ak
 import numpy as np
 import vector
 
+from jetimage import preprocess
 from jetimage.io import Counts, ImageBatch, InputError, Jets
 
 vector.register_awkward()
@@ -222,12 +223,9 @@ def _cartesian(pt, eta, phi, mass) -> dict[str, np.ndarray]:
 
 def _jet_kinematics(counts: np.ndarray, px, py, pz, E) -> dict[str, np.ndarray]:
     """pt, eta, phi, mass of each jet from the sum of its constituents."""
-    jet = np.repeat(np.arange(len(counts)), counts)
-
-    def total(values):
-        return np.bincount(jet, weights=values, minlength=len(counts))
-
-    s = vector.array({"px": total(px), "py": total(py), "pz": total(pz), "E": total(E)})
+    flat = preprocess.FlatJets(px, py, pz, E, None, np.concatenate([[0], np.cumsum(counts)]))
+    s = vector.array({q: flat.jet_sum(v) for q, v in zip(("px", "py", "pz", "E"),
+                                                         (px, py, pz, E))})
     with np.errstate(invalid="ignore", divide="ignore"):
         return {"pt": s.pt, "eta": np.where(s.pt > 0, s.eta, 0.0), "phi": s.phi,
                 "mass": np.nan_to_num(s.mass)}
@@ -235,10 +233,12 @@ def _jet_kinematics(counts: np.ndarray, px, py, pz, E) -> dict[str, np.ndarray]:
 
 def _jets(path, *, counts, columns: dict[str, np.ndarray], names: dict[str, str],
           features: dict[str, np.ndarray], entry: np.ndarray, label: np.ndarray) -> Jets:
-    """A checked batch: finite momenta, standard table (file kinematics where given)."""
+    """A checked batch: finite momenta, standard table (the file's kinematics where it has
+    them, else the sum of the constituents)."""
+    momenta = [columns[k] for k in ("px", "py", "pz", "E")]
     _check_finite(path, {names[k]: columns[k] for k in ("px", "py", "pz", "E")},
                   int(entry[0]) if len(entry) else 0, counts)
-    table = _jet_kinematics(counts, *(columns[k] for k in ("px", "py", "pz", "E")))
+    table = {} if all(k in features for k in _STANDARD) else _jet_kinematics(counts, *momenta)
     table.update({k: np.asarray(v) for k, v in features.items()})
     table.update({"n_constituents": np.asarray(counts, dtype=np.int64), "entry": entry,
                   "label": label})
@@ -259,9 +259,8 @@ def _branch_map(branches: dict | None) -> tuple[dict[str, str], list[str]]:
     """(field → branch, required fields) of a ``branches`` option (JetClass by default)."""
     if branches is None:
         return dict(JETCLASS_BRANCHES), ["px", "py", "pz", "energy"]
-    kinds = [k for k in (("px", "py", "pz", "energy"), ("pt", "eta", "phi", "mass"))
-             if all(f in branches for f in k)]
-    if not kinds:
+    if not any(all(f in branches for f in kind)
+               for kind in (("px", "py", "pz", "energy"), _STANDARD)):
         raise ValueError(f"reader option branches must name px, py, pz, energy or pt, eta, phi, "
                          f"mass; got {sorted(branches)}")
     return dict(branches), list(branches)
@@ -288,7 +287,7 @@ def _columns_from_record(arrays, fields: dict[str, str]):
     return counts, columns, names, source
 
 
-def _raw_labels(arrays, labels: Labels, path) -> tuple[np.ndarray | None, str]:
+def _raw_labels(arrays, labels: Labels) -> tuple[np.ndarray | None, str]:
     """Raw label per jet of a batch: the one-hot branch that is set, or a label field."""
     if labels.mapping is None:
         return None, ""
@@ -318,13 +317,11 @@ def _features(arrays, jet_branches: dict | None, available) -> dict[str, np.ndar
 def _batch_from_arrays(path, arrays, entry0, *, fields, labels, jet_branches, jet_available):
     counts, columns, names, source = _columns_from_record(arrays, fields)
     _check_finite(path, source, entry0, counts)
-    raw, label_field = _raw_labels(arrays, labels, path)
+    raw, label_field = _raw_labels(arrays, labels)
     n = len(counts)
     label = labels.assign(raw, n, path=path, field=label_field)
     features = _features(arrays, jet_branches, jet_available)
-    drop = [k for k in features if k == "nparticles"]
-    for k in drop:
-        del features[k]
+    features.pop("nparticles", None)  # the table's n_constituents counts them
     return _jets(path, counts=counts, columns=columns, names=names, features=features,
                  entry=np.arange(entry0, entry0 + n), label=label)
 

@@ -18,12 +18,15 @@ DATASET = config["dataset"]["name"]
 PREDICT_FILES = jc.predict_files(config)
 MODELS = sorted(config["models"])
 SAMPLES = sorted(config["samples"])
-# globs are expanded once, here, when the DAG is built
-PARTS = {sample: jc.sample_parts(config, sample) for sample in SAMPLES}
+# globs are expanded when the DAG is built; the parts of file samples are their files
 FILES = {
     sample: jc.sample_files(config, sample)
     for sample in SAMPLES
     if config["samples"][sample]["source"] == "files"
+}
+PARTS = {
+    sample: list(FILES[sample]) if sample in FILES else jc.sample_parts(config, sample)
+    for sample in SAMPLES
 }
 
 
