@@ -110,6 +110,11 @@ def make_pythia(settings: GeneratorSettings, seed: int):
         *settings.extra,
         *_QUIET,
     ]
+    if not pythia.settings.isParm("Beams:eCM"):
+        raise PythiaSettingError(
+            "Pythia found no settings database (its xmldoc folder): point PYTHIA8DATA at "
+            "share/Pythia8/xmldoc of the pythia8mc installation"
+        )
     for line in lines:
         if not pythia.readString(line):
             raise PythiaSettingError(f"Pythia rejected the setting {line!r}")
