@@ -72,6 +72,18 @@ def qcd_file(tmp_path_factory) -> Path:
     return _generate(tmp_path_factory, "qcd", 400, seed=12)
 
 
+@pytest.fixture(scope="session")
+def boson_files(tmp_path_factory) -> dict[str, Path]:
+    """Real hadronic W and Z jets (WW and ZZ pairs), truth-matched, in the same window."""
+    return {p: _generate(tmp_path_factory, p, 300, seed=13) for p in ("w", "z")}
+
+
+@pytest.fixture(scope="session")
+def parton_files(tmp_path_factory) -> dict[str, Path]:
+    """Real QCD jets matched to a gluon or to a light quark, in the same window."""
+    return {p: _generate(tmp_path_factory, p, 400, seed=14) for p in ("gluon", "quark")}
+
+
 def run_snakemake(workdir: Path, configfile: Path, *args: str, timeout: int = 900):
     """Run the workflow in ``workdir``; returns the completed process (check=True)."""
     cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir),

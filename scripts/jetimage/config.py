@@ -19,7 +19,7 @@ import jsonschema
 import yaml
 
 from jetimage import readers
-from jetimage.generate import GeneratorSettings, JetSelection
+from jetimage.generate import Detector, GeneratorSettings, JetSelection
 from jetimage.pixelate import ImageSpec
 from jetimage.readers import IMAGE_FORMATS
 
@@ -262,7 +262,15 @@ def generator_settings(config: dict, sample: str) -> GeneratorSettings:
         process=config["samples"][sample]["process"], sqrt_s=gen["sqrt_s"],
         pt_hat_min=gen["pt_hat"][0], pt_hat_max=gen["pt_hat"][1],
         jets=JetSelection(**gen["jets"]), extra=tuple(gen["pythia_settings"]),
+        detector=_detector(gen["detector"]),
     )
+
+
+def _detector(settings: dict) -> Detector | None:
+    if not settings["enabled"]:
+        return None
+    return Detector(**{k: tuple(v) if isinstance(v, list) else v
+                       for k, v in settings.items() if k != "enabled"})
 
 
 def sample_parts(config: dict, sample: str) -> list[str]:

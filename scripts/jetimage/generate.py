@@ -4,9 +4,17 @@ Events come from Pythia in batches (``Pythia.nextBatch``, an awkward array), are
 all at once with FastJet's vectorised interface, and the jets inside the requested kinematic
 window are kept, with their constituents, in the JetClass layout (see :mod:`jetimage.io`).
 
-Processes are named recipes of Pythia settings (:data:`PROCESSES`). Top jets are kept only when
-truth-matched: the top and its three decay quarks must all lie within ``match_dr`` of the jet axis
-(the Top Quark Tagging reference recipe). QCD jets record the nearest outgoing hard parton.
+Processes are named recipes of Pythia settings and truth matching (:data:`PROCESSES`):
+
+- resonance jets (``top``, ``w``, ``z``) are kept only when the top/W/Z and all its decay quarks
+  lie within ``match_dr`` of the jet axis (the Top Quark Tagging reference recipe);
+- parton jets are matched to the nearest outgoing hard-process parton within ``match_dr``;
+  ``gluon`` and ``quark`` keep only jets matched to a gluon or a light (u, d, s) quark, ``qcd``
+  keeps every jet.
+
+The matched object's PDG id and four-momentum are stored per jet (``jet_parton_*``; id 0 when a
+QCD jet has no parton within ``match_dr``). An optional detector model (:class:`Detector`) merges
+neutral particles into calorimeter cells with a smeared energy before clustering.
 """
 
 from __future__ import annotations
@@ -24,17 +32,50 @@ log = logging.getLogger(__name__)
 
 vector.register_awkward()
 
-#: Pythia settings of each process, on top of the beam energy and the pT-hat range.
-PROCESSES: dict[str, list[str]] = {
+
+@dataclass(frozen=True)
+class Process:
+    """A named recipe: Pythia settings and how its jets are truth-matched.
+
+    Args:
+        settings: Pythia ``readString`` lines on top of beams and pT-hat.
+        resonance: |PDG id| of the top/W/Z a jet must contain, or 0 for parton matching.
+        n_quarks: decay quarks of the resonance that must lie in the jet.
+        via: |PDG ids| of intermediate resonances between it and its quarks (top → W → q q').
+        flavours: |PDG ids| of the hard partons whose jets are kept (parton matching); empty:
+            every jet in the window.
+    """
+
+    settings: tuple[str, ...]
+    resonance: int = 0
+    n_quarks: int = 0
+    via: tuple[int, ...] = ()
+    flavours: tuple[int, ...] = ()
+
+
+_HADRONIC_W = ("24:onMode = off", "24:onIfAny = 1 2 3 4 5")
+_LIGHT_QUARKS = (1, 2, 3)
+
+#: The processes of ``samples.<name>.process``.
+PROCESSES: dict[str, Process] = {
+    # QCD dijets: every 2 -> 2 QCD process; any jet in the window, its nearest parton recorded.
+    "qcd": Process(("HardQCD:all = on",)),
+    # gluon jets: the 2 -> 2 processes with an outgoing gluon; jets matched to a gluon.
+    "gluon": Process(("HardQCD:gg2gg = on", "HardQCD:qg2qg = on", "HardQCD:qqbar2gg = on"),
+                     flavours=(21,)),
+    # light-quark jets: the 2 -> 2 processes with an outgoing quark (new pairs u, d, s only);
+    # jets matched to a u, d or s quark (c and b from the sea are dropped).
+    "quark": Process(("HardQCD:qg2qg = on", "HardQCD:qq2qq = on",
+                      "HardQCD:qqbar2qqbarNew = on", "HardQCD:gg2qqbar = on"),
+                     flavours=_LIGHT_QUARKS),
     # hadronic ttbar: both W bosons forced to decay to quarks (d u s c b).
-    "top": [
-        "Top:gg2ttbar = on",
-        "Top:qqbar2ttbar = on",
-        "24:onMode = off",
-        "24:onIfAny = 1 2 3 4 5",
-    ],
-    # QCD dijets: every 2 -> 2 QCD process.
-    "qcd": ["HardQCD:all = on"],
+    "top": Process(("Top:gg2ttbar = on", "Top:qqbar2ttbar = on", *_HADRONIC_W),
+                   resonance=6, n_quarks=3, via=(24,)),
+    # WW pairs, both W -> q q'; a jet must hold a W and its two quarks.
+    "w": Process(("WeakDoubleBoson:ffbar2WW = on", *_HADRONIC_W), resonance=24, n_quarks=2),
+    # ZZ pairs (pure Z, no photon), both Z -> q qbar; a jet must hold a Z and its two quarks.
+    "z": Process(("WeakDoubleBoson:ffbar2gmZgmZ = on", "WeakZ0:gmZmode = 2", "23:onMode = off",
+                  "23:onIfAny = 1 2 3 4 5"), resonance=23, n_quarks=2),
 }
 
 #: Settings that keep Pythia quiet: the per-shard log says what happened instead.
@@ -43,7 +84,6 @@ _QUIET = [
     "Next:numberCount = 0",
 ]
 
-_NEUTRINOS = (12, 14, 16)
 PYTHIA_MAX_SEED = 900_000_000
 
 
@@ -60,6 +100,58 @@ class JetSelection:
 
 
 @dataclass(frozen=True)
+class Detector:
+    """A simple calorimeter for neutral particles (charged ones are taken as perfect tracks).
+
+    Each neutral particle's energy is smeared with a Gaussian of relative width
+    ``a/sqrt(E/GeV) ⊕ b`` (photons and neutral hadrons separately); the neutrals of an event are
+    then summed in cells of ``cell_eta`` × ``cell_phi`` and each cell becomes one massless
+    constituent at the cell centre (PDG id 0, charge 0).
+    """
+
+    cell_eta: float = 0.1
+    cell_phi: float = 0.1
+    photon_resolution: tuple[float, float] = (0.10, 0.01)
+    hadron_resolution: tuple[float, float] = (0.50, 0.05)
+
+    def apply(self, particles: dict[str, np.ndarray], event: np.ndarray,
+              rng: np.random.Generator) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Flat particle columns (px, py, pz, E, pid, charge) and their event index → the same
+        with neutrals replaced by cells; rows are ordered by event."""
+        neutral = particles["charge"] == 0
+        n = {k: v[neutral] for k, v in particles.items()}
+        photon = n["pid"] == 22
+        a = np.where(photon, self.photon_resolution[0], self.hadron_resolution[0])
+        b = np.where(photon, self.photon_resolution[1], self.hadron_resolution[1])
+        energy = n["E"] * (1 + np.hypot(a / np.sqrt(n["E"]), b) * rng.standard_normal(len(a)))
+        pt = np.hypot(n["px"], n["py"])
+        eta = np.arcsinh(n["pz"] / pt)
+        phi = np.arctan2(n["py"], n["px"])
+        n_phi = max(1, round(2 * np.pi / self.cell_phi))
+        i_eta = np.floor(eta / self.cell_eta).astype(np.int64)
+        i_phi = np.floor((phi + np.pi) / (2 * np.pi) * n_phi).astype(np.int64) % n_phi
+        offset = i_eta.min(initial=0)
+        span = i_eta.max(initial=0) - offset + 1
+        key = (event[neutral] * span + (i_eta - offset)) * n_phi + i_phi
+        keys, inverse = np.unique(key, return_inverse=True)
+        cell_energy = np.bincount(inverse, weights=np.clip(energy, 0, None),
+                                  minlength=len(keys))
+        cell_phi_index = keys % n_phi
+        cell_eta = ((keys // n_phi) % span + offset + 0.5) * self.cell_eta
+        cell_phi = (cell_phi_index + 0.5) * (2 * np.pi / n_phi) - np.pi
+        cell_pt = cell_energy / np.cosh(cell_eta)
+        cells = {"px": cell_pt * np.cos(cell_phi), "py": cell_pt * np.sin(cell_phi),
+                 "pz": cell_pt * np.sinh(cell_eta), "E": cell_energy,
+                 "pid": np.zeros(len(keys), np.int64), "charge": np.zeros(len(keys))}
+        cell_event = keys // (n_phi * span)
+        keep = cell_energy > 0
+        merged = {k: np.concatenate([v[~neutral], cells[k][keep]]) for k, v in particles.items()}
+        merged_event = np.concatenate([event[~neutral], cell_event[keep]])
+        order = np.argsort(merged_event, kind="stable")
+        return {k: v[order] for k, v in merged.items()}, merged_event[order]
+
+
+@dataclass(frozen=True)
 class GeneratorSettings:
     """Everything that determines a shard's content (with the seed)."""
 
@@ -69,11 +161,16 @@ class GeneratorSettings:
     pt_hat_max: float = 700.0
     jets: JetSelection = field(default_factory=JetSelection)
     extra: tuple[str, ...] = ()
+    detector: Detector | None = None
 
     @classmethod
     def from_dict(cls, data: dict) -> GeneratorSettings:
+        detector = data.get("detector")
+        if detector is not None:
+            detector = Detector(**{k: tuple(v) if isinstance(v, list) else v
+                                   for k, v in detector.items()})
         return cls(**{**data, "jets": JetSelection(**data["jets"]),
-                      "extra": tuple(data.get("extra", ()))})
+                      "extra": tuple(data.get("extra", ())), "detector": detector})
 
 
 class PythiaSettingError(ValueError):
@@ -106,7 +203,7 @@ def make_pythia(settings: GeneratorSettings, seed: int):
         f"PhaseSpace:pTHatMax = {settings.pt_hat_max}",
         "Random:setSeed = on",
         f"Random:seed = {seed}",
-        *PROCESSES[settings.process],
+        *PROCESSES[settings.process].settings,
         *settings.extra,
         *_QUIET,
     ]
@@ -128,7 +225,7 @@ def make_pythia(settings: GeneratorSettings, seed: int):
 def _charges(pythia, pids: np.ndarray) -> np.ndarray:
     """Electric charge of each PDG id, looked up once per distinct id."""
     unique, inverse = np.unique(pids, return_inverse=True)
-    table = np.array([pythia.particleData.charge(int(p)) for p in unique], dtype=np.float32)
+    table = np.array([pythia.particleData.charge(int(p)) for p in unique], dtype=np.float64)
     return table[inverse]
 
 
@@ -142,81 +239,109 @@ def _eta_phi(px, py, pz):
     return np.arcsinh(pz / pt), np.arctan2(py, px)
 
 
-def _top_decays(event: dict) -> list[tuple[float, float, list[tuple[float, float]]]]:
-    """(eta, phi) of each top (last copy) and of its decay quarks, in one event.
+_NO_MATCH = (0, 0.0, 0.0, 0.0, 0.0)
 
-    ``event`` holds the columns of the candidate particles (tops, Ws, outgoing decay quarks)
-    with their index in the full record.
+
+def _resonance_decays(event: dict, process: Process) -> list[tuple[tuple, list]]:
+    """Each resonance (its last copy) of one event: ((id, px, py, pz, E), [(eta, phi) of its
+    decay quarks]).
+
+    ``event`` holds the columns of the candidate particles (resonances, intermediate
+    resonances, outgoing quarks) with their index in the full record.
     """
     rows = {
-        i: (pid, m1, d1, px, py, pz)
-        for i, pid, m1, d1, px, py, pz in zip(
+        i: (pid, m1, d1, (pid, px, py, pz, e))
+        for i, pid, m1, d1, px, py, pz, e in zip(
             event["idx"], event["id"], event["mother1"], event["daughter1"],
-            event["px"], event["py"], event["pz"],
+            event["px"], event["py"], event["pz"], event["e"],
         )
     }
-    tops: dict[int, list] = {}
-    for i, (pid, _m1, d1, px, py, pz) in rows.items():
-        if abs(pid) == 6 and (d1 not in rows or rows[d1][0] != pid):
-            tops[i] = [*_eta_phi(px, py, pz), []]
-    for pid, m1, _d1, px, py, pz in rows.values():
+    found: dict[int, tuple[tuple, list]] = {}
+    for i, (pid, _m1, d1, p4) in rows.items():
+        if abs(pid) == process.resonance and (d1 not in rows or rows[d1][0] != pid):
+            found[i] = (p4, [])
+    for pid, m1, _d1, p4 in rows.values():
         if abs(pid) > 5 or m1 not in rows:
             continue
         mother = m1
-        while mother in rows and abs(rows[mother][0]) == 24:  # walk up the W's copies
+        while mother in rows and abs(rows[mother][0]) in process.via:  # walk up W copies
             mother = rows[mother][1]
-        if mother in tops:
-            tops[mother][2].append(_eta_phi(px, py, pz))
-    return [(eta, phi, quarks) for eta, phi, quarks in tops.values()]
+        if mother in found:
+            found[mother][1].append(_eta_phi(*p4[1:4]))
+    return list(found.values())
 
 
-def _match_tops(jets_eta, jets_phi, candidates, radius: float) -> list[list[bool]]:
-    """Per event and jet: is the jet matched to a top whose three decay quarks lie inside?"""
+def _match_resonances(jets_eta, jets_phi, candidates, process: Process,
+                      radius: float) -> list[list[tuple]]:
+    """Per event and jet: the (id, px, py, pz, E) of the resonance that lies, with all its
+    decay quarks, within ``radius`` of the jet axis; :data:`_NO_MATCH` if none."""
     out = []
     for etas, phis, event in zip(jets_eta, jets_phi, candidates):
-        decays = _top_decays(event)
-        flags = []
+        decays = [(d, q) for d, q in _resonance_decays(event, process)
+                  if len(q) == process.n_quarks]
+        matches = []
         for eta, phi in zip(etas, phis):
-            ok = False
-            for teta, tphi, quarks in decays:
-                if len(quarks) == 3 and _delta_r(eta, phi, teta, tphi) < radius:
-                    ok = all(_delta_r(eta, phi, qe, qp) < radius for qe, qp in quarks)
-                    if ok:
-                        break
-            flags.append(ok)
-        out.append(flags)
+            match = _NO_MATCH
+            for p4, quarks in decays:
+                r_eta, r_phi = _eta_phi(*p4[1:4])
+                if (_delta_r(eta, phi, r_eta, r_phi) < radius
+                        and all(_delta_r(eta, phi, qe, qp) < radius for qe, qp in quarks)):
+                    match = p4
+                    break
+            matches.append(match)
+        out.append(matches)
     return out
 
 
-def _hard_parton_ids(jets_eta, jets_phi, partons, radius: float) -> list[list[int]]:
-    """PDG id of the nearest outgoing hard-process parton within ``radius`` (0 if none)."""
+def _match_partons(jets_eta, jets_phi, partons, radius: float) -> list[list[tuple]]:
+    """Per event and jet: (id, px, py, pz, E) of the nearest outgoing hard-process parton
+    within ``radius``; :data:`_NO_MATCH` if none."""
     out = []
     for etas, phis, ev in zip(jets_eta, jets_phi, partons):
-        p_eta, p_phi = _eta_phi(np.asarray(ev["px"]), np.asarray(ev["py"]), np.asarray(ev["pz"]))
-        ids = []
+        px, py, pz = (np.asarray(ev[k]) for k in ("px", "py", "pz"))
+        p_eta, p_phi = _eta_phi(px, py, pz)
+        matches = []
         for eta, phi in zip(etas, phis):
             dr = _delta_r(eta, phi, p_eta, p_phi)
-            ids.append(int(ev["id"][int(np.argmin(dr))]) if len(dr) and dr.min() < radius else 0)
-        out.append(ids)
+            if len(dr) and dr.min() < radius:
+                j = int(np.argmin(dr))
+                matches.append((int(ev["id"][j]), px[j], py[j], pz[j], ev["e"][j]))
+            else:
+                matches.append(_NO_MATCH)
+        out.append(matches)
     return out
 
 
-def _cluster_batch(pythia, batch, settings: GeneratorSettings) -> dict[str, ak.Array]:
-    """Cluster one batch of events and return the selected jets' columns."""
+def _columns(records, *fields):
+    return ak.zip({f: getattr(records, k) if k in records.fields else records.p[k]
+                   for f, k in fields}, depth_limit=1)
+
+
+def _cluster_batch(pythia, batch, settings: GeneratorSettings,
+                   rng: np.random.Generator | None) -> dict[str, ak.Array]:
+    """Cluster one batch of events and return the selected, truth-matched jets' columns."""
     import fastjet
 
     sel = settings.jets
+    process = PROCESSES[settings.process]
     prt = batch.prt
     prt = ak.with_field(prt, ak.local_index(prt.id, axis=1), "idx")
     abs_id = abs(prt.id)
     visible = prt[(prt.status > 0) & (abs_id != 12) & (abs_id != 14) & (abs_id != 16)]
-    particles = ak.zip(
-        {"px": visible.p.px, "py": visible.p.py, "pz": visible.p.pz, "E": visible.p.e},
-        with_name="Momentum4D",
-    )
+    counts = ak.to_numpy(ak.num(visible))
+    flat = {"px": visible.p.px, "py": visible.p.py, "pz": visible.p.pz, "E": visible.p.e,
+            "pid": visible.id}
+    flat = {k: ak.to_numpy(ak.flatten(v)) for k, v in flat.items()}
+    flat["charge"] = _charges(pythia, flat["pid"])
+    if settings.detector is not None:
+        event = np.repeat(np.arange(len(counts)), counts)
+        flat, event = settings.detector.apply(flat, event, rng)
+        counts = np.bincount(event, minlength=len(counts))
+    particles = ak.unflatten(ak.zip(flat, with_name="Momentum4D"), counts)
     algorithm = {"antikt": fastjet.antikt_algorithm, "kt": fastjet.kt_algorithm,
                  "cambridge": fastjet.cambridge_algorithm}[sel.algorithm]
-    sequence = fastjet.ClusterSequence(particles, fastjet.JetDefinition(algorithm, sel.radius))
+    sequence = fastjet.ClusterSequence(particles[["px", "py", "pz", "E"]],
+                                       fastjet.JetDefinition(algorithm, sel.radius))
     jets = sequence.inclusive_jets(min_pt=sel.pt_min)
     index = sequence.constituent_index(min_pt=sel.pt_min)
     jets = ak.zip({"px": jets.px, "py": jets.py, "pz": jets.pz, "E": jets.E},
@@ -224,35 +349,41 @@ def _cluster_batch(pythia, batch, settings: GeneratorSettings) -> dict[str, ak.A
     keep = (jets.pt >= sel.pt_min) & (jets.pt < sel.pt_max) & (abs(jets.eta) < sel.abs_eta_max)
 
     jets_eta, jets_phi = ak.to_list(jets.eta), ak.to_list(jets.phi)
-    if settings.process == "top":
-        is_cand = (abs_id == 6) | (abs_id == 24) | ((abs_id <= 5) & (abs(prt.status) == 23))
-        cand = prt[is_cand]
-        cand = ak.zip({"idx": cand.idx, "id": cand.id, "mother1": cand.mother1,
-                       "daughter1": cand.daughter1, "px": cand.p.px, "py": cand.p.py,
-                       "pz": cand.p.pz}, depth_limit=1)
-        matched = ak.Array(_match_tops(jets_eta, jets_phi, ak.to_list(cand), sel.match_dr))
-        keep = keep & matched
-        parton_id = 6 * ak.values_astype(matched, np.int32)
+    p4 = (("id", "id"), ("px", "px"), ("py", "py"), ("pz", "pz"), ("e", "e"))
+    if process.resonance:
+        is_cand = (abs_id == process.resonance) | ((abs_id <= 5) & (abs(prt.status) == 23))
+        for pid in process.via:
+            is_cand = is_cand | (abs_id == pid)
+        cand = _columns(prt[is_cand], ("idx", "idx"), ("mother1", "mother1"),
+                        ("daughter1", "daughter1"), *p4)
+        match = _match_resonances(jets_eta, jets_phi, ak.to_list(cand), process, sel.match_dr)
     else:
-        hard = prt[prt.status == -23]
-        hard = ak.zip({"id": hard.id, "px": hard.p.px, "py": hard.p.py, "pz": hard.p.pz},
-                      depth_limit=1)
-        parton_id = ak.Array(_hard_parton_ids(jets_eta, jets_phi, ak.to_list(hard), sel.match_dr))
+        hard = _columns(prt[prt.status == -23], *p4)
+        match = _match_partons(jets_eta, jets_phi, ak.to_list(hard), sel.match_dr)
+    flat_match = np.array([m for event in match for m in event], dtype=np.float64).reshape(-1, 5)
+    match = ak.unflatten(ak.zip({"id": flat_match[:, 0].astype(np.int64),
+                                 **{k: flat_match[:, i + 1]
+                                    for i, k in enumerate(("px", "py", "pz", "E"))}}),
+                         ak.num(jets))
+    if process.resonance:
+        keep = keep & (match.id != 0)
+    elif process.flavours:
+        keep = keep & ak.unflatten(np.isin(np.abs(flat_match[:, 0]), process.flavours),
+                                   ak.num(jets))
 
     event_index = ak.broadcast_arrays(np.arange(len(jets)), jets.pt)[0]
     jets_kept = ak.flatten(jets[keep])
     # constituent indices are per event: shift them into the flat particle list
-    starts = np.cumsum(np.r_[0, ak.to_numpy(ak.num(visible))[:-1]])
+    starts = np.cumsum(np.r_[0, counts[:-1]])
     per_jet = ak.flatten(index[keep] + starts[:, np.newaxis, np.newaxis], axis=1)
     flat_index = ak.to_numpy(ak.flatten(per_jet)).astype(np.int64)
-    constituents = ak.unflatten(ak.flatten(visible)[flat_index], ak.num(per_jet))
-    order = ak.argsort(np.hypot(constituents.p.px, constituents.p.py), axis=1, ascending=False)
-    constituents = constituents[order]
+    constituents = ak.unflatten(ak.flatten(particles)[flat_index], ak.num(per_jet))
+    order = ak.argsort(constituents.pt, axis=1, ascending=False)
     return {
         "jets": jets_kept,
-        "parton_id": ak.flatten(parton_id[keep]),
+        "parton": ak.flatten(match[keep]),
         "event": ak.flatten(event_index[keep]),
-        "constituents": constituents,
+        "constituents": constituents[order],
     }
 
 
@@ -267,9 +398,9 @@ def generate_jets(
     """Generate ``n_events`` Pythia events and return the selected jets in the JetClass layout.
 
     Args:
-        settings: process, beam energy, pT-hat range and jet selection.
+        settings: process, beam energy, pT-hat range, jet selection, detector model.
         n_events: events to generate (not jets: each event gives zero or more jets).
-        seed: Pythia seed (see :func:`derive_seed`).
+        seed: Pythia seed (see :func:`derive_seed`); it also seeds the detector smearing.
         batch_size: events generated and clustered at once.
         progress: called as ``progress(events_done, jets_kept, seconds)`` after each batch.
 
@@ -277,12 +408,13 @@ def generate_jets(
         Columns of :func:`jetimage.io.write_jets_root`: ``part_*`` ragged, ``jet_*`` flat.
     """
     pythia = make_pythia(settings, seed)
+    rng = np.random.default_rng(seed) if settings.detector is not None else None
     chunks = []
     done, kept, start = 0, 0, time.perf_counter()
     while done < n_events:
         n = min(batch_size, n_events - done)
         batch = pythia.nextBatch(n, errorMode="skip")
-        chunk = _cluster_batch(pythia, batch, settings)
+        chunk = _cluster_batch(pythia, batch, settings, rng)
         chunk["event"] = chunk["event"] + done
         chunks.append(chunk)
         done += n
@@ -292,23 +424,26 @@ def generate_jets(
 
     jets = ak.concatenate([c["jets"] for c in chunks])
     const = ak.concatenate([c["constituents"] for c in chunks])
-    pid = const.id
-    flat_pid = ak.to_numpy(ak.flatten(pid))
-    charge = ak.unflatten(_charges(pythia, flat_pid), ak.num(pid))
+    parton = ak.concatenate([c["parton"] for c in chunks])
+    parton_p4 = {k: ak.to_numpy(parton[k]).astype(np.float64)
+                 for k in ("px", "py", "pz", "E")}
     return {
-        "part_px": const.p.px,
-        "part_py": const.p.py,
-        "part_pz": const.p.pz,
-        "part_energy": const.p.e,
-        "part_charge": charge,
-        "part_pid": ak.values_astype(pid, np.int32),
+        "part_px": const.px,
+        "part_py": const.py,
+        "part_pz": const.pz,
+        "part_energy": const.E,
+        "part_charge": ak.values_astype(const.charge, np.float32),
+        "part_pid": ak.values_astype(const.pid, np.int32),
         "jet_pt": ak.to_numpy(jets.pt),
         "jet_eta": ak.to_numpy(jets.eta),
         "jet_phi": ak.to_numpy(jets.phi),
         "jet_energy": ak.to_numpy(jets.E),
         "jet_mass": ak.to_numpy(jets.mass),
         "jet_nparticles": ak.to_numpy(ak.num(const)).astype(np.int32),
-        "jet_parton_pid": ak.to_numpy(
-            ak.concatenate([c["parton_id"] for c in chunks])).astype(np.int32),
+        "jet_parton_pid": ak.to_numpy(parton.id).astype(np.int32),
+        "jet_parton_px": parton_p4["px"],
+        "jet_parton_py": parton_p4["py"],
+        "jet_parton_pz": parton_p4["pz"],
+        "jet_parton_energy": parton_p4["E"],
         "event_index": ak.to_numpy(ak.concatenate([c["event"] for c in chunks])).astype(np.int64),
     }
