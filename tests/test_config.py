@@ -150,3 +150,19 @@ def test_model_options_read_from_syntax_match_the_registry():
     assert model_options() == {
         name: {p.name for p in inspect.signature(f).parameters.values()
                if p.kind is p.KEYWORD_ONLY} for name, f in MODELS.items()}
+
+
+def test_detector_settings_reach_the_generate_rule_and_back():
+    """The generate rule gets ``asdict`` of the settings through JSON-like params; the detector
+    (off by default) must come back equal, with its resolutions."""
+    import dataclasses
+
+    from jetimage.config import canonical, generator_settings
+    from jetimage.generate import Detector, GeneratorSettings
+
+    config = validate(yaml.safe_load((REPO / "config" / "config.yaml").read_text()))
+    assert generator_settings(config, "top").detector is None
+    config["generation"]["detector"].update(enabled=True, hadron_resolution=[0.8, 0.1])
+    settings = generator_settings(config, "top")
+    assert settings.detector == Detector(hadron_resolution=(0.8, 0.1))
+    assert GeneratorSettings.from_dict(canonical(dataclasses.asdict(settings))) == settings

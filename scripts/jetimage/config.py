@@ -267,10 +267,7 @@ def generator_settings(config: dict, sample: str) -> GeneratorSettings:
 
 
 def _detector(settings: dict) -> Detector | None:
-    if not settings["enabled"]:
-        return None
-    return Detector(**{k: tuple(v) if isinstance(v, list) else v
-                       for k, v in settings.items() if k != "enabled"})
+    return Detector.from_dict(settings) if settings["enabled"] else None
 
 
 def sample_parts(config: dict, sample: str) -> list[str]:

@@ -114,6 +114,12 @@ class Detector:
     photon_resolution: tuple[float, float] = (0.10, 0.01)
     hadron_resolution: tuple[float, float] = (0.50, 0.05)
 
+    @classmethod
+    def from_dict(cls, data: dict) -> Detector:
+        """From config (``enabled`` is the caller's business) or ``dataclasses.asdict``."""
+        return cls(**{k: tuple(v) if isinstance(v, list) else v
+                      for k, v in data.items() if k != "enabled"})
+
     def apply(self, particles: dict[str, np.ndarray], event: np.ndarray,
               rng: np.random.Generator) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """Flat particle columns (px, py, pz, E, pid, charge) and their event index → the same
@@ -167,8 +173,7 @@ class GeneratorSettings:
     def from_dict(cls, data: dict) -> GeneratorSettings:
         detector = data.get("detector")
         if detector is not None:
-            detector = Detector(**{k: tuple(v) if isinstance(v, list) else v
-                                   for k, v in detector.items()})
+            detector = Detector.from_dict(detector)
         return cls(**{**data, "jets": JetSelection(**data["jets"]),
                       "extra": tuple(data.get("extra", ())), "detector": detector})
 
