@@ -27,7 +27,7 @@ CONFIG = Path(__file__).resolve().parents[2] / "config" / "config.yaml"
 MODELS = ("logistic", "hsf-cnn", "deeptop-cnn", "resnet")
 
 
-def generate_shard(args: tuple) -> tuple[str, int, float]:
+def generate_shard(args: tuple) -> tuple[str, str, int]:
     """One shard of the default recipe → JetClass-layout ROOT file."""
     from jetimage.generate import GeneratorSettings, JetSelection, derive_seed, generate_jets
     from jetimage.io import write_jets_root
@@ -37,11 +37,10 @@ def generate_shard(args: tuple) -> tuple[str, int, float]:
     settings = GeneratorSettings(process, sqrt_s=gen["sqrt_s"], pt_hat_min=gen["pt_hat"][0],
                                  pt_hat_max=gen["pt_hat"][1],
                                  jets=JetSelection(**gen["jets"]))
-    tic = time.perf_counter()
     columns = generate_jets(settings, n_events=events,
                             seed=derive_seed(config["seed"], f"large-{process}", shard))
     write_jets_root(out, columns)
-    return out, len(columns["jet_pt"]), time.perf_counter() - tic
+    return process, out, len(columns["jet_pt"])
 
 
 def paired_auc_difference(labels, a, b, *, n: int = 200, seed: int = 0) -> dict:
@@ -92,15 +91,13 @@ def main() -> None:
     with ProcessPoolExecutor(args.workers) as pool:
         shards = list(pool.map(generate_shard, jobs))
     result["timings_s"]["generate"] = time.perf_counter() - tic
-    result["jets"] = {c: sum(n for p, n, _ in shards if Path(p).name.startswith(c))
-                      for c in classes}
+    result["jets"] = {c: sum(n for process, _, n in shards if process == c) for c in classes}
     print(f"generated {result['jets']} in {result['timings_s']['generate']:.0f} s", flush=True)
 
     tic = time.perf_counter()
     spec = ImageSpec.from_dict(config["images"])
     stores = []
-    for path, _, _ in shards:
-        name = Path(path).name.split("_")[0]
+    for name, path, _ in shards:
         labels = readers.Labels(classes, class_name=name)
         out = str(work / "images" / (Path(path).stem + ".zarr"))
         write_image_store(out, readers.read(path, format="root", labels=labels, step=16384),

@@ -130,9 +130,7 @@ class Detector:
         a = np.where(photon, self.photon_resolution[0], self.hadron_resolution[0])
         b = np.where(photon, self.photon_resolution[1], self.hadron_resolution[1])
         energy = n["E"] * (1 + np.hypot(a / np.sqrt(n["E"]), b) * rng.standard_normal(len(a)))
-        pt = np.hypot(n["px"], n["py"])
-        eta = np.arcsinh(n["pz"] / pt)
-        phi = np.arctan2(n["py"], n["px"])
+        eta, phi = _eta_phi(n["px"], n["py"], n["pz"])
         n_phi = max(1, round(2 * np.pi / self.cell_phi))
         i_eta = np.floor(eta / self.cell_eta).astype(np.int64)
         i_phi = np.floor((phi + np.pi) / (2 * np.pi) * n_phi).astype(np.int64) % n_phi
@@ -247,9 +245,9 @@ def _eta_phi(px, py, pz):
 _NO_MATCH = (0, 0.0, 0.0, 0.0, 0.0)
 
 
-def _resonance_decays(event: dict, process: Process) -> list[tuple[tuple, list]]:
-    """Each resonance (its last copy) of one event: ((id, px, py, pz, E), [(eta, phi) of its
-    decay quarks]).
+def _resonance_decays(event: dict, process: Process) -> list[tuple[tuple, tuple, list]]:
+    """Each resonance (its last copy) of one event: ((id, px, py, pz, E), its (eta, phi),
+    [(eta, phi) of its decay quarks]).
 
     ``event`` holds the columns of the candidate particles (resonances, intermediate
     resonances, outgoing quarks) with their index in the full record.
@@ -261,10 +259,10 @@ def _resonance_decays(event: dict, process: Process) -> list[tuple[tuple, list]]
             event["px"], event["py"], event["pz"], event["e"],
         )
     }
-    found: dict[int, tuple[tuple, list]] = {}
+    found: dict[int, tuple[tuple, tuple, list]] = {}
     for i, (pid, _m1, d1, p4) in rows.items():
         if abs(pid) == process.resonance and (d1 not in rows or rows[d1][0] != pid):
-            found[i] = (p4, [])
+            found[i] = (p4, _eta_phi(*p4[1:4]), [])
     for pid, m1, _d1, p4 in rows.values():
         if abs(pid) > 5 or m1 not in rows:
             continue
@@ -272,7 +270,7 @@ def _resonance_decays(event: dict, process: Process) -> list[tuple[tuple, list]]
         while mother in rows and abs(rows[mother][0]) in process.via:  # walk up W copies
             mother = rows[mother][1]
         if mother in found:
-            found[mother][1].append(_eta_phi(*p4[1:4]))
+            found[mother][2].append(_eta_phi(*p4[1:4]))
     return list(found.values())
 
 
@@ -282,13 +280,11 @@ def _match_resonances(jets_eta, jets_phi, candidates, process: Process,
     decay quarks, within ``radius`` of the jet axis; :data:`_NO_MATCH` if none."""
     out = []
     for etas, phis, event in zip(jets_eta, jets_phi, candidates):
-        decays = [(d, q) for d, q in _resonance_decays(event, process)
-                  if len(q) == process.n_quarks]
+        decays = [d for d in _resonance_decays(event, process) if len(d[2]) == process.n_quarks]
         matches = []
         for eta, phi in zip(etas, phis):
             match = _NO_MATCH
-            for p4, quarks in decays:
-                r_eta, r_phi = _eta_phi(*p4[1:4])
+            for p4, (r_eta, r_phi), quarks in decays:
                 if (_delta_r(eta, phi, r_eta, r_phi) < radius
                         and all(_delta_r(eta, phi, qe, qp) < radius for qe, qp in quarks)):
                     match = p4
@@ -317,9 +313,10 @@ def _match_partons(jets_eta, jets_phi, partons, radius: float) -> list[list[tupl
     return out
 
 
-def _columns(records, *fields):
-    return ak.zip({f: getattr(records, k) if k in records.fields else records.p[k]
-                   for f, k in fields}, depth_limit=1)
+def _columns(records, *names):
+    """The named fields of Pythia's particle records, momentum components from ``p``."""
+    return ak.zip({k: records[k] if k in records.fields else records.p[k] for k in names},
+                  depth_limit=1)
 
 
 def _cluster_batch(pythia, batch, settings: GeneratorSettings,
@@ -354,27 +351,24 @@ def _cluster_batch(pythia, batch, settings: GeneratorSettings,
     keep = (jets.pt >= sel.pt_min) & (jets.pt < sel.pt_max) & (abs(jets.eta) < sel.abs_eta_max)
 
     jets_eta, jets_phi = ak.to_list(jets.eta), ak.to_list(jets.phi)
-    p4 = (("id", "id"), ("px", "px"), ("py", "py"), ("pz", "pz"), ("e", "e"))
+    p4 = ("id", "px", "py", "pz", "e")
     if process.resonance:
         is_cand = (abs_id == process.resonance) | ((abs_id <= 5) & (abs(prt.status) == 23))
         for pid in process.via:
             is_cand = is_cand | (abs_id == pid)
-        cand = _columns(prt[is_cand], ("idx", "idx"), ("mother1", "mother1"),
-                        ("daughter1", "daughter1"), *p4)
+        cand = _columns(prt[is_cand], "idx", "mother1", "daughter1", *p4)
         match = _match_resonances(jets_eta, jets_phi, ak.to_list(cand), process, sel.match_dr)
     else:
         hard = _columns(prt[prt.status == -23], *p4)
         match = _match_partons(jets_eta, jets_phi, ak.to_list(hard), sel.match_dr)
     flat_match = np.array([m for event in match for m in event], dtype=np.float64).reshape(-1, 5)
-    match = ak.unflatten(ak.zip({"id": flat_match[:, 0].astype(np.int64),
-                                 **{k: flat_match[:, i + 1]
-                                    for i, k in enumerate(("px", "py", "pz", "E"))}}),
+    ids = flat_match[:, 0].astype(np.int64)
+    match = ak.unflatten(ak.zip({"id": ids, **{k: flat_match[:, i + 1]
+                                               for i, k in enumerate(("px", "py", "pz", "E"))}}),
                          ak.num(jets))
-    if process.resonance:
-        keep = keep & (match.id != 0)
-    elif process.flavours:
-        keep = keep & ak.unflatten(np.isin(np.abs(flat_match[:, 0]), process.flavours),
-                                   ak.num(jets))
+    if process.resonance or process.flavours:
+        matched = ids != 0 if process.resonance else np.isin(np.abs(ids), process.flavours)
+        keep = keep & ak.unflatten(matched, ak.num(jets))
 
     event_index = ak.broadcast_arrays(np.arange(len(jets)), jets.pt)[0]
     jets_kept = ak.flatten(jets[keep])
@@ -430,8 +424,6 @@ def generate_jets(
     jets = ak.concatenate([c["jets"] for c in chunks])
     const = ak.concatenate([c["constituents"] for c in chunks])
     parton = ak.concatenate([c["parton"] for c in chunks])
-    parton_p4 = {k: ak.to_numpy(parton[k]).astype(np.float64)
-                 for k in ("px", "py", "pz", "E")}
     return {
         "part_px": const.px,
         "part_py": const.py,
@@ -446,9 +438,9 @@ def generate_jets(
         "jet_mass": ak.to_numpy(jets.mass),
         "jet_nparticles": ak.to_numpy(ak.num(const)).astype(np.int32),
         "jet_parton_pid": ak.to_numpy(parton.id).astype(np.int32),
-        "jet_parton_px": parton_p4["px"],
-        "jet_parton_py": parton_p4["py"],
-        "jet_parton_pz": parton_p4["pz"],
-        "jet_parton_energy": parton_p4["E"],
+        "jet_parton_px": ak.to_numpy(parton.px),
+        "jet_parton_py": ak.to_numpy(parton.py),
+        "jet_parton_pz": ak.to_numpy(parton.pz),
+        "jet_parton_energy": ak.to_numpy(parton.E),
         "event_index": ak.to_numpy(ak.concatenate([c["event"] for c in chunks])).astype(np.int64),
     }
