@@ -83,6 +83,36 @@ def test_every_dask_scheduler_writes_the_same_store(top_file, tmp_path):
     assert not (tmp_path / "x.zarr").exists()
 
 
+def test_a_distributed_scheduler_address_writes_the_same_store(top_file, stores, tmp_path):
+    """A real dask.distributed scheduler with two worker processes, reached by its address as
+    a cluster's would be, gives the same images and dataset as the threaded scheduler."""
+    distributed = pytest.importorskip("distributed")
+    jets = read_jets(top_file)
+    threads = tmp_path / "threads.zarr"
+    write_image_store(threads, jets, SPEC, attrs={}, chunk_jets=64, num_workers=2)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster:
+        assert cluster.scheduler_address.startswith("tcp://")
+        remote = tmp_path / "remote.zarr"
+        write_image_store(remote, jets, SPEC, attrs={}, chunk_jets=64,
+                          scheduler=cluster.scheduler_address)
+        dataset = build_dataset(tmp_path / "remote-dataset.zarr", stores, classes=("qcd", "top"),
+                                fractions={"train": 0.5, "val": 0.25, "test": 0.25}, seed=1,
+                                chunk_jets=50, scheduler=cluster.scheduler_address)
+    np.testing.assert_array_equal(open_store(remote)["images"][...],
+                                  open_store(threads)["images"][...])
+    np.testing.assert_array_equal(open_store(remote)["jets/n_outside_window"][...],
+                                  open_store(threads)["jets/n_outside_window"][...])
+    local = build_dataset(tmp_path / "local-dataset.zarr", stores, classes=("qcd", "top"),
+                          fractions={"train": 0.5, "val": 0.25, "test": 0.25}, seed=1,
+                          chunk_jets=50)
+    assert dataset["splits"] == local["splits"]
+    for split in ("train", "test"):
+        np.testing.assert_array_equal(
+            open_store(tmp_path / "remote-dataset.zarr")[f"{split}/images"][...],
+            open_store(tmp_path / "local-dataset.zarr")[f"{split}/images"][...])
+
+
 def test_splits_are_disjoint_deterministic_and_complete():
     fractions = {"train": 0.7, "val": 0.15, "test": 0.15}
     a, b = split_indices(1000, fractions, seed=3), split_indices(1000, fractions, seed=3)

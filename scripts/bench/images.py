@@ -31,6 +31,7 @@ import jetimage
 from jetimage.io import write_jets_root
 from jetimage.pixelate import ImageSpec, flatten_constituents, images_from_flat, make_images
 from jetimage.readers import read_jets
+from jetimage.store import dask_runner
 
 
 def best_of(repeats: int, fn) -> float:
@@ -84,9 +85,31 @@ def chunked(jets, spec, chunk: int, scheduler: str, workers: int, out: np.ndarra
     def fill(start, stop):
         images_from_flat(flat.chunk(start, stop), spec, out=out[start:stop])
 
-    task = dask.delayed(fill, pure=False)
-    dask.compute(*[task(i, min(i + chunk, n)) for i in range(0, n, chunk)],
-                 scheduler=scheduler, num_workers=workers)
+    with dask_runner(scheduler, workers) as run:
+        run(fill, [(i, min(i + chunk, n)) for i in range(0, n, chunk)])
+
+
+def scheduling_overhead(n_tasks: int, workers: int, repeats: int) -> dict:
+    """Seconds per no-op task: jetimage's plain task graph against ``dask.compute`` on
+    ``dask.delayed`` calls, both on Dask's threaded scheduler."""
+    def noop(i):
+        return i
+
+    def graph():
+        with dask_runner("threads", workers) as run:
+            run(noop, [(i,) for i in range(n_tasks)])
+
+    def delayed():
+        task = dask.delayed(noop, pure=False)
+        dask.compute(*[task(i) for i in range(n_tasks)], scheduler="threads",
+                     num_workers=workers)
+
+    t_graph, t_delayed = np.inf, np.inf
+    for _ in range(repeats):  # interleaved
+        t_graph = min(t_graph, best_of(1, graph))
+        t_delayed = min(t_delayed, best_of(1, delayed))
+    return {"tasks": n_tasks, "graph_s_per_task": t_graph / n_tasks,
+            "delayed_s_per_task": t_delayed / n_tasks, "ratio": t_delayed / t_graph}
 
 
 def zarr_throughput(images: np.ndarray, chunk: int, codec, name: str, repeats: int) -> dict:
@@ -158,6 +181,10 @@ def main() -> None:
           f"({one_rate / ef_rate:.0f}x) | {cores} cores {all_rate:,.0f} jets/s "
           f"({all_rate / one_rate:.2f}x one core) | max |diff| {max_diff:.1e}")
 
+    overhead = scheduling_overhead(len(range(0, len(many), chunk)), cores, args.repeats)
+    print(f"Dask scheduling per task: plain graph {overhead['graph_s_per_task'] * 1e6:.0f} us, "
+          f"dask.compute on delayed {overhead['delayed_s_per_task'] * 1e6:.0f} us")
+
     images = make_images(jets, ImageSpec(npix=args.npix, width=args.width))
     storage = []
     codecs = {"blosc-zstd3-bitshuffle": BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle"),
@@ -182,6 +209,7 @@ def main() -> None:
                                "ratio_to_one_core": all_rate / one_rate,
                                "ratio_to_energyflow": all_rate / ef_rate},
         "max_abs_difference_to_energyflow": max_diff,
+        "dask_scheduling": overhead,
         "zarr": storage,
         "machine": {"cpus": cores, "platform": platform.platform(),
                     "python": platform.python_version()},

@@ -19,7 +19,6 @@ import logging
 import os
 from collections.abc import Callable, Sequence
 
-import dask
 import numpy as np
 import zarr
 
@@ -128,13 +127,13 @@ def build_dataset(
             store.create_array(table, "source_row", row[index], chunk_jets=chunk_jets)
             for start in range(0, len(index), chunk_jets):
                 sel = index[start:start + chunk_jets]
-                tasks.append(dask.delayed(_gather_task, pure=False)(
-                    f"{tmp}/{name}", start, sources, src[sel], row[sel]))
+                tasks.append((f"{tmp}/{name}", start, sources, src[sel], row[sel]))
             summary[name] = {c: int(np.sum(labels[index] == i)) for i, c in enumerate(classes)}
         if progress:
             progress(f"gathering {len(src)} jets from {len(sources)} store(s) into "
                      f"{len(tasks)} chunk(s)")
-        dask.compute(*tasks, **store.dask_config(scheduler, num_workers))
+        with store.dask_runner(scheduler, num_workers) as run:
+            run(_gather_task, tasks)
         mean, std = _channel_stats(root["train/images"], chunk_jets)
         attrs = {
             "classes": list(classes),

@@ -20,11 +20,14 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterable
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
 import awkward as ak
 import dask
+import dask.multiprocessing
+import dask.threaded
 import numpy as np
 import zarr
 from zarr.codecs import ZstdCodec
@@ -59,19 +62,47 @@ def versions() -> dict[str, str]:
             "zarr": zarr.__version__, "dask": dask.__version__}
 
 
-def dask_config(scheduler: str, num_workers: int) -> dict:
-    """Keyword arguments for ``dask.compute``: ``threads``, ``processes``, ``synchronous``,
-    or the address of a ``dask.distributed`` scheduler (``tcp://host:port``)."""
+SCHEDULERS = ("threads", "processes", "synchronous")
+
+
+def check_scheduler(scheduler: str) -> None:
+    """Raise ``ValueError`` unless ``scheduler`` is one of :data:`SCHEDULERS` or the address of
+    a ``dask.distributed`` scheduler (``tcp://host:port``)."""
+    if "://" not in scheduler and scheduler not in SCHEDULERS:
+        raise ValueError(f"dask scheduler must be threads, processes, synchronous or an address, "
+                         f"not {scheduler!r}")
+
+
+@contextmanager
+def dask_runner(scheduler: str, num_workers: int):
+    """A function ``run(function, arguments) -> results`` calling ``function(*args)`` for each
+    tuple of ``arguments``, one independent Dask task each, on the chosen scheduler:
+    ``threads``, ``processes``, ``synchronous``, or the address of a ``dask.distributed``
+    scheduler (``tcp://host:port``; the client is closed on exit, the cluster left running).
+
+    The tasks go to the scheduler's ``get`` as a plain task graph (Dask's custom-graph
+    interface), which costs ~60 µs per task against ~250 µs for ``dask.compute`` on
+    ``dask.delayed`` calls (36 no-op tasks, threads; scripts/bench/images.py)."""
+    check_scheduler(scheduler)
     if "://" in scheduler:
         try:
             from dask.distributed import Client
         except ImportError as err:  # pragma: no cover - optional dependency
             raise ImportError("a scheduler address needs 'pip install distributed'") from err
-        return {"scheduler": Client(scheduler).get}
-    if scheduler not in ("threads", "processes", "synchronous"):
-        raise ValueError(f"dask scheduler must be threads, processes, synchronous or an address, "
-                         f"not {scheduler!r}")
-    return {"scheduler": scheduler, "num_workers": num_workers}
+        with Client(scheduler) as client:
+            yield partial(_run_graph, client.get)
+        return
+    get = {"threads": partial(dask.threaded.get, num_workers=num_workers),
+           "processes": partial(dask.multiprocessing.get, num_workers=num_workers),
+           "synchronous": dask.get}[scheduler]
+    yield partial(_run_graph, get)
+
+
+def _run_graph(get: Callable, function: Callable, arguments: Iterable[tuple]) -> list:
+    # each task is a call without arguments of a partial, which Dask neither traverses nor
+    # mistakes for keys or nested tasks
+    graph = {("task", i): (partial(function, *args),) for i, args in enumerate(arguments)}
+    return list(get(graph, list(graph)))
 
 
 def create_array(group: zarr.Group, name: str, data=None, *, shape=None, dtype=None,
@@ -129,10 +160,10 @@ class _StoreWriter:
     holds one batch at a time."""
 
     def __init__(self, path: str, spec: ImageSpec | None, *, normalize: str,
-                 chunk_jets: int, compute: dict):
+                 chunk_jets: int, run: Callable):
         self.path, self.group = path, zarr.open_group(path, mode="w")
         self.spec, self.normalize = spec, normalize
-        self.chunk_jets, self.compute = chunk_jets, compute
+        self.chunk_jets, self.run = chunk_jets, run
         self.pending = None
         self.n = 0
         self.outside: list[np.ndarray] = []
@@ -166,7 +197,6 @@ class _StoreWriter:
         if isinstance(batch, io.Jets):
             shape = (n, len(self.spec.channels), *self.spec.npix)
             flat = flatten_constituents(batch.constituents, need_charge=self.spec.needs_charge)
-            # the arrays ride in a partial, which Dask neither traverses nor hashes
             task = partial(_image_task, flat, self.spec, store)
         else:
             shape = batch.images.shape
@@ -175,10 +205,8 @@ class _StoreWriter:
             create_array(self.group, "images", shape=(0, *shape[1:]), dtype="float32",
                          chunk_jets=self.chunk_jets)
         self.group["images"].resize((self.n + n, *shape[1:]))
-        delayed = dask.delayed(task, pure=False)
-        tasks = [delayed(start, min(start + self.chunk_jets, n), self.n)
-                 for start in range(0, n, self.chunk_jets)]
-        self.outside.extend(dask.compute(*tasks, **self.compute))
+        self.outside.extend(self.run(task, [(start, min(start + self.chunk_jets, n), self.n)
+                                            for start in range(0, n, self.chunk_jets)]))
         table = dict(batch.table)
         if "label" not in table:
             raise ValueError("each batch's table needs 'label' (class index per jet), as "
@@ -222,9 +250,10 @@ def write_image_store(
     """
     if isinstance(batches, io.Jets | io.ImageBatch):
         batches = [batches]
-    with io.atomic_path(path) as tmp:
+    check_scheduler(scheduler)
+    with io.atomic_path(path) as tmp, dask_runner(scheduler, num_workers) as run:
         writer = _StoreWriter(str(tmp), spec, normalize=normalize, chunk_jets=chunk_jets,
-                              compute=dask_config(scheduler, num_workers))
+                              run=run)
         if progress:
             progress(f"pixelating in chunks of {chunk_jets} jets ({scheduler}, "
                      f"{num_workers} worker(s))")
