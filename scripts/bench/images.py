@@ -31,7 +31,7 @@ import jetimage
 from jetimage.io import write_jets_root
 from jetimage.pixelate import ImageSpec, flatten_constituents, images_from_flat, make_images
 from jetimage.readers import read_jets
-from jetimage.store import dask_runner
+from jetimage.store import WRITE_CONFIG, dask_runner
 
 
 def best_of(repeats: int, fn) -> float:
@@ -112,14 +112,16 @@ def scheduling_overhead(n_tasks: int, workers: int, repeats: int) -> dict:
             "delayed_s_per_task": t_delayed / n_tasks, "ratio": t_delayed / t_graph}
 
 
-def zarr_throughput(images: np.ndarray, chunk: int, codec, name: str, repeats: int) -> dict:
+def zarr_throughput(images: np.ndarray, chunk: int, codec, name: str, repeats: int,
+                    config: dict) -> dict:
     tmp = Path(tempfile.mkdtemp())
     try:
         def write():
             shutil.rmtree(tmp / "s.zarr", ignore_errors=True)
             array = zarr.create_array(tmp / "s.zarr", shape=images.shape, dtype="float32",
                                       chunks=(chunk, *images.shape[1:]),
-                                      compressors=[codec] if codec else None, fill_value=0)
+                                      compressors=[codec] if codec else None, fill_value=0,
+                                      config=config)
             array[...] = images
 
         t_write = best_of(repeats, write)
@@ -128,7 +130,7 @@ def zarr_throughput(images: np.ndarray, chunk: int, codec, name: str, repeats: i
     finally:
         shutil.rmtree(tmp)
     raw = images.nbytes
-    return {"codec": name, "chunk_jets": chunk, "compression_ratio": raw / stored,
+    return {"codec": name, "chunk_jets": chunk, **config, "compression_ratio": raw / stored,
             "write_MB_per_s": raw / t_write / 1e6, "read_MB_per_s": raw / t_read / 1e6,
             "write_jets_per_s": len(images) / t_write, "read_jets_per_s": len(images) / t_read}
 
@@ -189,13 +191,18 @@ def main() -> None:
     storage = []
     codecs = {"blosc-zstd3-bitshuffle": BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle"),
               "blosc-lz4-bitshuffle": BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle"),
-              "zstd3": ZstdCodec(level=3), "none": None}
-    for name, codec in codecs.items():
-        for chunk_jets in (256, 1024, 4096):
-            row = zarr_throughput(images, chunk_jets, codec, name, args.repeats)
-            storage.append(row)
-            print(f"zarr {name:24s} chunk {chunk_jets:5d}: ratio {row['compression_ratio']:5.1f}, "
-                  f"write {row['write_MB_per_s']:7.0f} MB/s, read {row['read_MB_per_s']:7.0f} MB/s")
+              "blosc-lz4-noshuffle": BloscCodec(cname="lz4", clevel=5, shuffle="noshuffle"),
+              "zstd3": ZstdCodec(level=3), "zstd1": ZstdCodec(level=1), "none": None}
+    # as the stores write (no all-fill-value check per chunk), and zstd1 with Zarr's default
+    runs = [(name, codec, chunk_jets, WRITE_CONFIG) for name, codec in codecs.items()
+            for chunk_jets in (256, 1024, 4096)]
+    runs.append(("zstd1", codecs["zstd1"], 1024, {"write_empty_chunks": False}))
+    for name, codec, chunk_jets, config in runs:
+        row = zarr_throughput(images, chunk_jets, codec, name, args.repeats, config)
+        storage.append(row)
+        print(f"zarr {name:24s} chunk {chunk_jets:5d} write_empty_chunks "
+              f"{config['write_empty_chunks']!s:5}: ratio {row['compression_ratio']:5.1f}, "
+              f"write {row['write_MB_per_s']:7.0f} MB/s, read {row['read_MB_per_s']:7.0f} MB/s")
 
     result = {
         "benchmark": "images",

@@ -59,7 +59,7 @@ def _gather_task(out: str, start: int, sources: list[str], src: np.ndarray,
         if images is None:
             images = np.empty((len(src), *block.shape[1:]), dtype=block.dtype)
         images[where[order]] = block
-    zarr.open_array(f"{out}/images", mode="r+")[start:start + len(src)] = images
+    store.open_for_writing(f"{out}/images")[start:start + len(src)] = images
 
 
 def _channel_stats(array: zarr.Array, chunk: int) -> tuple[list[float], list[float]]:

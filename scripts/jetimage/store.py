@@ -42,12 +42,27 @@ log = logging.getLogger(__name__)
 #: the Dask task size, so that each task writes exactly its own chunk.
 DEFAULT_CHUNK_JETS = 1024
 
+#: Jets per chunk of the per-jet 1-d arrays (labels, jets/*) of a per-file store: 128 kB of
+#: int64 or float64. Chunks of 1024 (8 kB) made each append of a 16,384-jet batch cost 14 ms
+#: per column (one file per chunk) against 3 ms, and reading a column 13× slower.
+TABLE_CHUNK_JETS = 16384
+
+#: Zarr's runtime settings for writing: no check of each chunk for being all fill value (jet
+#: image chunks never are; the check made writes 2-4× slower, scripts/bench/images.py).
+WRITE_CONFIG = {"write_empty_chunks": True}
+
 
 def compressor() -> ZstdCodec:
-    """Plain Zstandard, level 3. Jet images are mostly zeros: on 40×40 top-jet images it stores
-    16.5× smaller and reads 2× faster than Blosc-zstd with bit-shuffle (6.6×), which breaks
-    the runs of zero bytes apart (scripts/bench/images.py, results/benchmarks/images.json)."""
-    return ZstdCodec(level=3)
+    """Plain Zstandard, level 1. Jet images are mostly zeros: on 40×40 top-jet images it stores
+    them ~19× smaller than raw, smaller than level 3 does and 1.6× faster, and 2.7× smaller
+    than Blosc-zstd with bit-shuffle, which breaks the runs of zero bytes apart
+    (scripts/bench/images.py, results/benchmarks/images.json)."""
+    return ZstdCodec(level=1)
+
+
+def open_for_writing(path: str) -> zarr.Array:
+    """An existing array opened to write regions into, with :data:`WRITE_CONFIG`."""
+    return zarr.open_array(path, mode="r+").with_config(WRITE_CONFIG)
 
 
 def versions() -> dict[str, str]:
@@ -113,7 +128,7 @@ def create_array(group: zarr.Group, name: str, data=None, *, shape=None, dtype=N
     chunks = (min(chunk_jets, shape[0]) if shape[0] else chunk_jets, *shape[1:])
     array = group.create_array(name, shape=shape, chunks=chunks,
                                dtype=dtype if data is None else np.asarray(data).dtype,
-                               compressors=compressor(), fill_value=0)
+                               compressors=compressor(), fill_value=0, config=WRITE_CONFIG)
     if data is not None and shape[0]:
         array[...] = data
     return array
@@ -123,7 +138,7 @@ def _image_task(flat, spec: ImageSpec, store: str, start: int, stop: int,
                 offset: int) -> np.ndarray:
     """Pixelate jets ``start:stop`` of ``flat`` into rows ``offset + start...`` of the store."""
     images, outside = images_from_flat(flat.chunk(start, stop), spec)
-    zarr.open_array(f"{store}/images", mode="r+")[offset + start:offset + stop] = images
+    open_for_writing(f"{store}/images")[offset + start:offset + stop] = images
     return outside
 
 
@@ -131,7 +146,7 @@ def _copy_task(images: np.ndarray, normalize: str, store: str, start: int, stop:
                offset: int) -> np.ndarray:
     """Write already-pixelated images (L1-normalised on channel 0 if asked)."""
     block = normalize_images(images[start:stop], normalize)
-    zarr.open_array(f"{store}/images", mode="r+")[offset + start:offset + stop] = block
+    open_for_writing(f"{store}/images")[offset + start:offset + stop] = block
     return np.zeros(stop - start, dtype=np.int64)
 
 
@@ -187,8 +202,8 @@ class _StoreWriter:
     def _append(self, name: str, values: np.ndarray, group: zarr.Group) -> None:
         if name not in group:
             create_array(group, name, shape=(0, *values.shape[1:]), dtype=values.dtype,
-                         chunk_jets=self.chunk_jets)
-        array = group[name]
+                         chunk_jets=TABLE_CHUNK_JETS)
+        array = group[name].with_config(WRITE_CONFIG)
         array.resize((self.n + len(values), *values.shape[1:]))
         array[self.n:] = values
 
@@ -274,7 +289,8 @@ def write_image_store(
             attrs["label_counts"] = {c: int(np.sum(labels == i)) for i, c in enumerate(classes)}
         outside = np.concatenate(writer.outside) if writer.outside else np.zeros(0, np.int64)
         if "jets" in group:
-            create_array(group["jets"], "n_outside_window", outside, chunk_jets=chunk_jets)
+            create_array(group["jets"], "n_outside_window", outside,
+                         chunk_jets=TABLE_CHUNK_JETS)
         attrs = {**attrs, "image_spec": spec.to_dict() if spec else attrs.get("image_spec"),
                  "n_jets": n, "n_constituents_outside_window": int(outside.sum()),
                  "versions": versions()}
