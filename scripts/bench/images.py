@@ -142,11 +142,15 @@ def main() -> None:
                         help="jets timed with energyflow (it is slow)")
     parser.add_argument("--npix", type=int, default=40)
     parser.add_argument("--width", type=float, default=1.6)
-    parser.add_argument("--repeats", type=int, default=7, help="best of this many timings")
+    parser.add_argument("--repeats", type=int, default=7,
+                        help="Zarr timings: best of this many")
+    parser.add_argument("--rounds", type=int, default=15,
+                        help="engine timings: best of this many interleaved rounds")
     parser.add_argument("--tile", type=int, default=4,
                         help="time jetimage on the jets repeated this many times, so that the "
                              "all-cores run has many chunks per core (a file of jets does), "
                              "not a last chunk that one core computes alone")
+    parser.add_argument("--no-zarr", action="store_true", help="skip the Zarr throughput part")
     parser.add_argument("--out", default="results/benchmarks/images.json")
     args = parser.parse_args()
 
@@ -171,7 +175,7 @@ def main() -> None:
     # interleaved, best of each: this machine's speed drifts by tens of percent between
     # seconds, so each of the three gets the same chances at its fast moments
     t_ef = t_one = t_all = np.inf
-    for _ in range(args.repeats):
+    for _ in range(args.rounds):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             t_ef = min(t_ef, best_of(1, lambda: energyflow_recipe(ef_inputs, args.npix,
@@ -183,7 +187,7 @@ def main() -> None:
           f"({one_rate / ef_rate:.0f}x) | {cores} cores {all_rate:,.0f} jets/s "
           f"({all_rate / one_rate:.2f}x one core) | max |diff| {max_diff:.1e}")
 
-    overhead = scheduling_overhead(len(range(0, len(many), chunk)), cores, args.repeats)
+    overhead = scheduling_overhead(len(range(0, len(many), chunk)), cores, args.rounds)
     print(f"Dask scheduling per task: plain graph {overhead['graph_s_per_task'] * 1e6:.0f} us, "
           f"dask.compute on delayed {overhead['delayed_s_per_task'] * 1e6:.0f} us")
 
@@ -197,7 +201,7 @@ def main() -> None:
     runs = [(name, codec, chunk_jets, WRITE_CONFIG) for name, codec in codecs.items()
             for chunk_jets in (256, 1024, 4096)]
     runs.append(("zstd1", codecs["zstd1"], 1024, {"write_empty_chunks": False}))
-    for name, codec, chunk_jets, config in runs:
+    for name, codec, chunk_jets, config in [] if args.no_zarr else runs:
         row = zarr_throughput(images, chunk_jets, codec, name, args.repeats, config)
         storage.append(row)
         print(f"zarr {name:24s} chunk {chunk_jets:5d} write_empty_chunks "
@@ -210,6 +214,7 @@ def main() -> None:
         "jetimage_timed_on_jets": len(many),
         "constituents_per_jet": float(ak.mean(ak.num(jets))),
         "image": {"npix": args.npix, "width": args.width, "preset": "energyflow"},
+        "rounds": args.rounds,
         "energyflow": {"jets": len(subset), "jets_per_s": ef_rate},
         "jetimage_one_core": {"jets_per_s": one_rate, "ratio_to_energyflow": one_rate / ef_rate},
         "jetimage_all_cores": {"cores": cores, "jets_per_s": all_rate,

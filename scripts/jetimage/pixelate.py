@@ -120,7 +120,7 @@ def flatten_constituents(constituents: ak.Array, *,
     Cartesian fields are read directly (vector's properties cost far more per call); other
     coordinate systems (pt, eta, phi, mass, ...) go through vector. Each awkward call costs
     ~0.1 ms whatever its size, so the records are flattened once and the offsets read off the
-    layout where it allows.
+    layout where it allows. ``charge`` is read only with ``need_charge`` (charged channels).
     """
     layout = ak.to_layout(constituents)
     if isinstance(layout, ak.contents.ListOffsetArray):
@@ -142,11 +142,11 @@ def flatten_constituents(constituents: ak.Array, *,
             values = getattr(flat, name)
         return np.asarray(ak.to_numpy(values), dtype=np.float64)
 
-    charge = None
-    if "charge" in fields:
+    charge = None  # read only when asked: converting it to float64 cost more than the rest
+    if need_charge:
+        if "charge" not in fields:
+            raise ValueError("these image channels need a 'charge' field on the constituents")
         charge = column("charge")
-    elif need_charge:
-        raise ValueError("these image channels need a 'charge' field on the constituents")
     return preprocess.FlatJets(px=column("px"), py=column("py"), pz=column("pz"),
                                E=column("E"), charge=charge, offsets=offsets)
 
