@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import mmap
+import multiprocessing
 import os
 import platform
 import shutil
@@ -87,6 +89,49 @@ def chunked(jets, spec, chunk: int, scheduler: str, workers: int, out: np.ndarra
 
     with dask_runner(scheduler, workers) as run:
         run(fill, [(i, min(i + chunk, n)) for i in range(0, n, chunk)])
+
+
+def shared_zeros(shape: tuple[int, ...]) -> np.ndarray:
+    """Zeroed float32 memory that forked processes share (anonymous shared mmap)."""
+    return np.frombuffer(mmap.mmap(-1, int(np.prod(shape)) * 4),
+                         dtype=np.float32).reshape(shape)
+
+
+def independent_processes(jets, spec, chunk: int, workers: int, rounds: int,
+                          out: np.ndarray) -> dict:
+    """The machine's own scaling of this work, without Dask or a shared interpreter: forked
+    processes that each pixelate every ``workers``-th chunk into ``out`` (shared memory, the
+    same the other timings write), all at once, against one of them doing every chunk;
+    interleaved rounds, best of each."""
+    flat = flatten_constituents(jets)
+    n = flat.n_jets
+    starts = list(range(0, n, chunk))
+    context = multiprocessing.get_context("fork")
+    barrier = context.Barrier(workers + 1)
+
+    def work(rank: int) -> None:
+        for r in range(2 * rounds):
+            share = starts if r % 2 == 0 else starts[rank::workers]
+            barrier.wait()
+            if r % 2 == 1 or rank == 0:
+                for i in share:
+                    images_from_flat(flat.chunk(i, min(i + chunk, n)), spec,
+                                     out=out[i:i + chunk])
+            barrier.wait()
+
+    processes = [context.Process(target=work, args=(rank,)) for rank in range(workers)]
+    for process in processes:
+        process.start()
+    times = [np.inf, np.inf]  # one process doing all, all processes sharing
+    for r in range(2 * rounds):
+        barrier.wait()
+        tic = time.perf_counter()
+        barrier.wait()
+        times[r % 2] = min(times[r % 2], time.perf_counter() - tic)
+    for process in processes:
+        process.join()
+    return {"processes": workers, "one_process_jets_per_s": n / times[0],
+            "all_processes_jets_per_s": n / times[1], "ratio": times[0] / times[1]}
 
 
 def scheduling_overhead(n_tasks: int, workers: int, repeats: int) -> dict:
@@ -171,7 +216,7 @@ def main() -> None:
     max_diff = float(np.abs(ours - reference).max())
     chunk = 1024
     many = ak.concatenate([jets] * args.tile)
-    out = np.zeros((len(many), 1, args.npix, args.npix), dtype=np.float32)
+    out = shared_zeros((len(many), 1, args.npix, args.npix))
     # interleaved, best of each: this machine's speed drifts by tens of percent between
     # seconds, so each of the three gets the same chances at its fast moments
     t_ef = t_one = t_all = np.inf
@@ -187,6 +232,12 @@ def main() -> None:
           f"({one_rate / ef_rate:.0f}x) | {cores} cores {all_rate:,.0f} jets/s "
           f"({all_rate / one_rate:.2f}x one core) | max |diff| {max_diff:.1e}")
 
+    ceiling = independent_processes(many, spec, chunk, cores, args.rounds, out)
+    print(f"the machine's own scaling: {cores} independent processes "
+          f"{ceiling['ratio']:.2f}x one process "
+          f"({ceiling['one_process_jets_per_s']:,.0f} -> "
+          f"{ceiling['all_processes_jets_per_s']:,.0f} jets/s); Dask threads reach "
+          f"{all_rate / one_rate / ceiling['ratio']:.0%} of it")
     overhead = scheduling_overhead(len(range(0, len(many), chunk)), cores, args.rounds)
     print(f"Dask scheduling per task: plain graph {overhead['graph_s_per_task'] * 1e6:.0f} us, "
           f"dask.compute on delayed {overhead['delayed_s_per_task'] * 1e6:.0f} us")
@@ -220,6 +271,7 @@ def main() -> None:
         "jetimage_all_cores": {"cores": cores, "jets_per_s": all_rate,
                                "ratio_to_one_core": all_rate / one_rate,
                                "ratio_to_energyflow": all_rate / ef_rate},
+        "independent_processes": ceiling,
         "max_abs_difference_to_energyflow": max_diff,
         "dask_scheduling": overhead,
         "zarr": storage,
