@@ -48,14 +48,14 @@ DEFAULT_CHUNK_JETS = 1024
 TABLE_CHUNK_JETS = 16384
 
 #: Zarr's runtime settings for writing: no check of each chunk for being all fill value (jet
-#: image chunks never are; the check made writes 2-4× slower, scripts/bench/images.py).
+#: image chunks never are; the check made zstd writes 2.8× slower, scripts/bench/images.py).
 WRITE_CONFIG = {"write_empty_chunks": True}
 
 
 def compressor() -> ZstdCodec:
     """Plain Zstandard, level 1. Jet images are mostly zeros: on 40×40 top-jet images it stores
-    them ~19× smaller than raw, smaller than level 3 does and 1.6× faster, and 2.7× smaller
-    than Blosc-zstd with bit-shuffle, which breaks the runs of zero bytes apart
+    them 18.7× smaller than raw, smaller than level 3 does (16.5×) and writes ~1.4× faster,
+    and 2.8× smaller than Blosc-zstd with bit-shuffle, which breaks the runs of zero bytes apart
     (scripts/bench/images.py, results/benchmarks/images.json)."""
     return ZstdCodec(level=1)
 
@@ -96,7 +96,7 @@ def dask_runner(scheduler: str, num_workers: int):
     scheduler (``tcp://host:port``; the client is closed on exit, the cluster left running).
 
     The tasks go to the scheduler's ``get`` as a plain task graph (Dask's custom-graph
-    interface), which costs ~60 µs per task against ~250 µs for ``dask.compute`` on
+    interface), which costs ~75 µs per task against ~290 µs for ``dask.compute`` on
     ``dask.delayed`` calls (36 no-op tasks, threads; scripts/bench/images.py)."""
     check_scheduler(scheduler)
     if "://" in scheduler:
