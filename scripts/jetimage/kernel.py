@@ -34,14 +34,11 @@ CHANNELS = {"pt": 0, "charged_pt": 1, "neutral_pt": 2, "counts": 3, "charged_cou
             "energy": 5}
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, inline="always")
 def _phi_fix(phi, ref):
-    diff = phi - ref
-    if diff > math.pi:
-        return phi - TWO_PI
-    if diff < -math.pi:
-        return phi + TWO_PI
-    return phi
+    """φ moved by 2π to within π of ``ref`` (one select, so loops calling it vectorise)."""
+    shift = phi - ref
+    return phi - TWO_PI if shift > math.pi else (phi + TWO_PI if shift < -math.pi else phi)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -127,9 +124,7 @@ def images_kernel(y_in, phi_in, px, py, pz, energy, charge, offsets, n_y, n_phi,
         # φ unwrapped around the reference: the hardest constituent, or the jet axis
         ref = phi[hardest] if phi_ref == 0 else math.atan2(sy, sx) % TWO_PI
         for i in range(n):
-            f = phi[i]
-            shift = f - ref
-            phi[i] = f - TWO_PI if shift > math.pi else (f + TWO_PI if shift < -math.pi else f)
+            phi[i] = _phi_fix(phi[i], ref)
         hardest_phi = phi[hardest]
 
         # centring axis
