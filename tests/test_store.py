@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import zarr
+from dask.callbacks import Callback
 
 from jetimage import ImageSpec, make_images
 from jetimage.dataset import build_dataset, split_indices
 from jetimage.io import InputError, atomic_path
 from jetimage.readers import Labels, read_jets
-from jetimage.store import open_store, read_table, write_image_store
+from jetimage.store import TASKS_PER_WORKER, dask_runner, open_store, read_table, write_image_store
 
 SPEC = ImageSpec(npix=(20, 20), width=(1.6, 1.6))
 
@@ -81,6 +84,20 @@ def test_every_dask_scheduler_writes_the_same_store(top_file, tmp_path):
     with pytest.raises(ValueError, match="dask scheduler"):
         write_image_store(tmp_path / "x.zarr", jets, SPEC, attrs={}, scheduler="gpu")
     assert not (tmp_path / "x.zarr").exists()
+
+
+@pytest.mark.parametrize("scheduler", ["synchronous", "threads", "processes"])
+def test_the_dask_runner_returns_every_result_in_order_from_few_tasks(scheduler):
+    """Calls are joined into at most TASKS_PER_WORKER tasks per worker, results keep the
+    order of the calls, and a call's error reaches the caller as itself."""
+    tasks = []
+    with Callback(pretask=lambda key, dsk, state: tasks.append(key)), \
+            dask_runner(scheduler, 2) as run:
+        assert run(math.sqrt, [(i,) for i in range(37)]) == [math.sqrt(i) for i in range(37)]
+        assert run(math.sqrt, []) == []
+        with pytest.raises(ValueError, match="math domain error"):
+            run(math.sqrt, [(4.0,), (-1.0,), (9.0,)])
+    assert 0 < len(tasks) <= TASKS_PER_WORKER * 2 + 3
 
 
 def test_a_distributed_scheduler_address_writes_the_same_store(top_file, stores, tmp_path):

@@ -22,6 +22,9 @@ import shutil
 import tempfile
 import time
 import warnings
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 import awkward as ak
@@ -78,7 +81,8 @@ def energyflow_recipe(jets: list[np.ndarray], npix: int, width: float) -> np.nda
     return out
 
 
-def chunked(jets, spec, chunk: int, scheduler: str, workers: int, out: np.ndarray) -> None:
+def chunked(jets, spec, chunk: int, scheduler: str, workers: int, out: np.ndarray, *,
+            runner=dask_runner) -> None:
     """What the images rule does: flatten once, then one Dask task per chunk of jets, each
     filling its own slice of ``out`` (memory reused between repeats, as the rule's tasks reuse
     freed chunk buffers)."""
@@ -88,8 +92,27 @@ def chunked(jets, spec, chunk: int, scheduler: str, workers: int, out: np.ndarra
     def fill(start, stop):
         images_from_flat(flat.chunk(start, stop), spec, out=out[start:stop])
 
-    with dask_runner(scheduler, workers) as run:
+    with runner(scheduler, workers) as run:
         run(fill, [(i, min(i + chunk, n)) for i in range(0, n, chunk)])
+
+
+@contextmanager
+def dask_threaded_get(scheduler: str, workers: int):
+    """``dask.threaded.get`` as it is: a task per chunk, one task at a time per thread (jetimage
+    joins chunks into at most 4 tasks per worker and queues every task at once)."""
+    def run(function, arguments):
+        graph = {("task", i): (partial(function, *args),) for i, args in enumerate(arguments)}
+        return dask.threaded.get(graph, list(graph), num_workers=workers)
+
+    yield run
+
+
+@contextmanager
+def thread_pool_map(scheduler: str, workers: int):
+    """A plain thread pool's ``map`` over the chunks, no Dask: the reference for Dask's cost."""
+    with ThreadPoolExecutor(workers) as pool:
+        yield lambda function, arguments: list(pool.map(lambda args: function(*args),
+                                                        arguments))
 
 
 def shared_zeros(shape: tuple[int, ...]) -> np.ndarray:
@@ -103,7 +126,7 @@ def independent_processes(jets, spec, chunk: int, workers: int, rounds: int,
     """The machine's own scaling of this work, without Dask or a shared interpreter: forked
     processes that each pixelate every ``workers``-th chunk into ``out`` (shared memory, the
     same the other timings write), all at once, against one of them doing every chunk;
-    interleaved rounds, best of each."""
+    interleaved rounds, best of each and the median of each round's ratio."""
     flat = flatten_constituents(jets)
     n = flat.n_jets
     starts = list(range(0, n, chunk))
@@ -123,21 +146,24 @@ def independent_processes(jets, spec, chunk: int, workers: int, rounds: int,
     processes = [context.Process(target=work, args=(rank,)) for rank in range(workers)]
     for process in processes:
         process.start()
-    times = [np.inf, np.inf]  # one process doing all, all processes sharing
+    times = np.zeros(2 * rounds)  # even: one process doing all; odd: all processes sharing
     for r in range(2 * rounds):
         barrier.wait()
         tic = time.perf_counter()
         barrier.wait()
-        times[r % 2] = min(times[r % 2], time.perf_counter() - tic)
+        times[r] = time.perf_counter() - tic
     for process in processes:
         process.join()
-    return {"processes": workers, "one_process_jets_per_s": n / times[0],
-            "all_processes_jets_per_s": n / times[1], "ratio": times[0] / times[1]}
+    one, shared = times[0::2], times[1::2]
+    return {"processes": workers, "one_process_jets_per_s": n / one.min(),
+            "all_processes_jets_per_s": n / shared.min(), "ratio": one.min() / shared.min(),
+            "ratio_median_of_rounds": float(np.median(one / shared))}
 
 
 def scheduling_overhead(n_tasks: int, workers: int, repeats: int) -> dict:
-    """Seconds per no-op task: jetimage's plain task graph against ``dask.compute`` on
-    ``dask.delayed`` calls, both on Dask's threaded scheduler."""
+    """Seconds per no-op call: jetimage's runner (calls joined into few tasks, a plain task
+    graph) against ``dask.compute`` on a ``dask.delayed`` call each, both on Dask's threaded
+    scheduler."""
     def noop(i):
         return i
 
@@ -190,7 +216,7 @@ def main() -> None:
     parser.add_argument("--width", type=float, default=1.6)
     parser.add_argument("--repeats", type=int, default=7,
                         help="Zarr timings: best of this many")
-    parser.add_argument("--rounds", type=int, default=15,
+    parser.add_argument("--rounds", type=int, default=25,
                         help="engine timings: best of this many interleaved rounds")
     parser.add_argument("--tile", type=int, default=4,
                         help="time jetimage on the jets repeated this many times, so that the "
@@ -220,28 +246,46 @@ def main() -> None:
     out = shared_zeros((len(many), 1, args.npix, args.npix))
     # interleaved, best of each: this machine's speed drifts by tens of percent between
     # seconds, so each of the three gets the same chances at its fast moments
-    t_ef = t_one = t_all = np.inf
+    # Dask's threaded scheduler as jetimage runs it, against dask.threaded.get and a plain
+    # thread pool (no Dask)
+    runners = {"all": dask_runner, "threaded_get": dask_threaded_get,
+               "thread_pool": thread_pool_map}
+    times = {k: [] for k in ("energyflow", "one", *runners)}
+    order = np.random.default_rng(0)
     for _ in range(args.rounds):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            t_ef = min(t_ef, best_of(1, lambda: energyflow_recipe(ef_inputs, args.npix,
-                                                                  args.width)))
-        t_one = min(t_one, best_of(1, lambda: chunked(many, spec, chunk, "synchronous", 1, out)))
-        t_all = min(t_all, best_of(1, lambda: chunked(many, spec, chunk, "threads", cores, out)))
-    ef_rate, one_rate, all_rate = len(subset) / t_ef, len(many) / t_one, len(many) / t_all
+            times["energyflow"].append(best_of(1, lambda: energyflow_recipe(
+                ef_inputs, args.npix, args.width)))
+        times["one"].append(best_of(1, lambda: chunked(many, spec, chunk, "synchronous", 1, out)))
+        for name in order.permutation(list(runners)):  # no runner always first after one core
+            times[name].append(best_of(1, partial(chunked, many, spec, chunk, "threads", cores,
+                                                  out, runner=runners[name])))
+    times = {k: np.array(v) for k, v in times.items()}
+    ef_rate = len(subset) / times["energyflow"].min()
+    rates = {k: len(many) / times[k].min() for k in ("one", *runners)}
+    # the speed-up within each round (one core, then all, a second apart), robust to drift
+    paired = {k: times["one"] / times[k] for k in runners}
+    one_rate, all_rate = rates["one"], rates["all"]
     print(f"energyflow {ef_rate:,.0f} jets/s | jetimage 1 core {one_rate:,.0f} jets/s "
-          f"({one_rate / ef_rate:.0f}x) | {cores} cores {all_rate:,.0f} jets/s "
-          f"({all_rate / one_rate:.2f}x one core) | max |diff| {max_diff:.1e}")
+          f"({one_rate / ef_rate:.0f}x) | max |diff| {max_diff:.1e}")
+    for name, label in (("all", "jetimage (Dask threads)"),
+                        ("threaded_get", "dask.threaded.get, a task per chunk"),
+                        ("thread_pool", "a thread pool's map, no Dask")):
+        print(f"  {cores} cores, {label}: {rates[name]:,.0f} jets/s = "
+              f"{rates[name] / one_rate:.2f}x one core (median of rounds "
+              f"{np.median(paired[name]):.2f}x)")
 
     ceiling = independent_processes(many, spec, chunk, cores, args.rounds, out)
     print(f"the machine's own scaling: {cores} independent processes "
           f"{ceiling['ratio']:.2f}x one process "
-          f"({ceiling['one_process_jets_per_s']:,.0f} -> "
+          f"(median of rounds {ceiling['ratio_median_of_rounds']:.2f}x; "
+          f"{ceiling['one_process_jets_per_s']:,.0f} -> "
           f"{ceiling['all_processes_jets_per_s']:,.0f} jets/s; Dask threads above: "
           f"{all_rate:,.0f} jets/s)")
     overhead = scheduling_overhead(len(range(0, len(many), chunk)), cores, args.rounds)
-    print(f"Dask scheduling per task: plain graph {overhead['graph_s_per_task'] * 1e6:.0f} us, "
-          f"dask.compute on delayed {overhead['delayed_s_per_task'] * 1e6:.0f} us")
+    print(f"Dask scheduling per call: jetimage's runner {overhead['graph_s_per_task'] * 1e6:.0f}"
+          f" us, dask.compute on delayed {overhead['delayed_s_per_task'] * 1e6:.0f} us")
 
     images = make_images(jets, ImageSpec(npix=args.npix, width=args.width))
     storage = []
@@ -271,7 +315,16 @@ def main() -> None:
         "jetimage_one_core": {"jets_per_s": one_rate, "ratio_to_energyflow": one_rate / ef_rate},
         "jetimage_all_cores": {"cores": cores, "jets_per_s": all_rate,
                                "ratio_to_one_core": all_rate / one_rate,
+                               "ratio_to_one_core_median_of_rounds":
+                                   float(np.median(paired["all"])),
+                               "ratio_to_one_core_quartiles_of_rounds":
+                                   np.percentile(paired["all"], [25, 75]).tolist(),
                                "ratio_to_energyflow": all_rate / ef_rate},
+        "compared_runners": {name: {"jets_per_s": rates[name],
+                                    "ratio_to_one_core": rates[name] / one_rate,
+                                    "ratio_to_one_core_median_of_rounds":
+                                        float(np.median(paired[name]))}
+                             for name in ("threaded_get", "thread_pool")},
         "independent_processes": ceiling,
         "max_abs_difference_to_energyflow": max_diff,
         "dask_scheduling": overhead,

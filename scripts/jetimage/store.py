@@ -20,14 +20,15 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
 import awkward as ak
 import dask
+import dask.local
 import dask.multiprocessing
-import dask.threaded
 import numpy as np
 import zarr
 from zarr.codecs import ZstdCodec
@@ -50,6 +51,14 @@ TABLE_CHUNK_JETS = 16384
 #: Zarr's runtime settings for writing: no check of each chunk for being all fill value (jet
 #: image chunks never are; the check made zstd writes 2.8× slower, scripts/bench/images.py).
 WRITE_CONFIG = {"write_empty_chunks": True}
+
+#: Work is handed to Dask as at most this many tasks per worker, consecutive chunks joined
+#: (enough tasks left to balance the load). Dask's local scheduler runs ~25-75 µs of Python
+#: per task on its own thread, and ``dask.threaded.get`` gives each worker thread one task at
+#: a time, so a thread that finishes one idles until the scheduler gives it the next. The
+#: ``threads`` scheduler here is Dask's same local scheduler with every task queued at once,
+#: as a thread pool's ``map`` does.
+TASKS_PER_WORKER = 4
 
 
 def compressor() -> ZstdCodec:
@@ -91,13 +100,18 @@ def check_scheduler(scheduler: str) -> None:
 @contextmanager
 def dask_runner(scheduler: str, num_workers: int):
     """A function ``run(function, arguments) -> results`` calling ``function(*args)`` for each
-    tuple of ``arguments``, one independent Dask task each, on the chosen scheduler:
-    ``threads``, ``processes``, ``synchronous``, or the address of a ``dask.distributed``
-    scheduler (``tcp://host:port``; the client is closed on exit, the cluster left running).
+    tuple of ``arguments`` (results in order) as independent Dask tasks on the chosen
+    scheduler: ``threads``, ``processes``, ``synchronous``, or the address of a
+    ``dask.distributed`` scheduler (``tcp://host:port``; the client is closed on exit, the
+    cluster left running).
 
-    The tasks go to the scheduler's ``get`` as a plain task graph (Dask's custom-graph
-    interface), which costs ~75 µs per task against ~290 µs for ``dask.compute`` on
-    ``dask.delayed`` calls (36 no-op tasks, threads; scripts/bench/images.py)."""
+    Consecutive calls are joined into at most :data:`TASKS_PER_WORKER` tasks per worker, and
+    the tasks go to the scheduler's ``get`` as a plain task graph (Dask's custom-graph
+    interface): ~25 µs of Dask per call against ~260 µs for ``dask.compute`` on a
+    ``dask.delayed`` call each (36 no-op calls, two threads; scripts/bench/images.py).
+    ``threads`` is Dask's local scheduler (``dask.local.get_async``, what
+    ``dask.threaded.get`` wraps) on a pool of ``num_workers`` threads, every task queued at
+    once; ``processes`` keeps one pool of worker processes for the whole run."""
     check_scheduler(scheduler)
     if "://" in scheduler:
         try:
@@ -105,19 +119,42 @@ def dask_runner(scheduler: str, num_workers: int):
         except ImportError as err:  # pragma: no cover - optional dependency
             raise ImportError("a scheduler address needs 'pip install distributed'") from err
         with Client(scheduler) as client:
-            yield partial(_run_graph, client.get)
+            yield partial(_run_graph, client.get, sum(client.nthreads().values()))
         return
-    get = {"threads": partial(dask.threaded.get, num_workers=num_workers),
-           "processes": partial(dask.multiprocessing.get, num_workers=num_workers),
-           "synchronous": dask.get}[scheduler]
-    yield partial(_run_graph, get)
+    if scheduler == "threads":
+        with ThreadPoolExecutor(num_workers) as pool:
+            def get(graph, keys):  # every task queued at once (see TASKS_PER_WORKER)
+                return dask.local.get_async(pool.submit, len(graph), graph, keys)
+
+            yield partial(_run_graph, get, num_workers)
+        return
+    if scheduler == "processes":
+        # one pool for the whole run: dask.multiprocessing.get would start (spawn) new worker
+        # processes, each importing numpy, numba and jetimage, at every call, that is per batch
+        context = dask.multiprocessing.get_context()
+        with ProcessPoolExecutor(num_workers, mp_context=context) as pool:
+            yield partial(_run_graph, partial(dask.multiprocessing.get, pool=pool), num_workers)
+        return
+    yield partial(_run_graph, dask.get, num_workers)
 
 
-def _run_graph(get: Callable, function: Callable, arguments: Iterable[tuple]) -> list:
+def _run_graph(get: Callable, workers: int, function: Callable,
+               arguments: Iterable[tuple]) -> list:
+    arguments = list(arguments)
+    if not arguments:
+        return []
+    n_tasks = min(len(arguments), TASKS_PER_WORKER * max(workers, 1))
+    shares = [arguments[i * len(arguments) // n_tasks:(i + 1) * len(arguments) // n_tasks]
+              for i in range(n_tasks)]
     # each task is a call without arguments of a partial, which Dask neither traverses nor
     # mistakes for keys or nested tasks
-    graph = {("task", i): (partial(function, *args),) for i, args in enumerate(arguments)}
-    return list(get(graph, list(graph)))
+    graph = {("task", i): (partial(_call_each, function, share),)
+             for i, share in enumerate(shares)}
+    return [result for results in get(graph, list(graph)) for result in results]
+
+
+def _call_each(function: Callable, arguments: list[tuple]) -> list:
+    return [function(*args) for args in arguments]
 
 
 def create_array(group: zarr.Group, name: str, data=None, *, shape=None, dtype=None,
