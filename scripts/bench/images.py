@@ -229,7 +229,7 @@ def main() -> None:
     jets = load_jets(args.jets, args.n_energyflow)
     n = len(jets)
     spec = ImageSpec.energyflow(npix=args.npix, width=args.width)
-    cores = os.cpu_count() or 1
+    cores = len(os.sched_getaffinity(0))  # the cores this process may use (taskset, SLURM)
     print(f"{n} jets, {ak.mean(ak.num(jets)):.1f} constituents per jet, {cores} cores")
 
     subset = jets[:args.n_energyflow]
