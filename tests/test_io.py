@@ -31,6 +31,8 @@ def test_round_trip(tmp_path):
     assert ak.to_list(jets.constituents.E) == ak.to_list(data["part_energy"])
     np.testing.assert_array_equal(jets.table["pt"], data["jet_pt"])
     assert list(tmp_path.iterdir()) == [path]  # no temporary file left
+    with uproot.open(path) as file:  # the fast codec (the images stage reads these files)
+        assert isinstance(file.file.compression, uproot.LZ4)
 
 
 def test_missing_file(tmp_path):

@@ -112,6 +112,13 @@ def write_jets_root(path: str | os.PathLike, columns: dict, *,
                     basket_jets: int = 10_000) -> None:
     """Write jets in the JetClass layout (tree ``tree``) with uproot, atomically.
 
+    Compressed with LZ4 level 1 (ROOT ≥ 6.12 reads it). Measured on 45,680 generated top jets
+    against uproot's default ZLIB level 1: the file is 3% larger (117 against 114 MB: float
+    momenta hardly compress), written 14× faster, read whole 3.2× faster (102,000 against
+    32,000 jets/s), and the images stage runs 1.7× faster (34,000 against 20,000 jets/s on one
+    core), having spent 40% of its time in zlib. ZSTD level 1: the size of ZLIB's, read 2.4×,
+    the images stage 1.4× faster.
+
     Args:
         path: the ``.root`` file to write.
         columns: ``part_*`` ragged arrays (same counts) and flat per-jet arrays.
@@ -124,7 +131,7 @@ def write_jets_root(path: str | os.PathLike, columns: dict, *,
     data = {"part": ak.zip(part), **flat}
     types = {k: (v.type if isinstance(v, ak.Array) else v.dtype) for k, v in data.items()}
     with atomic_path(path) as tmp:
-        with uproot.recreate(tmp) as file:
+        with uproot.recreate(tmp, compression=uproot.LZ4(1)) as file:
             tree = file.mktree(
                 "tree", types,
                 field_name=lambda outer, inner: f"{outer}_{inner}",

@@ -172,19 +172,19 @@ def create_array(group: zarr.Group, name: str, data=None, *, shape=None, dtype=N
     return array
 
 
-def _image_task(flat, spec: ImageSpec, store: str, start: int, stop: int,
+def _image_task(flat, spec: ImageSpec, target: zarr.Array, start: int, stop: int,
                 offset: int) -> np.ndarray:
-    """Pixelate jets ``start:stop`` of ``flat`` into rows ``offset + start...`` of the store."""
+    """Pixelate jets ``start:stop`` of ``flat`` into rows ``offset + start...`` of ``target``
+    (the store's images array, opened once per batch: opening it costs ~1.3 ms)."""
     images, outside = images_from_flat(flat.chunk(start, stop), spec)
-    open_for_writing(f"{store}/images")[offset + start:offset + stop] = images
+    target[offset + start:offset + stop] = images
     return outside
 
 
-def _copy_task(images: np.ndarray, normalize: str, store: str, start: int, stop: int,
+def _copy_task(images: np.ndarray, normalize: str, target: zarr.Array, start: int, stop: int,
                offset: int) -> np.ndarray:
     """Write already-pixelated images (L1-normalised on channel 0 if asked)."""
-    block = normalize_images(images[start:stop], normalize)
-    open_for_writing(f"{store}/images")[offset + start:offset + stop] = block
+    target[offset + start:offset + stop] = normalize_images(images[start:stop], normalize)
     return np.zeros(stop - start, dtype=np.int64)
 
 
@@ -208,18 +208,23 @@ def _packed(batch):
 
 
 class _StoreWriter:
-    """Appends batches to a store in whole Zarr chunks (Dask tasks, one per chunk) and keeps
+    """Appends batches to a store in whole Zarr chunks (Dask tasks over whole chunks) and keeps
     the remainder (< one chunk) for the next batch, so every write is chunk-aligned and memory
-    holds one batch at a time."""
+    holds one batch at a time. The per-jet table columns are likewise written in whole chunks
+    of TABLE_CHUNK_JETS rows: appending each batch's rows instead rewrote the column's last
+    chunk every time (read, decompress, merge, compress), 30% of the images stage."""
 
     def __init__(self, path: str, spec: ImageSpec | None, *, normalize: str,
                  chunk_jets: int, run: Callable):
-        self.path, self.group = path, zarr.open_group(path, mode="w")
+        self.group = zarr.open_group(path, mode="w")
+        self.group.require_group("jets")
         self.spec, self.normalize = spec, normalize
         self.chunk_jets, self.run = chunk_jets, run
         self.pending = None
         self.n = 0
         self.outside: list[np.ndarray] = []
+        self.table: dict[tuple[str, str], list[np.ndarray]] = {}  # rows not yet written
+        self.table_rows = 0  # rows written to every table column
 
     def add(self, batch) -> None:
         self.pending = _concat(self.pending, batch)
@@ -231,44 +236,58 @@ class _StoreWriter:
     def finish(self) -> int:
         if self.pending is not None and len(self.pending):
             self._write(self.pending)
+        self._write_table(everything=True)
         if "images" not in self.group:
             shape = (0, len(self.spec.channels), *self.spec.npix) if self.spec else (0, 1, 1, 1)
             create_array(self.group, "images", shape=shape, dtype="float32",
                          chunk_jets=self.chunk_jets)
         return self.n
 
-    def _append(self, name: str, values: np.ndarray, group: zarr.Group) -> None:
-        if name not in group:
-            create_array(group, name, shape=(0, *values.shape[1:]), dtype=values.dtype,
-                         chunk_jets=TABLE_CHUNK_JETS)
-        array = group[name].with_config(WRITE_CONFIG)
-        array.resize((self.n + len(values), *values.shape[1:]))
-        array[self.n:] = values
+    def _write_table(self, *, everything: bool = False) -> None:
+        """Write the buffered table rows: all of them, or as many as fill whole chunks."""
+        rows = self.n - self.table_rows
+        if not everything:
+            rows = rows // TABLE_CHUNK_JETS * TABLE_CHUNK_JETS
+        if rows == 0:
+            return
+        for (group_name, name), parts in self.table.items():
+            values = np.concatenate(parts)
+            group = self.group[group_name] if group_name else self.group
+            if name not in group:
+                create_array(group, name, shape=(0, *values.shape[1:]), dtype=values.dtype,
+                             chunk_jets=TABLE_CHUNK_JETS)
+            array = group[name].with_config(WRITE_CONFIG)
+            array.resize((self.table_rows + rows, *values.shape[1:]))
+            array[self.table_rows:] = values[:rows]
+            self.table[group_name, name] = [values[rows:]]
+        self.table_rows += rows
 
     def _write(self, batch) -> None:
-        n, store = len(batch), self.path
-        if isinstance(batch, io.Jets):
-            shape = (n, len(self.spec.channels), *self.spec.npix)
-            flat = flatten_constituents(batch.constituents, need_charge=self.spec.needs_charge)
-            task = partial(_image_task, flat, self.spec, store)
-        else:
-            shape = batch.images.shape
-            task = partial(_copy_task, batch.images, self.normalize, store)
+        n = len(batch)
+        shape = ((n, len(self.spec.channels), *self.spec.npix) if isinstance(batch, io.Jets)
+                 else batch.images.shape)
         if "images" not in self.group:
             create_array(self.group, "images", shape=(0, *shape[1:]), dtype="float32",
                          chunk_jets=self.chunk_jets)
         self.group["images"].resize((self.n + n, *shape[1:]))
+        target = self.group["images"].with_config(WRITE_CONFIG)
+        if isinstance(batch, io.Jets):
+            flat = flatten_constituents(batch.constituents, need_charge=self.spec.needs_charge)
+            task = partial(_image_task, flat, self.spec, target)
+        else:
+            task = partial(_copy_task, batch.images, self.normalize, target)
         self.outside.extend(self.run(task, [(start, min(start + self.chunk_jets, n), self.n)
                                             for start in range(0, n, self.chunk_jets)]))
         table = dict(batch.table)
         if "label" not in table:
             raise ValueError("each batch's table needs 'label' (class index per jet), as "
                              "jetimage.readers gives it")
-        self._append("labels", np.asarray(table.pop("label"), dtype=np.int64), self.group)
-        jets = self.group.require_group("jets")
-        for name, values in table.items():
-            self._append(name, np.asarray(values), jets)
+        columns = {("", "labels"): np.asarray(table.pop("label"), dtype=np.int64)}
+        columns |= {("jets", name): np.asarray(values) for name, values in table.items()}
+        for key, values in columns.items():
+            self.table.setdefault(key, []).append(values)
         self.n += n
+        self._write_table()
 
 
 def write_image_store(
