@@ -9,7 +9,7 @@ import pytest
 import zarr
 from dask.callbacks import Callback
 
-from jetimage import ImageSpec, make_images
+from jetimage import ImageSpec, make_images, store
 from jetimage.dataset import build_dataset, split_indices
 from jetimage.io import InputError, atomic_path
 from jetimage.readers import Labels, read_jets
@@ -46,8 +46,12 @@ def test_image_store_round_trip(stores, top_file):
         "qcd": 0, "top": len(jets)}
 
 
-def test_streamed_batches_write_the_same_store_as_one_batch(top_file, tmp_path):
-    """Batches that do not align with the chunks (and a remainder) give the same store."""
+@pytest.mark.parametrize("table_chunk", [store.TABLE_CHUNK_JETS, 50])
+def test_streamed_batches_write_the_same_store_as_one_batch(top_file, tmp_path, monkeypatch,
+                                                            table_chunk):
+    """Batches that do not align with the chunks (and a remainder) give the same store, also
+    when the per-jet table is written in whole chunks while the batches stream."""
+    monkeypatch.setattr(store, "TABLE_CHUNK_JETS", table_chunk)
     jets = read_jets(top_file)
     whole, streamed = tmp_path / "whole.zarr", tmp_path / "streamed.zarr"
     write_image_store(whole, jets, SPEC, attrs={}, chunk_jets=64)
@@ -59,6 +63,7 @@ def test_streamed_batches_write_the_same_store_as_one_batch(top_file, tmp_path):
     assert b["images"].chunks == (64, 1, 20, 20) and b["images"].shape[0] == len(jets)
     for name, values in read_table(a).items():
         np.testing.assert_array_equal(read_table(b)[name], values)
+    assert b["labels"].chunks == (table_chunk,) and b["labels"].shape == (len(jets),)
 
 
 def test_a_store_with_no_jet_left_is_not_written(top_file, tmp_path):
