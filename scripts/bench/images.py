@@ -83,9 +83,9 @@ def energyflow_recipe(jets: list[np.ndarray], npix: int, width: float) -> np.nda
 
 def chunked(jets, spec, chunk: int, scheduler: str, workers: int, out: np.ndarray, *,
             runner=dask_runner) -> None:
-    """What the images rule does: flatten once, then one Dask task per chunk of jets, each
-    filling its own slice of ``out`` (memory reused between repeats, as the rule's tasks reuse
-    freed chunk buffers)."""
+    """What the images rule does: flatten once, then pixelate the chunks of jets through
+    ``runner`` (the rule's Dask runner by default), each filling its own slice of ``out``
+    (memory reused between repeats, as the rule's tasks reuse freed chunk buffers)."""
     flat = flatten_constituents(jets)
     n = flat.n_jets
 
@@ -245,9 +245,9 @@ def main() -> None:
     many = ak.concatenate([jets] * args.tile)
     out = shared_zeros((len(many), 1, args.npix, args.npix))
     # interleaved, best of each: this machine's speed drifts by tens of percent between
-    # seconds, so each of the three gets the same chances at its fast moments
-    # Dask's threaded scheduler as jetimage runs it, against dask.threaded.get and a plain
-    # thread pool (no Dask)
+    # seconds, so each timing gets the same chances at its fast moments. All cores: Dask's
+    # threaded scheduler as jetimage runs it, against dask.threaded.get and a plain thread
+    # pool (no Dask)
     runners = {"all": dask_runner, "threaded_get": dask_threaded_get,
                "thread_pool": thread_pool_map}
     times = {k: [] for k in ("energyflow", "one", *runners)}
