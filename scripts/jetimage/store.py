@@ -120,7 +120,9 @@ def dask_runner(scheduler: str, num_workers: int):
         except ImportError as err:  # pragma: no cover - optional dependency
             raise ImportError("a scheduler address needs 'pip install distributed'") from err
         with Client(scheduler) as client:
-            yield partial(_run_graph, client.get, sum(client.nthreads().values()))
+            # the cluster's threads; none yet (an adaptive cluster): a task per call
+            threads = sum(client.nthreads().values()) or 1 << 30
+            yield partial(_run_graph, client.get, threads)
         return
     if scheduler == "threads":
         with ThreadPoolExecutor(num_workers) as pool:
