@@ -47,19 +47,20 @@ def split_indices(n: int, fractions: dict[str, float], seed: int) -> dict[str, n
             "test": order[n_train + n_val:]}
 
 
-def _gather_task(out: str, start: int, sources: list[str], src: np.ndarray,
+def _gather_task(target: zarr.Array, start: int, sources: list[zarr.Array], src: np.ndarray,
                  row: np.ndarray) -> None:
-    """Copy rows (``src[i]``, ``row[i]``) of the sources into ``out/images[start:...]``."""
+    """Copy rows (``src[i]``, ``row[i]``) of the sources' images into ``target[start:...]``
+    (arrays opened once, not per task: opening one costs ~1.3 ms)."""
     images = None
     for s in np.unique(src):
         where = np.flatnonzero(src == s)
         rows = row[where]
         order = np.argsort(rows)
-        block = zarr.open_array(f"{sources[s]}/images", mode="r").oindex[rows[order]]
+        block = sources[s].oindex[rows[order]]
         if images is None:
             images = np.empty((len(src), *block.shape[1:]), dtype=block.dtype)
         images[where[order]] = block
-    store.open_for_writing(f"{out}/images")[start:start + len(src)] = images
+    target[start:start + len(src)] = images
 
 
 def _channel_stats(array: zarr.Array, chunk: int) -> tuple[list[float], list[float]]:
@@ -99,7 +100,8 @@ def build_dataset(
     specs = {str(g.attrs["image_spec"]) for g in groups}
     if len(specs) > 1:
         raise io.InputError(f"image stores disagree on the image spec: {sorted(specs)}")
-    counts = np.array([g["images"].shape[0] for g in groups])
+    source_images = [g["images"] for g in groups]
+    counts = np.array([images.shape[0] for images in source_images])
     src = np.repeat(np.arange(len(sources)), counts)
     row = np.concatenate([np.arange(c) for c in counts]) if len(counts) else np.zeros(0, int)
     labels = np.concatenate([g["labels"][...] for g in groups]).astype(np.int64) \
@@ -108,7 +110,7 @@ def build_dataset(
     columns = set.intersection(*(set(t) for t in tables)) if tables else set()
     features = {c: np.concatenate([t[c] for t in tables]) for c in sorted(columns)}
     parts = split_indices(len(src), fractions, seed)
-    shape = groups[0]["images"].shape[1:]
+    shape = source_images[0].shape[1:]
 
     summary = {}
     with io.atomic_path(path) as tmp:
@@ -117,8 +119,8 @@ def build_dataset(
         for name in SPLITS:
             index = parts[name]
             group = root.create_group(name)
-            store.create_array(group, "images", shape=(len(index), *shape), dtype="float32",
-                               chunk_jets=chunk_jets)
+            target = store.create_array(group, "images", shape=(len(index), *shape),
+                                        dtype="float32", chunk_jets=chunk_jets)
             store.create_array(group, "labels", labels[index], chunk_jets=chunk_jets)
             table = group.create_group("jets")
             for column, values in features.items():
@@ -127,7 +129,7 @@ def build_dataset(
             store.create_array(table, "source_row", row[index], chunk_jets=chunk_jets)
             for start in range(0, len(index), chunk_jets):
                 sel = index[start:start + chunk_jets]
-                tasks.append((f"{tmp}/{name}", start, sources, src[sel], row[sel]))
+                tasks.append((target, start, source_images, src[sel], row[sel]))
             summary[name] = {c: int(np.sum(labels[index] == i)) for i, c in enumerate(classes)}
         if progress:
             progress(f"gathering {len(src)} jets from {len(sources)} store(s) into "

@@ -70,11 +70,6 @@ def compressor() -> ZstdCodec:
     return ZstdCodec(level=1)
 
 
-def open_for_writing(path: str) -> zarr.Array:
-    """An existing array opened to write regions into, with :data:`WRITE_CONFIG`."""
-    return zarr.open_array(path, mode="r+").with_config(WRITE_CONFIG)
-
-
 def versions() -> dict[str, str]:
     """Versions of the packages that shape a store's content."""
     import awkward
@@ -271,8 +266,9 @@ class _StoreWriter:
         if "images" not in self.group:
             create_array(self.group, "images", shape=(0, *shape[1:]), dtype="float32",
                          chunk_jets=self.chunk_jets)
-        self.group["images"].resize((self.n + n, *shape[1:]))
-        target = self.group["images"].with_config(WRITE_CONFIG)
+        images = self.group["images"]
+        images.resize((self.n + n, *shape[1:]))
+        target = images.with_config(WRITE_CONFIG)
         if isinstance(batch, io.Jets):
             flat = flatten_constituents(batch.constituents, need_charge=self.spec.needs_charge)
             task = partial(_image_task, flat, self.spec, target)
