@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 
 import numpy as np
 import pytest
@@ -93,8 +94,8 @@ def test_every_dask_scheduler_writes_the_same_store(top_file, tmp_path):
 
 @pytest.mark.parametrize("scheduler", ["synchronous", "threads", "processes"])
 def test_the_dask_runner_returns_every_result_in_order_from_few_tasks(scheduler):
-    """Calls are joined into at most TASKS_PER_WORKER tasks per worker, results keep the
-    order of the calls, and a call's error reaches the caller as itself."""
+    """Threads run one task per worker, processes at most TASKS_PER_WORKER per worker; results
+    keep the order of the calls, and a call's error reaches the caller as itself."""
     tasks = []
     with Callback(pretask=lambda key, dsk, state: tasks.append(key)), \
             dask_runner(scheduler, 2) as run:
@@ -102,7 +103,27 @@ def test_the_dask_runner_returns_every_result_in_order_from_few_tasks(scheduler)
         assert run(math.sqrt, []) == []
         with pytest.raises(ValueError, match="math domain error"):
             run(math.sqrt, [(4.0,), (-1.0,), (9.0,)])
-    assert 0 < len(tasks) <= TASKS_PER_WORKER * 2 + 3
+    most = {"synchronous": 1 + 1, "threads": 2 + 2, "processes": TASKS_PER_WORKER * 2 + 3}
+    assert 0 < len(tasks) <= most[scheduler]
+
+
+def test_dask_threads_take_calls_from_a_shared_queue():
+    """A thread held up by a slow call takes no further call while the other threads do all the
+    rest (fixed shares of calls would have left some of them waiting behind the slow one)."""
+    last_done = threading.Event()
+    threads = {}
+
+    def call(i):
+        threads[i] = threading.get_ident()
+        if i == 0:
+            assert last_done.wait(timeout=60), "the other thread never ran the last call"
+        if i == 40:
+            last_done.set()
+        return i
+
+    with dask_runner("threads", 2) as run:
+        assert run(call, [(i,) for i in range(41)]) == list(range(41))
+    assert threads[0] not in {threads[i] for i in range(1, 41)}
 
 
 def test_a_distributed_scheduler_address_writes_the_same_store(top_file, stores, tmp_path):

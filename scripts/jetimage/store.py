@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -52,13 +53,9 @@ TABLE_CHUNK_JETS = 16384
 #: image chunks never are; the check made zstd writes 2.8× slower, scripts/bench/images.py).
 WRITE_CONFIG = {"write_empty_chunks": True}
 
-#: Work is handed to Dask as at most this many tasks per worker, consecutive chunks joined
-#: (enough tasks left to balance the load), all queued at once: ``dask.threaded.get`` gives each
-#: thread one task and waits for it before handing the next, and its scheduler loop runs on a
-#: thread of its own. Measured on two threads and 36 chunks of 1024 jets: Dask's cost per
-#: chunk ~25 µs against ~75 µs for a task per chunk (scripts/bench/images.py); median speed-up
-#: over one core 1.72-1.77× against 1.72× for ``dask.threaded.get`` and 1.79-1.86× for a plain
-#: thread pool's ``map`` (80 rounds, random order): a few percent, within this VM's noise.
+#: Processes and a distributed cluster get the calls joined into at most this many tasks per
+#: worker (consecutive calls; enough tasks left to balance the load): a task per chunk costs
+#: Dask ~75 µs against ~25 µs (two workers, 36 chunks of 1024 jets; scripts/bench/images.py).
 TASKS_PER_WORKER = 4
 
 
@@ -101,13 +98,17 @@ def dask_runner(scheduler: str, num_workers: int):
     ``dask.distributed`` scheduler (``tcp://host:port``; the client is closed on exit, the
     cluster left running).
 
-    Consecutive calls are joined into at most :data:`TASKS_PER_WORKER` tasks per worker, and
-    the tasks go to the scheduler's ``get`` as a plain task graph (Dask's custom-graph
-    interface): ~25 µs of Dask per call against ~260 µs for ``dask.compute`` on a
-    ``dask.delayed`` call each (36 no-op calls, two threads; scripts/bench/images.py).
-    ``threads`` is Dask's local scheduler (``dask.local.get_async``, what
-    ``dask.threaded.get`` wraps) on a pool of ``num_workers`` threads, every task queued at
-    once; ``processes`` keeps one pool of worker processes for the whole run."""
+    ``threads`` runs one Dask task per worker thread (Dask's local scheduler,
+    ``dask.local.get_async``, what ``dask.threaded.get`` wraps, on a pool of ``num_workers``
+    threads), each taking the next call from a shared queue as soon as it finishes one: load
+    balanced to one call, whatever the number of calls per worker. Fixed shares (4 tasks per
+    worker, queued at once) left the last 10% of a 36-chunk run to one thread; measured on two
+    cores, 40 rounds: median speed-up over one core 1.89× against 1.78×
+    (scripts/bench/images.py). ``processes`` and a cluster, whose tasks share no memory, get
+    the calls joined into at most :data:`TASKS_PER_WORKER` tasks per worker, handed to the
+    scheduler's ``get`` as a plain task graph (Dask's custom-graph interface: ~25 µs of Dask
+    per call against ~260 µs for ``dask.compute`` on a ``dask.delayed`` call each);
+    ``processes`` keeps one pool of worker processes for the whole run."""
     check_scheduler(scheduler)
     if "://" in scheduler:
         try:
@@ -121,10 +122,10 @@ def dask_runner(scheduler: str, num_workers: int):
         return
     if scheduler == "threads":
         with ThreadPoolExecutor(num_workers) as pool:
-            def get(graph, keys):  # every task queued at once (see TASKS_PER_WORKER)
+            def get(graph, keys):
                 return dask.local.get_async(pool.submit, len(graph), graph, keys)
 
-            yield partial(_run_graph, get, num_workers)
+            yield partial(_run_from_shared_queue, get, num_workers)
         return
     if scheduler == "processes":
         # one pool for the whole run: dask.multiprocessing.get would start (spawn) new worker
@@ -133,7 +134,35 @@ def dask_runner(scheduler: str, num_workers: int):
         with ProcessPoolExecutor(num_workers, mp_context=context) as pool:
             yield partial(_run_graph, partial(dask.multiprocessing.get, pool=pool), num_workers)
         return
-    yield partial(_run_graph, dask.get, num_workers)
+    yield partial(_run_from_shared_queue, dask.get, 1)
+
+
+def _run_from_shared_queue(get: Callable, workers: int, function: Callable,
+                           arguments: Iterable[tuple]) -> list:
+    """``workers`` Dask tasks of one process, each calling ``function`` on the next arguments
+    not yet taken until none is left; the first error stops them all and reaches the caller."""
+    arguments = list(arguments)
+    if not arguments:
+        return []
+    results = [None] * len(arguments)
+    calls = iter(range(len(arguments)))
+    lock, failed = threading.Lock(), threading.Event()
+
+    def work() -> None:
+        while not failed.is_set():
+            with lock:
+                i = next(calls, None)
+            if i is None:
+                return
+            try:
+                results[i] = function(*arguments[i])
+            except BaseException:
+                failed.set()
+                raise
+
+    graph = {("worker", i): (work,) for i in range(min(len(arguments), max(workers, 1)))}
+    get(graph, list(graph))
+    return results
 
 
 def _run_graph(get: Callable, workers: int, function: Callable,
