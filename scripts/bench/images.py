@@ -23,7 +23,7 @@ import tempfile
 import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from functools import partial
 from pathlib import Path
 
@@ -81,10 +81,9 @@ def energyflow_recipe(jets: list[np.ndarray], npix: int, width: float) -> np.nda
     return out
 
 
-def chunked(jets, spec, chunk: int, scheduler: str, workers: int, out: np.ndarray, *,
-            runner=dask_runner) -> None:
-    """What the images rule does: flatten once, then pixelate the chunks of jets through
-    ``runner`` (the rule's Dask runner by default), each filling its own slice of ``out``
+def chunked(jets, spec, chunk: int, run, out: np.ndarray) -> None:
+    """What the images rule does with each batch: flatten it, then pixelate its chunks through
+    ``run`` (a runner the rule opens once per file), each filling its own slice of ``out``
     (memory reused between repeats, as the rule's tasks reuse freed chunk buffers)."""
     flat = flatten_constituents(jets)
     n = flat.n_jets
@@ -92,8 +91,7 @@ def chunked(jets, spec, chunk: int, scheduler: str, workers: int, out: np.ndarra
     def fill(start, stop):
         images_from_flat(flat.chunk(start, stop), spec, out=out[start:stop])
 
-    with runner(scheduler, workers) as run:
-        run(fill, [(i, min(i + chunk, n)) for i in range(0, n, chunk)])
+    run(fill, [(i, min(i + chunk, n)) for i in range(0, n, chunk)])
 
 
 @contextmanager
@@ -256,16 +254,19 @@ def main() -> None:
     times = {k: [] for k in ("energyflow", "one", *runners)}
     order = np.random.default_rng(0)
     energyflow_every = max(1, args.rounds // max(1, args.energyflow_rounds))
-    for r in range(args.rounds):
-        if r % energyflow_every == 0:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                times["energyflow"].append(best_of(1, lambda: energyflow_recipe(
-                    ef_inputs, args.npix, args.width)))
-        times["one"].append(best_of(1, lambda: chunked(many, spec, chunk, "synchronous", 1, out)))
-        for name in order.permutation(list(runners)):  # no runner always first after one core
-            times[name].append(best_of(1, partial(chunked, many, spec, chunk, "threads", cores,
-                                                  out, runner=runners[name])))
+    with ExitStack() as stack:  # each runner opened once, as the rule opens one per file
+        one_core = stack.enter_context(dask_runner("synchronous", 1))
+        runs = {k: stack.enter_context(runner("threads", cores)) for k, runner in runners.items()}
+        for r in range(args.rounds):
+            if r % energyflow_every == 0:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    times["energyflow"].append(best_of(1, lambda: energyflow_recipe(
+                        ef_inputs, args.npix, args.width)))
+            times["one"].append(best_of(1, lambda: chunked(many, spec, chunk, one_core, out)))
+            for name in order.permutation(list(runners)):  # none always first after one core
+                times[name].append(best_of(1, partial(chunked, many, spec, chunk, runs[name],
+                                                      out)))
     times = {k: np.array(v) for k, v in times.items()}
     ef_rate = len(subset) / times["energyflow"].min()
     rates = {k: len(many) / times[k].min() for k in ("one", *runners)}
