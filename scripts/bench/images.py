@@ -95,6 +95,17 @@ def chunked(jets, spec, chunk: int, run, out: np.ndarray) -> None:
 
 
 @contextmanager
+def pinned(cpu: int):
+    """The calling thread (only) runs on ``cpu``: Linux's affinity is per thread."""
+    allowed = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {cpu})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, allowed)
+
+
+@contextmanager
 def dask_threaded_get(scheduler: str, workers: int):
     """``dask.threaded.get`` as it is: a task per chunk, one task at a time per thread (jetimage
     joins chunks into at most 4 tasks per worker and queues every task at once)."""
@@ -252,6 +263,8 @@ def main() -> None:
     runners = {"all": dask_runner, "threaded_get": dask_threaded_get,
                "thread_pool": thread_pool_map}
     times = {k: [] for k in ("energyflow", "one", *runners)}
+    cpus = sorted(os.sched_getaffinity(0))
+    one_core_cpu = [cpus[r % len(cpus)] for r in range(args.rounds)]  # each core in turn
     order = np.random.default_rng(0)
     energyflow_every = max(1, args.rounds // max(1, args.energyflow_rounds))
     with ExitStack() as stack:  # each runner opened once, as the rule opens one per file
@@ -263,7 +276,9 @@ def main() -> None:
                     warnings.simplefilter("ignore")
                     times["energyflow"].append(best_of(1, lambda: energyflow_recipe(
                         ef_inputs, args.npix, args.width)))
-            times["one"].append(best_of(1, lambda: chunked(many, spec, chunk, one_core, out)))
+            with pinned(one_core_cpu[r]):
+                times["one"].append(best_of(1, lambda: chunked(many, spec, chunk, one_core,
+                                                                out)))
             for name in order.permutation(list(runners)):  # none always first after one core
                 times[name].append(best_of(1, partial(chunked, many, spec, chunk, runs[name],
                                                       out)))
@@ -273,6 +288,8 @@ def main() -> None:
     # the speed-up within each round (one core, then all, a second apart), robust to drift
     paired = {k: times["one"] / times[k] for k in runners}
     one_rate, all_rate = rates["one"], rates["all"]
+    # a shared VM's cores differ in speed from minute to minute: the best each core gave alone
+    per_cpu = {cpu: len(many) / times["one"][np.array(one_core_cpu) == cpu].min() for cpu in cpus}
     print(f"energyflow {ef_rate:,.0f} jets/s | jetimage 1 core {one_rate:,.0f} jets/s "
           f"({one_rate / ef_rate:.0f}x) | max |diff| {max_diff:.1e}")
     for name, label in (("all", "jetimage (Dask threads)"),
@@ -282,6 +299,8 @@ def main() -> None:
               f"{rates[name] / one_rate:.2f}x one core (median of rounds "
               f"{np.median(paired[name]):.2f}x)")
 
+    print(f"  each core alone: " + ", ".join(f"cpu{c} {r:,.0f}" for c, r in per_cpu.items())
+          + f" jets/s; {cores} cores = {all_rate / sum(per_cpu.values()):.0%} of their sum")
     ceiling = independent_processes(many, spec, chunk, cores, args.rounds, out)
     print(f"the machine's own scaling: {cores} independent processes "
           f"{ceiling['ratio']:.2f}x one process "
@@ -319,13 +338,15 @@ def main() -> None:
         "rounds": args.rounds,
         "energyflow_rounds": len(times["energyflow"]),
         "energyflow": {"jets": len(subset), "jets_per_s": ef_rate},
-        "jetimage_one_core": {"jets_per_s": one_rate, "ratio_to_energyflow": one_rate / ef_rate},
+        "jetimage_one_core": {"jets_per_s": one_rate, "ratio_to_energyflow": one_rate / ef_rate,
+                              "jets_per_s_by_cpu": {str(c): r for c, r in per_cpu.items()}},
         "jetimage_all_cores": {"cores": cores, "jets_per_s": all_rate,
                                "ratio_to_one_core": all_rate / one_rate,
                                "ratio_to_one_core_median_of_rounds":
                                    float(np.median(paired["all"])),
                                "ratio_to_one_core_quartiles_of_rounds":
                                    np.percentile(paired["all"], [25, 75]).tolist(),
+                               "fraction_of_the_cores_summed": all_rate / sum(per_cpu.values()),
                                "ratio_to_energyflow": all_rate / ef_rate},
         "compared_runners": {name: {"jets_per_s": rates[name],
                                     "ratio_to_one_core": rates[name] / one_rate,
