@@ -299,7 +299,7 @@ def main() -> None:
               f"{rates[name] / one_rate:.2f}x one core (median of rounds "
               f"{np.median(paired[name]):.2f}x)")
 
-    print(f"  each core alone: " + ", ".join(f"cpu{c} {r:,.0f}" for c, r in per_cpu.items())
+    print("  each core alone: " + ", ".join(f"cpu{c} {r:,.0f}" for c, r in per_cpu.items())
           + f" jets/s; {cores} cores = {all_rate / sum(per_cpu.values()):.0%} of their sum")
     ceiling = independent_processes(many, spec, chunk, cores, args.rounds, out)
     print(f"the machine's own scaling: {cores} independent processes "

@@ -100,15 +100,15 @@ def dask_runner(scheduler: str, num_workers: int):
 
     ``threads`` runs one Dask task per worker thread (Dask's local scheduler,
     ``dask.local.get_async``, what ``dask.threaded.get`` wraps, on a pool of ``num_workers``
-    threads), each taking the next call from a shared queue as soon as it finishes one: load
-    balanced to one call, whatever the number of calls per worker. Fixed shares (4 tasks per
-    worker, queued at once) left the last 10% of a 36-chunk run to one thread; measured on two
-    cores, 40 rounds: median speed-up over one core 1.89× against 1.78×
-    (scripts/bench/images.py). ``processes`` and a cluster, whose tasks share no memory, get
-    the calls joined into at most :data:`TASKS_PER_WORKER` tasks per worker, handed to the
-    scheduler's ``get`` as a plain task graph (Dask's custom-graph interface: ~25 µs of Dask
-    per call against ~260 µs for ``dask.compute`` on a ``dask.delayed`` call each);
-    ``processes`` keeps one pool of worker processes for the whole run."""
+    threads), each taking the next call from a shared queue as soon as it finishes one, so the
+    threads finish within one call of each other. Fixed shares of the calls (4 tasks per
+    worker) had left ~10% of a 36-chunk run to one thread: two cores gave 1.51-1.90× one core
+    (medians of rounds, ten runs), now 1.88-2.00× (15 runs; scripts/bench/images.py).
+    ``processes`` and a cluster, whose tasks share no memory, get the calls joined into at most
+    :data:`TASKS_PER_WORKER` tasks per worker, handed to the scheduler's ``get`` as a plain
+    task graph (Dask's custom-graph interface: ~25 µs of Dask per call against ~260 µs for
+    ``dask.compute`` on a ``dask.delayed`` call each); ``processes`` keeps one pool of worker
+    processes for the whole run."""
     check_scheduler(scheduler)
     if "://" in scheduler:
         try:
