@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -124,6 +125,22 @@ def test_dask_threads_take_calls_from_a_shared_queue():
     with dask_runner("threads", 2) as run:
         assert run(call, [(i,) for i in range(41)]) == list(range(41))
     assert threads[0] not in {threads[i] for i in range(1, 41)}
+
+
+def test_a_failed_call_stops_the_dask_threads_from_taking_more():
+    """The first error reaches the caller without the other threads working through the rest
+    of the queue (each call here takes 10 ms; the failing one fails at once)."""
+    started = []
+
+    def call(i):
+        started.append(i)
+        if i == 0:
+            raise RuntimeError("bad chunk")
+        time.sleep(0.01)
+
+    with dask_runner("threads", 2) as run, pytest.raises(RuntimeError, match="bad chunk"):
+        run(call, [(i,) for i in range(200)])
+    assert len(started) < 100
 
 
 def test_a_distributed_scheduler_address_writes_the_same_store(top_file, stores, tmp_path):
