@@ -108,7 +108,7 @@ def pinned(cpu: int):
 @contextmanager
 def dask_threaded_get(scheduler: str, workers: int):
     """``dask.threaded.get`` as it is: a task per chunk, one task at a time per thread (jetimage
-    joins chunks into at most 4 tasks per worker and queues every task at once)."""
+    runs one task per thread, each taking the next chunk from a shared queue)."""
     def run(function, arguments):
         graph = {("task", i): (partial(function, *args),) for i, args in enumerate(arguments)}
         return dask.threaded.get(graph, list(graph), num_workers=workers)
@@ -170,8 +170,8 @@ def independent_processes(jets, spec, chunk: int, workers: int, rounds: int,
 
 
 def scheduling_overhead(n_tasks: int, workers: int, repeats: int) -> dict:
-    """Seconds per no-op call: jetimage's runner (calls joined into few tasks, a plain task
-    graph) against ``dask.compute`` on a ``dask.delayed`` call each, both on Dask's threaded
+    """Seconds per no-op call: jetimage's runner (a task per thread, calls from a shared queue)
+    against ``dask.compute`` on a ``dask.delayed`` call each, both on Dask's threaded
     scheduler."""
     def noop(i):
         return i
