@@ -5,11 +5,13 @@ from pathlib import Path
 
 import numpy as np
 
-from jetimage import dataset, io, plots, store
+from jetimage import io, plots, store
+from jetimage.dataset import images_at
+from jetimage.evaluate import score_split
 from jetimage.logs import setup
 from jetimage.metrics import auc_in_bins, classification_metrics, mass_sculpting
 from jetimage.predict import scores_frame
-from jetimage.train import load_model, predict_scores
+from jetimage.train import load_model
 
 log = setup(snakemake.log[0], "jetimage.evaluate")  # noqa: F821
 params = snakemake.params[0]  # noqa: F821
@@ -18,8 +20,8 @@ name = snakemake.wildcards.model  # noqa: F821
 
 model, info = load_model(inp.model)
 classes = info["classes"]
-images, labels, jets = dataset.load_split(inp.dataset, "test")
-probabilities = predict_scores(model, images, info["normalization"])
+# streamed: only per-jet numbers are held for the whole test split
+probabilities, labels, jets = score_split(model, inp.dataset, "test", info["normalization"])
 metrics = classification_metrics(
     labels,
     probabilities,
@@ -65,8 +67,10 @@ plots.save(
                      background=background, title=name),
     out.roc,
 )
-plots.save(plots.example_jets_figure(images, scores_signal, np.asarray(classes)[labels],
-                                     dataset_attrs["image_spec"],
+# only the shown jets' images are read
+shown = np.concatenate(list(plots.example_rows(scores_signal, signal=params["signal"]).values()))
+plots.save(plots.example_jets_figure(images_at(inp.dataset, "test", shown), scores_signal,
+                                     np.asarray(classes)[labels], dataset_attrs["image_spec"],
                                      signal=params["signal"]), out.examples)
 if has_mass:
     plots.save(plots.sculpting_figure(jets["mass"], binary, scores_signal,

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from jetimage import dataset, plots, store
+from jetimage import plots, store
+from jetimage.dataset import class_mean_images
 from jetimage.logs import setup
 from jetimage.report import build_report
 
@@ -28,8 +29,8 @@ background = ", ".join(c for c in classes if c != params.signal)
 plots.save(plots.roc_figure(curves, signal=params.signal, background=background,
                             title="All models"), out.comparison)
 
-images, labels, _ = dataset.load_split(inp.dataset, "test")
-plots.save(plots.mean_images_figure(images, labels, classes, attrs["image_spec"]),
+means, counts = class_mean_images(inp.dataset, "test", len(classes))
+plots.save(plots.mean_images_figure(means, counts, classes, attrs["image_spec"]),
            out.mean_images)
 
 captions = {

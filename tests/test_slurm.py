@@ -45,7 +45,7 @@ def slurm_run(tmp_path_factory):
            "--configfile", str(workdir / "config.yaml"),
            "--workflow-profile", str(REPO / "workflow" / "profiles" / "slurm"),
            # this one-node cluster: 2 CPUs, no accounting (squeue for status), no accounts
-           "--set-threads", "images=2", "dataset=2", "train=2",
+           "--set-threads", "images=2", "dataset_bucket=2", "train=2",
            "--set-resources", "train:slurm_partition=gpu", "train:mem_mb=4000",
            "images:mem_mb=4000",
            "--slurm-status-command", "squeue", "--slurm-no-account",

@@ -1,4 +1,4 @@
-"""Zarr stores: round trips of images and jet tables, dataset splits, atomic writes."""
+"""Zarr stores: round trips of images and jet tables, the Dask runner, atomic writes."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ import zarr
 from dask.callbacks import Callback
 
 from jetimage import ImageSpec, make_images, store
-from jetimage.dataset import build_dataset, split_indices
 from jetimage.io import InputError, atomic_path
 from jetimage.readers import Labels, read_jets
 from jetimage.store import TASKS_PER_WORKER, dask_runner, open_store, read_table, write_image_store
@@ -143,9 +142,9 @@ def test_a_failed_call_stops_the_dask_threads_from_taking_more():
     assert len(started) < 100
 
 
-def test_a_distributed_scheduler_address_writes_the_same_store(top_file, stores, tmp_path):
+def test_a_distributed_scheduler_address_writes_the_same_store(top_file, tmp_path):
     """A real dask.distributed scheduler with two worker processes, reached by its address as
-    a cluster's would be, gives the same images and dataset as the threaded scheduler."""
+    a cluster's would be, gives the same images as the threaded scheduler."""
     distributed = pytest.importorskip("distributed")
     jets = read_jets(top_file)
     threads = tmp_path / "threads.zarr"
@@ -156,56 +155,10 @@ def test_a_distributed_scheduler_address_writes_the_same_store(top_file, stores,
         remote = tmp_path / "remote.zarr"
         write_image_store(remote, jets, SPEC, attrs={}, chunk_jets=64,
                           scheduler=cluster.scheduler_address)
-        dataset = build_dataset(tmp_path / "remote-dataset.zarr", stores, classes=("qcd", "top"),
-                                fractions={"train": 0.5, "val": 0.25, "test": 0.25}, seed=1,
-                                chunk_jets=50, scheduler=cluster.scheduler_address)
     np.testing.assert_array_equal(open_store(remote)["images"][...],
                                   open_store(threads)["images"][...])
     np.testing.assert_array_equal(open_store(remote)["jets/n_outside_window"][...],
                                   open_store(threads)["jets/n_outside_window"][...])
-    local = build_dataset(tmp_path / "local-dataset.zarr", stores, classes=("qcd", "top"),
-                          fractions={"train": 0.5, "val": 0.25, "test": 0.25}, seed=1,
-                          chunk_jets=50)
-    assert dataset["splits"] == local["splits"]
-    for split in ("train", "test"):
-        np.testing.assert_array_equal(
-            open_store(tmp_path / "remote-dataset.zarr")[f"{split}/images"][...],
-            open_store(tmp_path / "local-dataset.zarr")[f"{split}/images"][...])
-
-
-def test_splits_are_disjoint_deterministic_and_complete():
-    fractions = {"train": 0.7, "val": 0.15, "test": 0.15}
-    a, b = split_indices(1000, fractions, seed=3), split_indices(1000, fractions, seed=3)
-    joined = np.concatenate([a["train"], a["val"], a["test"]])
-    assert sorted(joined) == list(range(1000))
-    assert all(np.array_equal(a[k], b[k]) for k in a)
-    assert not np.array_equal(a["train"], split_indices(1000, fractions, seed=4)["train"])
-    with pytest.raises(ValueError, match="sum to 1"):
-        split_indices(10, {"train": 0.5, "val": 0.1, "test": 0.1}, seed=0)
-
-
-def test_dataset_gathers_every_jet_with_its_label(stores, tmp_path):
-    path = tmp_path / "ds.zarr"
-    attrs = build_dataset(path, stores,
-                          classes=["qcd", "top"], fractions={"train": 0.6, "val": 0.2,
-                                                             "test": 0.2},
-                          seed=1, chunk_jets=64, num_workers=2)
-    root = zarr.open_group(path, mode="r")
-    sources = [zarr.open_group(s, mode="r")["images"][...] for s in stores]
-    total = 0
-    for split in ("train", "val", "test"):
-        group = root[split]
-        images, labels = group["images"][...], group["labels"][...]
-        src, row = group["jets/source"][...], group["jets/source_row"][...]
-        for i in range(len(labels)):  # every image is its source's row, with its label
-            np.testing.assert_array_equal(images[i], sources[src[i]][row[i]])
-        assert np.array_equal(labels, src)  # source 0 is qcd (0), source 1 top (1)
-        total += len(labels)
-        assert sum(attrs["splits"][split].values()) == len(labels)
-    assert total == sum(len(s) for s in sources)
-    train = root["train/images"][...]
-    np.testing.assert_allclose(attrs["normalization"]["mean"], [train.mean()], rtol=1e-5)
-    np.testing.assert_allclose(attrs["normalization"]["std"], [train.std()], rtol=1e-4)
 
 
 def test_failed_write_leaves_nothing(tmp_path):

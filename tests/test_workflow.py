@@ -53,6 +53,30 @@ def test_tiny_run_produces_every_stage_output(tiny_run):
     assert not list(results.rglob(".*.tmp-*"))  # no temporary leftovers
 
 
+def test_streamed_evaluation_equals_scoring_the_test_split_in_memory(tiny_run):
+    """evaluate scores the test split chunk by chunk; the scores equal those of the whole
+    split scored at once, and those it wrote."""
+    import numpy as np
+
+    from jetimage.dataset import load_split
+    from jetimage.evaluate import score_split
+    from jetimage.train import load_model, predict_scores
+
+    results = tiny_run / "results"
+    dataset = results / "datasets" / "tiny.zarr"
+    images, labels, _ = load_split(dataset, "test")
+    for name in ("logistic", "hsf-cnn"):
+        model, info = load_model(results / "models" / name / "model.pt")
+        streamed, streamed_labels, jets = score_split(model, dataset, "test",
+                                                      info["normalization"])
+        in_memory = predict_scores(model, images, info["normalization"])
+        np.testing.assert_allclose(streamed, in_memory, rtol=0, atol=1e-6)
+        assert np.array_equal(streamed_labels, labels) and len(jets["pt"]) == len(labels)
+        written = pd.read_parquet(results / "evaluation" / name / "scores.parquet")
+        np.testing.assert_allclose(written[["score_qcd", "score_top"]].to_numpy(), streamed,
+                                   rtol=0, atol=1e-6)
+
+
 def changed_config(tiny_run, change) -> object:
     config = yaml.safe_load((REPO / "config" / "tiny.yaml").read_text())
     change(config)
@@ -79,7 +103,8 @@ def test_image_spec_change_reruns_images_onward_but_no_generation(tiny_run):
 
     jobs = scheduled_jobs(tiny_run, changed_config(tiny_run, finer))
     assert "generate" not in jobs
-    assert jobs["images"] == 4 and jobs["dataset"] == 1 and jobs["train"] == 2
+    assert jobs["images"] == 4 and jobs["dataset_bucket"] == 2 and jobs["dataset"] == 1
+    assert jobs["train"] == 2
     assert jobs["predict"] == 2
 
 
@@ -97,8 +122,8 @@ def test_added_shard_generates_only_that_shard(tiny_run):
 
     jobs = scheduled_jobs(tiny_run, changed_config(tiny_run, one_more))
     # hsf-cnn retrains, so it scores every top file again (config predict), the new one too
-    assert jobs == {"generate": 1, "images": 1, "dataset": 1, "train": 2, "evaluate": 2,
-                    "report": 1, "predict": 3, "all": 1}
+    assert jobs == {"generate": 1, "images": 1, "dataset_bucket": 2, "dataset": 1, "train": 2,
+                    "evaluate": 2, "report": 1, "predict": 3, "all": 1}
 
 
 def test_snakemake_report_collects_the_figures(tiny_run):
@@ -226,8 +251,9 @@ def test_adding_a_file_runs_only_that_files_jobs(files_run, top_file, qcd_file):
         jobs = scheduled_jobs(files_run, files_run / "config.yaml")
     finally:
         (files_run / "inputs" / "JetClass_002.root").unlink()
-    assert jobs == {"images": 1, "dataset": 1, "train": 1, "evaluate": 1, "report": 1,
-                    "predict": 3, "all": 1}
+    # no other file's images job: the buckets take chunks of every file, so all of them rerun
+    assert jobs == {"images": 1, "dataset_bucket": 2, "dataset": 1, "train": 1, "evaluate": 1,
+                    "report": 1, "predict": 3, "all": 1}
 
 
 def test_a_bad_file_fails_its_job_clearly_and_leaves_no_store(files_run):
@@ -322,11 +348,12 @@ def add_code(text: str) -> str:
     ({"kernel.py": lambda t: "# a comment\n" + t.replace("\n\n", "\n\n\n", 1),
       "plots.py": lambda t: t.replace('"""', '"""Edited docstring. ', 1)}, {}),
     ({"kernel.py": add_code},
-     {"images": 4, "dataset": 1, "train": 2, "evaluate": 2, "report": 1, "predict": 2, "all": 1}),
+     {"images": 4, "dataset_bucket": 2, "dataset": 1, "train": 2, "evaluate": 2, "report": 1,
+      "predict": 2, "all": 1}),
     ({"plots.py": add_code}, {"evaluate": 2, "report": 1, "all": 1}),
     ({"generate.py": add_code},
-     {"generate": 4, "images": 4, "dataset": 1, "train": 2, "evaluate": 2, "report": 1,
-      "predict": 2, "all": 1}),
+     {"generate": 4, "images": 4, "dataset_bucket": 2, "dataset": 1, "train": 2, "evaluate": 2,
+      "report": 1, "predict": 2, "all": 1}),
 ])
 def test_a_library_change_reruns_the_stages_that_run_that_code(tiny_run, tmp_path, edits,
                                                                 expected):

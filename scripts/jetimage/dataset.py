@@ -1,23 +1,49 @@
 """Dataset assembly: per-file image stores → one Zarr store with train/val/test splits.
 
-Every jet gets a global position (source store, row); one seeded permutation shuffles them and
-the split fractions cut it. Each output chunk is a Dask task that gathers its rows from the
-sources (sorted reads per source) and writes one chunk-aligned region. Per-channel
-normalisation statistics come from ``train`` only.
+Assembly is a bucket shuffle that reads every source chunk once, in time and memory linear in
+the jets, and fans out over buckets:
+
+1. **Buckets** (:func:`write_bucket`, one job per bucket). Chunk ``c`` of source ``f`` belongs
+   to bucket ``(o_f + c) mod K`` (``o_f`` a seeded offset per source), so every bucket holds
+   every K-th chunk of every file and the classes of one-class files mix in each bucket in
+   their proportions. A bucket job reads its chunks (each source chunk is read by exactly one
+   job, once), puts each jet in its split by a hash of (seed, source identity, entry), orders
+   each split by a second hash of the same identity (a uniform shuffle, independent of the
+   order of the inputs), and writes the split in chunk-aligned regions. Memory holds one
+   bucket: ``dataset.buckets`` sets how many share the dataset, ``dataset.memory_mb`` bounds
+   one (checked before any image is read).
+2. **Assembly** (:func:`assemble_dataset`, one small job). The buckets' whole chunks become the
+   dataset's chunks by hard links (the files are the same bytes: same chunk grid and codecs),
+   the < 1 chunk left over in each bucket is shuffled and written once, and the per-channel
+   normalisation comes from the train sums each bucket recorded. Nothing is decompressed but
+   the leftovers.
+
+A jet's split depends only on the seed and its identity, so adding a file never moves a jet
+that was already in the dataset to another split; each class is split by the fractions up to
+binomial fluctuations. A jet's identity is its entry in its file and the digest of that file's
+jets (``jets_sha256``, written by the images stage): a regenerated shard holds the same jets in
+new bytes (ROOT writes a timestamp and a UUID), so its file checksum alone would move them.
 
 Layout of ``results/datasets/{dataset}.zarr``::
 
     train/, val/, test/   each: images (jets, C, H, W) float32, labels int64, jets/ (features +
                           source index and row)
     attrs                 classes, splits (counts per class), normalization (mean, std per
-                          channel), image_spec, sources (path, sample, class, checksum), seed
+                          channel), image_spec, sources (path, sample, class, checksum), seed,
+                          buckets
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import math
 import os
-from collections.abc import Callable, Sequence
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import zarr
@@ -28,135 +54,437 @@ log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
 
+#: Default memory budget of one bucket job's images, in MB.
+DEFAULT_MEMORY_MB = 4000.0
 
-def split_indices(n: int, fractions: dict[str, float], seed: int) -> dict[str, np.ndarray]:
-    """A seeded permutation of ``range(n)`` cut into train/val/test by ``fractions``.
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser: a bijection of uint64 whose output bits look independent."""
+    x = np.array(x, dtype=np.uint64)
+    x ^= x >> np.uint64(30)
+    x *= np.uint64(0xBF58476D1CE4E5B9)
+    x ^= x >> np.uint64(27)
+    x *= np.uint64(0x94D049BB133111EB)
+    x ^= x >> np.uint64(31)
+    return x
+
+
+def _key(seed: int, identity: str, purpose: str) -> np.uint64:
+    digest = hashlib.sha256(f"{seed}\0{purpose}\0{identity}".encode()).digest()
+    return np.uint64(int.from_bytes(digest[:8], "little"))
+
+
+def jet_hashes(seed: int, identity: str, entries: np.ndarray, purpose: str) -> np.ndarray:
+    """A 64-bit hash per jet of (seed, source identity, entry), independent per ``purpose``."""
+    entries = np.asarray(entries).astype(np.uint64)
+    return _mix(entries * _GOLDEN + _key(seed, identity, purpose))
+
+
+def split_of(hashes: np.ndarray, fractions: dict[str, float]) -> np.ndarray:
+    """Index into :data:`SPLITS` of each jet: its hash as a uniform number in [0, 1), cut by the
+    cumulative fractions.
 
     Examples:
-        >>> parts = split_indices(10, {"train": 0.6, "val": 0.2, "test": 0.2}, seed=1)
-        >>> [len(parts[s]) for s in SPLITS]
-        [6, 2, 2]
+        >>> h = jet_hashes(1, "file", np.arange(100_000), "split")
+        >>> np.bincount(split_of(h, {"train": 0.6, "val": 0.2, "test": 0.2})) / 100_000
+        array([0.60..., 0.19..., 0.20...])
     """
     total = sum(fractions[s] for s in SPLITS)
     if not np.isclose(total, 1.0):
         raise ValueError(f"split fractions must sum to 1, got {fractions} (sum {total})")
-    order = np.random.default_rng(seed).permutation(n)
-    n_train = int(round(fractions["train"] * n))
-    n_val = int(round(fractions["val"] * n))
-    return {"train": order[:n_train], "val": order[n_train:n_train + n_val],
-            "test": order[n_train + n_val:]}
+    uniform = (hashes >> np.uint64(11)).astype(np.float64) * 2.0**-53
+    edges = np.cumsum([fractions["train"], fractions["val"]]) / total
+    return np.searchsorted(edges, uniform, side="right").astype(np.int8)
 
 
-def _gather_task(target: zarr.Array, start: int, sources: list[zarr.Array], src: np.ndarray,
-                 row: np.ndarray) -> None:
-    """Copy rows (``src[i]``, ``row[i]``) of the sources' images into ``target[start:...]``
-    (arrays opened once, not per task: opening one costs ~1.3 ms)."""
-    images = None
-    for s in np.unique(src):
-        where = np.flatnonzero(src == s)
-        rows = row[where]
-        order = np.argsort(rows)
-        block = sources[s].oindex[rows[order]]
-        if images is None:
-            images = np.empty((len(src), *block.shape[1:]), dtype=block.dtype)
-        images[where[order]] = block
-    target[start:start + len(src)] = images
+@dataclass
+class _Source:
+    path: str
+    group: zarr.Group
+    identity: str  # the digest of the source's jets (its checksum or name if none recorded)
+    images: zarr.Array
+    arrays: dict[str, zarr.Array]  # labels and the jets/ columns, opened once (~1 ms each)
+    read_chunk: Callable[[int, np.ndarray], None] | None  # decodes a whole image chunk
+
+    @property
+    def chunk(self) -> int:
+        return int(self.images.chunks[0])
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
 
 
-def _channel_stats(array: zarr.Array, chunk: int) -> tuple[list[float], list[float]]:
-    """Per-channel mean and standard deviation over all jets and pixels, one chunk at a time."""
-    channels = array.shape[1]
-    total, total_sq, count = np.zeros(channels), np.zeros(channels), 0
-    for start in range(0, array.shape[0], chunk):
-        block = array[start:start + chunk].astype(np.float64)
-        total += block.sum(axis=(0, 2, 3))
-        total_sq += (block**2).sum(axis=(0, 2, 3))
-        count += block.shape[0] * block.shape[2] * block.shape[3]
-    mean = total / max(count, 1)
-    std = np.sqrt(np.maximum(total_sq / max(count, 1) - mean**2, 0.0))
-    return mean.tolist(), np.where(std > 0, std, 1.0).tolist()
+def _open_sources(paths: Sequence[str | os.PathLike], classes: Sequence[str]) -> list[_Source]:
+    """The per-file stores, checked to agree on the classes and the image spec."""
+    sources = []
+    for path in map(str, paths):
+        group = store.open_store(path)
+        if list(group.attrs.get("classes", classes)) != list(classes):
+            raise io.InputError(f"{path}: store classes {group.attrs['classes']} differ from "
+                                f"the run's {list(classes)}")
+        attrs = group.attrs
+        identity = (attrs.get("jets_sha256") or attrs.get("source_sha256")
+                    or attrs.get("source") or path)
+        arrays = {"labels": group["labels"], **{f"jets/{name}": array
+                                                for name, array in group["jets"].arrays()}}
+        images = group["images"]
+        sources.append(_Source(path, group, str(identity), images, arrays,
+                               store.chunk_file_reader(images)))
+    if not sources:
+        raise io.InputError("no image store to build a dataset from")
+    specs = {str(s.group.attrs.get("image_spec")) for s in sources}
+    if len(specs) > 1:
+        raise io.InputError(f"image stores disagree on the image spec: {sorted(specs)}")
+    shapes = {s.images.shape[1:] for s in sources}
+    if len(shapes) > 1:
+        raise io.InputError(f"image stores disagree on the image shape: {sorted(shapes)}")
+    return sources
 
 
-def build_dataset(
+def _columns(sources: list[_Source]) -> dict[str, np.dtype]:
+    """The per-jet table columns every source has, with a dtype that holds each source's."""
+    names = set.intersection(*({n for n in s.arrays if n.startswith("jets/")} for s in sources))
+    return {n.removeprefix("jets/"): np.result_type(*(s.arrays[n].dtype for s in sources))
+            for n in sorted(names)}
+
+
+def bucket_chunks(sources: list[_Source], *, seed: int, bucket: int,
+                  buckets: int) -> list[tuple[int, int, int]]:
+    """(source index, first row, end row) of each source chunk that belongs to ``bucket``."""
+    plan = []
+    for index, source in enumerate(sources):
+        offset = int(_key(seed, source.identity, "bucket") % np.uint64(buckets))
+        n_chunks = -(-len(source) // source.chunk)
+        for c in range((bucket - offset) % buckets, n_chunks, buckets):
+            plan.append((index, c * source.chunk, min((c + 1) * source.chunk, len(source))))
+    return plan
+
+
+def _image_bytes(sources: list[_Source]) -> int:
+    return int(np.prod(sources[0].images.shape[1:])) * 4
+
+
+def buckets_needed(n_jets: int, jet_bytes: int, memory_mb: float) -> int:
+    """How many buckets keep each one's images under ``memory_mb``."""
+    return max(1, math.ceil(n_jets * jet_bytes / (memory_mb * 1e6)))
+
+
+class _Bucket:
+    """One bucket's jets in memory: images, labels, table, and each jet's split and order."""
+
+    def __init__(self, sources: list[_Source], plan: list[tuple[int, int, int]],
+                 columns: dict[str, np.dtype], *, seed: int, fractions: dict[str, float]):
+        self.sources, self.plan, self.seed, self.fractions = sources, plan, seed, fractions
+        sizes = np.array([stop - start for _, start, stop in plan], dtype=np.int64)
+        self.offsets = np.concatenate([[0], np.cumsum(sizes)])
+        n = int(self.offsets[-1])
+        self.images = np.empty((n, *sources[0].images.shape[1:]), dtype=np.float32)
+        self.labels = np.empty(n, dtype=np.int64)
+        self.table = {name: np.empty(n, dtype=dtype) for name, dtype in columns.items()}
+        self.table["source"] = np.empty(n, dtype=np.int64)
+        self.table["source_row"] = np.empty(n, dtype=np.int64)
+        self.split = np.empty(n, dtype=np.int8)
+        self.order = np.empty(n, dtype=np.uint64)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def read(self, k: int) -> None:
+        """Read chunk ``k`` of the plan into its rows (a Dask task: rows are disjoint)."""
+        index, start, stop = self.plan[k]
+        source, rows = self.sources[index], slice(self.offsets[k], self.offsets[k + 1])
+        if source.read_chunk is not None and stop - start == source.chunk:
+            source.read_chunk(start // source.chunk, self.images[rows])  # no copy through Zarr
+        else:
+            self.images[rows] = source.images[start:stop]
+        self.labels[rows] = source.arrays["labels"][start:stop]
+        for name, column in self.table.items():
+            if name not in ("source", "source_row"):
+                column[rows] = source.arrays[f"jets/{name}"][start:stop]
+        self.table["source"][rows] = index
+        self.table["source_row"][rows] = np.arange(start, stop)
+        entries = self.table["entry"][rows] if "entry" in self.table else np.arange(start, stop)
+        self.split[rows] = split_of(jet_hashes(self.seed, source.identity, entries, "split"),
+                                    self.fractions)
+        self.order[rows] = jet_hashes(self.seed, source.identity, entries, "order")
+
+    def rows_of(self, split: int) -> np.ndarray:
+        """The bucket's rows of one split, in shuffled order (by their order hash)."""
+        rows = np.flatnonzero(self.split == split)
+        return rows[np.argsort(self.order[rows], kind="stable")]
+
+
+def _write_images(images: np.ndarray, rows: np.ndarray, target: zarr.Array, start: int,
+                  stop: int, with_sums: bool) -> np.ndarray | None:
+    """Write ``images[rows[start:stop]]`` to ``target[start:stop]`` (a chunk-aligned Dask
+    task); returns per-channel sum, sum of squares and count if ``with_sums``."""
+    block = images[rows[start:stop]]
+    target[start:stop] = block
+    if not with_sums:
+        return None
+    wide = block.astype(np.float64)
+    pixels = block.shape[0] * int(np.prod(block.shape[2:]))
+    return np.stack([wide.sum(axis=(0, 2, 3)), (wide**2).sum(axis=(0, 2, 3)),
+                     np.full(block.shape[1], pixels, dtype=np.float64)])
+
+
+def write_bucket(
     path: str | os.PathLike,
-    sources: Sequence[str],
+    sources: Sequence[str | os.PathLike],
+    *,
+    bucket: int,
+    buckets: int,
+    classes: Sequence[str],
+    fractions: dict[str, float],
+    seed: int,
+    chunk_jets: int = store.DEFAULT_CHUNK_JETS,
+    memory_mb: float = DEFAULT_MEMORY_MB,
+    scheduler: str = "threads",
+    num_workers: int = 1,
+    progress: Callable[[str], None] | None = None,
+) -> dict:
+    """Write one bucket of the dataset: its source chunks, split and shuffled (module docs).
+
+    Raises:
+        InputError: the bucket's images would exceed ``memory_mb`` (before any is read), or
+            the sources disagree on classes or image spec.
+
+    Returns:
+        The bucket store's attributes: jets per split and class, train-split sums.
+    """
+    if not 0 <= bucket < buckets:
+        raise ValueError(f"bucket {bucket} is not in 0..{buckets - 1}")
+    store.check_scheduler(scheduler)
+    opened = _open_sources(sources, classes)
+    plan = bucket_chunks(opened, seed=seed, bucket=bucket, buckets=buckets)
+    n = sum(stop - start for _, start, stop in plan)
+    jet_bytes = _image_bytes(opened)
+    if n * jet_bytes > memory_mb * 1e6:
+        total = sum(len(s) for s in opened)
+        raise io.InputError(
+            f"bucket {bucket} of {buckets} holds {n} jets ({n * jet_bytes / 1e6:.0f} MB of "
+            f"images), over dataset.memory_mb = {memory_mb:g}: set dataset.buckets to at least "
+            f"{buckets_needed(total, jet_bytes, memory_mb) + 1} for these {total} jets")
+    data = _Bucket(opened, plan, _columns(opened), seed=seed, fractions=fractions)
+    # the bucket lives in this process's memory, so its tasks run on this process's threads
+    # whatever the scheduler (processes or a cluster could not fill it)
+    local = scheduler if scheduler in ("threads", "synchronous") else "threads"
+    if progress:
+        progress(f"bucket {bucket} of {buckets}: reading {n} jets in {len(plan)} chunk(s) of "
+                 f"{len(opened)} store(s) ({local}, {num_workers} worker(s))")
+    attrs: dict = {"bucket": bucket, "buckets": buckets, "seed": seed,
+                   "fractions": dict(fractions), "classes": list(classes), "splits": {}}
+    with io.atomic_path(path) as tmp, store.dask_runner(local, num_workers) as run:
+        run(data.read, [(k,) for k in range(len(plan))])
+        root = zarr.open_group(tmp, mode="w")
+        for s, name in enumerate(SPLITS):
+            rows = data.rows_of(s)
+            group = root.create_group(name)
+            target = store.create_array(group, "images", shape=(len(rows), *data.images.shape[1:]),
+                                        dtype="float32", chunk_jets=chunk_jets)
+            sums = run(_write_images, [(data.images, rows, target.with_config(store.WRITE_CONFIG),
+                                        start, min(start + chunk_jets, len(rows)), s == 0)
+                                       for start in range(0, len(rows), chunk_jets)])
+            labels = data.labels[rows]
+            store.create_array(group, "labels", labels, chunk_jets=chunk_jets)
+            table = group.create_group("jets")
+            for column, values in data.table.items():
+                store.create_array(table, column, values[rows], chunk_jets=chunk_jets)
+            attrs["splits"][name] = {"n": len(rows), "counts": {
+                c: int(np.sum(labels == i)) for i, c in enumerate(classes)}}
+            if s == 0:
+                totals = np.sum(sums, axis=0) if sums else np.zeros((3, data.images.shape[1]))
+                attrs["train_sums"] = totals.tolist()
+            if progress:
+                progress(f"{name}: {len(rows)} jets written")
+        root.attrs.update(attrs)
+    return attrs
+
+
+def _same_chunk_format(a: zarr.Array, b: zarr.Array) -> bool:
+    """Whether chunk files of ``a`` can serve as chunks of ``b`` as they are."""
+    def fmt(array):
+        meta = array.metadata.to_dict()
+        meta.pop("shape", None)
+        meta.pop("attributes", None)
+        return meta
+    return fmt(a) == fmt(b)
+
+
+def _place_chunks(source: zarr.Array, target: zarr.Array, n_chunks: int, first: int) -> int:
+    """Put the first ``n_chunks`` whole chunks of ``source`` at chunk ``first`` onward of
+    ``target``: hard links where both are local and alike (a byte copy across file systems),
+    decoded and written again otherwise. Returns how many were decoded."""
+    alike = source.chunks == target.chunks and _same_chunk_format(source, target)
+    chunk = target.chunks[0]
+    decoded = 0
+    for i in range(n_chunks):
+        src, dst = store.chunk_path(source, i), store.chunk_path(target, first + i)
+        if alike and src is not None and dst is not None and src.exists():
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(src, dst)
+            except OSError:  # another file system, or one without hard links
+                shutil.copyfile(src, dst)
+            continue
+        target[(first + i) * chunk:(first + i + 1) * chunk] = source[i * chunk:(i + 1) * chunk]
+        decoded += 1
+    return decoded
+
+
+def assemble_dataset(
+    path: str | os.PathLike,
+    buckets: Sequence[str | os.PathLike],
+    sources: Sequence[str | os.PathLike],
     *,
     classes: Sequence[str],
     fractions: dict[str, float],
     seed: int,
     chunk_jets: int = store.DEFAULT_CHUNK_JETS,
-    scheduler: str = "threads",
-    num_workers: int = 1,
     progress: Callable[[str], None] | None = None,
 ) -> dict:
-    """Assemble the dataset store from per-file stores (each with per-jet ``labels``);
-    returns its attributes."""
-    sources = [str(s) for s in sources]
-    groups = [store.open_store(s) for s in sources]
-    for source, group in zip(sources, groups):
-        if list(group.attrs.get("classes", classes)) != list(classes):
-            raise io.InputError(f"{source}: store classes {group.attrs['classes']} differ from "
-                                f"the run's {list(classes)}")
-    specs = {str(g.attrs["image_spec"]) for g in groups}
-    if len(specs) > 1:
-        raise io.InputError(f"image stores disagree on the image spec: {sorted(specs)}")
-    source_images = [g["images"] for g in groups]
-    counts = np.array([images.shape[0] for images in source_images])
-    src = np.repeat(np.arange(len(sources)), counts)
-    row = np.concatenate([np.arange(c) for c in counts]) if len(counts) else np.zeros(0, int)
-    labels = np.concatenate([g["labels"][...] for g in groups]).astype(np.int64) \
-        if groups else np.zeros(0, np.int64)
-    tables = [store.read_table(g) for g in groups]
-    columns = set.intersection(*(set(t) for t in tables)) if tables else set()
-    features = {c: np.concatenate([t[c] for t in tables]) for c in sorted(columns)}
-    parts = split_indices(len(src), fractions, seed)
-    shape = source_images[0].shape[1:]
+    """Join bucket stores into the dataset store (module docs); returns its attributes.
 
-    summary = {}
+    Raises:
+        InputError: a bucket was made with other settings, or one is missing.
+    """
+    opened = _open_sources(sources, classes)
+    parts = [store.open_store(b) for b in buckets]
+    for b, part in zip(buckets, parts):
+        made = {k: part.attrs.get(k) for k in ("buckets", "seed", "fractions", "classes")}
+        wanted = {"buckets": len(buckets), "seed": seed, "fractions": dict(fractions),
+                  "classes": list(classes)}
+        if made != wanted:
+            raise io.InputError(f"{b}: bucket made with {made}, the dataset needs {wanted}")
+    if sorted(p.attrs["bucket"] for p in parts) != list(range(len(parts))):
+        raise io.InputError(f"buckets {[p.attrs['bucket'] for p in parts]} are not "
+                            f"0..{len(parts) - 1} each once")
+    summary, linked, copied = {}, 0, 0
     with io.atomic_path(path) as tmp:
         root = zarr.open_group(tmp, mode="w")
-        tasks = []
-        for name in SPLITS:
-            index = parts[name]
-            group = root.create_group(name)
-            target = store.create_array(group, "images", shape=(len(index), *shape),
-                                        dtype="float32", chunk_jets=chunk_jets)
-            store.create_array(group, "labels", labels[index], chunk_jets=chunk_jets)
-            table = group.create_group("jets")
-            for column, values in features.items():
-                store.create_array(table, column, values[index], chunk_jets=chunk_jets)
-            store.create_array(table, "source", src[index], chunk_jets=chunk_jets)
-            store.create_array(table, "source_row", row[index], chunk_jets=chunk_jets)
-            for start in range(0, len(index), chunk_jets):
-                sel = index[start:start + chunk_jets]
-                tasks.append((target, start, source_images, src[sel], row[sel]))
-            summary[name] = {c: int(np.sum(labels[index] == i)) for i, c in enumerate(classes)}
-        if progress:
-            progress(f"gathering {len(src)} jets from {len(sources)} store(s) into "
-                     f"{len(tasks)} chunk(s)")
-        with store.dask_runner(scheduler, num_workers) as run:
-            run(_gather_task, tasks)
-        mean, std = _channel_stats(root["train/images"], chunk_jets)
+        for split in SPLITS:
+            sizes = [int(p.attrs["splits"][split]["n"]) for p in parts]
+            wholes = [n // chunk_jets * chunk_jets for n in sizes]
+            group = root.create_group(split)
+            group.create_group("jets")
+            names = ["images", "labels"] + [f"jets/{n}" for n, _ in parts[0][split]["jets"]
+                                            .arrays()]
+            tail_order = np.random.default_rng([seed, SPLITS.index(split)]).permutation(
+                sum(sizes) - sum(wholes))
+            for name in names:
+                like = parts[0][f"{split}/{name}"]
+                target = store.create_array(group, name, shape=(sum(sizes), *like.shape[1:]),
+                                            dtype=like.dtype, chunk_jets=chunk_jets)
+                offset = 0
+                for part, whole in zip(parts, wholes):
+                    n_decoded = _place_chunks(part[f"{split}/{name}"], target,
+                                              whole // chunk_jets, offset // chunk_jets)
+                    copied += n_decoded
+                    linked += whole // chunk_jets - n_decoded
+                    offset += whole
+                if len(tail_order):
+                    tails = [part[f"{split}/{name}"][whole:n]
+                             for part, whole, n in zip(parts, wholes, sizes)]
+                    target[offset:] = np.concatenate(tails)[tail_order]
+            summary[split] = {c: sum(int(p.attrs["splits"][split]["counts"][c]) for p in parts)
+                              for c in classes}
+        sums = np.sum([np.asarray(p.attrs["train_sums"], dtype=np.float64) for p in parts],
+                      axis=0)
+        count = np.maximum(sums[2], 1)
+        mean = sums[0] / count
+        std = np.sqrt(np.maximum(sums[1] / count - mean**2, 0.0))
         attrs = {
             "classes": list(classes),
             "splits": summary,
             "fractions": dict(fractions),
             "seed": seed,
-            "normalization": {"mean": mean, "std": std},
-            "image_spec": dict(groups[0].attrs["image_spec"]),
-            "sources": [{"path": s,
-                         **{k: g.attrs.get(k) for k in ("sample", "source", "source_sha256",
-                                                         "format", "n_read", "n_jets",
-                                                         "dropped", "label_counts")}}
-                        for s, g in zip(sources, groups)],
+            "buckets": len(parts),
+            "normalization": {"mean": mean.tolist(),
+                              "std": np.where(std > 0, std, 1.0).tolist()},
+            "image_spec": dict(opened[0].group.attrs["image_spec"]),
+            "sources": [{"path": s.path,
+                         **{k: s.group.attrs.get(k) for k in ("sample", "source",
+                                                              "source_sha256", "jets_sha256",
+                                                              "format",
+                                                              "n_read", "n_jets", "dropped",
+                                                              "label_counts")}}
+                        for s in opened],
             "versions": store.versions(),
         }
         root.attrs.update(attrs)
+    if progress:
+        progress(f"assembled {sum(sum(c.values()) for c in summary.values())} jets from "
+                 f"{len(parts)} bucket(s): {linked} chunk(s) linked, {copied} decoded and "
+                 f"rewritten")
     return attrs
 
 
+def build_dataset(
+    path: str | os.PathLike,
+    sources: Sequence[str | os.PathLike],
+    *,
+    classes: Sequence[str],
+    fractions: dict[str, float],
+    seed: int,
+    chunk_jets: int = store.DEFAULT_CHUNK_JETS,
+    buckets: int = 1,
+    memory_mb: float = DEFAULT_MEMORY_MB,
+    scheduler: str = "threads",
+    num_workers: int = 1,
+    progress: Callable[[str], None] | None = None,
+) -> dict:
+    """Build the dataset store in one call: every bucket, then the assembly (what the
+    workflow's ``dataset_bucket`` and ``dataset`` jobs do in turn); returns its attributes."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{path.name}.buckets-", dir=path.parent) as tmp:
+        parts = [Path(tmp) / f"{k}.zarr" for k in range(buckets)]
+        for k, part in enumerate(parts):
+            write_bucket(part, sources, bucket=k, buckets=buckets, classes=classes,
+                         fractions=fractions, seed=seed, chunk_jets=chunk_jets,
+                         memory_mb=memory_mb, scheduler=scheduler, num_workers=num_workers,
+                         progress=progress)
+        return assemble_dataset(path, parts, sources, classes=classes, fractions=fractions,
+                                seed=seed, chunk_jets=chunk_jets, progress=progress)
+
+
 def load_split(path: str | os.PathLike, split: str) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Images, labels and jet features of one split, in memory."""
+    """Images, labels and jet features of one split, in memory (for small datasets)."""
     root = store.open_store(path)
     group = root[split]
     return group["images"][...], group["labels"][...], store.read_table(group)
+
+
+def split_chunks(path: str | os.PathLike, split: str, *,
+                 jets: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+    """(first row, images) of one split in order, ``jets`` rows at a time (default: one Zarr
+    chunk), so memory holds one block whatever the split's size."""
+    images = store.open_store(path)[split]["images"]
+    step = jets or images.chunks[0]
+    for start in range(0, images.shape[0], step):
+        yield start, images[start:start + step]
+
+
+def class_mean_images(path: str | os.PathLike, split: str, n_classes: int
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """(mean image per class (classes, channels, η, φ), jets per class) of one split, summed
+    one chunk at a time."""
+    group = store.open_store(path)[split]
+    images, labels = group["images"], group["labels"][...]
+    sums = np.zeros((n_classes, *images.shape[1:]), dtype=np.float64)
+    step = images.chunks[0]
+    for start in range(0, images.shape[0], step):
+        block, y = images[start:start + step], labels[start:start + step]
+        for i in range(n_classes):
+            sums[i] += block[y == i].sum(axis=0)
+    counts = np.bincount(labels, minlength=n_classes)
+    return sums / np.maximum(counts, 1)[:, None, None, None], counts
+
+
+def images_at(path: str | os.PathLike, split: str, rows: np.ndarray) -> dict[int, np.ndarray]:
+    """The images of the given rows of a split, keyed by row (only their chunks are read)."""
+    rows = np.unique(np.asarray(rows, dtype=np.int64))
+    images = store.open_store(path)[split]["images"]
+    return dict(zip(rows.tolist(), images.oindex[rows] if len(rows) else []))

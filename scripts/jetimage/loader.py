@@ -10,6 +10,8 @@ resumable.
 from __future__ import annotations
 
 import os
+import sys
+from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -64,39 +66,107 @@ class InMemory:
 
 
 class ZarrStream:
-    """The split read chunk by chunk from its Zarr store."""
+    """The split read chunk by chunk from its Zarr store, on all the job's cores.
+
+    Each epoch visits the Zarr chunks in a seeded random order, ``buffer_chunks`` at a time.
+    Worker threads decode (Zstandard releases the GIL) and normalise each chunk in place in a
+    group buffer while the previous groups are consumed, so reading overlaps the training step.
+    The dataset is already shuffled jet by jet (:mod:`jetimage.dataset`), so a group's batches
+    are contiguous views of the buffer (no gather); a random shift of the batch boundaries and a
+    random order of the batches vary their make-up from epoch to epoch. A buffer is reused once
+    no batch refers to it any more.
+    """
 
     streaming = True
 
-    def __init__(self, group, normalization: dict, *, buffer_chunks: int = 4):
-        self.images, self.labels = group["images"], group["labels"]
-        self.normalization = normalization
-        self.chunk = self.images.chunks[0]
+    #: Groups decoded ahead of the one being consumed.
+    LOOKAHEAD = 2
+
+    def __init__(self, group, normalization: dict, *, buffer_chunks: int = 8,
+                 workers: int | None = None):
+        self.images = group["images"]
+        self.labels = np.asarray(group["labels"][...], dtype=np.int64)
+        channels = self.images.shape[1]
+        self.mean = np.asarray(normalization["mean"], dtype=np.float32).reshape(channels, 1, 1)
+        self.scale = (1 / np.asarray(normalization["std"], dtype=np.float32)).reshape(
+            channels, 1, 1)
+        self.chunk = int(self.images.chunks[0])
         self.buffer_chunks = buffer_chunks
+        self.workers = workers or len(os.sched_getaffinity(0))
+        self._chunk_file = store.chunk_file_reader(self.images)
+        self._buffers: list[np.ndarray] = []
 
     def __len__(self) -> int:
-        return self.labels.shape[0]
+        return len(self.labels)
 
-    def _read(self, chunks: list[int]) -> tuple[np.ndarray, np.ndarray]:
-        x = np.concatenate([self.images[c * self.chunk:(c + 1) * self.chunk] for c in chunks])
-        y = np.concatenate([self.labels[c * self.chunk:(c + 1) * self.chunk] for c in chunks])
-        return x, y
+    def _rows(self, c: int) -> int:
+        return min(self.chunk, len(self) - c * self.chunk)
+
+    def _buffer(self) -> np.ndarray:
+        """A group buffer that no batch refers to any more (new if none is free)."""
+        for buffer in self._buffers:
+            if sys.getrefcount(buffer) <= 3:  # the list, this loop, getrefcount's argument
+                return buffer
+        buffer = np.empty((self.buffer_chunks * self.chunk, *self.images.shape[1:]),
+                          dtype=np.float32)
+        self._buffers.append(buffer)
+        return buffer
+
+    def _fill(self, out: np.ndarray, c: int) -> None:
+        """Decode chunk ``c`` into ``out`` and normalise it there."""
+        if self._chunk_file is not None and self._rows(c) == self.chunk:
+            self._chunk_file(c, out)
+        else:
+            out[...] = self.images[c * self.chunk:c * self.chunk + len(out)]
+        np.subtract(out, self.mean, out=out)
+        np.multiply(out, self.scale, out=out)
+
+    def _submit(self, pool, chunks: list[int]):
+        buffer = self._buffer()
+        offsets = np.concatenate([[0], np.cumsum([self._rows(c) for c in chunks])])
+        futures = [pool.submit(self._fill, buffer[offsets[i]:offsets[i + 1]], c)
+                   for i, c in enumerate(chunks)]
+        labels = np.concatenate([self.labels[c * self.chunk:c * self.chunk + self._rows(c)]
+                                 for c in chunks])
+        return buffer, int(offsets[-1]), labels, futures
 
     def batches(self, batch_size: int, generator: torch.Generator | None = None
                 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Batches of a few chunks at a time; a background thread reads (and decompresses,
-        without the GIL) the next chunks while the current ones are consumed."""
+        """Normalised batches, in the store's order without a generator."""
         n_chunks = -(-len(self) // self.chunk)
         chunks = (torch.randperm(n_chunks, generator=generator).tolist()
                   if generator is not None else list(range(n_chunks)))
         groups = [chunks[i:i + self.buffer_chunks] for i in range(0, n_chunks, self.buffer_chunks)]
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            pending = pool.submit(self._read, groups[0]) if groups else None
+        with ThreadPoolExecutor(self.workers) as pool:
+            ahead = deque(self._submit(pool, g) for g in groups[:self.LOOKAHEAD])
             for k in range(len(groups)):
-                x, y = pending.result()
-                if k + 1 < len(groups):
-                    pending = pool.submit(self._read, groups[k + 1])
-                yield from InMemory(x, y, self.normalization).batches(batch_size, generator)
+                buffer, n, labels, futures = ahead.popleft()
+                for future in futures:
+                    future.result()
+                if k + self.LOOKAHEAD < len(groups):
+                    ahead.append(self._submit(pool, groups[k + self.LOOKAHEAD]))
+                x, y = torch.from_numpy(buffer[:n]), torch.from_numpy(labels)
+                del buffer
+                yield from _contiguous_batches(x, y, batch_size, generator)
+
+
+def _contiguous_batches(x: torch.Tensor, y: torch.Tensor, batch_size: int,
+                        generator: torch.Generator | None
+                        ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Batches of consecutive rows (views); with a generator, the boundaries shifted by a random
+    offset (the rows before it join the last batch) and the batches in random order."""
+    n = len(y)
+    shift = int(torch.randint(min(batch_size, n), (1,), generator=generator)) \
+        if generator is not None and n > batch_size else 0
+    starts = list(range(shift, n - batch_size + 1, batch_size)) if n >= batch_size else []
+    end = starts[-1] + batch_size if starts else shift
+    if generator is not None:
+        starts = [starts[i] for i in torch.randperm(len(starts), generator=generator)]
+    for start in starts:
+        yield x[start:start + batch_size], y[start:start + batch_size]
+    rest = torch.cat([torch.arange(end, n), torch.arange(0, shift)])  # after the last batch,
+    for piece in torch.tensor_split(rest, -(-len(rest) // batch_size)):  # before the shift
+        yield x[piece], y[piece]
 
 
 def open_split(path: str | os.PathLike, split: str, *, memory_budget_mb: float):

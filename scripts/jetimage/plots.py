@@ -110,36 +110,44 @@ def note_figure(text: str):
     return fig
 
 
-def mean_images_figure(images: np.ndarray, labels: np.ndarray, classes: Sequence[str],
+def mean_images_figure(means: np.ndarray, counts: np.ndarray, classes: Sequence[str],
                        spec: dict, *, channel: int = 0):
-    """Mean image of each class (log colour scale), in the image's (y or η, φ) coordinates."""
+    """Mean image of each class (log colour scale), in the image's (y or η, φ) coordinates;
+    ``means`` (classes, channels, η, φ) and ``counts`` as
+    :func:`jetimage.evaluate.class_mean_images` gives them."""
     fig, axes = plt.subplots(1, len(classes), figsize=(7 * len(classes), 6), squeeze=False)
     extent = image_extent(spec)
     eta = "y'" if spec.get("coordinate") == "rapidity" else "\\eta'"
     for ax, (i, name) in zip(axes[0], enumerate(classes)):
-        mean = images[labels == i, channel].mean(axis=0) if np.any(labels == i) else \
-            np.zeros(images.shape[2:])
+        mean = means[i, channel]
         positive = mean[mean > 0]
         vmin = positive.min() if positive.size else 1e-6
         shown = ax.imshow(np.where(mean > 0, mean, np.nan), origin="lower", extent=extent,
                           norm=matplotlib.colors.LogNorm(vmin=vmin,
                                                          vmax=max(mean.max(), vmin * 10)),
                           cmap="viridis")
-        ax.set(title=f"{name} (mean of {int(np.sum(labels == i))})",
+        ax.set(title=f"{name} (mean of {int(counts[i])})",
                xlabel="Rotated $\\phi'$" if extent else "$\\phi$ pixel",
                ylabel=f"Rotated ${eta}$" if extent else "$\\eta$ pixel")
         fig.colorbar(shown, ax=ax, label="Mean pixel value")
     return fig
 
 
-def example_jets_figure(images: np.ndarray, scores: np.ndarray, truth: Sequence[str], spec: dict,
-                        *, signal: str, per_row: int = 5, channel: int = 0):
-    """The most signal-like, most background-like and most uncertain test jets, with their
-    signal score and true class."""
+def example_rows(scores: np.ndarray, *, signal: str, per_row: int = 5) -> dict[str, np.ndarray]:
+    """The jets :func:`example_jets_figure` shows, by row title: the most signal-like, most
+    background-like and most uncertain."""
     order = np.argsort(scores)
-    rows = {f"most {signal}-like": order[::-1][:per_row],
+    return {f"most {signal}-like": order[::-1][:per_row],
             "most background-like": order[:per_row],
             "most uncertain (score ≈ 0.5)": np.argsort(np.abs(scores - 0.5))[:per_row]}
+
+
+def example_jets_figure(images, scores: np.ndarray, truth: Sequence[str], spec: dict,
+                        *, signal: str, per_row: int = 5, channel: int = 0):
+    """The most signal-like, most background-like and most uncertain test jets, with their
+    signal score and true class; ``images[i]`` is jet ``i``'s image (an array of all jets, or
+    a mapping holding those of :func:`example_rows`)."""
+    rows = example_rows(scores, signal=signal, per_row=per_row)
     fig, axes = plt.subplots(3, per_row, figsize=(3.2 * per_row, 10), squeeze=False)
     extent = image_extent(spec)
     for r, (title, index) in enumerate(rows.items()):
@@ -149,7 +157,7 @@ def example_jets_figure(images: np.ndarray, scores: np.ndarray, truth: Sequence[
             ax.set_yticks([])
             if c >= len(index):
                 continue
-            image = images[index[c], channel]
+            image = images[int(index[c])][channel]
             positive = image[image > 0]
             vmin = positive.min() if positive.size else 1e-6
             ax.imshow(np.where(image > 0, image, np.nan), origin="lower", extent=extent,

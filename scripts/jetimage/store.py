@@ -11,12 +11,15 @@ Layout of a per-file store (``results/images/{sample}/{part}.zarr``)::
     images   float32 (jets, channels, η pixels, φ pixels), chunked along jets, Zstandard
     labels   int64 class index of each jet (into attrs ``classes``)
     jets/    one 1-d array per jet feature: pt, eta, phi, mass, n_constituents, entry, ...
-    attrs    image_spec, sample, classes, source, source_sha256, format, n_read, dropped,
+    attrs    image_spec, sample, classes, source, source_sha256, jets_sha256 (a digest of the
+             jets' table as read, and of pre-pixelated images: the same jets give the same
+             digest even where a regenerated file's bytes differ), format, n_read, dropped,
              label_counts, versions, ...
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import threading
@@ -251,8 +254,14 @@ class _StoreWriter:
         self.outside: list[np.ndarray] = []
         self.table: dict[tuple[str, str], list[np.ndarray]] = {}  # rows not yet written
         self.table_rows = 0  # rows written to every table column
+        self.digest = hashlib.sha256()
 
     def add(self, batch) -> None:
+        for name in sorted(batch.table):  # the jets' content, for their identity (jets_sha256)
+            self.digest.update(name.encode())
+            self.digest.update(np.ascontiguousarray(batch.table[name]).tobytes())
+        if isinstance(batch, io.ImageBatch):
+            self.digest.update(np.ascontiguousarray(batch.images).tobytes())
         self.pending = _concat(self.pending, batch)
         whole = len(self.pending) // self.chunk_jets * self.chunk_jets
         if whole:
@@ -376,10 +385,46 @@ def write_image_store(
             create_array(group["jets"], "n_outside_window", outside,
                          chunk_jets=TABLE_CHUNK_JETS)
         attrs = {**attrs, "image_spec": spec.to_dict() if spec else attrs.get("image_spec"),
-                 "n_jets": n, "n_constituents_outside_window": int(outside.sum()),
+                 "jets_sha256": writer.digest.hexdigest(), "n_jets": n,
+                 "n_constituents_outside_window": int(outside.sum()),
                  "versions": versions()}
         group.attrs.update(attrs)
     return attrs
+
+
+def chunk_path(array: zarr.Array, index: int) -> Path | None:
+    """The file of chunk ``index`` (along the jet axis) of an array in a local store, or
+    ``None`` for another kind of store. The key is Zarr v3's chunk key encoding."""
+    root = getattr(array.store, "root", None)
+    if root is None:
+        return None
+    key = array.metadata.encode_chunk_key((index,) + (0,) * (array.ndim - 1))
+    return Path(root) / array.path / key
+
+
+def chunk_file_reader(array: zarr.Array) -> Callable[[int, np.ndarray], None] | None:
+    """A function ``read(c, out)`` that decodes whole chunk ``c`` of a local float32 array,
+    stored as little-endian bytes compressed by Zstandard alone (as :func:`create_array`
+    writes), straight from its file into ``out``, without Zarr's machinery; ``None`` for any
+    other array (read it through Zarr)."""
+    codecs = array.metadata.codecs if array.metadata.zarr_format == 3 else ()
+    plain = (len(codecs) == 2 and isinstance(codecs[0], zarr.codecs.BytesCodec)
+             and str(getattr(codecs[0].endian, "value", codecs[0].endian)) == "little"
+             and isinstance(codecs[1], ZstdCodec) and not codecs[1].checksum)
+    if not plain or array.dtype != np.float32 or chunk_path(array, 0) is None:
+        return None
+    import numcodecs
+
+    zstd = numcodecs.Zstd()
+
+    def read(c: int, out: np.ndarray) -> None:
+        path = chunk_path(array, c)
+        if not path.exists():  # never written: the fill value
+            out[...] = array.metadata.fill_value
+            return
+        zstd.decode(path.read_bytes(), out=out)
+
+    return read
 
 
 def open_store(path: str | os.PathLike) -> zarr.Group:

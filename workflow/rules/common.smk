@@ -35,6 +35,7 @@ wildcard_constraints:
     part=r"[^/]+",
     model="|".join(map(re.escape, MODELS)),
     dataset=re.escape(DATASET),
+    bucket=r"\d+",
 
 
 def image_stores(wildcards=None):
@@ -43,6 +44,17 @@ def image_stores(wildcards=None):
         for sample in SAMPLES
         for part in PARTS[sample]
     ]
+
+
+def bucket_stores(wildcards):
+    return [
+        f"results/datasets/{wildcards.dataset}.buckets/{k}.zarr"
+        for k in range(config["dataset"]["buckets"])
+    ]
+
+
+def dataset_bucket_mem_mb(wildcards):
+    return int(config["dataset"]["memory_mb"]) + 1000
 
 
 def prediction_files(wildcards=None):
@@ -123,17 +135,23 @@ def predict_params(wildcards):
     )
 
 
-def dataset_params(wildcards):
-    # labels are read from the image stores, which are this rule's inputs
+def dataset_params(wildcards, rule="dataset"):
+    # labels are read from the image stores, which are the rules' inputs; the memory budget
+    # changes no output, so it is not here
     return jc.canonical(
         {
-            "code": code("dataset"),
+            "code": code(rule),
             "classes": config["classes"],
             "split": config["dataset"]["split"],
             "seed": config["seed"],
             "chunk_jets": config["dask"]["chunk_jets"],
+            "buckets": config["dataset"]["buckets"],
         }
     )
+
+
+def dataset_bucket_params(wildcards):
+    return dataset_params(wildcards, rule="dataset_bucket")
 
 
 def train_params(wildcards):

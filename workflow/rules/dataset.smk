@@ -1,7 +1,30 @@
-rule dataset:
-    """Gather every image store into one shuffled train/val/test Zarr store."""
+rule dataset_bucket:
+    """One bucket of the shuffle: every buckets-th chunk of each image store, split and shuffled."""
     input:
         image_stores,
+    output:
+        directory("results/datasets/{dataset}.buckets/{bucket}.zarr"),
+    log:
+        "results/logs/dataset_bucket/{dataset}/{bucket}.log",
+    benchmark:
+        "results/benchmarks/rules/dataset_bucket/{dataset}/{bucket}.tsv"
+    conda:
+        "../../envs/dataset.yaml"
+    threads: 2
+    resources:
+        mem_mb=dataset_bucket_mem_mb,
+        runtime=60,
+    params:
+        dataset_bucket_params,
+    script:
+        "../../scripts/dataset_bucket.py"
+
+
+rule dataset:
+    """Join the buckets into one train/val/test Zarr store (hard links; normalisation from train)."""
+    input:
+        stores=image_stores,
+        buckets=bucket_stores,
     output:
         directory("results/datasets/{dataset}.zarr"),
     log:
@@ -10,10 +33,10 @@ rule dataset:
         "results/benchmarks/rules/dataset/{dataset}.tsv"
     conda:
         "../../envs/dataset.yaml"
-    threads: 2
+    threads: 1
     resources:
-        mem_mb=4000,
-        runtime=60,
+        mem_mb=2000,
+        runtime=30,
     params:
         dataset_params,
     script:

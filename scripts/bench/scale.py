@@ -1,0 +1,308 @@
+"""Scale benchmark: the dataset stage, the streamed loader and evaluation at 100k, 1M and 10M jets.
+
+Per-file stores of synthetic 40×40 jet images (100,000 jets a file, as JetClass's files; each
+file one class, as generated samples are; ~64 lit pixels an image, 4% occupancy, placed around
+the jet axis with a second prong for the signal class, L1-normalised) are written once under
+``--workdir`` and reused. For each size, in a fresh process each (peak RSS from the kernel):
+
+- the dataset stage as the workflow runs it (``dataset.build_dataset``: every bucket, then the
+  assembly), with as many buckets as ``--memory-mb`` asks for (``dataset.buckets_needed``);
+- evaluation's scoring of the test split (``evaluate.score_split`` with an ``hsf-cnn``, the
+  metrics, the mean images per class and the example jets' images).
+
+At the middle size, the streamed training loader (``loader.ZarrStream``) against the loader of
+session 6 (one reading thread; kept below as the reference) and against Zstandard alone
+decoding the same chunk files on the same cores, all in this process. Writes
+``results/benchmarks/scale.json``.
+
+    python scripts/bench/scale.py [--sizes 100000 1000000 10000000] [--memory-mb 4000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+JETS_PER_FILE = 100_000
+NPIX = 40
+LIT = 64  # pixels drawn per image (a few coincide): ~4% of 1600
+CLASSES = ["qcd", "top"]
+FRACTIONS = {"train": 0.7, "val": 0.15, "test": 0.15}
+
+
+def synthetic_batch(rng: np.random.Generator, n: int, signal: bool):
+    """``n`` L1-normalised 40×40 images with the occupancy and shape of jet images."""
+    from jetimage import io
+
+    centre = (NPIX - 1) / 2
+    eta = rng.normal(centre, 4.0, (n, LIT))
+    phi = rng.normal(centre, 4.0, (n, LIT))
+    if signal:  # a second prong a few pixels away for a third of the constituents
+        prong = rng.random((n, LIT)) < 0.33
+        eta = np.where(prong, eta * 0.5 + centre * 0.5 + 6, eta)
+    rows = np.clip(np.rint(eta), 0, NPIX - 1).astype(np.int64)
+    cols = np.clip(np.rint(phi), 0, NPIX - 1).astype(np.int64)
+    images = np.zeros((n, NPIX * NPIX), dtype=np.float32)
+    np.add.at(images, (np.arange(n)[:, None], rows * NPIX + cols),
+              rng.exponential(1.0, (n, LIT)).astype(np.float32))
+    images /= images.sum(axis=1, keepdims=True)
+    return io.ImageBatch(images.reshape(n, 1, NPIX, NPIX), {
+        "label": np.full(n, int(signal)), "entry": np.arange(n),
+        "pt": rng.uniform(550, 650, n), "eta": rng.uniform(-2, 2, n),
+        "phi": rng.uniform(-np.pi, np.pi, n), "mass": rng.uniform(20, 250, n)})
+
+
+def write_sources(workdir: Path, n_files: int) -> list[Path]:
+    """The first ``n_files`` synthetic per-file stores (written if missing)."""
+    from jetimage import store
+
+    paths = []
+    for f in range(n_files):
+        path = workdir / "images" / f"file{f:03d}.zarr"
+        if not (path / "zarr.json").exists():
+            rng = np.random.default_rng(f)
+            signal = f % 2 == 1
+            batches = (synthetic_batch(rng, 16384, signal)
+                       for _ in range(-(-JETS_PER_FILE // 16384)))
+            batches = (b[:max(0, JETS_PER_FILE - i * 16384)] for i, b in enumerate(batches))
+            tic = time.perf_counter()
+            store.write_image_store(
+                path, batches, None, normalize="none", num_workers=2,
+                attrs={"image_spec": {"npix": [NPIX, NPIX], "normalize": "l1"},
+                       "classes": CLASSES, "sample": CLASSES[signal],
+                       "source": f"synthetic/file{f:03d}", "source_sha256": f"synthetic-{f}"})
+            print(f"wrote {path} in {time.perf_counter() - tic:.1f} s", flush=True)
+        paths.append(path)
+    return paths
+
+
+def dataset_stage(workdir: Path, n: int, memory_mb: float) -> dict:
+    """(In a child process.) Build the dataset of the first n jets' files; seconds, buckets."""
+    from jetimage import dataset
+
+    sources = write_sources(workdir, n // JETS_PER_FILE)
+    buckets = dataset.buckets_needed(n, NPIX * NPIX * 4, memory_mb)
+    out = workdir / "datasets" / f"{n}.zarr"
+    tic = time.perf_counter()
+    dataset.build_dataset(out, sources, classes=CLASSES, fractions=FRACTIONS, seed=1,
+                          buckets=buckets, memory_mb=memory_mb, num_workers=2)
+    seconds = time.perf_counter() - tic
+    return {"seconds": seconds, "buckets": buckets, "files": len(sources),
+            "jets_per_s": n / seconds, "jets_per_s_per_core": n / seconds / 2}
+
+
+def evaluate_stage(workdir: Path, n: int) -> dict:
+    """(In a child process.) Score the test split of the n-jet dataset as evaluate does."""
+    import torch
+
+    from jetimage import dataset, evaluate, plots, store
+    from jetimage.metrics import classification_metrics
+    from jetimage.models import build_model
+
+    torch.set_num_threads(2)
+    path = workdir / "datasets" / f"{n}.zarr"
+    attrs = store.open_store(path).attrs
+    torch.manual_seed(0)
+    model = build_model("hsf-cnn", in_shape=(1, NPIX, NPIX), n_classes=2)
+    tic = time.perf_counter()
+    probabilities, labels, _ = evaluate.score_split(model, path, "test", attrs["normalization"])
+    classification_metrics(labels, probabilities, CLASSES, signal="top",
+                           efficiencies=[0.3, 0.5], bootstrap=20, seed=0)
+    dataset.class_mean_images(path, "test", 2)
+    shown = np.concatenate(list(plots.example_rows(probabilities[:, 1], signal="top").values()))
+    dataset.images_at(path, "test", shown)
+    seconds = time.perf_counter() - tic
+    return {"seconds": seconds, "test_jets": len(labels), "jets_per_s": len(labels) / seconds}
+
+
+def in_child(stage: str, workdir: Path, n: int, memory_mb: float) -> dict:
+    """Run a stage in a fresh Python process; its result with its peak RSS (MB)."""
+    cmd = [sys.executable, __file__, "--child", stage, "--workdir", str(workdir),
+           "--sizes", str(n), "--memory-mb", str(memory_mb)]
+    process = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    out = process.stdout.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    if status != 0:
+        raise SystemExit(f"{stage} at {n} jets failed:\n{out}")
+    result = json.loads(out.strip().splitlines()[-1])
+    return {**result, "peak_rss_mb": usage.ru_maxrss / 1024}
+
+
+class SessionSixStream:
+    """The streamed loader as it was before this benchmark (session 6): ``buffer_chunks``
+    chunks read through Zarr by one background thread, concatenated, normalised and gathered
+    into shuffled batches. The reference for the loader's speed-up."""
+
+    def __init__(self, group, normalization: dict, *, buffer_chunks: int = 4):
+        self.images, self.labels = group["images"], group["labels"]
+        self.normalization = normalization
+        self.chunk = self.images.chunks[0]
+        self.buffer_chunks = buffer_chunks
+
+    def _read(self, chunks):
+        x = np.concatenate([self.images[c * self.chunk:(c + 1) * self.chunk] for c in chunks])
+        y = np.concatenate([self.labels[c * self.chunk:(c + 1) * self.chunk] for c in chunks])
+        return x, y
+
+    def batches(self, batch_size, generator, n_chunks):
+        import torch
+
+        from jetimage.loader import InMemory
+
+        chunks = torch.randperm(n_chunks, generator=generator).tolist()
+        groups = [chunks[i:i + self.buffer_chunks] for i in range(0, n_chunks, self.buffer_chunks)]
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pending = pool.submit(self._read, groups[0])
+            for k in range(len(groups)):
+                x, y = pending.result()
+                if k + 1 < len(groups):
+                    pending = pool.submit(self._read, groups[k + 1])
+                yield from InMemory(x, y, self.normalization).batches(batch_size, generator)
+
+
+def loader_rates(workdir: Path, n: int, *, batch_size: int = 128) -> dict:
+    """Images/s of the streamed loader, the session-6 loader and Zstandard alone over the
+    n-jet dataset's train split (whole chunks), two threads each."""
+    import numcodecs
+    import torch
+
+    from jetimage import loader, store
+
+    root = store.open_store(workdir / "datasets" / f"{n}.zarr")
+    group, normalization = root["train"], dict(root.attrs["normalization"])
+    images = group["images"]
+    chunk = images.chunks[0]
+    n_chunks = images.shape[0] // chunk
+    files = [store.chunk_path(images, c) for c in range(n_chunks)]
+    for path in files:  # warm the page cache: every reader then reads from memory
+        path.read_bytes()
+    jets = n_chunks * chunk
+
+    def zstd_alone() -> float:
+        codec = numcodecs.Zstd()
+        outs = [np.empty((chunk, *images.shape[1:]), np.float32) for _ in range(2)]
+
+        def decode(k):
+            codec.decode(files[k].read_bytes(), out=outs[k % 2])
+
+        with ThreadPoolExecutor(2) as pool:
+            tic = time.perf_counter()
+            for k in range(0, n_chunks, 2):
+                list(pool.map(decode, range(k, min(k + 2, n_chunks))))
+            return jets / (time.perf_counter() - tic)
+
+    def zstd_alone_pooled() -> float:  # each thread decodes its share into its own buffer
+        codec = numcodecs.Zstd()
+
+        def share(t):
+            out = np.empty((chunk, *images.shape[1:]), np.float32)
+            for k in range(t, n_chunks, 2):
+                codec.decode(files[k].read_bytes(), out=out)
+
+        with ThreadPoolExecutor(2) as pool:
+            tic = time.perf_counter()
+            list(pool.map(share, range(2)))
+            return jets / (time.perf_counter() - tic)
+
+    def streamed() -> float:
+        stream = loader.ZarrStream(group, normalization, workers=2)
+        stream.labels = stream.labels[:jets]  # the whole chunks, as the others
+        tic = time.perf_counter()
+        seen = sum(len(y) for _, y in stream.batches(batch_size, torch.Generator().manual_seed(0)))
+        assert seen == jets
+        return jets / (time.perf_counter() - tic)
+
+    def session_six() -> float:
+        old = SessionSixStream(group, normalization)  # the whole chunks, as the others
+        tic = time.perf_counter()
+        seen = sum(len(y) for _, y in old.batches(batch_size, torch.Generator().manual_seed(0),
+                                                  n_chunks))
+        assert seen == jets
+        return jets / (time.perf_counter() - tic)
+
+    rounds = {"zstd_alone": [], "streamed": [], "session_six": []}
+    for _ in range(3):
+        rounds["zstd_alone"].append(max(zstd_alone(), zstd_alone_pooled()))
+        rounds["streamed"].append(streamed())
+        rounds["session_six"].append(session_six())
+    best = {k: max(v) for k, v in rounds.items()}
+    return {"images": jets, "threads": 2, "batch_size": batch_size,
+            "images_per_s": best, "rounds": rounds,
+            "streamed_over_session_six": best["streamed"] / best["session_six"],
+            "streamed_over_zstd_alone": best["streamed"] / best["zstd_alone"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+",
+                        default=[100_000, 1_000_000, 10_000_000])
+    parser.add_argument("--memory-mb", type=float, default=4000.0)
+    parser.add_argument("--workdir", default="results/bench-scale")
+    parser.add_argument("--evaluate-max", type=int, default=1_000_000,
+                        help="largest size whose evaluation is measured")
+    parser.add_argument("--out", default="results/benchmarks/scale.json")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    workdir = Path(args.workdir)
+    if args.child:
+        stage = {"dataset": lambda n: dataset_stage(workdir, n, args.memory_mb),
+                 "evaluate": lambda n: evaluate_stage(workdir, n)}[args.child]
+        print(json.dumps(stage(args.sizes[0])))
+        return
+    for n in args.sizes:
+        if n % JETS_PER_FILE:
+            raise SystemExit(f"sizes must be multiples of {JETS_PER_FILE}")
+    write_sources(workdir, max(args.sizes) // JETS_PER_FILE)
+    result = {"machine": platform.machine(), "cpus": len(os.sched_getaffinity(0)),
+              "memory_mb": args.memory_mb, "jets_per_file": JETS_PER_FILE, "sizes": {}}
+    for n in sorted(args.sizes):
+        entry = {"dataset": in_child("dataset", workdir, n, args.memory_mb)}
+        print(f"{n:>10,} jets: dataset {entry['dataset']['seconds']:.1f} s "
+              f"({entry['dataset']['jets_per_s_per_core']:,.0f} jets/s per core, "
+              f"{entry['dataset']['buckets']} buckets), peak RSS "
+              f"{entry['dataset']['peak_rss_mb']:,.0f} MB", flush=True)
+        if n <= args.evaluate_max:
+            entry["evaluate"] = in_child("evaluate", workdir, n, args.memory_mb)
+            print(f"{n:>10,} jets: evaluate {entry['evaluate']['seconds']:.1f} s, peak RSS "
+                  f"{entry['evaluate']['peak_rss_mb']:,.0f} MB", flush=True)
+        result["sizes"][str(n)] = entry
+    middle = sorted(args.sizes)[len(args.sizes) // 2]
+    result["loader"] = {"size": middle,
+                        **loader_rates(workdir, middle)}
+    rates = result["loader"]["images_per_s"]
+    print(f"loader on {result['loader']['images']:,} images: streamed {rates['streamed']:,.0f}"
+          f" img/s, session 6 {rates['session_six']:,.0f}, Zstandard alone "
+          f"{rates['zstd_alone']:,.0f} ({result['loader']['streamed_over_session_six']:.2f}× "
+          f"session 6, {result['loader']['streamed_over_zstd_alone']:.0%} of Zstandard)")
+    sizes = sorted(args.sizes)
+    if len(sizes) >= 2:
+        small, large = str(sizes[-2]), str(sizes[-1])
+        result["ratios"] = {
+            "dataset_time_largest_over_middle": result["sizes"][large]["dataset"]["seconds"]
+            / result["sizes"][small]["dataset"]["seconds"],
+            "dataset_rss_largest_over_middle": result["sizes"][large]["dataset"]["peak_rss_mb"]
+            / result["sizes"][small]["dataset"]["peak_rss_mb"]}
+        evaluated = [str(n) for n in sizes if "evaluate" in result["sizes"][str(n)]]
+        if len(evaluated) >= 2:
+            result["ratios"]["evaluate_rss_over_smallest"] = (
+                result["sizes"][evaluated[-1]]["evaluate"]["peak_rss_mb"]
+                / result["sizes"][evaluated[0]]["evaluate"]["peak_rss_mb"])
+        print(json.dumps(result["ratios"], indent=1))
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2))
+    print(f"wrote {args.out}; peak RSS of this process "
+          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,29 @@
+"""Rule dataset_bucket: one bucket of the shuffle, split and shuffled, into its own store."""
+
+import time
+
+from jetimage.dataset import write_bucket
+from jetimage.logs import setup
+
+log = setup(snakemake.log[0], "jetimage.dataset")  # noqa: F821
+params = snakemake.params[0]  # noqa: F821
+
+tic = time.perf_counter()
+attrs = write_bucket(
+    snakemake.output[0],  # noqa: F821
+    list(snakemake.input),  # noqa: F821
+    bucket=int(snakemake.wildcards.bucket),  # noqa: F821
+    buckets=params["buckets"],
+    classes=params["classes"],
+    fractions=params["split"],
+    seed=params["seed"],
+    chunk_jets=params["chunk_jets"],
+    memory_mb=snakemake.config["dataset"]["memory_mb"],  # noqa: F821
+    scheduler=snakemake.config["dask"]["scheduler"],  # noqa: F821
+    num_workers=snakemake.threads,  # noqa: F821
+    progress=log.info,
+)
+n = sum(s["n"] for s in attrs["splits"].values())
+seconds = time.perf_counter() - tic
+log.info("bucket %s: %d jets in %.1f s (%.0f jets/s)", attrs["bucket"], n, seconds,
+         n / seconds)
