@@ -33,6 +33,8 @@ bench: $(BIN)/.installed
 	$(BIN)/python scripts/bench/generate.py
 	$(BIN)/python scripts/bench/readers.py
 	$(BIN)/python scripts/bench/dag.py
+	$(BIN)/python scripts/bench/scale.py
+	$(BIN)/python scripts/bench/workflow_scale.py
 
 clean:
 	rm -rf results .snakemake

@@ -197,8 +197,11 @@ def test_the_stream_in_order_equals_the_split_in_memory(one_class_stores, tmp_pa
                           chunk_jets=32, buckets=2)
     group = zarr.open_group(path, mode="r")["val"]
     stream = loader.ZarrStream(group, attrs["normalization"], buffer_chunks=3)
-    x = torch.cat([x for x, _ in stream.batches(20)])
-    y = torch.cat([y for _, y in stream.batches(20)])
     expected = loader.normalize(group["images"][...], attrs["normalization"])
-    torch.testing.assert_close(x, expected, rtol=1e-6, atol=1e-6)
-    assert torch.equal(y, torch.from_numpy(group["labels"][...]))
+    for batch_size in (20, 32, 96):  # batches that do and do not divide the groups of chunks
+        x = torch.cat([x for x, _ in stream.batches(batch_size)])
+        y = torch.cat([y for _, y in stream.batches(batch_size)])
+        torch.testing.assert_close(x, expected, rtol=1e-6, atol=1e-6)
+        assert torch.equal(y, torch.from_numpy(group["labels"][...]))
+        shuffled = [len(y) for _, y in stream.batches(batch_size, torch.Generator())]
+        assert sum(shuffled) == len(expected) and max(shuffled) <= batch_size

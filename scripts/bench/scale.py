@@ -1,9 +1,9 @@
 """Scale benchmark: the dataset stage, the streamed loader and evaluation at 100k, 1M and 10M jets.
 
 Per-file stores of synthetic 40×40 jet images (100,000 jets a file, as JetClass's files; each
-file one class, as generated samples are; ~64 lit pixels an image, 4% occupancy, placed around
-the jet axis with a second prong for the signal class, L1-normalised) are written once under
-``--workdir`` and reused. For each size, in a fresh process each (peak RSS from the kernel):
+half of a file one class, so that every chunk holds one class, as generated samples do; ~64 lit
+pixels an image, 4% occupancy, placed around the jet axis with a second prong for the signal
+class, L1-normalised) are written once under ``--workdir`` and reused. For each size, in a fresh process each (peak RSS from the kernel):
 
 - the dataset stage as the workflow runs it (``dataset.build_dataset``: every bucket, then the
   assembly), with as many buckets as ``--memory-mb`` asks for (``dataset.buckets_needed``);
@@ -40,8 +40,9 @@ CLASSES = ["qcd", "top"]
 FRACTIONS = {"train": 0.7, "val": 0.15, "test": 0.15}
 
 
-def synthetic_batch(rng: np.random.Generator, n: int, signal: bool):
-    """``n`` L1-normalised 40×40 images with the occupancy and shape of jet images."""
+def synthetic_batch(rng: np.random.Generator, n: int, signal: bool, first: int):
+    """``n`` L1-normalised 40×40 images with the occupancy and shape of jet images, entries
+    ``first`` onward."""
     from jetimage import io
 
     centre = (NPIX - 1) / 2
@@ -57,7 +58,7 @@ def synthetic_batch(rng: np.random.Generator, n: int, signal: bool):
               rng.exponential(1.0, (n, LIT)).astype(np.float32))
     images /= images.sum(axis=1, keepdims=True)
     return io.ImageBatch(images.reshape(n, 1, NPIX, NPIX), {
-        "label": np.full(n, int(signal)), "entry": np.arange(n),
+        "label": np.full(n, int(signal)), "entry": np.arange(first, first + n),
         "pt": rng.uniform(550, 650, n), "eta": rng.uniform(-2, 2, n),
         "phi": rng.uniform(-np.pi, np.pi, n), "mass": rng.uniform(20, 250, n)})
 
@@ -71,15 +72,15 @@ def write_sources(workdir: Path, n_files: int) -> list[Path]:
         path = workdir / "images" / f"file{f:03d}.zarr"
         if not (path / "zarr.json").exists():
             rng = np.random.default_rng(f)
-            signal = f % 2 == 1
-            batches = (synthetic_batch(rng, 16384, signal)
-                       for _ in range(-(-JETS_PER_FILE // 16384)))
-            batches = (b[:max(0, JETS_PER_FILE - i * 16384)] for i, b in enumerate(batches))
+            half = JETS_PER_FILE // 2  # each half one class: every chunk holds one class
+            batches = (synthetic_batch(rng, min(8192, half - start), (f + h) % 2 == 1,
+                                       h * half + start)
+                       for h in range(2) for start in range(0, half, 8192))
             tic = time.perf_counter()
             store.write_image_store(
                 path, batches, None, normalize="none", num_workers=2,
                 attrs={"image_spec": {"npix": [NPIX, NPIX], "normalize": "l1"},
-                       "classes": CLASSES, "sample": CLASSES[signal],
+                       "classes": CLASSES, "sample": "synthetic",
                        "source": f"synthetic/file{f:03d}", "source_sha256": f"synthetic-{f}"})
             print(f"wrote {path} in {time.perf_counter() - tic:.1f} s", flush=True)
         paths.append(path)

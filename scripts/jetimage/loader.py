@@ -165,8 +165,8 @@ def _contiguous_batches(x: torch.Tensor, y: torch.Tensor, batch_size: int,
     for start in starts:
         yield x[start:start + batch_size], y[start:start + batch_size]
     rest = torch.cat([torch.arange(end, n), torch.arange(0, shift)])  # after the last batch,
-    for piece in torch.tensor_split(rest, -(-len(rest) // batch_size)):  # before the shift
-        yield x[piece], y[piece]
+    for piece in torch.tensor_split(rest, -(-len(rest) // batch_size)) if len(rest) else ():
+        yield x[piece], y[piece]  # and before the shift: one or two batches, evenly
 
 
 def open_split(path: str | os.PathLike, split: str, *, memory_budget_mb: float):

@@ -402,20 +402,28 @@ def chunk_path(array: zarr.Array, index: int) -> Path | None:
     return Path(root) / array.path / key
 
 
-def chunk_file_reader(array: zarr.Array) -> Callable[[int, np.ndarray], None] | None:
-    """A function ``read(c, out)`` that decodes whole chunk ``c`` of a local float32 array,
-    stored as little-endian bytes compressed by Zstandard alone (as :func:`create_array`
-    writes), straight from its file into ``out``, without Zarr's machinery; ``None`` for any
-    other array (read it through Zarr)."""
+def _plain_zstd(array: zarr.Array):
+    """Zstandard (numcodecs, the codec Zarr's ``ZstdCodec`` runs) if ``array`` is local and its
+    chunks are little-endian bytes compressed by Zstandard alone, as :func:`create_array`
+    writes them; ``None`` otherwise."""
     codecs = array.metadata.codecs if array.metadata.zarr_format == 3 else ()
     plain = (len(codecs) == 2 and isinstance(codecs[0], zarr.codecs.BytesCodec)
              and str(getattr(codecs[0].endian, "value", codecs[0].endian)) == "little"
              and isinstance(codecs[1], ZstdCodec) and not codecs[1].checksum)
-    if not plain or array.dtype != np.float32 or chunk_path(array, 0) is None:
+    if not plain or chunk_path(array, 0) is None or array.dtype.str[0] == ">":
         return None
     import numcodecs
 
-    zstd = numcodecs.Zstd()
+    return numcodecs.Zstd(level=codecs[1].level)
+
+
+def chunk_file_reader(array: zarr.Array) -> Callable[[int, np.ndarray], None] | None:
+    """A function ``read(c, out)`` that decodes whole chunk ``c`` of a local array (see
+    :func:`_plain_zstd`) straight from its file into ``out``, without Zarr's machinery (which
+    costs about as much again as the decoding); ``None`` for any other array."""
+    zstd = _plain_zstd(array)
+    if zstd is None:
+        return None
 
     def read(c: int, out: np.ndarray) -> None:
         path = chunk_path(array, c)
@@ -425,6 +433,30 @@ def chunk_file_reader(array: zarr.Array) -> Callable[[int, np.ndarray], None] | 
         zstd.decode(path.read_bytes(), out=out)
 
     return read
+
+
+def chunk_file_writer(array: zarr.Array) -> Callable[[int, np.ndarray], None] | None:
+    """A function ``write(c, block)`` that encodes rows ``block`` as chunk ``c`` of a local
+    array (see :func:`_plain_zstd`; a last, shorter chunk padded with the fill value, as Zarr
+    stores it) and writes its file, on the caller's thread: Zarr encodes on its own event
+    loop, so threads writing through it do not run in parallel. ``None`` for any other
+    array."""
+    zstd = _plain_zstd(array)
+    if zstd is None:
+        return None
+    chunk = array.chunks[0]
+
+    def write(c: int, block: np.ndarray) -> None:
+        block = np.ascontiguousarray(block, dtype=array.dtype)
+        if len(block) < chunk:
+            full = np.full((chunk, *block.shape[1:]), array.metadata.fill_value, array.dtype)
+            full[:len(block)] = block
+            block = full
+        path = chunk_path(array, c)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(zstd.encode(block))
+
+    return write
 
 
 def open_store(path: str | os.PathLike) -> zarr.Group:
