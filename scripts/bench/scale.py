@@ -3,7 +3,8 @@
 Per-file stores of synthetic 40×40 jet images (100,000 jets a file, as JetClass's files; each
 half of a file one class, so that every chunk holds one class, as generated samples do; ~64 lit
 pixels an image, 4% occupancy, placed around the jet axis with a second prong for the signal
-class, L1-normalised) are written once under ``--workdir`` and reused. For each size, in a fresh process each (peak RSS from the kernel):
+class, L1-normalised) are written once under ``--workdir`` and reused. For each size, in a
+fresh process each (peak RSS from the kernel):
 
 - the dataset stage as the workflow runs it (``dataset.build_dataset``: every bucket, then the
   assembly), with as many buckets as ``--memory-mb`` asks for (``dataset.buckets_needed``);
