@@ -108,6 +108,18 @@ class _Source:
     images: zarr.Array
     arrays: dict[str, zarr.Array]  # labels and the jets/ columns, opened once (~1 ms each)
     read_chunk: Callable[[int, np.ndarray], None] | None  # decodes a whole image chunk
+    column_readers: dict[str, Callable[[int, np.ndarray], None] | None]  # same, per column
+
+    def column(self, name: str, low: int, high: int) -> np.ndarray:
+        """Rows ``low:high`` of a per-jet column (within one of its chunks: decoded straight
+        from the chunk's file, which costs a tenth of a read through Zarr)."""
+        array, read = self.arrays[name], self.column_readers[name]
+        chunk = array.chunks[0]
+        if read is None or low // chunk != (high - 1) // chunk:
+            return array[low:high]
+        block = np.empty(chunk, dtype=array.dtype)
+        read(low // chunk, block)
+        return block[low % chunk:low % chunk + high - low]
 
     @property
     def chunk(self) -> int:
@@ -132,7 +144,8 @@ def _open_sources(paths: Sequence[str | os.PathLike], classes: Sequence[str]) ->
                                                 for name, array in group["jets"].arrays()}}
         images = group["images"]
         sources.append(_Source(path, group, str(identity), images, arrays,
-                               store.chunk_file_reader(images)))
+                               store.chunk_file_reader(images),
+                               {name: store.chunk_file_reader(a) for name, a in arrays.items()}))
     if not sources:
         raise io.InputError("no image store to build a dataset from")
     specs = {str(s.group.attrs.get("image_spec")) for s in sources}
@@ -168,8 +181,9 @@ def _image_bytes(sources: list[_Source]) -> int:
 
 
 def buckets_needed(n_jets: int, jet_bytes: int, memory_mb: float) -> int:
-    """How many buckets keep each one's images under ``memory_mb``."""
-    return max(1, math.ceil(n_jets * jet_bytes / (memory_mb * 1e6)))
+    """How many buckets keep each one's images under ``memory_mb``, with 10% to spare for the
+    unevenness of whole chunks (a bucket holds up to a chunk per file more than its share)."""
+    return max(1, math.ceil(n_jets * jet_bytes / (0.9 * memory_mb * 1e6)))
 
 
 class _Bucket:
@@ -208,7 +222,7 @@ class _Bucket:
         index = self.plan[ks[0]][0]
         source = self.sources[index]
         low, high = self.plan[ks[0]][1], self.plan[ks[-1]][2]
-        columns = {name: source.arrays[name][low:high] for name in self.arrays
+        columns = {name: source.column(name, low, high) for name in self.arrays
                    if name not in ("jets/source", "jets/source_row")}
         for k in ks:
             _, start, stop = self.plan[k]
@@ -310,7 +324,8 @@ def write_bucket(
         raise io.InputError(
             f"bucket {bucket} of {buckets} holds {n} jets ({n * jet_bytes / 1e6:.0f} MB of "
             f"images), over dataset.memory_mb = {memory_mb:g}: set dataset.buckets to at least "
-            f"{buckets_needed(total, jet_bytes, memory_mb) + 1} for these {total} jets")
+            f"{max(buckets_needed(total, jet_bytes, memory_mb), buckets + 1)} for these "
+            f"{total} jets")
     data = _Bucket(opened, plan, _columns(opened), seed=seed, fractions=fractions)
     # the bucket lives in this process's memory, so its tasks run on this process's threads
     # whatever the scheduler (processes or a cluster could not fill it)
