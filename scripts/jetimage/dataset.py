@@ -58,6 +58,11 @@ SPLITS = ("train", "val", "test")
 #: Default memory budget of one bucket job's images, in MB.
 DEFAULT_MEMORY_MB = 4000.0
 
+#: Zstandard level of the dataset's arrays: -1 (a fast level) against the image stores' 1, on
+#: real 40×40 top-jet images, encodes 1.26× and decodes 1.48× faster for 4% more bytes; the
+#: dataset is written once and read every epoch.
+ZSTD_LEVEL = -1
+
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 
@@ -256,7 +261,8 @@ class _SplitWriter:
         self.sources = {"images": data.images, **data.arrays}
         group.create_group("jets")
         self.targets = {name: store.create_array(group, name, shape=(len(rows), *v.shape[1:]),
-                                                 dtype=v.dtype, chunk_jets=chunk_jets)
+                                                 dtype=v.dtype, chunk_jets=chunk_jets,
+                                                 level=ZSTD_LEVEL)
                         for name, v in self.sources.items()}
         self.writers = {name: store.chunk_file_writer(t) for name, t in self.targets.items()}
 
@@ -430,7 +436,8 @@ def assemble_dataset(
             for name in names:
                 like = parts[0][f"{split}/{name}"]
                 target = store.create_array(group, name, shape=(sum(sizes), *like.shape[1:]),
-                                            dtype=like.dtype, chunk_jets=chunk_jets)
+                                            dtype=like.dtype, chunk_jets=chunk_jets,
+                                            level=ZSTD_LEVEL)
                 offset = 0
                 for part, whole in zip(parts, wholes):
                     n_decoded = _place_chunks(part[f"{split}/{name}"], target,

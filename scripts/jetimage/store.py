@@ -62,12 +62,12 @@ WRITE_CONFIG = {"write_empty_chunks": True}
 TASKS_PER_WORKER = 4
 
 
-def compressor() -> ZstdCodec:
-    """Plain Zstandard, level 1. Jet images are mostly zeros: on 40×40 top-jet images it stores
-    them 18.7× smaller than raw, smaller than level 3 does (16.5×) and writes ~1.4× faster,
-    and 2.8× smaller than Blosc-zstd with bit-shuffle, which breaks the runs of zero bytes apart
-    (scripts/bench/images.py, results/benchmarks/images.json)."""
-    return ZstdCodec(level=1)
+def compressor(level: int = 1) -> ZstdCodec:
+    """Plain Zstandard, level 1 by default. Jet images are mostly zeros: on 40×40 top-jet
+    images it stores them 18.7× smaller than raw, smaller than level 3 does (16.5×) and writes
+    ~1.4× faster, and 2.8× smaller than Blosc-zstd with bit-shuffle, which breaks the runs of
+    zero bytes apart (scripts/bench/images.py, results/benchmarks/images.json)."""
+    return ZstdCodec(level=level)
 
 
 def versions() -> dict[str, str]:
@@ -188,14 +188,15 @@ def _call_each(function: Callable, arguments: list[tuple]) -> list:
 
 
 def create_array(group: zarr.Group, name: str, data=None, *, shape=None, dtype=None,
-                 chunk_jets: int = DEFAULT_CHUNK_JETS) -> zarr.Array:
-    """An array chunked along its first (jet) axis only, compressed with :func:`compressor`."""
+                 chunk_jets: int = DEFAULT_CHUNK_JETS, level: int = 1) -> zarr.Array:
+    """An array chunked along its first (jet) axis only, compressed with :func:`compressor` at
+    Zstandard ``level``."""
     shape = np.shape(data) if data is not None else shape
     # an empty array grows as batches arrive (resize), so it gets whole chunks from the start
     chunks = (min(chunk_jets, shape[0]) if shape[0] else chunk_jets, *shape[1:])
     array = group.create_array(name, shape=shape, chunks=chunks,
                                dtype=dtype if data is None else np.asarray(data).dtype,
-                               compressors=compressor(), fill_value=0, config=WRITE_CONFIG)
+                               compressors=compressor(level), fill_value=0, config=WRITE_CONFIG)
     if data is not None and shape[0]:
         array[...] = data
     return array
