@@ -92,11 +92,11 @@ def write_sources(workdir: Path, n_files: int, events: int) -> list[Path]:
     class, so that every chunk holds one class, as generated samples do."""
     from jetimage import store
 
-    pools = generated_images(workdir, events) if n_files else {}
-    paths = []
+    paths, pools = [], None
     for f in range(n_files):
         path = workdir / "images" / f"file{f:03d}.zarr"
         if not (path / "zarr.json").exists():
+            pools = pools or generated_images(workdir, events)
             rng = np.random.default_rng(f)
             half = JETS_PER_FILE // 2
             batches = (tiled_batch(pools, rng, min(8192, half - start), (f + h) % 2,
