@@ -423,7 +423,7 @@ def assemble_dataset(
     if sorted(p.attrs["bucket"] for p in parts) != list(range(len(parts))):
         raise io.InputError(f"buckets {[p.attrs['bucket'] for p in parts]} are not "
                             f"0..{len(parts) - 1} each once")
-    summary, linked, copied = {}, 0, 0
+    summary, linked, decoded = {}, 0, 0
     with io.atomic_path(path) as tmp:
         root = zarr.open_group(tmp, mode="w")
         for split in SPLITS:
@@ -444,7 +444,7 @@ def assemble_dataset(
                 for part, whole in zip(parts, wholes):
                     n_decoded = _place_chunks(part[f"{split}/{name}"], target,
                                               whole // chunk_jets, offset // chunk_jets)
-                    copied += n_decoded
+                    decoded += n_decoded
                     linked += whole // chunk_jets - n_decoded
                     offset += whole
                 if len(tail_order):
@@ -479,7 +479,7 @@ def assemble_dataset(
         root.attrs.update(attrs)
     if progress:
         progress(f"assembled {sum(sum(c.values()) for c in summary.values())} jets from "
-                 f"{len(parts)} bucket(s): {linked} chunk(s) linked, {copied} decoded and "
+                 f"{len(parts)} bucket(s): {linked} chunk(s) linked, {decoded} decoded and "
                  f"rewritten")
     return attrs
 
