@@ -18,5 +18,11 @@ def progress(events: int, jets: int, seconds: float) -> None:
 
 columns = generate_jets(settings, n_events=params["events"], seed=params["seed"],
                         batch_size=params["batch_size"], progress=progress)
+if len(columns["jet_pt"]) == 0:
+    jets = settings.jets
+    raise RuntimeError(f"{params['events']} events of process {settings.process!r} gave no jet "
+                       f"in the window {jets.pt_min} < pT < {jets.pt_max} GeV, |eta| < "
+                       f"{jets.abs_eta_max} (generation/jets) from pT-hat {settings.pt_hat_min}-"
+                       f"{settings.pt_hat_max} GeV (generation/pt_hat); no shard written")
 write_jets_root(snakemake.output[0], columns)  # noqa: F821
 log.info("wrote %d jets to %s", len(columns["jet_pt"]), snakemake.output[0])  # noqa: F821

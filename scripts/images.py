@@ -42,6 +42,7 @@ attrs = write_image_store(
     num_workers=snakemake.threads,  # noqa: F821
     progress=log.info,
     counts=counts,
+    max_dropped_fraction=params["max_dropped_fraction"],
 )
 seconds = time.perf_counter() - tic
 log.info("read %d jets from %s; dropped %s", counts.read, source, counts.dropped)

@@ -143,13 +143,20 @@ def test_code_digest_follows_imports_and_ignores_comments_and_docstrings():
 def test_model_options_read_from_syntax_match_the_registry():
     import inspect
 
-    from jetimage.config import min_pixels, model_options
+    from jetimage.config import min_pixels, model_options, option_value_problem
     from jetimage.models import MIN_PIXELS, MODELS
 
     assert min_pixels() == MIN_PIXELS
-    assert model_options() == {
-        name: {p.name for p in inspect.signature(f).parameters.values()
-               if p.kind is p.KEYWORD_ONLY} for name, f in MODELS.items()}
+    keyword = {name: {p.name: p for p in inspect.signature(f).parameters.values()
+                      if p.kind is p.KEYWORD_ONLY} for name, f in MODELS.items()}
+    assert model_options() == {name: {o: str(p.annotation) for o, p in options.items()}
+                               for name, options in keyword.items()}
+    # every default passes the value check, in the form a YAML config gives it (a list)
+    for options in keyword.values():
+        for option, parameter in options.items():
+            default = parameter.default
+            value = list(default) if isinstance(default, tuple) else default
+            assert option_value_problem(option, str(parameter.annotation), value) is None
 
 
 def test_detector_settings_reach_the_generate_rule_and_back():

@@ -12,6 +12,8 @@ import copy
 import difflib
 import glob
 import json
+import math
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -22,8 +24,11 @@ from jetimage import readers
 from jetimage.generate import Detector, GeneratorSettings, JetSelection
 from jetimage.pixelate import ImageSpec
 from jetimage.readers import IMAGE_FORMATS
+from jetimage.store import check_scheduler
 
 SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+#: No generated jet reaches REACH times the pT-hat range's upper edge.
+REACH = 2.0
 TRAINING_KEYS = ("epochs", "batch_size", "learning_rate", "weight_decay", "optimizer", "schedule",
                  "patience", "device", "memory_budget_mb", "mixed_precision", "channels_last",
                  "compile")
@@ -46,9 +51,34 @@ def _with_defaults(validator_class):
     return jsonschema.validators.extend(validator_class, {"properties": properties})
 
 
+def load(path: str | os.PathLike) -> dict:
+    """A config file's mapping; an error names the file (and the line) if it is not valid
+    YAML, is empty, or is not a mapping of keys."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read the config file ({err.strerror})") from err
+    try:
+        config = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f", line {mark.line + 1} column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err)
+        raise ConfigError(f"{path}{where}: not valid YAML ({problem})") from err
+    if config is None:
+        raise ConfigError(f"{path}: the config file is empty; it needs at least classes, "
+                          f"samples and models")
+    if not isinstance(config, dict):
+        raise ConfigError(f"{path}, line 1: the config must be a mapping of keys (classes, "
+                          f"samples, models, ...), not a {type(config).__name__}")
+    return config
+
+
 def validate(config: dict, schema: str | Path = SCHEMA) -> dict:
     """A validated copy of ``config`` with the schema's defaults filled in, then :func:`check`."""
     schema_doc = yaml.safe_load(Path(schema).read_text())
+    _check_finite(config, "")
     config = copy.deepcopy(config)
     validator = _with_defaults(jsonschema.validators.validator_for(schema_doc))(schema_doc)
     errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
@@ -58,6 +88,18 @@ def validate(config: dict, schema: str | Path = SCHEMA) -> dict:
         raise ConfigError(f"config key {where}: {err.message}{_hint(err, schema_doc)}")
     check(config)
     return config
+
+
+def _check_finite(value, where: str) -> None:
+    """Reject NaN and infinity anywhere (JSON Schema's bounds let NaN through)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check_finite(item, f"{where}/{key}" if where else str(key))
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            _check_finite(item, f"{where}/{i}")
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"config key {where}: {value} is not a finite number")
 
 
 def _hint(err: jsonschema.ValidationError, schema_doc: dict) -> str:
@@ -97,19 +139,78 @@ def check(config: dict) -> None:
     missing = [c for c in classes if c not in used]
     if missing:
         raise ConfigError(f"config key classes: no sample provides class(es) {missing}")
+    _check_shared_files(config)
     predict = config.get("predict", {})
     for kind, known in (("models", config["models"]), ("samples", config["samples"])):
         unknown = [n for n in predict.get(kind, []) if n not in known]
         if unknown:
             raise ConfigError(f"config key predict/{kind}: {unknown} not in {kind} "
                               f"{sorted(known)}")
+    if predict.get("files") and formats == {True}:
+        raise ConfigError("config key predict/files: the models are trained on already-"
+                          "pixelated images (format images-h5), whose grid and preprocessing "
+                          "jetimage does not know, so they cannot score constituent files; "
+                          "list images-h5 samples under predict/samples instead")
+    try:
+        check_scheduler(config.get("dask", {}).get("scheduler", "threads"))
+    except ValueError as err:
+        raise ConfigError(f"config key dask/scheduler: {err}") from err
     split = config.get("dataset", {}).get("split")
     if split and abs(sum(split.values()) - 1.0) > 1e-9:
         raise ConfigError(f"config key dataset/split: fractions must sum to 1, got {split}")
-    jets = config.get("generation", {}).get("jets")
+    _check_generation(config)
+    _check_images(config)
+
+
+def _check_generation(config: dict) -> None:
+    """pT windows in order, and a jet window the pT-hat range can reach."""
+    generation = config.get("generation", {})
+    jets, pt_hat = generation.get("jets"), generation.get("pt_hat")
     if jets and jets["pt_min"] >= jets["pt_max"]:
         raise ConfigError("config key generation/jets: pt_min must be below pt_max")
-    _check_images(config)
+    if pt_hat and pt_hat[0] >= pt_hat[1]:
+        raise ConfigError(f"config key generation/pt_hat: [low, high] in GeV with low below "
+                          f"high, got {pt_hat}")
+    generated = any(s.get("source") == "generate" for s in config["samples"].values())
+    if generated and jets and pt_hat and jets["pt_min"] >= REACH * pt_hat[1]:
+        raise ConfigError(f"config key generation/jets/pt_min: jets of pT above "
+                          f"{jets['pt_min']} GeV are out of reach of generation/pt_hat "
+                          f"{pt_hat} (a jet's pT seldom exceeds the hard process's pT-hat, and "
+                          f"never by {REACH}×): raise pt_hat to cover the jet window "
+                          f"[{jets['pt_min']}, {jets['pt_max']}]")
+
+
+def _check_shared_files(config: dict) -> None:
+    """A file in two samples must give its jets to at most one of them: both samples map
+    labels, drop what they leave out, and map disjoint label values."""
+    seen: dict[str, tuple[str, dict]] = {}
+    for name, sample in config["samples"].items():
+        if sample["source"] != "files":
+            continue
+        for path in sample_files(config, name).values():
+            key = os.path.realpath(path)
+            if key not in seen:
+                seen[key] = (name, sample)
+                continue
+            other, first = seen[key]
+            selects = [s.get("unmapped_labels") == "drop" and "labels" in s
+                       for s in (first, sample)]
+            overlap = (set(map(str, first.get("labels", {})))
+                       & set(map(str, sample.get("labels", {}))))
+            if not all(selects) or overlap:
+                why = (f"both map label value(s) {sorted(overlap)}" if all(selects) else
+                       f"its jets would be {_describe_classes(first)} in {other!r} and "
+                       f"{_describe_classes(sample)} in {name!r}")
+                raise ConfigError(f"config key samples: {path!r} is in samples {other!r} and "
+                                  f"{name!r}: {why}. A file may be in two samples only if "
+                                  f"each maps disjoint labels and drops the rest "
+                                  f"(unmapped_labels: drop)")
+
+
+def _describe_classes(sample: dict) -> str:
+    if "class" in sample:
+        return f"class {sample['class']!r}"
+    return f"labelled by {dict(sample['labels'])}"
 
 
 @lru_cache(maxsize=1)
@@ -117,16 +218,43 @@ def _models_syntax() -> ast.Module:
     return ast.parse((Path(__file__).with_name("models.py")).read_text())
 
 
-def model_options() -> dict[str, set[str]]:
-    """Keyword options of each registered architecture, read from the syntax of models.py
+def model_options() -> dict[str, dict[str, str]]:
+    """Keyword options of each registered architecture and their annotations (``int``,
+    ``float``, ``tuple[int, int]``, ``tuple[int, ...]``), read from the syntax of models.py
     (so that checking a config does not import torch)."""
     found = {}
     for node in _models_syntax().body:
         if isinstance(node, ast.FunctionDef):
             for deco in node.decorator_list:
                 if isinstance(deco, ast.Call) and getattr(deco.func, "id", "") == "register":
-                    found[deco.args[0].value] = {a.arg for a in node.args.kwonlyargs}
+                    found[deco.args[0].value] = {a.arg: ast.unparse(a.annotation)
+                                                 for a in node.args.kwonlyargs}
     return found
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def option_value_problem(name: str, annotation: str, value) -> str | None:
+    """What is wrong with a model option's value (``None`` if nothing): sizes are positive
+    integers (one, a pair, or a non-empty list), dropout a number in [0, 1)."""
+    if name == "dropout":
+        ok = isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < 1
+        return None if ok else "a number in [0, 1)"
+    if annotation == "int":
+        return None if _is_int(value) and value >= 1 else "a positive integer"
+    if annotation == "float":
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        return None if ok else "a number"
+    if annotation.startswith("tuple[int"):
+        length = None if annotation.endswith("...]") else annotation.count("int")
+        ok = (isinstance(value, list | tuple) and len(value) >= 1
+              and all(_is_int(v) and v >= 1 for v in value)
+              and (length is None or len(value) == length))
+        what = f"{length} positive integers" if length else "a list of positive integers"
+        return None if ok else what
+    return None
 
 
 def min_pixels() -> dict[str, int]:
@@ -140,13 +268,17 @@ def min_pixels() -> dict[str, int]:
 
 
 def _check_model_options(name: str, model: dict) -> None:
-    known = model_options().get(model["architecture"], set())
-    for option in model.get("options", {}):
+    known = model_options().get(model["architecture"], {})
+    for option, value in model.get("options", {}).items():
         if option not in known:
             close = difflib.get_close_matches(option, sorted(known), n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise ConfigError(f"config key models/{name}/options: {model['architecture']} has "
                               f"no option {option!r} (it has {sorted(known) or 'none'}){hint}")
+        problem = option_value_problem(option, known[option], value)
+        if problem:
+            raise ConfigError(f"config key models/{name}/options/{option}: must be {problem}, "
+                              f"not {value!r}")
 
 
 def _check_images(config: dict) -> None:
@@ -154,6 +286,8 @@ def _check_images(config: dict) -> None:
     images = config.get("images", {})
     constituents = [s for s in config["samples"].values()
                     if sample_format(s) not in IMAGE_FORMATS]
+    for name, model in config["models"].items():
+        _check_model_options(name, model)
     if not images or not constituents:
         return  # pre-pixelated inputs bring their own grid
     radius = config.get("generation", {}).get("jets", {}).get("radius")
@@ -163,7 +297,6 @@ def _check_images(config: dict) -> None:
                           f"generated jets (R = {radius}): constituents beyond ±width/2 of the "
                           f"axis would be cut; use a width of at least 2R = {2 * radius}")
     for name, model in config["models"].items():
-        _check_model_options(name, model)
         needed = min_pixels().get(model["architecture"], 1)
         if min(images["npix"]) < needed:
             raise ConfigError(f"config key models/{name}: {model['architecture']} needs images "
@@ -178,6 +311,15 @@ def _check_sample(config: dict, name: str, sample: dict) -> set[str]:
         raise ConfigError(f"{key}: give either class (every jet one class) or labels (a map "
                           f"from the file's label values to classes), not "
                           f"{'both' if 'class' in sample else 'neither'}")
+    if "labels" in sample:
+        as_text: dict[str, list] = {}
+        for label in sample["labels"]:
+            as_text.setdefault(str(label), []).append(label)
+        clash = [keys for keys in as_text.values() if len(keys) > 1]
+        if clash:
+            raise ConfigError(f"{key}/labels: keys {clash[0]} are the same label value "
+                              f"{str(clash[0][0])!r} (a file's label values are compared as "
+                              f"text); keep one")
     targets = [sample["class"]] if "class" in sample else list(sample["labels"].values())
     for target in targets:
         if target not in classes:
@@ -195,6 +337,7 @@ def _check_sample(config: dict, name: str, sample: dict) -> set[str]:
             raise ConfigError(f"{key}/{field_name}: a source: files sample needs {field_name}")
     try:
         readers.check_options(sample["format"], sample.get("reader", {}))
+        readers.check_option_values(sample["format"], sample.get("reader", {}))
     except ValueError as err:
         raise ConfigError(f"{key}/reader: {err}") from err
     sample_files(config, name)
@@ -206,7 +349,7 @@ def sample_format(sample: dict) -> str:
 
 
 def sample_files(config: dict, sample: str) -> dict[str, str]:
-    """``{part}`` name (file name without extension) → path of each file of a sample, in
+    """``{part}`` name (:func:`part_name`) → path of each file of a sample, in
     sorted order; globs are expanded here, when the DAG is built."""
     entry = config["samples"][sample]
     patterns = [entry["files"]] if isinstance(entry["files"], str) else entry["files"]
@@ -222,14 +365,22 @@ def _expand_globs(patterns: list[str], key: str, clash: str) -> dict[str, str]:
     for pattern in patterns:
         matches = sorted(glob.glob(pattern))
         if not matches:
-            raise ConfigError(f"config key {key}: {pattern!r} matches no file")
+            relative = "" if Path(pattern).is_absolute() else \
+                f" (relative paths are relative to the working directory {os.getcwd()})"
+            raise ConfigError(f"config key {key}: {pattern!r} matches no file{relative}")
         for path in matches:
-            name = Path(path).name.split(".")[0]
+            name = part_name(path)
             if found.get(name, path) != path:
                 raise ConfigError(f"config key {key}: {found[name]!r} and {path!r} "
                                   + clash.format(name=name))
             found[name] = path
     return found
+
+
+def part_name(path: str) -> str:
+    """The ``{part}`` of an input file: its name without the final extension
+    (``run.2024.parquet`` → ``run.2024``)."""
+    return Path(path).stem
 
 
 def reader_settings(config: dict, sample: str) -> dict:
@@ -245,7 +396,7 @@ def reader_settings(config: dict, sample: str) -> dict:
 
 
 def predict_files(config: dict) -> dict[str, str]:
-    """Name (file name without extension) → path of every file ``predict.files`` matches."""
+    """Name (:func:`part_name`) → path of every file ``predict.files`` matches."""
     return _expand_globs(config.get("predict", {}).get("files", []), "predict/files",
                          "would both be written as {name!r}")
 
@@ -297,3 +448,27 @@ def wants_gpu(config: dict, model: str) -> bool:
 
 def signal_class(config: dict) -> str:
     return config.get("signal", config["classes"][-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m jetimage.config FILE...``: check config files as the workflow would (from
+    the directory the workflow runs in), naming the file and line of a YAML error. Snakemake
+    reads ``--configfile`` itself before the workflow's checks run, and its YAML errors name
+    neither."""
+    import sys
+
+    status = 0
+    for path in argv if argv is not None else sys.argv[1:]:
+        try:
+            validate(load(path))
+        except ConfigError as err:
+            print(f"{path}: {err}" if not str(err).startswith(str(path)) else str(err),
+                  file=sys.stderr)
+            status = 1
+        else:
+            print(f"{path}: valid")
+    return status
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -423,7 +423,10 @@ def assemble_dataset(
     if sorted(p.attrs["bucket"] for p in parts) != list(range(len(parts))):
         raise io.InputError(f"buckets {[p.attrs['bucket'] for p in parts]} are not "
                             f"0..{len(parts) - 1} each once")
-    summary, linked, decoded = {}, 0, 0
+    summary = {split: {c: sum(int(p.attrs["splits"][split]["counts"][c]) for p in parts)
+                       for c in classes} for split in SPLITS}
+    check_class_splits(summary, sources)
+    linked, decoded = 0, 0
     with io.atomic_path(path) as tmp:
         root = zarr.open_group(tmp, mode="w")
         for split in SPLITS:
@@ -451,8 +454,6 @@ def assemble_dataset(
                     tails = [part[f"{split}/{name}"][whole:n]
                              for part, whole, n in zip(parts, wholes, sizes)]
                     target[offset:] = np.concatenate(tails)[tail_order]
-            summary[split] = {c: sum(int(p.attrs["splits"][split]["counts"][c]) for p in parts)
-                              for c in classes}
         sums = np.sum([np.asarray(p.attrs["train_sums"], dtype=np.float64) for p in parts],
                       axis=0)
         count = np.maximum(sums[2], 1)
@@ -482,6 +483,26 @@ def assemble_dataset(
                  f"{len(parts)} bucket(s): {linked} chunk(s) linked, {decoded} decoded and "
                  f"rewritten")
     return attrs
+
+
+def check_class_splits(summary: dict[str, dict[str, int]], sources: Sequence) -> None:
+    """Raise, with the jets per class and split, unless at least two classes have jets and
+    every class with jets has some in every split (the metrics compare classes on the test
+    split, early stopping on val)."""
+    table = "; ".join(f"{split}: {counts}" for split, counts in summary.items())
+    present = [c for c in next(iter(summary.values()))
+               if any(counts[c] for counts in summary.values())]
+    if len(present) < 2:
+        raise io.InputError(f"the dataset of {len(sources)} image store(s) has jets of "
+                            f"{len(present)} class(es) {present}: a classifier needs two "
+                            f"(jets per split and class: {table})")
+    empty = [(split, c) for split, counts in summary.items() for c in present if not counts[c]]
+    if empty:
+        split, c = empty[0]
+        raise io.InputError(f"class {c!r} has no jet in the {split} split: each class is "
+                            f"split by the fractions jet by jet, and {c!r} has too few jets "
+                            f"for every split (jets per split and class: {table}); add jets "
+                            f"of {c!r} or drop the class")
 
 
 def build_dataset(

@@ -19,6 +19,10 @@ from jetimage import preprocess
 CHANNELS = ("pt", "charged_pt", "neutral_pt", "counts", "charged_counts", "energy")
 _NEEDS_CHARGE = {"charged_pt", "neutral_pt", "charged_counts"}
 _PT_LIKE = {"pt", "charged_pt", "neutral_pt"}
+#: The values each choice of :class:`ImageSpec` takes.
+_CHOICES = {"coordinate": ("rapidity", "pseudorapidity"), "phi_ref": ("hardest", "axis"),
+            "center": ("escheme", "ptcentroid", "leading", "none"),
+            "reflect": ("both", "eta", "phi", "none"), "normalize": ("l1", "none")}
 
 
 @dataclass(frozen=True)
@@ -61,19 +65,28 @@ class ImageSpec:
             value = getattr(self, name)
             if np.ndim(value) == 0:
                 value = (value, value)
+            if len(value) != 2:
+                raise ValueError(f"{name} must be one number or a pair (η, φ), got {value!r}")
             object.__setattr__(self, name, tuple(value))
+        if not all(isinstance(n, int | np.integer) and not isinstance(n, bool)
+                   for n in self.npix):
+            raise ValueError(f"npix must be whole numbers of pixels, got {self.npix}")
         object.__setattr__(self, "npix", tuple(int(n) for n in self.npix))
         object.__setattr__(self, "width", tuple(float(w) for w in self.width))
         object.__setattr__(self, "channels", tuple(self.channels))
         unknown = [c for c in self.channels if c not in CHANNELS]
         if unknown or not self.channels:
             raise ValueError(f"unknown image channel(s) {unknown}; choose from {CHANNELS}")
+        if not all(np.isfinite(self.width)):
+            raise ValueError(f"width must be finite, got {self.width}")
         if min(self.npix) < 1 or min(self.width) <= 0:
             raise ValueError(f"npix and width must be positive, got {self.npix}, {self.width}")
-        if self.normalize not in ("l1", "none"):
-            raise ValueError(f"normalize must be 'l1' or 'none', not {self.normalize!r}")
-        if self.center not in ("escheme", "ptcentroid", "leading", "none"):
-            raise ValueError(f"unknown center {self.center!r}")
+        for name, allowed in _CHOICES.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, not {getattr(self, name)!r}")
+        for name in ("rotate", "centroid_pixel_shift"):
+            if not isinstance(getattr(self, name), bool | np.bool_):
+                raise ValueError(f"{name} must be true or false, not {getattr(self, name)!r}")
 
     @classmethod
     def energyflow(cls, *, npix: int = 33, width: float = 0.8, **changes) -> ImageSpec:
@@ -170,6 +183,12 @@ def make_images(constituents: ak.Array, spec: ImageSpec, *, return_outside: bool
         1.0
     """
     flat = flatten_constituents(constituents, need_charge=spec.needs_charge)
+    for name in ("px", "py", "pz", "E"):
+        bad = ~np.isfinite(getattr(flat, name))
+        if np.any(bad):
+            jet = int(np.searchsorted(flat.offsets, np.flatnonzero(bad)[0], side="right")) - 1
+            raise ValueError(f"{name} of {int(bad.sum())} constituent(s) is NaN or infinite "
+                             f"(first in jet {jet})")
     images, outside = images_from_flat(flat, spec, engine=engine)
     return (images, outside) if return_outside else images
 

@@ -51,12 +51,21 @@ IMAGE_FORMATS = ("images-h5",)
 
 #: Reader options each format accepts (the ``reader:`` mapping of a sample).
 OPTIONS = {
-    "root": {"tree", "branches", "jet_branches"},
-    "parquet": {"branches", "jet_branches"},
-    "toptagging": {"key", "max_constituents"},
-    "nanoaod": {"tree", "jets", "links", "candidates", "puppi_weight"},
+    "root": {"tree", "branches", "jet_branches", "invalid_constituents"},
+    "parquet": {"branches", "jet_branches", "invalid_constituents"},
+    "toptagging": {"key", "max_constituents", "invalid_constituents"},
+    "nanoaod": {"tree", "jets", "links", "candidates", "puppi_weight", "invalid_constituents"},
     "images-h5": {"images", "image_axes", "width", "channels"},
 }
+
+#: Label of a jet dropped for an invalid constituent (``invalid_constituents: drop``); -1 is a
+#: label the map leaves out.
+INVALID = -2
+
+#: A constituent is spacelike when E < |p| (1 - SPACELIKE_TOLERANCE): float32 rounding of
+#: massless particles gives E/|p| - 1 down to -3e-7 in the quark/gluon Parquet file, NanoAOD's
+#: packed masses m^2/2p^2 up to 1.3e-8; a wrong unit or a mass taken for the energy gives ~-0.9.
+SPACELIKE_TOLERANCE = 1e-4
 
 #: The JetClass / particle_transformer constituent branches.
 JETCLASS_BRANCHES = {"px": "part_px", "py": "part_py", "pz": "part_pz", "energy": "part_energy",
@@ -94,6 +103,13 @@ class Labels:
         if unknown:
             raise ValueError(f"label target(s) {unknown} are not classes {list(self.classes)}")
         if self.mapping is not None:
+            as_text: dict[str, list] = {}
+            for key in self.mapping:
+                as_text.setdefault(str(key), []).append(key)
+            clash = [keys for keys in as_text.values() if len(keys) > 1]
+            if clash:
+                raise ValueError(f"labels map keys {clash[0]} are the same label value "
+                                 f"{str(clash[0][0])!r} (keys are compared as text)")
             object.__setattr__(self, "mapping", {str(k): v for k, v in self.mapping.items()})
 
     @property
@@ -131,7 +147,10 @@ def read(path: str | os.PathLike, *, format: str, labels: Labels | None = None,
         labels: how jets get their class (``None``: no labels, every jet gets label 0).
         step: jets (or events, for NanoAOD) read at a time.
         counts: filled with jets read and dropped, if given.
-        options: the format's reader options (:data:`OPTIONS`).
+        options: the format's reader options (:data:`OPTIONS`). ``invalid_constituents``:
+            ``"error"`` (default) for a constituent with E < 0 or E < |p| (or pT < 0, m < 0
+            given as pT, η, φ, m) raises naming the field and the entry; ``"drop"`` drops
+            its jet and counts it (``invalid_constituents``).
 
     Examples:
         >>> labels = Labels(("gluon", "quark"), mapping={"0": "gluon", "1": "quark"})
@@ -141,6 +160,7 @@ def read(path: str | os.PathLike, *, format: str, labels: Labels | None = None,
     if format not in FORMATS:
         raise ValueError(f"unknown format {format!r}; choose from {FORMATS}")
     check_options(format, options)
+    check_option_values(format, options)
     labels = labels if labels is not None else Labels(("jets",), class_name="jets")
     path = Path(path)
     if not path.exists():
@@ -151,7 +171,9 @@ def read(path: str | os.PathLike, *, format: str, labels: Labels | None = None,
     for batch in reader(path, labels=labels, step=step, **options):
         counts.read += len(batch)
         keep = batch.table["label"] >= 0
-        counts.drop("unmapped_label", np.sum(~keep))
+        counts.drop("unmapped_label", np.sum(batch.table["label"] == -1))
+        if isinstance(batch, Jets):
+            counts.drop("invalid_constituents", np.sum(batch.table["label"] == INVALID))
         if isinstance(batch, Jets):
             empty = batch.table["n_constituents"] == 0
             counts.drop("no_constituents", np.sum(keep & empty))
@@ -195,17 +217,47 @@ def check_options(format: str, options: dict) -> None:
                              f"{sorted(known)}){hint}")
 
 
+#: Reader options whose values are checked before any file is read: name → (test, what).
+_OPTION_VALUES = {
+    "invalid_constituents": (lambda v: v in ("error", "drop"), "'error' or 'drop'"),
+    "max_constituents": (lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool)
+                                                 and v >= 1), "a positive integer"),
+    "puppi_weight": (lambda v: v is None or isinstance(v, bool), "true or false"),
+    "image_axes": (lambda v: v in ("auto", "NHW", "NHWC", "NCHW"), "auto, NHW, NHWC or NCHW"),
+    "branches": (lambda v: v is None or (isinstance(v, dict) and all(
+        isinstance(b, str) for b in v.values())), "a map of field to branch name"),
+    "jet_branches": (lambda v: v is None or (isinstance(v, dict) and all(
+        isinstance(b, str) for b in v.values())), "a map of feature to branch name"),
+    "width": (lambda v: v is None or (isinstance(v, list | tuple) and len(v) == 2 and all(
+        isinstance(w, int | float) and np.isfinite(w) and w > 0 for w in v)),
+        "two positive numbers"),
+}
+for _name in ("tree", "key", "jets", "links", "candidates", "images"):
+    _OPTION_VALUES[_name] = (lambda v: v is None or isinstance(v, str), "a name (text)")
+
+
+def check_option_values(format: str, options: dict) -> None:
+    """Reject reader option values of the wrong type or range, naming the option."""
+    for name, value in options.items():
+        test, what = _OPTION_VALUES.get(name, (lambda v: True, ""))
+        if not test(value):
+            raise ValueError(f"format {format!r}: reader option {name!r} must be {what}, "
+                             f"not {value!r}")
+
+
 # --- shared helpers ---------------------------------------------------------------------------
 
 
-def _check_finite(path, named: dict[str, np.ndarray], entry0: int, counts: np.ndarray) -> None:
-    """Raise naming the field and the first entry if a constituent value is NaN/inf."""
+def _check_finite(path, named: dict[str, np.ndarray], entry: np.ndarray,
+                  counts: np.ndarray) -> None:
+    """Raise naming the field and the first entry (``entry``: the file entry of each jet) if a
+    constituent value is NaN/inf."""
     for name, values in named.items():
         bad = ~np.isfinite(values)
         if np.any(bad):
             jet = np.searchsorted(np.cumsum(counts), np.flatnonzero(bad)[0], side="right")
             raise InputError(f"{path}: field {name!r} holds {int(bad.sum())} NaN/inf value(s) "
-                             f"(first in entry {entry0 + int(jet)})")
+                             f"(first in entry {int(entry[jet])})")
 
 
 def _constituents(counts: np.ndarray, columns: dict[str, np.ndarray]) -> ak.Array:
@@ -232,17 +284,64 @@ def _jet_kinematics(counts: np.ndarray, px, py, pz, E) -> dict[str, np.ndarray]:
 
 
 def _jets(path, *, counts, columns: dict[str, np.ndarray], names: dict[str, str],
-          features: dict[str, np.ndarray], entry: np.ndarray, label: np.ndarray) -> Jets:
-    """A checked batch: finite momenta, standard table (the file's kinematics where it has
-    them, else the sum of the constituents)."""
+          features: dict[str, np.ndarray], entry: np.ndarray, label: np.ndarray,
+          invalid: str = "error", checks: tuple = ()) -> Jets:
+    """A checked batch: finite, physical momenta (``checks``: more (field, what, bad mask)
+    of the caller), standard table (the file's kinematics where it has them, else the sum of
+    the constituents). A jet with an invalid constituent raises (``invalid="error"``) or gets
+    the label :data:`INVALID` (``"drop"``)."""
     momenta = [columns[k] for k in ("px", "py", "pz", "E")]
-    _check_finite(path, {names[k]: columns[k] for k in ("px", "py", "pz", "E")},
-                  int(entry[0]) if len(entry) else 0, counts)
+    _check_finite(path, {names[k]: columns[k] for k in ("px", "py", "pz", "E")}, entry, counts)
+    px, py, pz, E = momenta
+    p = np.sqrt(px**2 + py**2 + pz**2)
+    negative = E < 0
+    checks = (*checks, (names["E"], "negative energy", negative),
+              (names["E"], "E < |p| (spacelike)",
+               ~negative & (E < p * (1 - SPACELIKE_TOLERANCE))))
+    bad_jets = _invalid_jets(path, checks, counts, entry, invalid)
+    if np.any(bad_jets):
+        label = np.where(bad_jets, INVALID, label)
     table = {} if all(k in features for k in _STANDARD) else _jet_kinematics(counts, *momenta)
     table.update({k: np.asarray(v) for k, v in features.items()})
     table.update({"n_constituents": np.asarray(counts, dtype=np.int64), "entry": entry,
                   "label": label})
     return Jets(_constituents(counts, columns), table)
+
+
+def _invalid_jets(path, checks, counts: np.ndarray, entry: np.ndarray,
+                  invalid: str) -> np.ndarray:
+    """Per jet: holds a constituent that a check flags. Raises naming the field, what is wrong
+    and the first entry, unless ``invalid`` is ``"drop"``."""
+    bad_jets = np.zeros(len(counts), dtype=bool)
+    jet_of = None
+    for field_name, what, bad in checks:
+        if not np.any(bad):
+            continue
+        jet_of = np.repeat(np.arange(len(counts)), counts) if jet_of is None else jet_of
+        if invalid != "drop":
+            first = int(entry[jet_of[np.flatnonzero(bad)[0]]])
+            raise InputError(f"{path}: field {field_name!r}: {int(bad.sum())} constituent(s) "
+                             f"with {what} (first in entry {first}); a wrong unit or column? "
+                             f"Set the reader option invalid_constituents: drop to drop "
+                             f"their jets")
+        bad_jets[jet_of[bad]] = True
+    return bad_jets
+
+
+def _check_aligned(path, arrays, branches, entry0: int) -> np.ndarray:
+    """Constituents per jet of ragged ``branches`` of a batch, which must all agree: the
+    error names the branches and the first entry where they differ."""
+    branches = list(branches)
+    first = ak.to_numpy(ak.num(arrays[branches[0]], axis=1))
+    for other in branches[1:]:
+        n = ak.to_numpy(ak.num(arrays[other], axis=1))
+        if not np.array_equal(n, first):
+            entry = entry0 + int(np.flatnonzero(n != first)[0])
+            raise InputError(f"{path}: ragged columns {branches[0]!r} and {other!r} differ in "
+                             f"length (first in entry {entry}: {first[entry - entry0]} against "
+                             f"{n[entry - entry0]}); every constituent column of a jet must "
+                             f"have one value per constituent")
+    return first.astype(np.int64)
 
 
 def _missing(path, where: str, wanted, available) -> None:
@@ -266,12 +365,12 @@ def _branch_map(branches: dict | None) -> tuple[dict[str, str], list[str]]:
     return dict(branches), list(branches)
 
 
-def _columns_from_record(arrays, fields: dict[str, str]):
+def _columns_from_record(path, arrays, fields: dict[str, str], entry0: int):
     """(counts, flat columns px/py/pz/E/charge/pid, column → source name, source values to
-    check before conversion) of a batch."""
-    first = next(iter(fields.values()))
-    counts = ak.to_numpy(ak.num(arrays[first], axis=1)).astype(np.int64)
+    check before conversion, physics checks of (pt, eta, phi, mass) sources) of a batch."""
+    counts = _check_aligned(path, arrays, fields.values(), entry0)
     raw = {name: _flat(arrays[branch]) for name, branch in fields.items()}
+    checks = ()
     if "px" in raw:
         columns = {"px": raw["px"], "py": raw["py"], "pz": raw["pz"], "E": raw["energy"]}
         names = {"px": fields["px"], "py": fields["py"], "pz": fields["pz"],
@@ -280,11 +379,25 @@ def _columns_from_record(arrays, fields: dict[str, str]):
     else:
         source = {fields[k]: raw[k] for k in _STANDARD}
         columns = _cartesian(*(raw[k] for k in _STANDARD))
-        names = {"px": "px", "py": "py", "pz": "pz", "E": "E"}
+        names = {"px": fields["pt"], "py": fields["phi"], "pz": fields["eta"],
+                 "E": fields["mass"]}
+        checks = _polar_checks(fields["pt"], fields["mass"], raw["pt"], raw["eta"],
+                               raw["mass"])
     for name in _OPTIONAL:
         if name in raw:
             columns[name] = raw[name]
-    return counts, columns, names, source
+    return counts, columns, names, source, checks
+
+
+def _polar_checks(pt_name: str, mass_name: str, pt, eta, mass) -> tuple:
+    """Physics checks of constituents given as (pT, η, φ, m): pT < 0, or a negative mass
+    beyond :data:`SPACELIKE_TOLERANCE` (m² > 2 tol p², i.e. E < |p| (1 - tol))."""
+    pt, eta, mass = (np.asarray(a, dtype=np.float64) for a in (pt, eta, mass))
+    with np.errstate(over="ignore"):
+        p = np.abs(pt) * np.cosh(eta)
+    return ((pt_name, "negative pT", pt < 0),
+            (mass_name, "negative mass (spacelike)",
+             (mass < 0) & (mass**2 > 2 * SPACELIKE_TOLERANCE * p**2)))
 
 
 def _raw_labels(arrays, labels: Labels) -> tuple[np.ndarray | None, str]:
@@ -314,16 +427,18 @@ def _features(arrays, jet_branches: dict | None, available) -> dict[str, np.ndar
     return {b.removeprefix("jet_"): ak.to_numpy(arrays[b]) for b in available}
 
 
-def _batch_from_arrays(path, arrays, entry0, *, fields, labels, jet_branches, jet_available):
-    counts, columns, names, source = _columns_from_record(arrays, fields)
-    _check_finite(path, source, entry0, counts)
+def _batch_from_arrays(path, arrays, entry0, *, fields, labels, jet_branches, jet_available,
+                       invalid):
+    counts, columns, names, source, checks = _columns_from_record(path, arrays, fields, entry0)
+    _check_finite(path, source, np.arange(entry0, entry0 + len(counts)), counts)
     raw, label_field = _raw_labels(arrays, labels)
     n = len(counts)
     label = labels.assign(raw, n, path=path, field=label_field)
     features = _features(arrays, jet_branches, jet_available)
     features.pop("nparticles", None)  # the table's n_constituents counts them
     return _jets(path, counts=counts, columns=columns, names=names, features=features,
-                 entry=np.arange(entry0, entry0 + n), label=label)
+                 entry=np.arange(entry0, entry0 + n), label=label, invalid=invalid,
+                 checks=checks)
 
 
 def _is_jet_feature(name: str) -> bool:
@@ -359,7 +474,7 @@ def _iterate(path, ttree, branches: list[str], step: int):
 
 
 def _read_root(path, *, labels: Labels, step: int, tree: str = "tree", branches=None,
-               jet_branches=None) -> Iterator[Jets]:
+               jet_branches=None, invalid_constituents: str = "error") -> Iterator[Jets]:
     fields, required = _branch_map(branches)
     with _open_root(path) as file:
         if tree not in file:
@@ -383,14 +498,15 @@ def _read_root(path, *, labels: Labels, step: int, tree: str = "tree", branches=
         for arrays, report in _iterate(path, ttree, wanted, step):
             yield _batch_from_arrays(path, arrays, report.tree_entry_start, fields=fields,
                                      labels=labels, jet_branches=jet_branches,
-                                     jet_available=jet_available)
+                                     jet_available=jet_available,
+                                     invalid=invalid_constituents)
 
 
 # --- Parquet (particle_transformer layout) ----------------------------------------------------
 
 
 def _read_parquet(path, *, labels: Labels, step: int, branches=None,
-                  jet_branches=None) -> Iterator[Jets]:
+                  jet_branches=None, invalid_constituents: str = "error") -> Iterator[Jets]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -419,7 +535,8 @@ def _read_parquet(path, *, labels: Labels, step: int, branches=None,
         for record_batch in parquet.iter_batches(batch_size=step, columns=wanted):
             arrays = ak.from_arrow(record_batch)
             yield _batch_from_arrays(path, arrays, entry0, fields=fields, labels=labels,
-                                     jet_branches=jet_branches, jet_available=jet_available)
+                                     jet_branches=jet_branches, jet_available=jet_available,
+                                     invalid=invalid_constituents)
             entry0 += len(arrays)
     except (pa.ArrowException, OSError) as err:
         raise InputError(f"{path}: Parquet rows from {entry0} could not be read ({err})") from err
@@ -451,7 +568,8 @@ def _pandas_fixed_columns(path, group) -> tuple[dict[str, tuple[str, int]], int]
 
 
 def _read_toptagging(path, *, labels: Labels, step: int, key: str = "table",
-                     max_constituents: int | None = None) -> Iterator[Jets]:
+                     max_constituents: int | None = None,
+                     invalid_constituents: str = "error") -> Iterator[Jets]:
     label_field = labels.field or "is_signal_new"
     with _open_h5(path) as file:
         if key not in file:
@@ -473,16 +591,19 @@ def _read_toptagging(path, *, labels: Labels, step: int, key: str = "table",
             rows = frame.read(wanted, start, stop)
             four = {q: np.stack([rows[f"{q}_{i}"] for i in range(n_max)], axis=1)
                     for q in ("E", "PX", "PY", "PZ")}
-            _check_finite(path, {f"{q}_*": v.ravel() for q, v in four.items()}, start,
-                          np.full(stop - start, n_max))
-            present = four["E"] > 0
+            _check_finite(path, {f"{q}_*": v.ravel() for q, v in four.items()},
+                          np.arange(start, stop), np.full(stop - start, n_max))
+            # zero padding is all four zero; any other slot is a constituent (so that E <= 0
+            # with a momentum is reported, not taken for padding)
+            present = np.any([four[q] != 0 for q in ("E", "PX", "PY", "PZ")], axis=0)
             columns = {"px": four["PX"][present], "py": four["PY"][present],
                        "pz": four["PZ"][present], "E": four["E"][present]}
             raw = rows[label_field].astype(np.int64) if labels.mapping is not None else None
             label = labels.assign(raw, stop - start, path=path, field=label_field)
             yield _jets(path, counts=present.sum(axis=1), columns=columns,
                         names={"px": "PX_*", "py": "PY_*", "pz": "PZ_*", "E": "E_*"},
-                        features={}, entry=np.arange(start, stop), label=label)
+                        features={}, entry=np.arange(start, stop), label=label,
+                        invalid=invalid_constituents)
 
 
 @dataclass
@@ -565,7 +686,8 @@ def _nano_collections(path, available, jets: str, links: str | None, candidates:
 
 def _read_nanoaod(path, *, labels: Labels, step: int, tree: str = "Events",
                   jets: str = "FatJet", links: str | None = None, candidates: str | None = None,
-                  puppi_weight: bool | None = None) -> Iterator[Jets]:
+                  puppi_weight: bool | None = None,
+                  invalid_constituents: str = "error") -> Iterator[Jets]:
     with _open_root(path) as file:
         if tree not in file:
             raise InputError(f"{path}: no tree {tree!r}; the file has {_keys(file)}")
@@ -591,13 +713,23 @@ def _read_nanoaod(path, *, labels: Labels, step: int, tree: str = "Events",
         for arrays, report in _iterate(path, ttree, wanted, step):
             yield _nano_batch(path, arrays, report.tree_entry_start, jets=jets, links=links,
                               index_branch=index_branch, candidates=candidates,
-                              weight=weight if use_weight else None, labels=labels)
+                              weight=weight if use_weight else None, labels=labels,
+                              invalid=invalid_constituents)
 
 
-def _nano_batch(path, a, entry0, *, jets, links, index_branch, candidates, weight, labels):
-    n_jet = ak.to_numpy(ak.num(a[f"{jets}_pt"]))
-    n_cand = ak.to_numpy(ak.num(a[f"{candidates}_pt"]))
-    n_link = ak.to_numpy(ak.num(a[f"{links}_jetIdx"]))
+def _nano_batch(path, a, entry0, *, jets, links, index_branch, candidates, weight, labels,
+                invalid):
+    """One batch of NanoAOD events as jets: each link (jet index, candidate index within the
+    event) puts a candidate into a jet; candidates are gathered in jet order, PUPPI-weighted
+    if asked, and checked like any constituents."""
+    n_jet, n_cand, n_link = (
+        _check_aligned(path, a, sorted(f for f in a.fields if f.startswith(prefix + "_")
+                                       and f.removeprefix(prefix + "_") in wanted), entry0)
+        for prefix, wanted in ((jets, {"pt", "eta", "phi", "mass", "rawFactor", "msoftdrop",
+                                       "nConstituents", "hadronFlavour"}),
+                               (candidates, {"pt", "eta", "phi", "mass", "charge", "pdgId",
+                                             "puppiWeight"}),
+                               (links, {"jetIdx", index_branch.removeprefix(links + "_")})))
     event = np.repeat(np.arange(len(n_jet)), n_link)
     jet_local = _flat(a[f"{links}_jetIdx"]).astype(np.int64)
     cand_local = _flat(a[index_branch]).astype(np.int64)
@@ -622,7 +754,9 @@ def _nano_batch(path, a, entry0, *, jets, links, index_branch, candidates, weigh
     pt, eta, phi, mass = (cand(q).astype(np.float64) for q in ("pt", "eta", "phi", "mass"))
     raw_names = {f"{candidates}_{q}": v for q, v in zip(("pt", "eta", "phi", "mass"),
                                                          (pt, eta, phi, mass))}
-    _check_finite(path, raw_names, entry0, counts)
+    jet_entry = entry0 + np.repeat(np.arange(len(n_jet)), n_jet)
+    _check_finite(path, raw_names, jet_entry, counts)
+    checks = _polar_checks(f"{candidates}_pt", f"{candidates}_mass", pt, eta, mass)
     if weight is not None:  # PUPPI: each candidate enters the jet scaled by its weight
         w = cand("puppiWeight").astype(np.float64)
         pt, mass = pt * w, mass * w
@@ -640,7 +774,7 @@ def _nano_batch(path, a, entry0, *, jets, links, index_branch, candidates, weigh
                     ("hadronFlavour", "hadron_flavour")):
         if f"{jets}_{q}" in a.fields:
             features[name] = _flat(a[f"{jets}_{q}"])
-    entry = entry0 + np.repeat(np.arange(len(n_jet)), n_jet)
+    entry = jet_entry
     features["subentry"] = np.concatenate([np.arange(n) for n in n_jet]) if len(n_jet) \
         else np.zeros(0, np.int64)
     raw = None
@@ -652,7 +786,7 @@ def _nano_batch(path, a, entry0, *, jets, links, index_branch, candidates, weigh
     names = {"px": f"{candidates}_pt", "py": f"{candidates}_phi", "pz": f"{candidates}_eta",
              "E": f"{candidates}_mass"}
     return _jets(path, counts=counts, columns=columns, names=names, features=features,
-                 entry=entry, label=label)
+                 entry=entry, label=label, invalid=invalid, checks=checks)
 
 
 # --- already-pixelated images (HDF5) ----------------------------------------------------------

@@ -114,8 +114,11 @@ def build_report(
                    f"<td>{_fmt(m['accuracy'], 4)}</td><td>{_fmt(m['rejection_at_0.3'], 1)}</td>"
                    f"<td>{_fmt(m['rejection_at_0.5'], 1)}</td><td>{_jsd(m)}</td>"
                    f"<td>{m['n_test']}</td></tr>")
-    out.append("</table><p class='note'>Uncertainties from bootstrap resamplings of the test "
-               "set: ± standard deviation, or the 68% interval where it is asymmetric. Mass "
+    resamplings = config.get("evaluation", {}).get("bootstrap", 0)
+    uncertainties = (f"Uncertainties from {resamplings} bootstrap resamplings of the test set: ± "
+                     f"standard deviation, or the 68% interval where it is asymmetric."
+                     if resamplings else "No uncertainties: evaluation/bootstrap is 0.")
+    out.append(f"</table><p class='note'>{uncertainties} Mass "
                "sculpting: Jensen-Shannon divergence between the background jet-mass spectra "
                "before and after the cut at ε<sub>S</sub> = 0.5 (0 = unchanged, 1 = "
                "disjoint).</p>")

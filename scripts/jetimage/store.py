@@ -29,7 +29,6 @@ from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
-import awkward as ak
 import dask
 import dask.local
 import dask.multiprocessing
@@ -51,6 +50,10 @@ DEFAULT_CHUNK_JETS = 1024
 #: int64 or float64. Chunks of 1024 (8 kB) made each append of a 16,384-jet batch cost 14 ms
 #: per column (one file per chunk) against 3 ms, and reading a column 13× slower.
 TABLE_CHUNK_JETS = 16384
+
+#: Largest fraction of a file's jets the images stage may drop (no constituents, empty image,
+#: invalid constituents) before it fails the file.
+DEFAULT_MAX_DROPPED_FRACTION = 0.05
 
 #: Zarr's runtime settings for writing: no check of each chunk for being all fill value (jet
 #: image chunks never are; the check made zstd writes 2.8× slower, scripts/bench/images.py).
@@ -202,72 +205,92 @@ def create_array(group: zarr.Group, name: str, data=None, *, shape=None, dtype=N
     return array
 
 
-def _image_task(flat, spec: ImageSpec, target: zarr.Array, start: int, stop: int,
-                offset: int) -> np.ndarray:
-    """Pixelate jets ``start:stop`` of ``flat`` into rows ``offset + start...`` of ``target``
-    (the store's images array, opened once per batch: opening it costs ~1.3 ms)."""
-    images, outside = images_from_flat(flat.chunk(start, stop), spec)
-    target[offset + start:offset + stop] = images
-    return outside
+def _pixelate_task(spec: ImageSpec, flat) -> tuple[np.ndarray, np.ndarray]:
+    """(images, constituents outside the window per jet) of a chunk of flat jets. Each task
+    gets its own chunk as argument, so that a process or a cluster worker receives only it."""
+    return images_from_flat(flat, spec)
 
 
-def _copy_task(images: np.ndarray, normalize: str, target: zarr.Array, start: int, stop: int,
-               offset: int) -> np.ndarray:
-    """Write already-pixelated images (L1-normalised on channel 0 if asked)."""
-    target[offset + start:offset + stop] = normalize_images(images[start:stop], normalize)
-    return np.zeros(stop - start, dtype=np.int64)
+def _write_task(target: zarr.Array, images: np.ndarray, row: int) -> None:
+    """Write ``images`` as rows ``row...`` of ``target`` (the store's images array, opened
+    once per batch: opening it costs ~1.3 ms)."""
+    target[row:row + len(images)] = images
 
 
-def _concat(a, b):
-    """Two batches (constituents or images) as one."""
+def _concat(a: io.ImageBatch | None, b: io.ImageBatch) -> io.ImageBatch:
+    """Two batches of images as one."""
     if a is None:
         return b
-    table = {k: np.concatenate([a.table[k], b.table[k]]) for k in a.table}
-    if isinstance(a, io.Jets):
-        return io.Jets(ak.concatenate([a.constituents, b.constituents]), table)
-    return io.ImageBatch(np.concatenate([a.images, b.images]), table)
+    return io.ImageBatch(np.concatenate([a.images, b.images]),
+                         {k: np.concatenate([a.table[k], b.table[k]]) for k in a.table})
 
 
-def _packed(batch):
-    """A copy holding only its own jets: a slice of an awkward array keeps (and a later
-    ``ak.concatenate`` copies) the whole buffer it was cut from, which would grow each batch."""
-    if isinstance(batch, io.Jets):
-        return io.Jets(ak.to_packed(batch.constituents),
-                       {k: v.copy() for k, v in batch.table.items()})
+def _packed(batch: io.ImageBatch) -> io.ImageBatch:
+    """A copy holding only its own jets (a slice keeps the whole batch's memory alive)."""
     return io.ImageBatch(batch.images.copy(), {k: v.copy() for k, v in batch.table.items()})
 
 
 class _StoreWriter:
-    """Appends batches to a store in whole Zarr chunks (Dask tasks over whole chunks) and keeps
-    the remainder (< one chunk) for the next batch, so every write is chunk-aligned and memory
-    holds one batch at a time. The per-jet table columns are likewise written in whole chunks
-    of TABLE_CHUNK_JETS rows: appending each batch's rows instead rewrote the column's last
-    chunk every time (read, decompress, merge, compress), 30% of the images stage."""
+    """Pixelates each batch (Dask tasks over chunks of jets), drops the jets whose image is
+    empty (counted as ``empty_image``), and appends the images in whole Zarr chunks (Dask
+    tasks over chunks), keeping the remainder (< one chunk) for the next batch, so every write
+    is chunk-aligned and memory holds one batch at a time. The per-jet table columns are
+    likewise written in whole chunks of TABLE_CHUNK_JETS rows: appending each batch's rows
+    instead rewrote the column's last chunk every time (read, decompress, merge, compress),
+    30% of the images stage."""
 
     def __init__(self, path: str, spec: ImageSpec | None, *, normalize: str,
-                 chunk_jets: int, run: Callable):
+                 chunk_jets: int, run: Callable, counts: io.Counts):
         self.group = zarr.open_group(path, mode="w")
         self.group.require_group("jets")
         self.spec, self.normalize = spec, normalize
-        self.chunk_jets, self.run = chunk_jets, run
-        self.pending = None
+        self.chunk_jets, self.run, self.counts = chunk_jets, run, counts
+        self.pending: io.ImageBatch | None = None
         self.n = 0
-        self.outside: list[np.ndarray] = []
+        self.n_outside = 0
         self.table: dict[tuple[str, str], list[np.ndarray]] = {}  # rows not yet written
         self.table_rows = 0  # rows written to every table column
         self.digest = hashlib.sha256()
 
-    def add(self, batch) -> None:
+    def add(self, batch: io.Jets | io.ImageBatch) -> None:
         for name in sorted(batch.table):  # the jets' content, for their identity (jets_sha256)
             self.digest.update(name.encode())
             self.digest.update(np.ascontiguousarray(batch.table[name]).tobytes())
         if isinstance(batch, io.ImageBatch):
             self.digest.update(np.ascontiguousarray(batch.images).tobytes())
-        self.pending = _concat(self.pending, batch)
+        if "label" not in batch.table:
+            raise ValueError("each batch's table needs 'label' (class index per jet), as "
+                             "jetimage.readers gives it")
+        images = self._images(batch)
+        empty = ~np.any(images.images, axis=tuple(range(1, images.images.ndim)))
+        self.counts.drop("empty_image", np.sum(empty))
+        if np.any(empty):
+            images = io.ImageBatch(images.images[~empty],
+                                   {k: v[~empty] for k, v in images.table.items()})
+        self.n_outside += int(images.table["n_outside_window"].sum())
+        self.pending = _concat(self.pending, images)
         whole = len(self.pending) // self.chunk_jets * self.chunk_jets
         if whole:
             self._write(self.pending[:whole])
             self.pending = _packed(self.pending[whole:])
+
+    def _images(self, batch: io.Jets | io.ImageBatch) -> io.ImageBatch:
+        """The batch's images (pixelated, or pre-pixelated and normalised), with the
+        constituents outside the window per jet in the table (``n_outside_window``)."""
+        table = dict(batch.table)
+        if isinstance(batch, io.ImageBatch):
+            table["n_outside_window"] = np.zeros(len(batch), dtype=np.int64)
+            return io.ImageBatch(normalize_images(batch.images, self.normalize), table)
+        n = len(batch)
+        flat = flatten_constituents(batch.constituents, need_charge=self.spec.needs_charge)
+        shape = (0, len(self.spec.channels), *self.spec.npix)
+        done = self.run(partial(_pixelate_task, self.spec),
+                        [(flat.chunk(start, min(start + self.chunk_jets, n)),)
+                         for start in range(0, n, self.chunk_jets)])
+        images = np.concatenate([i for i, _ in done]) if done else np.zeros(shape, np.float32)
+        table["n_outside_window"] = (np.concatenate([o for _, o in done]) if done
+                                     else np.zeros(0, dtype=np.int64))
+        return io.ImageBatch(images, table)
 
     def finish(self) -> int:
         if self.pending is not None and len(self.pending):
@@ -298,27 +321,18 @@ class _StoreWriter:
             self.table[group_name, name] = [values[rows:]]
         self.table_rows += rows
 
-    def _write(self, batch) -> None:
+    def _write(self, batch: io.ImageBatch) -> None:
         n = len(batch)
-        shape = ((n, len(self.spec.channels), *self.spec.npix) if isinstance(batch, io.Jets)
-                 else batch.images.shape)
         if "images" not in self.group:
-            create_array(self.group, "images", shape=(0, *shape[1:]), dtype="float32",
-                         chunk_jets=self.chunk_jets)
+            create_array(self.group, "images", shape=(0, *batch.images.shape[1:]),
+                         dtype="float32", chunk_jets=self.chunk_jets)
         images = self.group["images"]
-        images.resize((self.n + n, *shape[1:]))
+        images.resize((self.n + n, *batch.images.shape[1:]))
         target = images.with_config(WRITE_CONFIG)
-        if isinstance(batch, io.Jets):
-            flat = flatten_constituents(batch.constituents, need_charge=self.spec.needs_charge)
-            task = partial(_image_task, flat, self.spec, target)
-        else:
-            task = partial(_copy_task, batch.images, self.normalize, target)
-        self.outside.extend(self.run(task, [(start, min(start + self.chunk_jets, n), self.n)
-                                            for start in range(0, n, self.chunk_jets)]))
+        self.run(partial(_write_task, target),
+                 [(batch.images[start:start + self.chunk_jets], self.n + start)
+                  for start in range(0, n, self.chunk_jets)])
         table = dict(batch.table)
-        if "label" not in table:
-            raise ValueError("each batch's table needs 'label' (class index per jet), as "
-                             "jetimage.readers gives it")
         columns = {("", "labels"): np.asarray(table.pop("label"), dtype=np.int64)}
         columns |= {("jets", name): np.asarray(values) for name, values in table.items()}
         for key, values in columns.items():
@@ -339,20 +353,27 @@ def write_image_store(
     num_workers: int = 1,
     progress: Callable[[str], None] | None = None,
     counts: io.Counts | None = None,
+    max_dropped_fraction: float = DEFAULT_MAX_DROPPED_FRACTION,
 ) -> dict:
     """Pixelate batches of jets (or copy pre-pixelated images) into a per-file store, atomically.
 
     Batches stream through in whole chunks, so memory holds one batch whatever the file's size.
     Each batch's table must hold ``label`` (class index), which becomes the ``labels`` array.
+    A jet whose image is empty (no constituent inside the window) is dropped and counted
+    (``empty_image``), like a jet without constituents.
 
     Args:
         spec: the image definition; ``None`` for pre-pixelated batches (:class:`ImageBatch`).
         normalize: ``"l1"`` or ``"none"``, for pre-pixelated images (``spec`` rules otherwise).
         counts: the reader's counts; recorded in the attributes (``n_read``, ``dropped``)
             once the file has been read.
+        max_dropped_fraction: the largest fraction of the jets read that may be dropped for
+            any reason but a label the sample's map leaves out (a selection the user asked
+            for).
 
     Raises:
-        InputError: no jet is left to write (the store is not created).
+        InputError: no jet is left to write, or more than ``max_dropped_fraction`` of them
+            were dropped (the store is not created).
 
     Returns:
         The store's attributes, including jets written and constituents outside the window.
@@ -360,9 +381,10 @@ def write_image_store(
     if isinstance(batches, io.Jets | io.ImageBatch):
         batches = [batches]
     check_scheduler(scheduler)
+    counts = counts if counts is not None else io.Counts()
     with io.atomic_path(path) as tmp, dask_runner(scheduler, num_workers) as run:
         writer = _StoreWriter(str(tmp), spec, normalize=normalize, chunk_jets=chunk_jets,
-                              run=run)
+                              run=run, counts=counts)
         if progress:
             progress(f"pixelating in chunks of {chunk_jets} jets ({scheduler}, "
                      f"{num_workers} worker(s))")
@@ -372,25 +394,32 @@ def write_image_store(
                 progress(f"{writer.n} jets written")
         n = writer.finish()
         group = writer.group
-        if counts is not None:
-            attrs = {**attrs, "n_read": counts.read, "dropped": counts.dropped}
+        attrs = {**attrs, "n_read": counts.read or n, "dropped": counts.dropped}
+        source = attrs.get("source", path)
         if n == 0:
-            raise io.InputError(f"{attrs.get('source', path)}: no jet left to write "
-                                f"(dropped: {attrs.get('dropped', {})})")
+            raise io.InputError(f"{source}: no jet left to write (dropped: {counts.dropped})")
+        _check_dropped(source, counts, max_dropped_fraction)
         labels = group["labels"][...]
         classes = attrs.get("classes")
         if classes:
             attrs["label_counts"] = {c: int(np.sum(labels == i)) for i, c in enumerate(classes)}
-        outside = np.concatenate(writer.outside) if writer.outside else np.zeros(0, np.int64)
-        if "jets" in group:
-            create_array(group["jets"], "n_outside_window", outside,
-                         chunk_jets=TABLE_CHUNK_JETS)
         attrs = {**attrs, "image_spec": spec.to_dict() if spec else attrs.get("image_spec"),
                  "jets_sha256": writer.digest.hexdigest(), "n_jets": n,
-                 "n_constituents_outside_window": int(outside.sum()),
+                 "n_constituents_outside_window": writer.n_outside,
                  "versions": versions()}
         group.attrs.update(attrs)
     return attrs
+
+
+def _check_dropped(source, counts: io.Counts, max_fraction: float) -> None:
+    """Raise if more than ``max_fraction`` of the jets read were lost (any reason but a label
+    the sample's map leaves out)."""
+    lost = {k: v for k, v in counts.dropped.items() if v and k != "unmapped_label"}
+    n_lost = sum(lost.values())
+    if counts.read and n_lost > max_fraction * counts.read:
+        raise io.InputError(f"{source}: {n_lost} of {counts.read} jets "
+                            f"({n_lost / counts.read:.1%}) were dropped, more than the sample's "
+                            f"max_dropped_fraction {max_fraction:g}; by reason: {lost}")
 
 
 def chunk_path(array: zarr.Array, index: int) -> Path | None:

@@ -70,8 +70,10 @@ class TrainConfig:
 
 
 def choose_device(name: str = "auto") -> torch.device:
-    """CUDA, then Apple MPS, then CPU for ``"auto"``; otherwise the named device."""
+    """CUDA, then Apple MPS, then CPU for ``"auto"``; otherwise the named device, which must be
+    there (a ``RuntimeError`` naming the setting otherwise)."""
     if name != "auto":
+        check_device(name)
         return torch.device(name)
     if torch.cuda.is_available():
         return torch.device("cuda")
@@ -97,6 +99,25 @@ def _scheduler(config: TrainConfig, optimizer):
     if config.schedule == "constant":
         return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 1.0)
     raise ValueError(f"unknown schedule {config.schedule!r}; known: cosine, constant")
+
+
+def check_device(name: str) -> None:
+    """Raise, naming the ``device`` setting, if the named torch device is not on this node."""
+    device = torch.device(name)
+    where = (f"the device setting {name!r} (training/device, or the model's own device)")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            built = torch.version.cuda or "no CUDA"
+            raise RuntimeError(f"{where}: torch {torch.__version__} (built with {built}) sees "
+                               f"no CUDA device on this node; use device: auto or cpu, or run "
+                               f"the train job on a GPU node (gpu: true)")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise RuntimeError(f"{where}: this node has {torch.cuda.device_count()} CUDA "
+                               f"device(s)")
+    elif device.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if not (mps and mps.is_available()):
+            raise RuntimeError(f"{where}: Apple MPS is not available on this node")
 
 
 def _evaluate(model, data, device, loss_fn, autocast) -> tuple[float, float]:
@@ -162,6 +183,7 @@ def train_model(
     Returns:
         The per-epoch history.
     """
+    device = choose_device(config.device)  # before any data is read (may be another node)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     root = store.open_store(dataset_path)
@@ -174,7 +196,6 @@ def train_model(
                             f"(train {len(train)}, val {len(val)})")
     in_shape = tuple(int(s) for s in root["train/images"].shape[1:])
 
-    device = choose_device(config.device)
     torch.manual_seed(config.seed)
     model = build_model(config.architecture, in_shape=in_shape, n_classes=len(classes),
                         **config.options).to(device)

@@ -15,6 +15,8 @@ config.update(jc.validate(config))
 validate(config, schema="../schemas/config.schema.yaml")
 
 DATASET = config["dataset"]["name"]
+# the figures of rule evaluate, each as .png (in the report) and .pdf
+EVALUATION_PLOTS = ["roc", "history", "confusion", "examples", "sculpting", "auc_vs_pt"]
 PREDICT_FILES = jc.predict_files(config)
 MODELS = sorted(config["models"])
 SAMPLES = sorted(config["samples"])
@@ -118,6 +120,7 @@ def image_params(wildcards):
             "reader": reader,
             "sample": sample,
             "classes": config["classes"],
+            "max_dropped_fraction": config["samples"][sample]["max_dropped_fraction"],
             "chunk_jets": config["dask"]["chunk_jets"],
             "batch_jets": config["dask"]["batch_jets"],
         }

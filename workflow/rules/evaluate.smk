@@ -43,6 +43,11 @@ rule evaluate:
             category="Models",
             subcategory="{model}",
         ),
+        # every figure is also written as PDF, for papers
+        pdfs=expand(
+            "results/evaluation/{{model}}/{plot}.pdf",
+            plot=EVALUATION_PLOTS,
+        ),
     log:
         "results/logs/evaluate/{model}.log",
     benchmark:

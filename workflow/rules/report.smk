@@ -9,6 +9,11 @@ rule report:
         examples=expand("results/evaluation/{model}/examples.png", model=MODELS),
         sculpting=expand("results/evaluation/{model}/sculpting.png", model=MODELS),
         auc_vs_pt=expand("results/evaluation/{model}/auc_vs_pt.png", model=MODELS),
+        pdfs=expand(
+            "results/evaluation/{model}/{plot}.pdf",
+            model=MODELS,
+            plot=EVALUATION_PLOTS,
+        ),
         dataset=f"results/datasets/{DATASET}.zarr",
     output:
         html="results/report.html",
@@ -22,6 +27,10 @@ rule report:
             caption="../report/mean_images.rst",
             category="Dataset",
         ),
+        pdfs=[
+            "results/evaluation/rejection_all_models.pdf",
+            "results/evaluation/mean_images.pdf",
+        ],
     log:
         "results/logs/report.log",
     benchmark:
