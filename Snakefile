@@ -26,4 +26,5 @@ include: "workflow/rules/predict.smk"
 rule all:
     input:
         "results/report.html",
+        figures,
         prediction_files,

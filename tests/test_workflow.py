@@ -89,6 +89,22 @@ def test_unchanged_config_schedules_nothing(tiny_run):
     assert scheduled_jobs(tiny_run, changed_config(tiny_run, lambda c: None)) == {}
 
 
+@pytest.mark.parametrize("figure, jobs", [
+    ("evaluation/logistic/roc.pdf", {"evaluate": 1, "report": 1, "all": 1}),
+    ("evaluation/hsf-cnn/sculpting.png", {"evaluate": 1, "report": 1, "all": 1}),
+    ("evaluation/mean_images.pdf", {"report": 1, "all": 1}),
+])
+def test_a_deleted_figure_reruns_the_job_that_draws_it(tiny_run, figure, jobs):
+    """Every figure (PDF as well as PNG) is a declared output, and the report's input."""
+    path = tiny_run / "results" / figure
+    aside = path.with_name(path.name + ".aside")
+    path.rename(aside)
+    try:
+        assert scheduled_jobs(tiny_run, tiny_run / "config.yaml") == jobs
+    finally:
+        aside.rename(path)
+
+
 def test_training_option_change_schedules_only_train_evaluate_report(tiny_run):
     def fewer_epochs(config):
         config["models"]["logistic"]["epochs"] = 1

@@ -19,6 +19,7 @@ neutral particles into calorimeter cells with a smeared energy before clustering
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import time
@@ -87,6 +88,15 @@ _QUIET = [
 PYTHIA_MAX_SEED = 900_000_000
 
 
+def check_finite(settings) -> None:
+    """Raise naming the field if a number of a settings dataclass is NaN or infinite."""
+    for f in dataclasses.fields(settings):
+        values = np.ravel(getattr(settings, f.name))
+        if values.dtype.kind == "f" and not np.all(np.isfinite(values)):
+            raise ValueError(f"{type(settings).__name__}.{f.name} must be finite, got "
+                             f"{getattr(settings, f.name)}")
+
+
 @dataclass(frozen=True)
 class JetSelection:
     """Jet definition and kinematic window."""
@@ -97,6 +107,12 @@ class JetSelection:
     pt_max: float = 650.0
     abs_eta_max: float = 2.0
     match_dr: float = 0.8
+
+    def __post_init__(self) -> None:
+        check_finite(self)
+        if not 0 <= self.pt_min < self.pt_max:
+            raise ValueError(f"the jet pT window needs 0 <= pt_min < pt_max, got "
+                             f"[{self.pt_min}, {self.pt_max}]")
 
 
 @dataclass(frozen=True)
@@ -113,6 +129,9 @@ class Detector:
     cell_phi: float = 0.1
     photon_resolution: tuple[float, float] = (0.10, 0.01)
     hadron_resolution: tuple[float, float] = (0.50, 0.05)
+
+    def __post_init__(self) -> None:
+        check_finite(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> Detector:
@@ -166,6 +185,12 @@ class GeneratorSettings:
     jets: JetSelection = field(default_factory=JetSelection)
     extra: tuple[str, ...] = ()
     detector: Detector | None = None
+
+    def __post_init__(self) -> None:
+        check_finite(self)
+        if not 0 <= self.pt_hat_min < self.pt_hat_max:
+            raise ValueError(f"the pT-hat range needs 0 <= pt_hat_min < pt_hat_max, got "
+                             f"[{self.pt_hat_min}, {self.pt_hat_max}]")
 
     @classmethod
     def from_dict(cls, data: dict) -> GeneratorSettings:

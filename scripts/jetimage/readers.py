@@ -3,8 +3,11 @@
 Every reader streams a file in batches of at most ``step`` jets, so memory does not grow with the
 file, and checks what it can before any pixelation: the file opens, the tree/dataset and every
 branch exist (the error lists what does), the file is not empty. Each batch is then checked for
-NaN/inf momenta and for labels that map to no class; jets without constituents are dropped and
-counted. Errors are :class:`jetimage.io.InputError` and name the file and the field.
+ragged columns of one jet that differ in length, NaN/inf momenta, unphysical constituents
+(E < 0, E < |p|, pT < 0, m < 0: an error, or the jet dropped and counted with
+``invalid_constituents: drop``) and labels that map to no class; jets without constituents are
+dropped and counted. Errors are :class:`jetimage.io.InputError` and name the file, the field and
+the first entry.
 
 Formats (``format:`` of a sample in the config):
 

@@ -246,7 +246,8 @@ class _StoreWriter:
         self.spec, self.normalize = spec, normalize
         self.chunk_jets, self.run, self.counts = chunk_jets, run, counts
         self.pending: io.ImageBatch | None = None
-        self.n = 0
+        self.n = 0  # jets written
+        self.n_given = 0  # jets given to add()
         self.n_outside = 0
         self.table: dict[tuple[str, str], list[np.ndarray]] = {}  # rows not yet written
         self.table_rows = 0  # rows written to every table column
@@ -261,6 +262,7 @@ class _StoreWriter:
         if "label" not in batch.table:
             raise ValueError("each batch's table needs 'label' (class index per jet), as "
                              "jetimage.readers gives it")
+        self.n_given += len(batch)
         images = self._images(batch)
         empty = ~np.any(images.images, axis=tuple(range(1, images.images.ndim)))
         self.counts.drop("empty_image", np.sum(empty))
@@ -394,7 +396,8 @@ def write_image_store(
                 progress(f"{writer.n} jets written")
         n = writer.finish()
         group = writer.group
-        attrs = {**attrs, "n_read": counts.read or n, "dropped": counts.dropped}
+        counts.read = counts.read or writer.n_given  # batches given without a reader's counts
+        attrs = {**attrs, "n_read": counts.read, "dropped": counts.dropped}
         source = attrs.get("source", path)
         if n == 0:
             raise io.InputError(f"{source}: no jet left to write (dropped: {counts.dropped})")

@@ -56,6 +56,12 @@ class TrainConfig:
     channels_last: str = "auto"
     compile: bool = False
 
+    def __post_init__(self) -> None:
+        for name in ("learning_rate", "weight_decay", "memory_budget_mb"):
+            if not math.isfinite(getattr(self, name)):
+                raise ValueError(f"TrainConfig.{name} must be finite, got "
+                                 f"{getattr(self, name)}")
+
     @classmethod
     def from_dict(cls, data: dict) -> TrainConfig:
         names = {f.name for f in dataclasses.fields(cls)}

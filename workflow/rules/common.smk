@@ -59,6 +59,14 @@ def dataset_bucket_mem_mb(wildcards):
     return int(config["dataset"]["memory_mb"]) + 1000
 
 
+def figures(wildcards=None):
+    """Every figure a run draws, PNG and PDF: targets of rule all, so that a deleted figure is
+    drawn again (with the report, which embeds it)."""
+    names = [f"{model}/{plot}" for model in MODELS for plot in EVALUATION_PLOTS]
+    names += ["rejection_all_models", "mean_images"]
+    return [f"results/evaluation/{n}.{ext}" for n in names for ext in ("png", "pdf")]
+
+
 def prediction_files(wildcards=None):
     models = config["predict"]["models"]
     return [
