@@ -32,6 +32,7 @@ bench: $(BIN)/.installed
 	$(BIN)/python scripts/bench/train.py
 	$(BIN)/python scripts/bench/generate.py
 	$(BIN)/python scripts/bench/readers.py
+	$(BIN)/python scripts/bench/substructure.py
 	$(BIN)/python scripts/bench/dag.py
 	$(BIN)/python scripts/bench/scale.py
 	$(BIN)/python scripts/bench/workflow_scale.py
