@@ -9,9 +9,11 @@ log = setup(snakemake.log[0], "jetimage.dataset")  # noqa: F821
 params = snakemake.params[0]  # noqa: F821
 
 tic = time.perf_counter()
+inp = snakemake.input  # noqa: F821
 attrs = write_bucket(
     snakemake.output[0],  # noqa: F821
-    list(snakemake.input),  # noqa: F821
+    list(inp.stores),
+    observables=list(inp.observables) or None,
     bucket=int(snakemake.wildcards.bucket),  # noqa: F821
     buckets=params["buckets"],
     classes=params["classes"],

@@ -1,5 +1,6 @@
-"""Fault injection in CI: the tiny workflow SIGKILLed during generate, images, dataset and train,
-rerun as a user would, ends with the outputs of an uninterrupted run (tests/faults/)."""
+"""Fault injection in CI: the tiny workflow SIGKILLed during generate, images, observables,
+dataset and train, rerun as a user would, ends with the outputs of an uninterrupted run
+(tests/faults/)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ def test_killed_runs_rerun_to_the_outputs_of_an_uninterrupted_run(tiny_run, tmp_
     result = subprocess.run(
         [sys.executable, str(REPO / "tests" / "faults" / "kill_and_rerun.py"),
          "--config", str(tiny_run / "config.yaml"), "--reference", str(tiny_run),
-         "--kills", "4", "--seed", "1", "--workdir", str(tmp_path)],
+         "--kills", "5", "--seed", "1", "--workdir", str(tmp_path)],
         capture_output=True, text=True, timeout=1500)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     summary = json.loads(result.stdout)

@@ -45,7 +45,7 @@ def slurm_run(tmp_path_factory):
            "--configfile", str(workdir / "config.yaml"),
            "--workflow-profile", str(REPO / "workflow" / "profiles" / "slurm"),
            # this one-node cluster: 2 CPUs, no accounting (squeue for status), no accounts
-           "--set-threads", "images=2", "dataset_bucket=2", "train=2",
+           "--set-threads", "images=2", "observables=1", "dataset_bucket=2", "train=2",
            "--set-resources", "train:slurm_partition=gpu", "train:mem_mb=4000",
            "images:mem_mb=4000",
            "--slurm-status-command", "squeue", "--slurm-no-account",
@@ -67,7 +67,7 @@ def slurm_run(tmp_path_factory):
 def test_every_job_is_submitted_with_sbatch_and_training_asks_for_a_gpu(slurm_run):
     _, log = slurm_run
     calls = re.findall(r"sbatch call: (.*)", log)
-    assert len(calls) == 19 - 1  # every job of the tiny run but the local `all`
+    assert len(calls) == 23 - 1  # every job of the tiny run but the local `all`
     train_calls = [c for c in calls if "train" in c and "--gpus=1" in c]
     assert len(train_calls) == 2 and all("-p gpu" in c or "--partition gpu" in c
                                          or "--partition=gpu" in c for c in train_calls)

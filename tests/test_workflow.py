@@ -120,6 +120,8 @@ def test_image_spec_change_reruns_images_onward_but_no_generation(tiny_run):
     jobs = scheduled_jobs(tiny_run, changed_config(tiny_run, finer))
     assert "generate" not in jobs
     assert jobs["images"] == 4 and jobs["dataset_bucket"] == 2 and jobs["dataset"] == 1
+    # the observables follow their image store row for row (empty images are dropped there)
+    assert jobs["observables"] == 4
     assert jobs["train"] == 2
     assert jobs["predict"] == 2
 
@@ -138,8 +140,8 @@ def test_added_shard_generates_only_that_shard(tiny_run):
 
     jobs = scheduled_jobs(tiny_run, changed_config(tiny_run, one_more))
     # hsf-cnn retrains, so it scores every top file again (config predict), the new one too
-    assert jobs == {"generate": 1, "images": 1, "dataset_bucket": 2, "dataset": 1, "train": 2,
-                    "evaluate": 2, "report": 1, "predict": 3, "all": 1}
+    assert jobs == {"generate": 1, "images": 1, "observables": 1, "dataset_bucket": 2,
+                    "dataset": 1, "train": 2, "evaluate": 2, "report": 1, "predict": 3, "all": 1}
 
 
 def test_snakemake_report_collects_the_figures(tiny_run):
@@ -268,8 +270,8 @@ def test_adding_a_file_runs_only_that_files_jobs(files_run, top_file, qcd_file):
     finally:
         (files_run / "inputs" / "JetClass_002.root").unlink()
     # no other file's images job: the buckets take chunks of every file, so all of them rerun
-    assert jobs == {"images": 1, "dataset_bucket": 2, "dataset": 1, "train": 1, "evaluate": 1,
-                    "report": 1, "predict": 3, "all": 1}
+    assert jobs == {"images": 1, "observables": 1, "dataset_bucket": 2, "dataset": 1,
+                    "train": 1, "evaluate": 1, "report": 1, "predict": 3, "all": 1}
 
 
 def test_a_bad_file_fails_its_job_clearly_and_leaves_no_store(files_run):
@@ -364,12 +366,15 @@ def add_code(text: str) -> str:
     ({"kernel.py": lambda t: "# a comment\n" + t.replace("\n\n", "\n\n\n", 1),
       "plots.py": lambda t: t.replace('"""', '"""Edited docstring. ', 1)}, {}),
     ({"kernel.py": add_code},
-     {"images": 4, "dataset_bucket": 2, "dataset": 1, "train": 2, "evaluate": 2, "report": 1,
-      "predict": 2, "all": 1}),
+     {"images": 4, "observables": 4, "dataset_bucket": 2, "dataset": 1, "train": 2,
+      "evaluate": 2, "report": 1, "predict": 2, "all": 1}),
     ({"plots.py": add_code}, {"evaluate": 2, "report": 1, "all": 1}),
     ({"generate.py": add_code},
-     {"generate": 4, "images": 4, "dataset_bucket": 2, "dataset": 1, "train": 2, "evaluate": 2,
-      "report": 1, "predict": 2, "all": 1}),
+     {"generate": 4, "images": 4, "observables": 4, "dataset_bucket": 2, "dataset": 1,
+      "train": 2, "evaluate": 2, "report": 1, "predict": 2, "all": 1}),
+    ({"substructure.py": add_code},
+     {"observables": 4, "dataset_bucket": 2, "dataset": 1, "train": 2, "evaluate": 2,
+      "report": 1, "all": 1}),
 ])
 def test_a_library_change_reruns_the_stages_that_run_that_code(tiny_run, tmp_path, edits,
                                                                 expected):

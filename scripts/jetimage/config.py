@@ -429,6 +429,15 @@ def sample_parts(config: dict, sample: str) -> list[str]:
     return [f"{i:03d}" for i in range(entry["shards"])]
 
 
+def jet_radius(config: dict, sample: str) -> float:
+    """R of a sample's jets (soft drop's and N-subjettiness's R0): the generator's for a
+    generated sample, the sample's ``jet_radius`` for files."""
+    entry = config["samples"][sample]
+    if entry["source"] == "generate":
+        return float(config["generation"]["jets"]["radius"])
+    return float(entry["jet_radius"])
+
+
 def image_spec(config: dict) -> ImageSpec:
     return ImageSpec.from_dict(config["images"])
 

@@ -134,8 +134,10 @@ class _Source:
         return int(self.images.shape[0])
 
 
-def _open_source(path: str, classes: Sequence[str]) -> _Source:
-    """One per-file store with its arrays opened, checked to hold the run's classes."""
+def _open_source(path: str, classes: Sequence[str], observables: str | None = None) -> _Source:
+    """One per-file store with its arrays opened, checked to hold the run's classes; the
+    columns of its observables store (:mod:`jetimage.substructure`), row for row, join its
+    table."""
     group = store.open_store(path)
     if list(group.attrs.get("classes", classes)) != list(classes):
         raise io.InputError(f"{path}: store classes {group.attrs['classes']} differ from "
@@ -145,14 +147,26 @@ def _open_source(path: str, classes: Sequence[str]) -> _Source:
         or path
     arrays = {"labels": group["labels"], **{f"jets/{name}": array
                                             for name, array in group["jets"].arrays()}}
+    if observables is not None:
+        extra = store.open_store(observables)
+        if extra.attrs.get("n_jets") != group["labels"].shape[0]:
+            raise io.InputError(f"{observables}: {extra.attrs.get('n_jets')} jets, its image "
+                                f"store {path} {group['labels'].shape[0]}")
+        arrays |= {f"jets/{name}": array for name, array in extra["jets"].arrays()}
     images = group["images"]
     return _Source(path, group, str(identity), images, arrays, store.chunk_file_reader(images),
                    {name: store.chunk_file_reader(a) for name, a in arrays.items()})
 
 
-def _open_sources(paths: Sequence[str | os.PathLike], classes: Sequence[str]) -> list[_Source]:
-    """The per-file stores, checked to agree on the classes and the image spec."""
-    sources = [_open_source(path, classes) for path in map(str, paths)]
+def _open_sources(paths: Sequence[str | os.PathLike], classes: Sequence[str],
+                  observables: Sequence[str | os.PathLike] | None = None) -> list[_Source]:
+    """The per-file stores (with their observables stores, if given, in the same order),
+    checked to agree on the classes and the image spec."""
+    if observables is not None and len(observables) != len(paths):
+        raise ValueError(f"{len(observables)} observables stores for {len(paths)} image stores")
+    extras = list(map(str, observables)) if observables is not None else [None] * len(paths)
+    sources = [_open_source(path, classes, extra) for path, extra in zip(map(str, paths),
+                                                                         extras)]
     if not sources:
         raise io.InputError("no image store to build a dataset from")
     specs = {str(s.group.attrs.get("image_spec")) for s in sources}
@@ -310,8 +324,10 @@ def write_bucket(
     scheduler: str = "threads",
     num_workers: int = 1,
     progress: Callable[[str], None] | None = None,
+    observables: Sequence[str | os.PathLike] | None = None,
 ) -> dict:
     """Write one bucket of the dataset: its source chunks, split and shuffled (module docs).
+    ``observables``: each source's observables store, whose columns join its table.
 
     Raises:
         InputError: the bucket's images would exceed ``memory_mb`` (before any is read), or
@@ -323,7 +339,7 @@ def write_bucket(
     if not 0 <= bucket < buckets:
         raise ValueError(f"bucket {bucket} is not in 0..{buckets - 1}")
     store.check_scheduler(scheduler)
-    opened = _open_sources(sources, classes)
+    opened = _open_sources(sources, classes, observables)
     plan = bucket_chunks(opened, seed=seed, bucket=bucket, buckets=buckets)
     n = sum(stop - start for _, start, stop in plan)
     jet_bytes = _image_bytes(opened)
@@ -518,6 +534,7 @@ def build_dataset(
     scheduler: str = "threads",
     num_workers: int = 1,
     progress: Callable[[str], None] | None = None,
+    observables: Sequence[str | os.PathLike] | None = None,
 ) -> dict:
     """Build the dataset store in one call: every bucket, then the assembly (what the
     workflow's ``dataset_bucket`` and ``dataset`` jobs do in turn); returns its attributes."""
@@ -529,7 +546,7 @@ def build_dataset(
             write_bucket(part, sources, bucket=k, buckets=buckets, classes=classes,
                          fractions=fractions, seed=seed, chunk_jets=chunk_jets,
                          memory_mb=memory_mb, scheduler=scheduler, num_workers=num_workers,
-                         progress=progress)
+                         progress=progress, observables=observables)
         return assemble_dataset(path, parts, sources, classes=classes, fractions=fractions,
                                 seed=seed, chunk_jets=chunk_jets, progress=progress)
 

@@ -87,3 +87,62 @@ def observables(constituents: ak.Array, *, radius: float) -> dict[str, np.ndarra
                                                                    func=function)
         out[name][has] = ak.to_numpy(values)
     return out
+
+
+def _keys(table) -> np.ndarray:
+    """One int64 key per jet: its file entry, and its index within the entry (NanoAOD)."""
+    entry = np.asarray(table["entry"], dtype=np.int64)
+    if "subentry" in table:
+        return entry * (1 << 20) + np.asarray(table["subentry"], dtype=np.int64)
+    return entry
+
+
+def write_observables_store(path, batches, image_store, *, radius: float,
+                            progress=None) -> dict:
+    """The observables of the jets of ``image_store``, row for row, as a Zarr store (atomic).
+
+    ``batches`` stream the file the image store was made from, with the same reader settings:
+    the store holds a subsequence of them (jets with empty images are dropped there), matched
+    by entry (and subentry) and checked by their pT. Layout: ``jets/<name>`` for each of
+    :data:`NAMES`, chunked like a per-file store's table, so that the dataset stage reads them
+    as more table columns.
+
+    Raises:
+        InputError: the file's jets no longer match the image store's.
+    """
+    import zarr
+
+    from jetimage import io, store
+
+    table = store.read_table(store.open_store(image_store))
+    wanted = _keys(table)
+    found: list[np.ndarray] = []
+    found_pt: list[np.ndarray] = []
+    values: dict[str, list[np.ndarray]] = {name: [] for name in NAMES}
+    for batch in batches:
+        keep = np.isin(_keys(batch.table), wanted)
+        if not np.any(keep):
+            continue
+        found.append(_keys(batch.table)[keep])
+        found_pt.append(np.asarray(batch.table["pt"])[keep])
+        for name, column in observables(batch[keep].constituents, radius=radius).items():
+            values[name].append(column)
+        if progress:
+            progress(f"{sum(map(len, found))} of {len(wanted)} jets")
+    found_keys = np.concatenate(found) if found else np.zeros(0, np.int64)
+    found_pts = np.concatenate(found_pt) if found_pt else np.zeros(0)
+    same = np.array_equal(found_keys, wanted) and np.array_equal(found_pts, table["pt"])
+    if not same:
+        raise io.InputError(f"{image_store}: its {len(wanted)} jets are not the file's "
+                            f"({len(found_keys)} match): was the file changed after the "
+                            f"images stage?")
+    with io.atomic_path(path) as tmp:
+        group = zarr.open_group(tmp, mode="w")
+        jets = group.require_group("jets")
+        for name, parts in values.items():
+            column = np.concatenate(parts) if parts else np.zeros(0)
+            store.create_array(jets, name, column, chunk_jets=store.TABLE_CHUNK_JETS)
+        attrs = {"image_store": str(image_store), "radius": radius, "n_jets": len(wanted),
+                 "soft_drop": SOFT_DROP, "observables": list(NAMES)}
+        group.attrs.update(attrs)
+    return attrs

@@ -48,6 +48,22 @@ def image_stores(wildcards=None):
     ]
 
 
+# observables need constituents: none for already-pixelated samples (they are never mixed)
+OBSERVABLES = all(
+    jc.sample_format(config["samples"][s]) not in jc.IMAGE_FORMATS for s in SAMPLES
+)
+
+
+def observable_stores(wildcards=None):
+    if not OBSERVABLES:
+        return []
+    return [
+        f"results/observables/{sample}/{part}.zarr"
+        for sample in SAMPLES
+        for part in PARTS[sample]
+    ]
+
+
 def bucket_stores(wildcards):
     return [
         f"results/datasets/{wildcards.dataset}.buckets/{k}.zarr"
@@ -141,6 +157,18 @@ def predict_params(wildcards):
             "code": code("predict"),
             "reader": jc.reader_settings(config, wildcards.sample),
             "classes": config["classes"],
+            "batch_jets": config["dask"]["batch_jets"],
+        }
+    )
+
+
+def observables_params(wildcards):
+    sample = wildcards.sample
+    return jc.canonical(
+        {
+            "reader": jc.reader_settings(config, sample),
+            "classes": config["classes"],
+            "radius": jc.jet_radius(config, sample),
             "batch_jets": config["dask"]["batch_jets"],
         }
     )

@@ -1,7 +1,8 @@
 rule dataset_bucket:
     """One bucket of the shuffle: every buckets-th chunk of each image store, split and shuffled."""
     input:
-        image_stores,
+        stores=image_stores,
+        observables=observable_stores,
     output:
         directory("results/datasets/{dataset}.buckets/{bucket}.zarr"),
     log:

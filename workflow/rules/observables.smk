@@ -1,0 +1,23 @@
+rule observables:
+    """Substructure observables (soft drop, N-subjettiness, energy correlators; FastJet contrib) of
+    one image store's jets, row for row, read again from its jet file."""
+    input:
+        jets=jets_input,
+        store="results/images/{sample}/{part}.zarr",
+    output:
+        directory("results/observables/{sample}/{part}.zarr"),
+    log:
+        "results/logs/observables/{sample}/{part}.log",
+    benchmark:
+        "results/benchmarks/rules/observables/{sample}/{part}.tsv"
+    conda:
+        "../../envs/observables.yaml"
+    threads: 1
+    resources:
+        mem_mb=2048,
+        runtime=120,
+    params:
+        settings=observables_params,
+        code=lambda wildcards: code("observables"),
+    script:
+        "../../scripts/observables.py"
