@@ -65,3 +65,22 @@ def test_multiclass_metrics_against_sklearn():
     assert out["accuracy"]["value"] == pytest.approx(np.mean(probabilities.argmax(1) == labels))
     low, high = out["accuracy"]["interval68"]
     assert low <= out["accuracy"]["value"] <= high
+
+
+def test_no_background_passing_gives_a_lower_limit_and_strict_json():
+    """metrics.json must parse with strict JSON parsers: no Infinity where no background
+    jet passes the cut, but the 68% CL lower limit on 1/εB, marked as such."""
+    import json
+
+    from jetimage.metrics import rejection_lower_limit
+
+    labels = np.r_[np.ones(50, int), np.zeros(400, int)]
+    values = np.r_[np.linspace(2, 3, 50), np.linspace(0, 1, 400)]  # fully separated
+    out = binary_metrics(labels, values, efficiencies=(0.3, 0.5), bootstrap=10)
+    for eff in (0.3, 0.5):
+        entry = out[f"rejection_at_{eff:g}"]
+        assert entry["lower_limit"] is True
+        assert entry["value"] == pytest.approx(rejection_lower_limit(400))
+        # 0 of 400 passing: εB < 1.14/400 at 68% CL (Poisson: -ln 0.32 = 1.14)
+        assert entry["value"] == pytest.approx(400 / 1.139, rel=0.01)
+    json.dumps(out, allow_nan=False)

@@ -71,10 +71,26 @@ def binary_metrics(labels: np.ndarray, scores: np.ndarray, *,
     labels, scores = np.asarray(labels), np.asarray(scores)
     out = {"auc": _bootstrap(lambda y, s: float(roc_auc_score(y, s)), labels, scores,
                              n=bootstrap, seed=seed)}
+    n_background = int(np.sum(labels == 0))
     for eff in efficiencies:
-        out[f"rejection_at_{eff:g}"] = _bootstrap(
-            lambda y, s, e=eff: rejection_at(y, s, e), labels, scores, n=bootstrap, seed=seed)
+        entry = _bootstrap(lambda y, s, e=eff: rejection_at(y, s, e), labels, scores,
+                           n=bootstrap, seed=seed)
+        if entry["value"] == float("inf"):  # no background jet passes: a lower limit
+            entry = {"value": rejection_lower_limit(n_background), "std": None,
+                     "interval68": None, "lower_limit": True}
+        out[f"rejection_at_{eff:g}"] = entry
     return out
+
+
+def rejection_lower_limit(n_background: int, cl: float = 0.68) -> float:
+    """Lower limit on 1/εB at confidence level ``cl`` when none of ``n_background`` jets
+    passes: εB < 1 - (1 - cl)^(1/n), so that ``metrics.json`` never holds Infinity.
+
+    Examples:
+        >>> round(rejection_lower_limit(1250), 1)
+        1097.5
+    """
+    return 1.0 / (1.0 - (1.0 - cl) ** (1.0 / max(n_background, 1)))
 
 
 def classification_metrics(labels: np.ndarray, probabilities: np.ndarray,

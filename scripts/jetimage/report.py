@@ -46,8 +46,8 @@ def _fmt(entry: dict, digits: int) -> str:
     """A value with its bootstrap uncertainty: ± std, or the asymmetric 68% interval when the
     distribution is skewed (as rejections at high purity are)."""
     value, std, interval = entry["value"], entry.get("std"), entry.get("interval68")
-    if value == float("inf"):
-        return "∞ (no background passes)"
+    if entry.get("lower_limit"):
+        return f"&gt; {value:.{digits}f} (no background passes; 68% CL)"
     if std is None or interval is None:
         return f"{value:.{digits}f}"
     up, down = interval[1] - value, value - interval[0]
