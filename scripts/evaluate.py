@@ -7,21 +7,19 @@ import numpy as np
 
 from jetimage import io, plots, store
 from jetimage.dataset import images_at
-from jetimage.evaluate import score_split
+from jetimage.evaluate import score_saved_model
 from jetimage.logs import setup
 from jetimage.metrics import auc_in_bins, classification_metrics, mass_sculpting
 from jetimage.predict import scores_frame
-from jetimage.train import load_model
 
 log = setup(snakemake.log[0], "jetimage.evaluate")  # noqa: F821
 params = snakemake.params[0]  # noqa: F821
 inp, out = snakemake.input, snakemake.output  # noqa: F821
 name = snakemake.wildcards.model  # noqa: F821
 
-model, info = load_model(inp.model)
-classes = info["classes"]
 # streamed: only per-jet numbers are held for the whole test split
-probabilities, labels, jets = score_split(model, inp.dataset, "test", info["normalization"])
+probabilities, labels, jets, info = score_saved_model(inp.model, inp.dataset, "test")
+classes = info["classes"]
 metrics = classification_metrics(
     labels,
     probabilities,

@@ -149,8 +149,17 @@ def test_model_options_read_from_syntax_match_the_registry():
     assert min_pixels() == MIN_PIXELS
     keyword = {name: {p.name: p for p in inspect.signature(f).parameters.values()
                       if p.kind is p.KEYWORD_ONLY} for name, f in MODELS.items()}
-    assert model_options() == {name: {o: str(p.annotation) for o, p in options.items()}
-                               for name, options in keyword.items()}
+    assert model_options("models.py") == {name: {o: str(p.annotation) for o, p in
+                                                 options.items()}
+                                          for name, options in keyword.items()}
+    from jetimage import baselines
+
+    for name, trainer in baselines._REGISTRY.items():
+        keyword[name] = {p.name: p for p in inspect.signature(trainer).parameters.values()
+                         if p.kind is p.KEYWORD_ONLY and p.name not in baselines.RUN_ARGUMENTS}
+    assert model_options("baselines.py") == {name: {o: str(p.annotation) for o, p in
+                                                    keyword[name].items()}
+                                             for name in baselines._REGISTRY}
     # every default passes the value check, in the form a YAML config gives it (a list)
     for options in keyword.values():
         for option, parameter in options.items():

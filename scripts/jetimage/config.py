@@ -213,22 +213,39 @@ def _describe_classes(sample: dict) -> str:
     return f"labelled by {dict(sample['labels'])}"
 
 
-@lru_cache(maxsize=1)
-def _models_syntax() -> ast.Module:
-    return ast.parse((Path(__file__).with_name("models.py")).read_text())
+@lru_cache(maxsize=2)
+def _models_syntax(module: str = "models.py") -> ast.Module:
+    return ast.parse((Path(__file__).with_name(module)).read_text())
 
 
-def model_options() -> dict[str, dict[str, str]]:
+#: Keyword arguments the baselines' trainers get from the run (jetimage.baselines.RUN_ARGUMENTS).
+_RUN_ARGUMENTS = {"signal", "n_classes", "seed"}
+
+
+def is_baseline(config: dict, model: str) -> bool:
+    """Whether a model is a baseline on high-level features (jetimage.baselines)."""
+    return config["models"][model]["architecture"] in baseline_architectures()
+
+
+def baseline_architectures() -> set[str]:
+    return set(model_options("baselines.py"))
+
+
+def model_options(module: str | None = None) -> dict[str, dict[str, str]]:
     """Keyword options of each registered architecture and their annotations (``int``,
-    ``float``, ``tuple[int, int]``, ``tuple[int, ...]``), read from the syntax of models.py
-    (so that checking a config does not import torch)."""
+    ``float``, ``str``, ``tuple[int, int]``, ``tuple[int, ...]``, ``tuple[str, ...]``), read
+    from the syntax of models.py and baselines.py (so that checking a config does not import
+    torch), or of one of them."""
     found = {}
-    for node in _models_syntax().body:
-        if isinstance(node, ast.FunctionDef):
+    for name in [module] if module else ["models.py", "baselines.py"]:
+        for node in _models_syntax(name).body:
+            if not isinstance(node, ast.FunctionDef):
+                continue
             for deco in node.decorator_list:
                 if isinstance(deco, ast.Call) and getattr(deco.func, "id", "") == "register":
                     found[deco.args[0].value] = {a.arg: ast.unparse(a.annotation)
-                                                 for a in node.args.kwonlyargs}
+                                                 for a in node.args.kwonlyargs
+                                                 if a.arg not in _RUN_ARGUMENTS}
     return found
 
 
@@ -247,6 +264,12 @@ def option_value_problem(name: str, annotation: str, value) -> str | None:
     if annotation == "float":
         ok = isinstance(value, int | float) and not isinstance(value, bool)
         return None if ok else "a number"
+    if annotation == "str":
+        return None if isinstance(value, str) else "a name (text)"
+    if annotation == "tuple[str, ...]":
+        ok = isinstance(value, list | tuple) and len(value) >= 1 and all(
+            isinstance(v, str) for v in value)
+        return None if ok else "a list of names"
     if annotation.startswith("tuple[int"):
         length = None if annotation.endswith("...]") else annotation.count("int")
         ok = (isinstance(value, list | tuple) and len(value) >= 1
@@ -288,6 +311,15 @@ def _check_images(config: dict) -> None:
                     if sample_format(s) not in IMAGE_FORMATS]
     for name, model in config["models"].items():
         _check_model_options(name, model)
+        if model["architecture"] in baseline_architectures() and not constituents:
+            raise ConfigError(f"config key models/{name}: {model['architecture']} tags jets by "
+                              f"their substructure observables, which need constituents; "
+                              f"already-pixelated samples (images-h5) have none")
+    baselines = [m for m in config.get("predict", {}).get("models", [])
+                 if config["models"][m]["architecture"] in baseline_architectures()]
+    if baselines:
+        raise ConfigError(f"config key predict/models: {baselines} are baselines on high-level "
+                          f"features; predict scores files with image models (ONNX)")
     if not images or not constituents:
         return  # pre-pixelated inputs bring their own grid
     radius = config.get("generation", {}).get("jets", {}).get("radius")
@@ -297,6 +329,8 @@ def _check_images(config: dict) -> None:
                           f"generated jets (R = {radius}): constituents beyond ±width/2 of the "
                           f"axis would be cut; use a width of at least 2R = {2 * radius}")
     for name, model in config["models"].items():
+        if model["architecture"] in baseline_architectures():
+            continue
         needed = min_pixels().get(model["architecture"], 1)
         if min(images["npix"]) < needed:
             raise ConfigError(f"config key models/{name}: {model['architecture']} needs images "

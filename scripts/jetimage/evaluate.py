@@ -31,3 +31,20 @@ def score_split(model: nn.Module, path: str | os.PathLike, split: str, normaliza
             scores.append(torch.softmax(model(x.to(device)), dim=1).cpu().numpy())
     probabilities = np.concatenate(scores) if scores else np.zeros((0, 0), np.float32)
     return probabilities, stream.labels, store.read_table(group)
+
+
+def score_saved_model(model_path: str | os.PathLike, path: str | os.PathLike, split: str
+                      ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], dict]:
+    """(probabilities, labels, jet table, model info) of a saved model on one split: an image
+    model (:func:`score_split`, streamed) or a baseline on the jets' table
+    (:mod:`jetimage.baselines`, no image read)."""
+    saved = torch.load(model_path, map_location="cpu", weights_only=False)
+    info = saved["info"]
+    if info.get("inputs") == "features":
+        group = store.open_store(path)[split]
+        table = store.read_table(group)
+        return saved["tagger"].probabilities(table), group["labels"][...], table, info
+    from jetimage.train import load_model
+
+    model, info = load_model(model_path)
+    return (*score_split(model, path, split, info["normalization"]), info)

@@ -19,6 +19,17 @@ DATASET = config["dataset"]["name"]
 EVALUATION_PLOTS = ["roc", "history", "confusion", "examples", "sculpting", "auc_vs_pt"]
 PREDICT_FILES = jc.predict_files(config)
 MODELS = sorted(config["models"])
+# baselines (jetimage.baselines) are fitted by rule train_baseline, image models by rule train
+BASELINE_MODELS = [m for m in MODELS if jc.is_baseline(config, m)]
+IMAGE_MODELS = [m for m in MODELS if m not in BASELINE_MODELS]
+
+
+def name_pattern(names):
+    return "|".join(map(re.escape, names)) or "(?!)"
+
+
+BASELINE_PATTERN = name_pattern(BASELINE_MODELS)
+IMAGE_MODEL_PATTERN = name_pattern(IMAGE_MODELS)
 SAMPLES = sorted(config["samples"])
 # globs are expanded when the DAG is built; the parts of file samples are their files
 FILES = {
@@ -196,6 +207,18 @@ def dataset_bucket_params(wildcards):
 def train_params(wildcards):
     return jc.canonical(
         {**jc.train_config(config, wildcards.model), "code": code("train")}
+    )
+
+
+def baseline_params(wildcards):
+    entry = config["models"][wildcards.model]
+    return jc.canonical(
+        {
+            "architecture": entry["architecture"],
+            "options": dict(entry.get("options", {})),
+            "signal": jc.signal_class(config),
+            "seed": config["seed"],
+        }
     )
 
 

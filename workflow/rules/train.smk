@@ -10,6 +10,8 @@ rule train:
         "results/logs/train/{model}.log",
     benchmark:
         "results/benchmarks/rules/train/{model}.tsv"
+    wildcard_constraints:
+        model=IMAGE_MODEL_PATTERN,
     conda:
         "../../envs/train.yaml"
     threads: 2
@@ -21,3 +23,29 @@ rule train:
         train_params,
     script:
         "../../scripts/train.py"
+
+
+rule train_baseline:
+    """Fit one baseline tagger (BDT, cuts) on the train split's high-level features."""
+    input:
+        f"results/datasets/{DATASET}.zarr",
+    output:
+        model="results/models/{model}/model.pt",
+        history="results/models/{model}/history.json",
+    log:
+        "results/logs/train/{model}.log",
+    benchmark:
+        "results/benchmarks/rules/train/{model}.tsv"
+    wildcard_constraints:
+        model=BASELINE_PATTERN,
+    conda:
+        "../../envs/train.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    params:
+        settings=baseline_params,
+        code=lambda wildcards: code("train_baseline"),
+    script:
+        "../../scripts/train_baseline.py"

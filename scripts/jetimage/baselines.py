@@ -1,0 +1,206 @@
+"""Baseline taggers on the per-jet high-level features, to set the image models against.
+
+Trained on the dataset's train split (validated on val) and scored on its test split like any
+model, from the jets' table alone (the substructure observables of :mod:`jetimage.substructure`
+beside pT and mass), with no image:
+
+``bdt``
+    scikit-learn's histogram gradient-boosted trees on ``features`` (multi-class), early
+    stopping on the val split.
+``cuts``
+    the cut-based tagger every analysis starts from: a window in the soft-drop mass and an upper
+    cut on one N-subjettiness ratio (τ32 or τ21, whichever separates the train split better).
+    The window is chosen on the train split among windows of signal-mass quantiles to maximise
+    the rejection at 50% signal efficiency within it; the score is -τ inside the window and the
+    lowest score outside, so the ROC curve scans the τ cut at the fixed window. Signal against
+    the rest.
+
+A baseline is saved as ``model.pt`` (``torch.save`` of a dict: ``info`` as the image models'
+plus ``features``, and the fitted tagger), so evaluate loads every model the same way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from jetimage import io, store
+
+#: The architectures of this module (the others are the image models of jetimage.models).
+BASELINES = ("bdt", "cuts")
+
+#: Default high-level features: the groomed mass and the classic ratios (hls4ml's jet set uses
+#: ECF ratios on mMDT-groomed jets, the groomed mass and the multiplicity).
+FEATURES = ("msd", "mass", "tau21", "tau32", "c2_b1", "d2_b1", "d2_b2", "n2_b1",
+            "multiplicity")
+
+_REGISTRY: dict[str, Callable] = {}
+
+#: Keyword arguments every trainer gets from the run, not from the config's options.
+RUN_ARGUMENTS = ("signal", "n_classes", "seed")
+
+
+def register(name: str):
+    """Add a baseline's trainer to the registry (its keyword options are the config's)."""
+    def add(trainer):
+        _REGISTRY[name] = trainer
+        return trainer
+    return add
+
+
+def feature_matrix(table: dict[str, np.ndarray], features) -> np.ndarray:
+    """(jets, features) float64 of a split's table; a missing feature is an error naming it."""
+    missing = [f for f in features if f not in table]
+    if missing:
+        raise io.InputError(f"the dataset's jets lack feature(s) {missing} (it has "
+                            f"{sorted(table)}): observables come from the observables stage, "
+                            f"which needs constituents")
+    return np.stack([np.asarray(table[f], dtype=np.float64) for f in features], axis=1)
+
+
+@dataclasses.dataclass
+class BoostedTrees:
+    """A fitted gradient-boosted classifier on named features."""
+
+    features: tuple[str, ...]
+    estimator: object
+
+    def probabilities(self, table: dict[str, np.ndarray]) -> np.ndarray:
+        return self.estimator.predict_proba(feature_matrix(table, self.features))
+
+
+@register("bdt")
+def bdt(train: dict, val: dict, labels: tuple[np.ndarray, np.ndarray], *, signal: int,
+        n_classes: int, seed: int, features: tuple[str, ...] = FEATURES, max_iter: int = 300,
+        learning_rate: float = 0.1, max_leaf_nodes: int = 31) -> BoostedTrees:
+    """Histogram gradient-boosted trees (NaN features handled natively), early stopping on
+    the val split's loss."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    features = tuple(features)
+    x = np.concatenate([feature_matrix(train, features), feature_matrix(val, features)])
+    y = np.concatenate(labels)
+    estimator = HistGradientBoostingClassifier(
+        max_iter=max_iter, learning_rate=learning_rate, max_leaf_nodes=max_leaf_nodes,
+        early_stopping=True, validation_fraction=len(labels[1]) / len(y),
+        n_iter_no_change=20, random_state=seed)
+    estimator.fit(x, y)
+    return BoostedTrees(features, estimator)
+
+
+@dataclasses.dataclass
+class CutBased:
+    """A soft-drop-mass window and an upper cut on one N-subjettiness ratio."""
+
+    mass: str
+    window: tuple[float, float]
+    shape: str
+    signal: int
+    n_classes: int
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        return (self.mass, self.shape)
+
+    def score(self, table: dict[str, np.ndarray]) -> np.ndarray:
+        """-τ inside the window, below every such score outside it (and for NaN τ)."""
+        mass = np.asarray(table[self.mass], dtype=np.float64)
+        tau = np.asarray(table[self.shape], dtype=np.float64)
+        inside = (mass >= self.window[0]) & (mass < self.window[1]) & np.isfinite(tau)
+        return np.where(inside, 1.0 - np.where(inside, tau, 0.0), -1.0)
+
+    def probabilities(self, table: dict[str, np.ndarray]) -> np.ndarray:
+        """Signal probability a monotone map of the score to [0, 1]; the rest share 1 - p."""
+        p = (self.score(table) + 1.0) / 3.0  # -1 → 0, τ = 0 → 2/3, τ ≥ 0 keeps ≤ 2/3
+        out = np.repeat(((1.0 - p) / max(self.n_classes - 1, 1))[:, None], self.n_classes, 1)
+        out[:, self.signal] = p
+        return out
+
+
+def _rejection_at_half(is_signal: np.ndarray, score: np.ndarray) -> float:
+    from jetimage.metrics import rejection_at
+
+    return rejection_at(is_signal.astype(int), score, 0.5)
+
+
+@register("cuts")
+def cuts(train: dict, val: dict, labels: tuple[np.ndarray, np.ndarray], *, signal: int,
+         n_classes: int, seed: int, mass: str = "msd",
+         shapes: tuple[str, ...] = ("tau32", "tau21")) -> CutBased:
+    """The window and the τ ratio that give the highest rejection at εS = 0.5 on the train
+    split (windows between signal-mass quantiles 2-30% and 70-98%)."""
+    from sklearn.metrics import roc_auc_score
+
+    is_signal = labels[0] == signal
+    feature_matrix(train, (mass, *shapes))
+    aucs = {}
+    for shape in shapes:
+        tau = np.nan_to_num(np.asarray(train[shape], dtype=np.float64), nan=1.0)
+        aucs[shape] = roc_auc_score(is_signal, -tau)
+    shape = max(aucs, key=aucs.get)
+    signal_mass = np.asarray(train[mass], dtype=np.float64)[is_signal]
+    lows = np.nanquantile(signal_mass, np.linspace(0.02, 0.30, 8))
+    highs = np.nanquantile(signal_mass, np.linspace(0.70, 0.98, 8))
+    best, best_window = -np.inf, (float(lows[0]), float(highs[-1]))
+    for low in lows:
+        for high in highs:
+            tagger = CutBased(mass, (float(low), float(high)), shape, signal, n_classes)
+            rejection = _rejection_at_half(is_signal, tagger.score(train))
+            if rejection > best:
+                best, best_window = rejection, (float(low), float(high))
+    return CutBased(mass, best_window, shape, signal, n_classes)
+
+
+def _loss_and_accuracy(probabilities: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """Cross-entropy (probabilities clipped at 1e-7) and accuracy, as the image models log."""
+    picked = np.clip(probabilities[np.arange(len(labels)), labels], 1e-7, 1.0)
+    return float(-np.mean(np.log(picked))), float(np.mean(probabilities.argmax(axis=1) == labels))
+
+
+def train_baseline(dataset_path: str | os.PathLike, out_dir: str | os.PathLike, *,
+                   architecture: str, options: dict, signal: str, seed: int,
+                   progress: Callable[[str], None] | None = None) -> dict:
+    """Fit a baseline on the train (and val) split's jets; write ``model.pt`` and
+    ``history.json`` into ``out_dir`` atomically; returns the model's ``info``."""
+    import torch
+
+    if architecture not in _REGISTRY:
+        raise ValueError(f"unknown baseline {architecture!r}; choose from {BASELINES}")
+    root = store.open_store(dataset_path)
+    classes = list(root.attrs["classes"])
+    train, val = (store.read_table(root[s]) for s in ("train", "val"))
+    labels = (root["train/labels"][...], root["val/labels"][...])
+    tic = time.perf_counter()
+    tagger = _REGISTRY[architecture](train, val, labels, signal=classes.index(signal),
+                                     n_classes=len(classes), seed=seed, **options)
+    seconds = time.perf_counter() - tic
+    scores = {name: _loss_and_accuracy(tagger.probabilities(table), y)
+              for name, table, y in (("train", train, labels[0]), ("val", val, labels[1]))}
+    val_accuracy = scores["val"][1]
+    info = {"architecture": architecture, "options": options, "classes": classes,
+            "features": list(tagger.features), "inputs": "features", "seed": seed,
+            "normalization": None, "in_shape": None}
+    if isinstance(tagger, CutBased):
+        info["cuts"] = {"mass": tagger.mass, "window": list(tagger.window),
+                        "shape": tagger.shape}
+    if progress:
+        progress(f"{architecture} on {list(tagger.features)}: fitted in {seconds:.1f} s, val "
+                 f"accuracy {val_accuracy:.4f}" + (f", cuts {info['cuts']}" if "cuts" in info
+                                                   else ""))
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with io.atomic_path(out_dir / "model.pt") as tmp:
+        torch.save({"info": info, "tagger": tagger}, tmp)
+    history = {"epochs": [{"epoch": 1, "seconds": seconds,
+                           **{f"{split}_{what}": value for split, (loss, accuracy) in
+                              scores.items() for what, value in (("loss", loss),
+                                                                 ("accuracy", accuracy))}}]}
+    with io.atomic_path(out_dir / "history.json") as tmp:
+        tmp.write_text(json.dumps(history, indent=2))
+    return info

@@ -1,0 +1,19 @@
+"""Rule train_baseline: one baseline tagger fitted on the train split's high-level features."""
+
+from pathlib import Path
+
+from jetimage.baselines import train_baseline
+from jetimage.logs import setup
+
+log = setup(snakemake.log[0], "jetimage.train")  # noqa: F821
+settings = snakemake.params.settings  # noqa: F821
+info = train_baseline(
+    snakemake.input[0],  # noqa: F821
+    Path(snakemake.output.model).parent,  # noqa: F821
+    architecture=settings["architecture"],
+    options=settings["options"],
+    signal=settings["signal"],
+    seed=settings["seed"],
+    progress=log.info,
+)
+log.info("fitted %s on %s", snakemake.wildcards.model, info["features"])  # noqa: F821
