@@ -9,7 +9,7 @@ from jetimage import io, plots, store
 from jetimage.dataset import images_at
 from jetimage.evaluate import score_saved_model
 from jetimage.logs import setup
-from jetimage.metrics import auc_in_bins, classification_metrics, mass_sculpting
+from jetimage.metrics import auc_in_bins, classification_metrics, in_mass_window, mass_sculpting
 from jetimage.predict import scores_frame
 
 log = setup(snakemake.log[0], "jetimage.evaluate")  # noqa: F821
@@ -39,15 +39,15 @@ metrics["auc_in_pt_bins"] = auc_in_bins(binary, scores_signal, jets["pt"], pt_ed
                                         bootstrap=min(params["bootstrap"], 50), seed=params["seed"])
 has_mass = bool(np.any(np.isfinite(jets["mass"])))  # pre-pixelated inputs carry no jet mass
 metrics["mass_sculpting"] = mass_sculpting(binary, scores_signal, jets["mass"]) if has_mass else {}
-log.info(
-    "%s: AUC %.4f, accuracy %.4f, 1/eB(0.3) %.1f, 1/eB(0.5) %.1f on %d test jets",
-    name,
-    metrics["auc"]["value"],
-    metrics["accuracy"]["value"],
-    metrics["rejection_at_0.3"]["value"],
-    metrics["rejection_at_0.5"]["value"],
-    len(labels),
-)
+if "msd" in jets:  # the observables stage's soft-drop mass
+    metrics["msd_sculpting"] = mass_sculpting(binary, scores_signal, jets["msd"])
+    metrics["in_msd_window"] = in_mass_window(binary, scores_signal, jets["msd"],
+                                              efficiencies=params["efficiencies"],
+                                              bootstrap=params["bootstrap"], seed=params["seed"])
+rejections = ", ".join(f"1/eB({e:g}) {metrics[f'rejection_at_{e:g}']['value']:.1f}"
+                       for e in params["efficiencies"])
+log.info("%s: AUC %.4f, accuracy %.4f, %s on %d test jets", name, metrics["auc"]["value"],
+         metrics["accuracy"]["value"], rejections, len(labels))
 with io.atomic_path(out.metrics) as tmp:
     tmp.write_text(json.dumps(metrics, indent=2))
 
@@ -62,7 +62,7 @@ with io.atomic_path(out.scores) as tmp:
 background = ", ".join(c for c in classes if c != params["signal"])
 plots.save(
     plots.roc_figure({name: (binary, scores_signal)}, signal=params["signal"],
-                     background=background, title=name),
+                     background=background, title=name, efficiencies=params["efficiencies"]),
     out.roc,
 )
 # only the shown jets' images are read
@@ -71,7 +71,9 @@ plots.save(plots.example_jets_figure(images_at(inp.dataset, "test", shown), scor
                                      np.asarray(classes)[labels], dataset_attrs["image_spec"],
                                      signal=params["signal"]), out.examples)
 if has_mass:
-    plots.save(plots.sculpting_figure(jets["mass"], binary, scores_signal,
+    masses = {"Jet mass": jets["mass"]} | ({"Soft-drop mass": jets["msd"]} if "msd" in jets
+                                           else {})
+    plots.save(plots.sculpting_figure(masses, binary, scores_signal,
                                       metrics["mass_sculpting"]["cut"], signal=params["signal"]),
                out.sculpting)
 else:

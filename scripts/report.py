@@ -26,8 +26,9 @@ for m, path in zip(models, inp.scores):
     curves[m] = ((scores["label"].to_numpy() == signal).astype(int),
                  scores[f"score_{params.signal}"].to_numpy())
 background = ", ".join(c for c in classes if c != params.signal)
+efficiencies = params.efficiencies
 plots.save(plots.roc_figure(curves, signal=params.signal, background=background,
-                            title="All models"), out.comparison)
+                            title="All models", efficiencies=efficiencies), out.comparison)
 
 means, counts = class_mean_images(inp.dataset, "test", len(classes))
 plots.save(plots.mean_images_figure(means, counts, classes, attrs["image_spec"]),
@@ -38,7 +39,8 @@ captions = {
     "history": "Loss and accuracy per epoch",
     "confusion": "Confusion matrix (test split)",
     "examples": "Most signal-like, most background-like and most uncertain test jets",
-    "sculpting": "Jet mass before and after the cut at εS = 0.5 (sculpting)",
+    "sculpting": "Jet mass (and soft-drop mass) before and after the cut at εS = 0.5 "
+                 "(sculpting)",
     "auc_vs_pt": "AUC in bins of jet pT",
 }
 per_model = {

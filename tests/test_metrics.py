@@ -84,3 +84,25 @@ def test_no_background_passing_gives_a_lower_limit_and_strict_json():
         # 0 of 400 passing: εB < 1.14/400 at 68% CL (Poisson: -ln 0.32 = 1.14)
         assert entry["value"] == pytest.approx(400 / 1.139, rel=0.01)
     json.dumps(out, allow_nan=False)
+
+
+def test_rejection_in_a_mass_window_uses_only_the_jets_inside_it():
+    """A tagger that only knows the mass separates the whole sample but nothing inside a narrow
+    mass window; one that knows more keeps its power there."""
+    from jetimage.metrics import in_mass_window
+
+    rng = np.random.default_rng(5)
+    labels = np.r_[np.ones(4000, int), np.zeros(4000, int)]
+    mass = np.r_[rng.normal(175, 15, 4000), rng.uniform(0, 300, 4000)]
+    shape = np.r_[rng.normal(1, 1, 4000), rng.normal(0, 1, 4000)]  # another, independent feature
+    mass_only = -np.abs(mass - 175)
+    knows_more = mass_only / 15 + shape
+    whole = binary_metrics(labels, mass_only, bootstrap=0)["auc"]["value"]
+    window = in_mass_window(labels, mass_only, mass, bootstrap=0)
+    low, high = window["window"]
+    assert 160 < low < 170 and 180 < high < 190  # the signal's interquartile range
+    inside = (mass >= low) & (mass < high)
+    assert window["n_signal"] == int(np.sum(inside & (labels == 1))) == 2000
+    assert whole > 0.85 and window["auc"]["value"] < 0.6
+    assert in_mass_window(labels, knows_more, mass, bootstrap=0)["auc"]["value"] > 0.7
+    assert in_mass_window(labels, knows_more, mass, window=(400, 500))["auc"] is None

@@ -32,19 +32,29 @@ def test_tiny_run_produces_every_stage_output(tiny_run):
             assert (results / "models" / model / name).is_file()
         metrics = json.loads((results / "evaluation" / model / "metrics.json").read_text())
         assert 0.0 <= metrics["auc"]["value"] <= 1.0
-        assert {"rejection_at_0.3", "rejection_at_0.5", "confusion_matrix"} <= set(metrics)
+        # the config's efficiencies (tiny.yaml: 0.4, 0.6, 0.8), not the default 0.3 and 0.5
+        assert {"rejection_at_0.4", "rejection_at_0.6", "rejection_at_0.8",
+                "confusion_matrix"} <= set(metrics)
+        assert "rejection_at_0.3" not in metrics and "rejection_at_0.5" not in metrics
+        assert set(metrics["in_msd_window"]) >= {"window", "rejection_at_0.8", "auc"}
+        assert "jensen_shannon_bits" in metrics["msd_sculpting"]
         scores = pd.read_parquet(results / "evaluation" / model / "scores.parquet")
         assert len(scores) == metrics["n_test"] == dataset["test/labels"].shape[0]
         for plot in ("roc", "history", "confusion", "examples", "sculpting", "auc_vs_pt"):
             assert (results / "evaluation" / model / f"{plot}.png").is_file()
             assert (results / "evaluation" / model / f"{plot}.pdf").is_file()
     html = (results / "report.html").read_text()
-    # the first screen: the best model, its AUC and its rejection at εS = 0.3, before any figure
+    # the first screen: the best model, its AUC and its rejection at the first εS, before any
+    # figure; the table has a column per configured efficiency
     headline = html[:html.index("<img")]
     aucs = {m: json.loads((results / "evaluation" / m / "metrics.json").read_text())["auc"]["value"]
             for m in config["models"]}
     named = re.search(r"Best model: <b>([^<]+)</b>", headline).group(1)
-    assert aucs[named] == max(aucs.values()) and "at ε<sub>S</sub> = 0.3" in headline
+    assert aucs[named] == max(aucs.values()) and "at ε<sub>S</sub> = 0.4" in headline
+    table = html[html.index("<h2>Models</h2>"):html.index("</table>")]
+    assert [float(e) for e in re.findall(r"at ε<sub>S</sub>=([0-9.]+)</th>", table)] == \
+        [0.4, 0.6, 0.8]
+    assert "ε<sub>S</sub>=0.3" not in table and "in the m<sub>SD</sub> window" in table
     assert all(model in html for model in config["models"])
     assert len(re.findall(r"src=\"data:image/png;base64,", html)) == 6 * len(config["models"]) + 2
     for caption in ("ROC curve", "Loss and accuracy", "Confusion matrix", "most uncertain",

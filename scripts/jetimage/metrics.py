@@ -186,3 +186,26 @@ def mass_sculpting(labels: np.ndarray, scores: np.ndarray, mass: np.ndarray, *,
             "background_mass_mean_before": float(np.mean(before)) if len(before) else None,
             "background_mass_mean_after": float(np.mean(after)) if len(after) else None,
             "jensen_shannon_bits": jsd}
+
+
+def in_mass_window(labels: np.ndarray, scores: np.ndarray, mass: np.ndarray, *,
+                   window: Sequence[float] | None = None,
+                   efficiencies: Sequence[float] = (0.3, 0.5), bootstrap: int = 100,
+                   seed: int = 0) -> dict:
+    """AUC and 1/εB at fixed εS among the jets inside a narrow window of (soft-drop) mass
+    around the signal's, where the mass alone no longer separates (de Oliveira et al.,
+    arXiv:1511.05190): what a tagger learns beyond the mass. ``window``: [low, high) in GeV,
+    by default the signal's interquartile range; efficiencies are of the signal inside it.
+    ``None`` values where the window holds jets of one class only."""
+    labels, scores, mass = (np.asarray(a) for a in (labels, scores, mass))
+    finite = np.isfinite(mass)
+    if window is None:
+        window = np.quantile(mass[(labels == 1) & finite], [0.25, 0.75])
+    low, high = (float(w) for w in window)
+    inside = finite & (mass >= low) & (mass < high)
+    out = {"window": [low, high], "n_signal": int(np.sum(inside & (labels == 1))),
+           "n_background": int(np.sum(inside & (labels == 0)))}
+    if out["n_signal"] == 0 or out["n_background"] == 0:
+        return {**out, "auc": None}
+    return {**out, **binary_metrics(labels[inside], scores[inside], efficiencies=efficiencies,
+                                    bootstrap=bootstrap, seed=seed)}

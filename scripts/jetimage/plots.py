@@ -33,8 +33,9 @@ def save(fig, path: str | os.PathLike) -> list[Path]:
 
 
 def roc_figure(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], *, signal: str,
-               background: str, title: str = ""):
-    """Two panels: the ROC curve (εB vs εS) and background rejection 1/εB vs εS (log)."""
+               background: str, title: str = "", efficiencies: Sequence[float] = (0.3, 0.5)):
+    """Two panels: the ROC curve (εB vs εS) and background rejection 1/εB vs εS (log), with
+    the working points ``efficiencies`` marked."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(16, 7))
     for name, (labels, scores) in curves.items():
         eps_s, eps_b = roc(labels, scores)
@@ -47,7 +48,7 @@ def roc_figure(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], *, signal: s
              ylim=(0, 1))
     right.set(xlabel=f"Signal efficiency $\\varepsilon_S$ ({signal})",
               ylabel="Background rejection $1/\\varepsilon_B$", yscale="log", xlim=(0, 1))
-    for eff in (0.3, 0.5):
+    for eff in efficiencies:
         right.axvline(eff, ls=":", color="grey")
     left.legend(loc="lower right")
     right.legend(loc="upper right")
@@ -168,22 +169,26 @@ def example_jets_figure(images, scores: np.ndarray, truth: Sequence[str], spec: 
     return fig
 
 
-def sculpting_figure(mass: np.ndarray, labels: np.ndarray, scores: np.ndarray, cut: float, *,
-                     signal: str, signal_efficiency: float = 0.5):
-    """Background (and signal) jet-mass spectra before and after the cut at fixed εS."""
-    fig, ax = plt.subplots()
-    edges = np.linspace(0, max(np.quantile(mass, 0.995), 1.0), 41)
+def sculpting_figure(masses: Mapping[str, np.ndarray], labels: np.ndarray, scores: np.ndarray,
+                     cut: float, *, signal: str, signal_efficiency: float = 0.5):
+    """Background (and signal) spectra of each mass (name → values: the plain and the
+    soft-drop mass) before and after the cut at fixed εS, one panel each."""
+    fig, axes = plt.subplots(1, len(masses), figsize=(8 * len(masses), 7), squeeze=False)
     passed = scores >= cut
-    ax.hist(mass[labels == 0], edges, density=True, histtype="step", lw=2, color="C0",
-            label="background, all")
     n_passed = int(np.sum((labels == 0) & passed))
-    ax.hist(mass[(labels == 0) & passed], edges, density=True, histtype="step", lw=2, ls="--",
-            color="C0", label=f"background after the cut at $\\varepsilon_S$ = "
-                              f"{signal_efficiency:g} ({n_passed} jets)")
-    ax.hist(mass[labels == 1], edges, density=True, histtype="stepfilled", alpha=0.25,
-            color="C1", label=f"{signal}, all")
-    ax.set(xlabel="Jet mass [GeV]", ylabel="Normalised to unit area")
-    ax.legend(fontsize=12)
+    for ax, (name, mass) in zip(axes[0], masses.items()):
+        finite = np.isfinite(mass)
+        edges = np.linspace(0, max(np.quantile(mass[finite], 0.995), 1.0), 41)
+        ax.hist(mass[(labels == 0) & finite], edges, density=True, histtype="step", lw=2,
+                color="C0", label="background, all")
+        ax.hist(mass[(labels == 0) & passed & finite], edges, density=True, histtype="step",
+                lw=2, ls="--", color="C0",
+                label=f"background after the cut at $\\varepsilon_S$ = {signal_efficiency:g} "
+                      f"({n_passed} jets)")
+        ax.hist(mass[(labels == 1) & finite], edges, density=True, histtype="stepfilled",
+                alpha=0.25, color="C1", label=f"{signal}, all")
+        ax.set(xlabel=f"{name} [GeV]", ylabel="Normalised to unit area")
+        ax.legend(fontsize=12)
     return fig
 
 

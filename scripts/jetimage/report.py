@@ -1,7 +1,8 @@
 """The run's report: one self-contained HTML page comparing every model.
 
 Images are embedded as base64 PNG, so the page can be mailed or archived alone. The first screen
-holds the table of models ranked by AUC, the best model and its rejection at εS = 0.3.
+holds the table of models ranked by AUC, the best model and its rejection at the first of the
+configured signal efficiencies.
 """
 
 from __future__ import annotations
@@ -56,9 +57,15 @@ def _fmt(entry: dict, digits: int) -> str:
     return f"{value:.{digits}f} ± {std:.{digits}f}"
 
 
-def _jsd(metrics: dict) -> str:
-    value = metrics.get("mass_sculpting", {}).get("jensen_shannon_bits")
+def _jsd(metrics: dict, key: str = "mass_sculpting") -> str:
+    value = metrics.get(key, {}).get("jensen_shannon_bits")
     return "–" if value is None else f"{value:.3f}"
+
+
+def _window(metrics: dict, efficiency: float) -> str:
+    """1/εB at ``efficiency`` among the jets of the soft-drop-mass window."""
+    entry = metrics.get("in_msd_window", {}).get(f"rejection_at_{efficiency:g}")
+    return "–" if entry is None else _fmt(entry, 1)
 
 
 def git_commit(where: str | os.PathLike = ".") -> str | None:
@@ -96,32 +103,51 @@ def build_report(
     classes = dataset["classes"]
     out = ["<!DOCTYPE html><html><head><meta charset='utf-8'><title>jetimage report</title>",
            f"<style>{_CSS}</style></head><body>", "<h1>jetimage report</h1>"]
+    efficiencies = list(config.get("evaluation", {}).get("efficiencies", [0.3, 0.5]))
+    first = efficiencies[0]
     if best:
         m = metrics[best]
         out.append(
             f"<p class='headline'>Best model: <b>{html.escape(best)}</b> — AUC "
             f"<b>{_fmt(m['auc'], 4)}</b>, background rejection 1/ε<sub>B</sub> at "
-            f"ε<sub>S</sub> = 0.3: <b>{_fmt(m['rejection_at_0.3'], 1)}</b> "
+            f"ε<sub>S</sub> = {first:g}: <b>{_fmt(m[f'rejection_at_{first:g}'], 1)}</b> "
             f"(signal: {html.escape(m['signal'])}, {m['n_test']} test jets)</p>")
-    out.append("<h2>Models</h2><table><tr><th class='l'>model</th><th>AUC</th>"
-               "<th>accuracy</th><th>1/ε<sub>B</sub> at ε<sub>S</sub>=0.3</th>"
-               "<th>1/ε<sub>B</sub> at ε<sub>S</sub>=0.5</th><th>mass sculpting<br>(JSD, bits)</th>"
-               "<th>test jets</th></tr>")
+    windowed = any("in_msd_window" in m for m in metrics.values())
+    groomed = any("msd_sculpting" in m for m in metrics.values())
+    out.append("<h2>Models</h2><table><tr><th class='l'>model</th><th>AUC</th><th>accuracy</th>"
+               + "".join(f"<th>1/ε<sub>B</sub> at ε<sub>S</sub>={e:g}</th>" for e in efficiencies)
+               + (f"<th>1/ε<sub>B</sub> at ε<sub>S</sub>={efficiencies[-1]:g}<br>in the "
+                  f"m<sub>SD</sub> window</th>" if windowed else "")
+               + "<th>mass sculpting<br>(JSD, bits)</th>"
+               + ("<th>m<sub>SD</sub> sculpting<br>(JSD, bits)</th>" if groomed else "")
+               + "<th>test jets</th></tr>")
     for name in ranked:
         m = metrics[name]
         cls = " class='best'" if name == best else ""
         out.append(f"<tr{cls}><td class='l'>{html.escape(name)}</td><td>{_fmt(m['auc'], 4)}</td>"
-                   f"<td>{_fmt(m['accuracy'], 4)}</td><td>{_fmt(m['rejection_at_0.3'], 1)}</td>"
-                   f"<td>{_fmt(m['rejection_at_0.5'], 1)}</td><td>{_jsd(m)}</td>"
-                   f"<td>{m['n_test']}</td></tr>")
+                   f"<td>{_fmt(m['accuracy'], 4)}</td>"
+                   + "".join(f"<td>{_fmt(m[f'rejection_at_{e:g}'], 1)}</td>"
+                             for e in efficiencies)
+                   + (f"<td>{_window(m, efficiencies[-1])}</td>" if windowed else "")
+                   + f"<td>{_jsd(m)}</td>"
+                   + (f"<td>{_jsd(m, 'msd_sculpting')}</td>" if groomed else "")
+                   + f"<td>{m['n_test']}</td></tr>")
     resamplings = config.get("evaluation", {}).get("bootstrap", 0)
     uncertainties = (f"Uncertainties from {resamplings} bootstrap resamplings of the test set: ± "
                      f"standard deviation, or the 68% interval where it is asymmetric."
                      if resamplings else "No uncertainties: evaluation/bootstrap is 0.")
+    window_note = ""
+    if windowed:
+        low, high = next(m["in_msd_window"]["window"] for m in metrics.values()
+                         if "in_msd_window" in m)
+        window_note = (f" In the m<sub>SD</sub> window ({low:.0f}–{high:.0f} GeV, the signal's "
+                       f"interquartile range) the soft-drop mass no longer separates: what is "
+                       f"left is what a tagger learns beyond it (de Oliveira et al., "
+                       f"arXiv:1511.05190).")
     out.append(f"</table><p class='note'>{uncertainties} Mass "
                "sculpting: Jensen-Shannon divergence between the background jet-mass spectra "
                "before and after the cut at ε<sub>S</sub> = 0.5 (0 = unchanged, 1 = "
-               "disjoint).</p>")
+               f"disjoint), of the plain and of the soft-drop mass.{window_note}</p>")
     if set(classes) == {"qcd", "top"} or set(classes) == {"QCD", "top"}:
         ref = TOP_TAGGING_REFERENCE
         out.append("<h3>Published reference (different dataset size)</h3><table>"

@@ -105,7 +105,8 @@ def compare(run: Path, reference: Path) -> list[str]:
     for metrics in sorted((reference / "results" / "evaluation").glob("*/metrics.json")):
         rel = metrics.relative_to(reference)
         ref, got = json.loads(metrics.read_text()), json.loads((run / rel).read_text())
-        for key in ("auc", "accuracy", "confusion_matrix", "rejection_at_0.3"):
+        for key in ["auc", "accuracy", "confusion_matrix",
+                    *(k for k in ref if k.startswith("rejection_at_"))]:
             if ref.get(key) != got.get(key):
                 problems.append(f"{rel}: {key} {got.get(key)} != {ref.get(key)}")
     leftovers = [str(p.relative_to(run)) for p in (run / "results").rglob(".*.tmp-*")]

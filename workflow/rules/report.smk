@@ -44,6 +44,7 @@ rule report:
     params:
         models=MODELS,
         signal=jc.signal_class(config),
+        efficiencies=config["evaluation"]["efficiencies"],
         code=code("report"),
     script:
         "../../scripts/report.py"
