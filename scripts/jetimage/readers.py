@@ -177,7 +177,6 @@ def read(path: str | os.PathLike, *, format: str, labels: Labels | None = None,
         counts.drop("unmapped_label", np.sum(batch.table["label"] == -1))
         if isinstance(batch, Jets):
             counts.drop("invalid_constituents", np.sum(batch.table["label"] == INVALID))
-        if isinstance(batch, Jets):
             empty = batch.table["n_constituents"] == 0
             counts.drop("no_constituents", np.sum(keep & empty))
             keep &= ~empty
