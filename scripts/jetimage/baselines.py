@@ -6,7 +6,7 @@ beside pT and mass), with no image:
 
 ``bdt``
     scikit-learn's histogram gradient-boosted trees on ``features`` (multi-class), early
-    stopping on the val split.
+    stopping on a held-out share of the train and val jets.
 ``cuts``
     the cut-based tagger every analysis starts from: a window in the soft-drop mass and an upper
     cut on one N-subjettiness ratio (τ32 or τ21, whichever separates the train split better).
@@ -79,8 +79,9 @@ class BoostedTrees:
 def bdt(train: dict, val: dict, labels: tuple[np.ndarray, np.ndarray], *, signal: int,
         n_classes: int, seed: int, features: tuple[str, ...] = FEATURES, max_iter: int = 300,
         learning_rate: float = 0.1, max_leaf_nodes: int = 31) -> BoostedTrees:
-    """Histogram gradient-boosted trees (NaN features handled natively), early stopping on
-    the val split's loss."""
+    """Histogram gradient-boosted trees (NaN features handled natively), fitted on the train
+    and val splits' jets with early stopping on a held-out share of them the size of the val
+    split (scikit-learn draws it itself)."""
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     features = tuple(features)
