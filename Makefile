@@ -18,7 +18,9 @@ $(BIN)/.installed: requirements.txt requirements-reference.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $@
 
+# the config is checked first: Snakemake's own YAML errors name neither the file nor the line
 run: $(BIN)/.installed
+	$(BIN)/python -m jetimage.config $(CONFIG)
 	$(BIN)/snakemake --cores $(CORES) --configfile $(CONFIG)
 
 test: $(BIN)/.installed

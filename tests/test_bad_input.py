@@ -508,3 +508,17 @@ def test_the_report_speaks_of_bootstrap_uncertainties_only_when_there_are_some(t
         assert "resampl" not in page and "uncertainties from" not in page.lower()
         assert "±" not in page and "<sup>+" not in page
         assert "No uncertainties: evaluation/bootstrap is 0." in page
+
+
+def test_make_run_names_the_file_and_line_of_a_bad_config(tmp_path):
+    """The README's entry point checks the config before Snakemake parses it."""
+    import subprocess
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("classes: [a, b\nsamples: {}\n")
+    result = subprocess.run(["make", "-C", str(REPO), "run", f"CONFIG={bad}"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    assert f"{bad}, line 2 column 8: not valid YAML" in result.stderr
+    # make echoes each command before it runs it: Snakemake never started
+    assert "jetimage.config" in result.stdout and "bin/snakemake" not in result.stdout
