@@ -21,6 +21,7 @@ import jsonschema
 import yaml
 
 from jetimage import readers
+from jetimage.baselines import RUN_ARGUMENTS
 from jetimage.generate import Detector, GeneratorSettings, JetSelection
 from jetimage.pixelate import ImageSpec
 from jetimage.readers import IMAGE_FORMATS
@@ -218,8 +219,6 @@ def _models_syntax(module: str = "models.py") -> ast.Module:
     return ast.parse((Path(__file__).with_name(module)).read_text())
 
 
-#: Keyword arguments the baselines' trainers get from the run (jetimage.baselines.RUN_ARGUMENTS).
-_RUN_ARGUMENTS = {"signal", "n_classes", "seed"}
 
 
 def is_baseline(config: dict, model: str) -> bool:
@@ -245,7 +244,7 @@ def model_options(module: str | None = None) -> dict[str, dict[str, str]]:
                 if isinstance(deco, ast.Call) and getattr(deco.func, "id", "") == "register":
                     found[deco.args[0].value] = {a.arg: ast.unparse(a.annotation)
                                                  for a in node.args.kwonlyargs
-                                                 if a.arg not in _RUN_ARGUMENTS}
+                                                 if a.arg not in RUN_ARGUMENTS}
     return found
 
 
@@ -345,15 +344,11 @@ def _check_sample(config: dict, name: str, sample: dict) -> set[str]:
         raise ConfigError(f"{key}: give either class (every jet one class) or labels (a map "
                           f"from the file's label values to classes), not "
                           f"{'both' if 'class' in sample else 'neither'}")
-    if "labels" in sample:
-        as_text: dict[str, list] = {}
-        for label in sample["labels"]:
-            as_text.setdefault(str(label), []).append(label)
-        clash = [keys for keys in as_text.values() if len(keys) > 1]
-        if clash:
-            raise ConfigError(f"{key}/labels: keys {clash[0]} are the same label value "
-                              f"{str(clash[0][0])!r} (a file's label values are compared as "
-                              f"text); keep one")
+    clash = readers.clashing_keys(sample.get("labels", {}))
+    if clash:
+        raise ConfigError(f"{key}/labels: keys {clash} are the same label value "
+                          f"{str(clash[0])!r} (a file's label values are compared as text); "
+                          f"keep one")
     targets = [sample["class"]] if "class" in sample else list(sample["labels"].values())
     for target in targets:
         if target not in classes:

@@ -80,6 +80,15 @@ _STANDARD = ("pt", "eta", "phi", "mass")
 _PDG_CHARGE = {11: -1, 13: -1, 211: 1, 321: 1, 2212: 1}
 
 
+def clashing_keys(mapping) -> list | None:
+    """The first keys of a labels map that are one label value as text (``0`` and ``"0"``),
+    or ``None``: file label values are compared as text."""
+    as_text: dict[str, list] = {}
+    for key in mapping:
+        as_text.setdefault(str(key), []).append(key)
+    return next((keys for keys in as_text.values() if len(keys) > 1), None)
+
+
 @dataclass(frozen=True)
 class Labels:
     """How a file's jets get their class.
@@ -106,13 +115,10 @@ class Labels:
         if unknown:
             raise ValueError(f"label target(s) {unknown} are not classes {list(self.classes)}")
         if self.mapping is not None:
-            as_text: dict[str, list] = {}
-            for key in self.mapping:
-                as_text.setdefault(str(key), []).append(key)
-            clash = [keys for keys in as_text.values() if len(keys) > 1]
+            clash = clashing_keys(self.mapping)
             if clash:
-                raise ValueError(f"labels map keys {clash[0]} are the same label value "
-                                 f"{str(clash[0][0])!r} (keys are compared as text)")
+                raise ValueError(f"labels map keys {clash} are the same label value "
+                                 f"{str(clash[0])!r} (keys are compared as text)")
             object.__setattr__(self, "mapping", {str(k): v for k, v in self.mapping.items()})
 
     @property

@@ -267,8 +267,7 @@ class _StoreWriter:
         empty = ~np.any(images.images, axis=tuple(range(1, images.images.ndim)))
         self.counts.drop("empty_image", np.sum(empty))
         if np.any(empty):
-            images = io.ImageBatch(images.images[~empty],
-                                   {k: v[~empty] for k, v in images.table.items()})
+            images = images[~empty]
         self.n_outside += int(images.table["n_outside_window"].sum())
         self.pending = _concat(self.pending, images)
         whole = len(self.pending) // self.chunk_jets * self.chunk_jets

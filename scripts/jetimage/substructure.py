@@ -120,10 +120,11 @@ def write_observables_store(path, batches, image_store, *, radius: float,
     found_pt: list[np.ndarray] = []
     values: dict[str, list[np.ndarray]] = {name: [] for name in NAMES}
     for batch in batches:
-        keep = np.isin(_keys(batch.table), wanted)
+        keys = _keys(batch.table)
+        keep = np.isin(keys, wanted)
         if not np.any(keep):
             continue
-        found.append(_keys(batch.table)[keep])
+        found.append(keys[keep])
         found_pt.append(np.asarray(batch.table["pt"])[keep])
         for name, column in observables(batch[keep].constituents, radius=radius).items():
             values[name].append(column)
