@@ -30,11 +30,13 @@ test: $(BIN)/.installed
 	$(BIN)/python -m pytest
 
 bench: $(BIN)/.installed
+	$(BIN)/python -m pip install --quiet -r requirements-bench.txt
 	$(BIN)/python scripts/bench/images.py
 	$(BIN)/python scripts/bench/train.py
 	$(BIN)/python scripts/bench/generate.py
 	$(BIN)/python scripts/bench/readers.py
 	$(BIN)/python scripts/bench/substructure.py
+	$(BIN)/python scripts/bench/bdt.py
 	$(BIN)/python scripts/bench/dag.py
 	$(BIN)/python scripts/bench/scale.py
 	$(BIN)/python scripts/bench/workflow_scale.py

@@ -14,6 +14,8 @@ info = train_baseline(
     options=settings["options"],
     signal=settings["signal"],
     seed=settings["seed"],
+    planing=tuple(settings["planing"]),
+    planing_bins=settings["planing_bins"],
     progress=log.info,
 )
 log.info("fitted %s on %s", snakemake.wildcards.model, info["features"])  # noqa: F821

@@ -497,9 +497,9 @@ def test_the_report_speaks_of_bootstrap_uncertainties_only_when_there_are_some(t
                                                     for s in ("train", "val", "test")},
                "image_spec": SPEC.to_dict(), "sources": []}
     path = tmp_path / "report.html"
-    build_report(path, metrics={"m": metrics}, plots={}, comparison_plot=None, mean_images=None,
-                 dataset=dataset, config={"evaluation": {"bootstrap": resamplings}},
-                 versions={})
+    build_report(path, metrics={"m": metrics}, plots={}, comparison={}, learned={},
+                 mean_images=None, dataset=dataset,
+                 config={"evaluation": {"bootstrap": resamplings}}, versions={})
     text = path.read_text()
     page = text[:text.index("<h3>Config</h3>")]
     if resamplings:

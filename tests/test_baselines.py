@@ -10,39 +10,21 @@ import yaml
 from sklearn.metrics import roc_auc_score
 
 from conftest import REPO, scheduled_jobs
-from jetimage import ImageSpec
 from jetimage.baselines import train_baseline
 from jetimage.config import ConfigError, validate
-from jetimage.dataset import build_dataset
 from jetimage.evaluate import score_saved_model
-from jetimage.readers import Labels, read
-from jetimage.store import write_image_store
-from jetimage.substructure import write_observables_store
 
 CLASSES = ["qcd", "top"]
 
 
 @pytest.fixture(scope="module")
-def dataset(top_file, qcd_file, tmp_path_factory):
-    """A dataset of the generated top and QCD jets with their observables."""
-    out = tmp_path_factory.mktemp("baselines")
-    stores, extras = [], []
-    for name, path in (("qcd", qcd_file), ("top", top_file)):
-        labels = Labels(tuple(CLASSES), class_name=name)
-        stores.append(out / f"{name}.zarr")
-        extras.append(out / f"{name}.obs.zarr")
-        write_image_store(stores[-1], read(path, format="root", labels=labels),
-                          ImageSpec(npix=16, width=1.6), attrs={"source": name,
-                                                                "classes": CLASSES})
-        write_observables_store(extras[-1], read(path, format="root", labels=labels),
-                                stores[-1], radius=0.8)
-    build_dataset(out / "ds.zarr", stores, observables=extras, classes=CLASSES, seed=4,
-                  fractions={"train": 0.6, "val": 0.2, "test": 0.2})
-    return out / "ds.zarr"
+def dataset(observables_dataset):
+    return observables_dataset
 
 
 @pytest.mark.parametrize("architecture, options, min_auc", [
-    ("bdt", {}, 0.93), ("cuts", {}, 0.85), ("bdt", {"features": ["msd"]}, 0.85)])
+    ("bdt", {}, 0.93), ("cuts", {}, 0.85), ("bdt", {"features": ["msd"]}, 0.85),
+    ("hlf-mlp", {}, 0.93)])
 def test_baselines_separate_top_from_qcd_jets(dataset, tmp_path, architecture, options,
                                               min_auc):
     info = train_baseline(dataset, tmp_path, architecture=architecture, options=options,

@@ -22,6 +22,15 @@ def test_shipped_configs_validate_and_get_defaults():
     assert tiny["dataset"]["split"] == {"train": 0.7, "val": 0.15, "test": 0.15}
 
 
+def test_planing_set_for_training_applies_to_every_model_but_the_cuts():
+    config = copy.deepcopy(TINY)
+    config["training"]["planing"] = ["pt", "msd"]
+    config["models"]["cuts"] = {"architecture": "cuts"}
+    config = validate(config)
+    assert train_config(config, "hsf-cnn")["planing"] == ["pt", "msd"]
+    assert train_config(config, "hsf-cnn")["planing_bins"] == 10
+
+
 def test_model_entries_override_training_defaults():
     config = validate(TINY)
     config["models"]["logistic"]["epochs"] = 7
@@ -53,6 +62,14 @@ def test_model_entries_override_training_defaults():
     (lambda c: c.update(dataset={"split": {"train": 0.9, "val": 0.2, "test": 0.1}}),
      "sum to 1"),
     (lambda c: c.update(signal="w"), "config key signal"),
+    (lambda c: c["evaluation"].update(reference_model="bdt"),
+     r"evaluation/reference_model: 'bdt' is not a model \(models: \['hsf-cnn', 'logistic'\]\)"),
+    (lambda c: c["evaluation"].update(working_point=1.0), "evaluation/working_point"),
+    (lambda c: c["models"].update(cuts={"architecture": "cuts", "planing": ["msd"]}),
+     r"models/cuts/planing: the cut-based tagger takes no training weights"),
+    (lambda c: c["models"]["hsf-cnn"].update(planing=["pt", "sdmass"]),
+     r"models/hsf-cnn/planing: \['sdmass'\] are not jet-table variables"),
+    (lambda c: c["training"].update(planing=["msd", "msd"]), "training/planing"),
 ])
 def test_bad_configs_are_rejected_with_the_key(change, message):
     config = copy.deepcopy(TINY)

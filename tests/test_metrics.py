@@ -106,3 +106,47 @@ def test_rejection_in_a_mass_window_uses_only_the_jets_inside_it():
     assert whole > 0.85 and window["auc"]["value"] < 0.6
     assert in_mass_window(labels, knows_more, mass, bootstrap=0)["auc"]["value"] > 0.7
     assert in_mass_window(labels, knows_more, mass, window=(400, 500))["auc"] is None
+
+
+def test_efficiency_in_pt_bins_one_cut_and_a_cut_per_bin_by_hand():
+    """Two pT bins; in the high one the tagger works better. One cut keeping half of all
+    signal keeps more of the high bin's signal; a cut per bin keeps half in each."""
+    from jetimage.metrics import efficiency_in_bins
+
+    labels = np.array([1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0])
+    pt = np.r_[np.full(8, 100.0), np.full(8, 300.0)]
+    # low bin: signal 0.5-0.8, background 0.4-0.7; high bin: signal 0.9-1.2, background 0-0.3
+    scores = np.r_[[0.5, 0.6, 0.7, 0.8], [0.4, 0.5, 0.6, 0.7],
+                   [0.9, 1.0, 1.1, 1.2], [0.0, 0.1, 0.2, 0.3]]
+    low, high = efficiency_in_bins(labels, scores, pt, np.array([0.0, 200.0, 400.0]),
+                                   working_point=0.5)
+    # the global cut at the median signal score (0.85) keeps no low-bin and all high-bin signal
+    assert low["global"]["signal_efficiency"]["value"] == 0.0
+    assert high["global"]["signal_efficiency"]["value"] == 1.0
+    assert low["global"]["rejection"]["lower_limit"] and high["global"]["rejection"]["lower_limit"]
+    # per bin: the cut at the bin's own signal median (0.65 low): background 0.7 passes
+    assert low["flat"]["cut"] == pytest.approx(0.65)
+    assert low["flat"]["rejection"]["value"] == pytest.approx(4.0)
+    # binomial: εB = 1/4, σ = sqrt(0.25 × 0.75 / 4); σ(1/εB) = σ/εB²
+    assert low["flat"]["rejection"]["std"] == pytest.approx(np.sqrt(0.25 * 0.75 / 4) * 16)
+    assert low["n_signal"] == low["n_background"] == 4
+
+
+def test_rejection_band_follows_the_rejection_and_ends_with_the_background():
+    from jetimage.metrics import rejection_band
+
+    rng = np.random.default_rng(2)
+    labels = np.r_[np.ones(3000, int), np.zeros(3000, int)]
+    values = np.r_[rng.normal(2, 1, 3000), rng.normal(0, 1, 3000)]
+    grid = np.array([0.3, 0.5, 0.9])
+    value, low, high = rejection_band(labels, values, grid)
+    for eff, v in zip(grid, value):
+        assert v == pytest.approx(rejection_at(labels, values, eff), rel=0.02)
+    eps = 1 / value
+    sigma = np.sqrt(eps * (1 - eps) / 3000)
+    np.testing.assert_allclose(low, 1 / (eps + sigma))
+    np.testing.assert_allclose(high, 1 / (eps - sigma))
+    assert np.all(low < value) and np.all(value < high)
+    # fully separated: less than one background jet passes anywhere below εS = 1
+    separated = np.r_[np.linspace(2, 3, 100), np.linspace(0, 1, 100)]
+    assert np.all(np.isnan(rejection_band(labels[2900:3100], separated, grid)[0]))

@@ -14,6 +14,10 @@ from conftest import REPO, scheduled_jobs
 
 pytestmark = pytest.mark.slow
 
+#: The figures rule evaluate draws for every model.
+PLOTS = ("roc", "history", "confusion", "examples", "sculpting", "auc_vs_pt", "pt_dependence",
+         "learned")
+
 
 def test_tiny_run_produces_every_stage_output(tiny_run):
     results = tiny_run / "results"
@@ -40,9 +44,13 @@ def test_tiny_run_produces_every_stage_output(tiny_run):
         assert "jensen_shannon_bits" in metrics["msd_sculpting"]
         scores = pd.read_parquet(results / "evaluation" / model / "scores.parquet")
         assert len(scores) == metrics["n_test"] == dataset["test/labels"].shape[0]
-        for plot in ("roc", "history", "confusion", "examples", "sculpting", "auc_vs_pt"):
+        for plot in PLOTS:
             assert (results / "evaluation" / model / f"{plot}.png").is_file()
             assert (results / "evaluation" / model / f"{plot}.pdf").is_file()
+        # pT dependence at the working point (default 0.5), both ways, in every pT bin
+        assert metrics["working_point"] == 0.5
+        assert all(set(b) >= {"global", "flat", "n_signal"}
+                   for b in metrics["efficiency_in_pt_bins"])
     html = (results / "report.html").read_text()
     # the first screen: the best model, its AUC and its rejection at the first εS, before any
     # figure; the table has a column per configured efficiency
@@ -56,10 +64,14 @@ def test_tiny_run_produces_every_stage_output(tiny_run):
         [0.4, 0.6, 0.8]
     assert "ε<sub>S</sub>=0.3" not in table and "in the m<sub>SD</sub> window" in table
     assert all(model in html for model in config["models"])
-    assert len(re.findall(r"src=\"data:image/png;base64,", html)) == 6 * len(config["models"]) + 2
+    # every model's figures, and the report's own: comparison, pT, sculpting and mean images
+    assert len(re.findall(r"src=\"data:image/png;base64,", html)) == \
+        len(PLOTS) * len(config["models"]) + 4
     for caption in ("ROC curve", "Loss and accuracy", "Confusion matrix", "most uncertain",
-                    "sculpting", "AUC in bins of jet pT"):
+                    "sculpting", "AUC in bins of jet pT", "against jet pT", "what it looks at"):
         assert html.count(caption) >= len(config["models"])
+    assert "What the models learned" in html and "with the ratio to" in html
+    assert "generated with Pythia 8 (top) at particle level" in html
     assert not list(results.rglob(".*.tmp-*"))  # no temporary leftovers
 
 

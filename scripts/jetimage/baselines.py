@@ -7,6 +7,10 @@ beside pT and mass), with no image:
 ``bdt``
     scikit-learn's histogram gradient-boosted trees on ``features`` (multi-class), early
     stopping on a held-out share of the train and val jets.
+``hlf-mlp``
+    the registry's ``mlp`` (:mod:`jetimage.models`) on the same standardised features (a
+    missing value, such as τ32 of a one-constituent jet, set to the train mean), trained with
+    Adam and early stopping on the val loss.
 ``cuts``
     the cut-based tagger every analysis starts from: a window in the soft-drop mass and an upper
     cut on one N-subjettiness ratio (τ32 or τ21, whichever separates the train split better).
@@ -14,6 +18,9 @@ beside pT and mass), with no image:
     the rejection at 50% signal efficiency within it; the score is -τ inside the window and the
     lowest score outside, so the ROC curve scans the τ cut at the fixed window. Signal against
     the rest.
+
+The ``bdt`` and the ``hlf-mlp`` take per-jet training weights (planing, :mod:`jetimage.planing`);
+the cut-based tagger has nothing to weigh.
 
 A baseline is saved as ``model.pt`` (``torch.save`` of a dict: ``info`` as the image models'
 plus ``features``, and the fitted tagger), so evaluate loads every model the same way.
@@ -33,7 +40,7 @@ import numpy as np
 from jetimage import io, store
 
 #: The architectures of this module (the others are the image models of jetimage.models).
-BASELINES = ("bdt", "cuts")
+BASELINES = ("bdt", "hlf-mlp", "cuts")
 
 #: Default high-level features: the groomed mass and the classic ratios (hls4ml's jet set uses
 #: ECF ratios on mMDT-groomed jets, the groomed mass and the multiplicity).
@@ -43,7 +50,7 @@ FEATURES = ("msd", "mass", "tau21", "tau32", "c2_b1", "d2_b1", "d2_b2", "n2_b1",
 _REGISTRY: dict[str, Callable] = {}
 
 #: Keyword arguments every trainer gets from the run, not from the config's options.
-RUN_ARGUMENTS = ("signal", "n_classes", "seed")
+RUN_ARGUMENTS = ("signal", "n_classes", "seed", "weights")
 
 
 def register(name: str):
@@ -77,7 +84,8 @@ class BoostedTrees:
 
 @register("bdt")
 def bdt(train: dict, val: dict, labels: tuple[np.ndarray, np.ndarray], *, signal: int,
-        n_classes: int, seed: int, features: tuple[str, ...] = FEATURES, max_iter: int = 300,
+        n_classes: int, seed: int, weights: tuple[np.ndarray, np.ndarray] | None = None,
+        features: tuple[str, ...] = FEATURES, max_iter: int = 300,
         learning_rate: float = 0.1, max_leaf_nodes: int = 31) -> BoostedTrees:
     """Histogram gradient-boosted trees (NaN features handled natively), fitted on the train
     and val splits' jets with early stopping on a held-out share of them the size of the val
@@ -91,8 +99,79 @@ def bdt(train: dict, val: dict, labels: tuple[np.ndarray, np.ndarray], *, signal
         max_iter=max_iter, learning_rate=learning_rate, max_leaf_nodes=max_leaf_nodes,
         early_stopping=True, validation_fraction=len(labels[1]) / len(y),
         n_iter_no_change=20, random_state=seed)
-    estimator.fit(x, y)
+    estimator.fit(x, y, sample_weight=None if weights is None else np.concatenate(weights))
     return BoostedTrees(features, estimator)
+
+
+@dataclasses.dataclass
+class FeatureNetwork:
+    """A network on standardised named features (NaN → the train mean, i.e. 0)."""
+
+    features: tuple[str, ...]
+    mean: np.ndarray
+    std: np.ndarray
+    network: object
+
+    def inputs(self, table: dict[str, np.ndarray]):
+        import torch
+
+        x = (feature_matrix(table, self.features) - self.mean) / self.std
+        return torch.from_numpy(np.nan_to_num(x, nan=0.0).astype(np.float32))
+
+    def probabilities(self, table: dict[str, np.ndarray]) -> np.ndarray:
+        import torch
+
+        self.network.eval()
+        with torch.no_grad():
+            return torch.softmax(self.network(self.inputs(table)), dim=1).numpy()
+
+
+@register("hlf-mlp")
+def hlf_mlp(train: dict, val: dict, labels: tuple[np.ndarray, np.ndarray], *, signal: int,
+            n_classes: int, seed: int, weights: tuple[np.ndarray, np.ndarray] | None = None,
+            features: tuple[str, ...] = FEATURES, hidden: tuple[int, ...] = (64, 64),
+            dropout: float = 0.1, epochs: int = 200, batch_size: int = 256,
+            learning_rate: float = 0.001, patience: int = 15) -> FeatureNetwork:
+    """The registry's ``mlp`` on the standardised features, trained on the train split with
+    Adam (weighted cross-entropy with planing weights); the weights of the epoch with the
+    lowest val loss are kept."""
+    import torch
+
+    from jetimage.models import build_model
+
+    features = tuple(features)
+    raw = feature_matrix(train, features)
+    mean, std = np.nanmean(raw, axis=0), np.nanstd(raw, axis=0)
+    std = np.where(std > 0, std, 1.0)
+    torch.manual_seed(seed)
+    network = build_model("mlp", in_shape=(len(features), 1, 1), n_classes=n_classes,
+                          hidden=tuple(hidden), dropout=dropout)
+    tagger = FeatureNetwork(features, mean, std, network)
+    x, x_val = tagger.inputs(train), tagger.inputs(val)
+    y, y_val = (torch.from_numpy(np.asarray(a, dtype=np.int64)) for a in labels)
+    w, w_val = (torch.ones(len(a)) if weights is None else torch.from_numpy(weights[i])
+                for i, a in enumerate(labels))
+    optimizer = torch.optim.Adam(network.parameters(), lr=learning_rate)
+    generator = torch.Generator().manual_seed(seed)
+    best = (np.inf, None, -1)
+    for epoch in range(epochs):
+        network.train()
+        for idx in torch.randperm(len(y), generator=generator).split(batch_size):
+            optimizer.zero_grad(set_to_none=True)
+            loss = torch.nn.functional.cross_entropy(network(x[idx]), y[idx], reduction="none")
+            (loss * w[idx]).sum().div(w[idx].sum()).backward()
+            optimizer.step()
+        network.eval()
+        with torch.no_grad():
+            val_loss = float((torch.nn.functional.cross_entropy(network(x_val), y_val,
+                                                                reduction="none") * w_val
+                              ).sum() / w_val.sum())
+        if val_loss < best[0]:
+            best = (val_loss, {k: v.clone() for k, v in network.state_dict().items()}, epoch)
+        elif epoch - best[2] > patience:
+            break
+    network.load_state_dict(best[1])
+    return tagger
 
 
 @dataclasses.dataclass
@@ -132,10 +211,12 @@ def _rejection_at_half(is_signal: np.ndarray, score: np.ndarray) -> float:
 
 @register("cuts")
 def cuts(train: dict, val: dict, labels: tuple[np.ndarray, np.ndarray], *, signal: int,
-         n_classes: int, seed: int, mass: str = "msd",
+         n_classes: int, seed: int, weights: tuple[np.ndarray, np.ndarray] | None = None,
+         mass: str = "msd",
          shapes: tuple[str, ...] = ("tau32", "tau21")) -> CutBased:
     """The window and the τ ratio that give the highest rejection at εS = 0.5 on the train
-    split (windows between signal-mass quantiles 2-30% and 70-98%)."""
+    split (windows between signal-mass quantiles 2-30% and 70-98%); ``weights`` are not used
+    (a cut on the mass cannot be decorrelated from it)."""
     from sklearn.metrics import roc_auc_score
 
     is_signal = labels[0] == signal
@@ -166,9 +247,11 @@ def _loss_and_accuracy(probabilities: np.ndarray, labels: np.ndarray) -> tuple[f
 
 def train_baseline(dataset_path: str | os.PathLike, out_dir: str | os.PathLike, *,
                    architecture: str, options: dict, signal: str, seed: int,
+                   planing: tuple[str, ...] = (), planing_bins: int = 10,
                    progress: Callable[[str], None] | None = None) -> dict:
-    """Fit a baseline on the train (and val) split's jets; write ``model.pt`` and
-    ``history.json`` into ``out_dir`` atomically; returns the model's ``info``."""
+    """Fit a baseline on the train (and val) split's jets, weighted by planing in the
+    ``planing`` variables if any; write ``model.pt`` and ``history.json`` into ``out_dir``
+    atomically; returns the model's ``info``."""
     import torch
 
     if architecture not in _REGISTRY:
@@ -177,16 +260,24 @@ def train_baseline(dataset_path: str | os.PathLike, out_dir: str | os.PathLike, 
     classes = list(root.attrs["classes"])
     train, val = (store.read_table(root[s]) for s in ("train", "val"))
     labels = (root["train/labels"][...], root["val/labels"][...])
+    weights = None
+    if planing:
+        from jetimage.planing import Planing
+
+        fitted = Planing.fit(train, labels[0], planing, n_classes=len(classes),
+                             bins=planing_bins)
+        weights = (fitted.weights(train, labels[0]), fitted.weights(val, labels[1]))
     tic = time.perf_counter()
     tagger = _REGISTRY[architecture](train, val, labels, signal=classes.index(signal),
-                                     n_classes=len(classes), seed=seed, **options)
+                                     n_classes=len(classes), seed=seed, weights=weights,
+                                     **options)
     seconds = time.perf_counter() - tic
     scores = {name: _loss_and_accuracy(tagger.probabilities(table), y)
               for name, table, y in (("train", train, labels[0]), ("val", val, labels[1]))}
     val_accuracy = scores["val"][1]
     info = {"architecture": architecture, "options": options, "classes": classes,
             "features": list(tagger.features), "inputs": "features", "seed": seed,
-            "normalization": None, "in_shape": None}
+            "planing": list(planing), "normalization": None, "in_shape": None}
     if isinstance(tagger, CutBased):
         info["cuts"] = {"mass": tagger.mass, "window": list(tagger.window),
                         "shape": tagger.shape}

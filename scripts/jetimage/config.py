@@ -32,7 +32,7 @@ SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.
 REACH = 2.0
 TRAINING_KEYS = ("epochs", "batch_size", "learning_rate", "weight_decay", "optimizer", "schedule",
                  "patience", "device", "memory_budget_mb", "mixed_precision", "channels_last",
-                 "compile")
+                 "compile", "planing", "planing_bins")
 
 
 class ConfigError(ValueError):
@@ -161,6 +161,35 @@ def check(config: dict) -> None:
         raise ConfigError(f"config key dataset/split: fractions must sum to 1, got {split}")
     _check_generation(config)
     _check_images(config)
+    _check_evaluation(config)
+
+
+def _check_evaluation(config: dict) -> None:
+    """The reference model exists; planed models name jet-table variables their samples have."""
+    from jetimage.substructure import NAMES
+
+    reference = config.get("evaluation", {}).get("reference_model")
+    if reference is not None and reference not in config["models"]:
+        raise ConfigError(f"config key evaluation/reference_model: {reference!r} is not a "
+                          f"model (models: {sorted(config['models'])})")
+    pixelated = any(sample_format(s) in IMAGE_FORMATS for s in config["samples"].values())
+    known = {"pt", "eta", "phi", "mass", "n_constituents", *NAMES}
+    for name, model in config["models"].items():
+        own = "planing" in model
+        planing = model.get("planing", config.get("training", {}).get("planing", []))
+        where = f"config key models/{name}/planing" if own else "config key training/planing"
+        if not planing or (model["architecture"] == "cuts" and not own):
+            continue  # the cut-based tagger ignores the training default
+        if model["architecture"] == "cuts":
+            raise ConfigError(f"{where}: the cut-based tagger takes no training weights; "
+                              f"planing applies to image models, bdt and hlf-mlp")
+        unknown = sorted(set(planing) - known)
+        if unknown:
+            raise ConfigError(f"{where}: {unknown} are not jet-table variables (known: "
+                              f"{sorted(known)})")
+        if pixelated:
+            raise ConfigError(f"{where}: already-pixelated samples (images-h5) carry no jet "
+                              f"variables to plane in")
 
 
 def _check_generation(config: dict) -> None:
@@ -478,6 +507,44 @@ def train_config(config: dict, model: str) -> dict:
     merged = {k: entry.get(k, config["training"][k]) for k in TRAINING_KEYS}
     return {"architecture": entry["architecture"], "options": dict(entry.get("options", {})),
             "seed": config["seed"], **merged}
+
+
+#: What each input format's jets are, for the report's "where the jets come from".
+FORMAT_ORIGINS = {
+    "root": "JetClass-layout ROOT files",
+    "parquet": "JetClass-layout Parquet files",
+    "toptagging": "Top Quark Tagging reference HDF5 (Pythia 8 + Delphes detector simulation)",
+    "nanoaod": "CMS NanoAOD fat jets (full CMS simulation and reconstruction, PF candidates)",
+    "images-h5": "already-pixelated images",
+}
+
+
+def sample_origins(config: dict) -> list[str]:
+    """One phrase per sample saying where its jets come from: generated (at particle level, or
+    with jetimage's calorimeter model) or read from the user's files (and what those are)."""
+    detector = config.get("generation", {}).get("detector", {}).get("enabled", False)
+    level = ("with jetimage's simple calorimeter model (smeared neutral energy in 0.1 × 0.1 "
+             "cells)" if detector else "at particle level (no detector simulation)")
+    out = []
+    for name, sample in sorted(config.get("samples", {}).items()):
+        if sample["source"] == "generate":
+            out.append(f"{name}: generated with Pythia 8 ({sample['process']}) {level}")
+        else:
+            n = len(sample_files(config, name))
+            what = FORMAT_ORIGINS.get(sample_format(sample), sample_format(sample))
+            out.append(f"{name}: read from {n} file{'s' if n != 1 else ''}, {what}")
+    return out
+
+
+def model_kinds(config: dict) -> dict[str, str]:
+    """model → what it is: its architecture, and what it is planed in, if anything."""
+    kinds = {}
+    for name, entry in config.get("models", {}).items():
+        planing = train_config(config, name)["planing"] if entry["architecture"] != "cuts" \
+            else []
+        kinds[name] = entry["architecture"] + (f", planed in {', '.join(planing)}"
+                                               if planing else "")
+    return kinds
 
 
 def wants_gpu(config: dict, model: str) -> bool:

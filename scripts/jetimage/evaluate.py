@@ -48,3 +48,115 @@ def score_saved_model(model_path: str | os.PathLike, path: str | os.PathLike, sp
 
     model, info = load_model(model_path)
     return (*score_split(model, path, split, info["normalization"]), info)
+
+
+#: Jet-table masses whose background sculpting is measured: column → (metrics key, label).
+MASSES = {"mass": ("mass_sculpting", "Jet mass"), "msd": ("msd_sculpting", "Soft-drop mass")}
+
+
+def _linear_direction(model_path: str | os.PathLike, signal: int) -> np.ndarray | None:
+    """The pixel weights of a model linear in the pixels, as an image; None for others."""
+    from jetimage.interpret import discriminant_direction
+    from jetimage.models import LINEAR
+    from jetimage.train import load_model
+
+    info = torch.load(model_path, map_location="cpu", weights_only=False)["info"]
+    if info.get("inputs") == "features" or info["architecture"] not in LINEAR:
+        return None
+    model, info = load_model(model_path)
+    return discriminant_direction(model, info["in_shape"], signal)
+
+
+def evaluate_model(model_path: str | os.PathLike, history_path: str | os.PathLike,
+                   dataset_path: str | os.PathLike, outputs, *, name: str, signal: str,
+                   efficiencies: list[float], working_point: float, bootstrap: int, seed: int,
+                   log) -> dict:
+    """Score the test split with a saved model and write ``outputs.metrics`` (metrics.json),
+    ``outputs.scores`` (scores.parquet) and each figure of ``outputs`` (roc, history,
+    confusion, examples, sculpting, auc_vs_pt, pt_dependence, learned; PNG + PDF). Only
+    per-jet numbers are held for the whole split; figures of images stream them or read only
+    the jets they show. Returns the metrics."""
+    import json
+    from pathlib import Path
+
+    from jetimage import io, plots
+    from jetimage.dataset import images_at
+    from jetimage.interpret import pixel_correlation
+    from jetimage.metrics import (
+        auc_in_bins,
+        classification_metrics,
+        efficiency_in_bins,
+        in_mass_window,
+        mass_sculpting,
+        quantile_edges,
+    )
+    from jetimage.predict import scores_frame
+
+    probabilities, labels, jets, info = score_saved_model(model_path, dataset_path, "test")
+    classes = info["classes"]
+    metrics = classification_metrics(labels, probabilities, classes, signal=signal,
+                                     efficiencies=efficiencies, bootstrap=bootstrap, seed=seed)
+    metrics["model"] = name
+    s = classes.index(signal)
+    binary = (labels == s).astype(int)
+    score = probabilities[:, s]
+    pt_edges = quantile_edges(jets["pt"])
+    metrics["working_point"] = working_point
+    metrics["auc_in_pt_bins"] = auc_in_bins(binary, score, jets["pt"], pt_edges,
+                                            bootstrap=min(bootstrap, 50), seed=seed)
+    metrics["efficiency_in_pt_bins"] = efficiency_in_bins(binary, score, jets["pt"], pt_edges,
+                                                          working_point=working_point)
+    masses = {column: jets[column] for column in MASSES  # pre-pixelated inputs carry none
+              if column in jets and np.any(np.isfinite(jets[column]))}
+    for column, mass in masses.items():
+        metrics[MASSES[column][0]] = mass_sculpting(binary, score, mass,
+                                                    signal_efficiency=working_point)
+    if "msd" in masses:
+        metrics["in_msd_window"] = in_mass_window(binary, score, jets["msd"],
+                                                  efficiencies=efficiencies,
+                                                  bootstrap=bootstrap, seed=seed)
+    rejections = ", ".join(f"1/eB({e:g}) {metrics[f'rejection_at_{e:g}']['value']:.1f}"
+                           for e in efficiencies)
+    log.info("%s: AUC %.4f, accuracy %.4f, %s on %d test jets", name, metrics["auc"]["value"],
+             metrics["accuracy"]["value"], rejections, len(labels))
+    with io.atomic_path(outputs.metrics) as tmp:
+        tmp.write_text(json.dumps(metrics, indent=2))
+
+    attrs = store.open_store(dataset_path).attrs
+    source_files = np.asarray([src["source"] for src in attrs["sources"]])[jets["source"]]
+    frame = scores_frame(source_files, jets, probabilities, classes)
+    frame.insert(2, "label", labels)
+    frame.insert(3, "class_name", np.asarray(classes)[labels])
+    with io.atomic_path(outputs.scores) as tmp:
+        frame.to_parquet(tmp, index=False)
+
+    spec = attrs["image_spec"]
+    background = ", ".join(c for c in classes if c != signal)
+    plots.save(plots.roc_figure({name: (binary, score)}, signal=signal, background=background,
+                                title=name, efficiencies=efficiencies), outputs.roc)
+    shown = np.concatenate(list(plots.example_rows(score, signal=signal).values()))
+    plots.save(plots.example_jets_figure(images_at(dataset_path, "test", shown), score,
+                                         np.asarray(classes)[labels], spec, signal=signal),
+               outputs.examples)
+    if masses:
+        cut = metrics[MASSES[next(iter(masses))][0]]["cut"]
+        plots.save(plots.sculpting_figure({MASSES[c][1]: m for c, m in masses.items()}, binary,
+                                          score, cut, signal=signal,
+                                          signal_efficiency=working_point), outputs.sculpting)
+    else:
+        plots.save(plots.note_figure("No jet mass in this dataset (pre-pixelated images):\n"
+                                     "mass sculpting cannot be shown."), outputs.sculpting)
+    plots.save(plots.auc_vs_feature_figure(metrics["auc_in_pt_bins"], feature="$p_T$",
+                                           unit="GeV", title=name), outputs.auc_vs_pt)
+    plots.save(plots.pt_dependence_figure({name: metrics["efficiency_in_pt_bins"]},
+                                          working_point=working_point, signal=signal),
+               outputs.pt_dependence)
+    plots.save(plots.learned_figure(pixel_correlation(dataset_path, "test", score), spec,
+                                    title=name, weights=_linear_direction(model_path, s)),
+               outputs.learned)
+    history = json.loads(Path(history_path).read_text())["epochs"]
+    plots.save(plots.history_figure(history, title=name), outputs.history)
+    cm = metrics["confusion_matrix"]
+    plots.save(plots.confusion_figure(np.array(cm["normalized"]), cm["counts"], classes,
+                                      title=name), outputs.confusion)
+    return metrics

@@ -37,14 +37,17 @@ def normalize(images: np.ndarray, normalization: dict, *, copy: bool = True) -> 
 
 
 class InMemory:
-    """The whole split as tensors."""
+    """The whole split as tensors; with per-jet ``weights``, batches are (x, y, w)."""
 
     streaming = False
 
-    def __init__(self, images: np.ndarray, labels: np.ndarray, normalization: dict):
+    def __init__(self, images: np.ndarray, labels: np.ndarray, normalization: dict,
+                 weights: np.ndarray | None = None):
         """Takes ownership of ``images``, normalised in place."""
         self.images = normalize(images, normalization, copy=False)
         self.labels = torch.from_numpy(np.asarray(labels))
+        self.weights = None if weights is None else torch.from_numpy(
+            np.asarray(weights, dtype=np.float32))
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -54,15 +57,15 @@ class InMemory:
         """Shuffled batches if a generator is given, in order otherwise."""
         n = len(self)
         order = torch.randperm(n, generator=generator) if generator is not None else None
+        columns = (self.images, self.labels) + (() if self.weights is None else (self.weights,))
         for start in range(0, n, batch_size):
             if order is None:
-                yield self.images[start:start + batch_size], self.labels[start:start + batch_size]
+                yield tuple(c[start:start + batch_size] for c in columns)
             else:  # a gather per batch: small buffers the allocator reuses (a whole-split
                 # gather per epoch measured 2x slower here, paying page faults on fresh memory);
                 # index_select is the fastest gather torch has on the CPU
                 idx = order[start:start + batch_size]
-                yield (torch.index_select(self.images, 0, idx),
-                       torch.index_select(self.labels, 0, idx))
+                yield tuple(torch.index_select(c, 0, idx) for c in columns)
 
 
 class ZarrStream:
@@ -83,9 +86,10 @@ class ZarrStream:
     LOOKAHEAD = 2
 
     def __init__(self, group, normalization: dict, *, buffer_chunks: int = 8,
-                 workers: int | None = None):
+                 workers: int | None = None, weights: np.ndarray | None = None):
         self.images = group["images"]
         self.labels = np.asarray(group["labels"][...], dtype=np.int64)
+        self.weights = None if weights is None else np.asarray(weights, dtype=np.float32)
         channels = self.images.shape[1]
         self.mean = np.asarray(normalization["mean"], dtype=np.float32).reshape(channels, 1, 1)
         self.scale = (1 / np.asarray(normalization["std"], dtype=np.float32)).reshape(
@@ -126,13 +130,16 @@ class ZarrStream:
         offsets = np.concatenate([[0], np.cumsum([self._rows(c) for c in chunks])])
         futures = [pool.submit(self._fill, buffer[offsets[i]:offsets[i + 1]], c)
                    for i, c in enumerate(chunks)]
-        labels = np.concatenate([self.labels[c * self.chunk:c * self.chunk + self._rows(c)]
-                                 for c in chunks])
-        return buffer, int(offsets[-1]), labels, futures
+        columns = [self.labels] + ([] if self.weights is None else [self.weights])
+        columns = [torch.from_numpy(np.concatenate(
+            [column[c * self.chunk:c * self.chunk + self._rows(c)] for c in chunks]))
+            for column in columns]
+        return buffer, int(offsets[-1]), columns, futures
 
     def batches(self, batch_size: int, generator: torch.Generator | None = None
                 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Normalised batches, in the store's order without a generator."""
+        """Normalised batches (x, y), or (x, y, w) with weights, in the store's order
+        without a generator."""
         n_chunks = -(-len(self) // self.chunk)
         chunks = (torch.randperm(n_chunks, generator=generator).tolist()
                   if generator is not None else list(range(n_chunks)))
@@ -140,22 +147,22 @@ class ZarrStream:
         with ThreadPoolExecutor(self.workers) as pool:
             ahead = deque(self._submit(pool, g) for g in groups[:self.LOOKAHEAD])
             for k in range(len(groups)):
-                buffer, n, labels, futures = ahead.popleft()
+                buffer, n, columns, futures = ahead.popleft()
                 for future in futures:
                     future.result()
                 if k + self.LOOKAHEAD < len(groups):
                     ahead.append(self._submit(pool, groups[k + self.LOOKAHEAD]))
-                x, y = torch.from_numpy(buffer[:n]), torch.from_numpy(labels)
+                x = torch.from_numpy(buffer[:n])
                 del buffer
-                yield from _contiguous_batches(x, y, batch_size, generator)
+                yield from _contiguous_batches((x, *columns), batch_size, generator)
 
 
-def _contiguous_batches(x: torch.Tensor, y: torch.Tensor, batch_size: int,
-                        generator: torch.Generator | None
-                        ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Batches of consecutive rows (views); with a generator, the boundaries shifted by a random
-    offset (the rows before it join the last batch) and the batches in random order."""
-    n = len(y)
+def _contiguous_batches(columns: tuple[torch.Tensor, ...], batch_size: int,
+                        generator: torch.Generator | None) -> Iterator[tuple[torch.Tensor, ...]]:
+    """Batches of consecutive rows of every column (views); with a generator, the boundaries
+    shifted by a random offset (the rows before it join the last batch) and the batches in
+    random order."""
+    n = len(columns[0])
     shift = int(torch.randint(min(batch_size, n), (1,), generator=generator)) \
         if generator is not None and n > batch_size else 0
     starts = list(range(shift, n - batch_size + 1, batch_size)) if n >= batch_size else []
@@ -163,18 +170,20 @@ def _contiguous_batches(x: torch.Tensor, y: torch.Tensor, batch_size: int,
     if generator is not None:
         starts = [starts[i] for i in torch.randperm(len(starts), generator=generator)]
     for start in starts:
-        yield x[start:start + batch_size], y[start:start + batch_size]
+        yield tuple(c[start:start + batch_size] for c in columns)
     rest = torch.cat([torch.arange(end, n), torch.arange(0, shift)])  # after the last batch,
     for piece in torch.tensor_split(rest, -(-len(rest) // batch_size)) if len(rest) else ():
-        yield x[piece], y[piece]  # and before the shift: one or two batches, evenly
+        yield tuple(c[piece] for c in columns)  # and before the shift: one or two, evenly
 
 
-def open_split(path: str | os.PathLike, split: str, *, memory_budget_mb: float):
-    """:class:`InMemory` if the split's images fit in the budget, :class:`ZarrStream` if not."""
+def open_split(path: str | os.PathLike, split: str, *, memory_budget_mb: float,
+               weights: np.ndarray | None = None):
+    """:class:`InMemory` if the split's images fit in the budget, :class:`ZarrStream` if not;
+    with per-jet ``weights`` (in the split's order), batches carry them as a third tensor."""
     root = store.open_store(path)
     group = root[split]
     normalization = dict(root.attrs["normalization"])
     size_mb = group["images"].nbytes / 1e6
     if size_mb <= memory_budget_mb:
-        return InMemory(group["images"][...], group["labels"][...], normalization)
-    return ZarrStream(group, normalization)
+        return InMemory(group["images"][...], group["labels"][...], normalization, weights)
+    return ZarrStream(group, normalization, weights=weights)

@@ -161,18 +161,23 @@ def mass_sculpting(labels: np.ndarray, scores: np.ndarray, mass: np.ndarray, *,
                    signal_efficiency: float = 0.5, bins: int = 30) -> dict:
     """How a cut at fixed signal efficiency reshapes the background jet-mass spectrum.
 
-    Returns the cut, the background efficiency, the background mass mean before and after, and
-    the Jensen-Shannon divergence (bits) between the normalised spectra before and after.
+    Returns the cut, the signal and background efficiencies it gives, the background mass mean
+    before and after, and the Jensen-Shannon divergence (bits) between the normalised spectra
+    before and after; ``None`` for the divergence when the tagger cannot reach the signal
+    efficiency (scores tied at the cut, as the cut-based tagger's outside its window, pass more
+    than 5% above it) or no background jet passes.
     """
     cut = threshold_at(labels, scores, signal_efficiency)
     background = labels == 0
+    passed = scores >= cut
+    reached = float(np.mean(passed[labels == 1])) if np.any(labels == 1) else float("nan")
     before = mass[background]
-    after = mass[background & (scores >= cut)]
+    after = mass[background & passed]
     edges = np.histogram_bin_edges(before, bins=bins)
     p = np.histogram(before, edges)[0].astype(float)
     q = np.histogram(after, edges)[0].astype(float)
     jsd = None
-    if p.sum() > 0 and q.sum() > 0:
+    if p.sum() > 0 and q.sum() > 0 and reached <= signal_efficiency + 0.05:
         p, q = p / p.sum(), q / q.sum()
         m = 0.5 * (p + q)
 
@@ -182,6 +187,7 @@ def mass_sculpting(labels: np.ndarray, scores: np.ndarray, mass: np.ndarray, *,
 
         jsd = 0.5 * kl(p, m) + 0.5 * kl(q, m)
     return {"signal_efficiency": signal_efficiency, "cut": cut,
+            "signal_efficiency_passed": reached,
             "background_efficiency": float(len(after) / max(len(before), 1)),
             "background_mass_mean_before": float(np.mean(before)) if len(before) else None,
             "background_mass_mean_after": float(np.mean(after)) if len(after) else None,
@@ -209,3 +215,74 @@ def in_mass_window(labels: np.ndarray, scores: np.ndarray, mass: np.ndarray, *,
         return {**out, "auc": None}
     return {**out, **binary_metrics(labels[inside], scores[inside], efficiencies=efficiencies,
                                     bootstrap=bootstrap, seed=seed)}
+
+
+def binomial_efficiency(passed: int, total: int) -> dict:
+    """An efficiency with its binomial standard deviation sqrt(ε(1 - ε)/N)."""
+    eps = passed / total if total else float("nan")
+    std = float(np.sqrt(eps * (1.0 - eps) / total)) if total else None
+    return {"value": float(eps), "std": std, "passed": int(passed), "total": int(total)}
+
+
+def binomial_rejection(passed: int, total: int) -> dict:
+    """1/εB with the binomial uncertainty of εB propagated (σ/εB²), or the 68% CL lower
+    limit (``lower_limit: true``) when no background jet passes."""
+    if total and passed == 0:
+        return {"value": rejection_lower_limit(total), "std": None, "lower_limit": True}
+    eps = binomial_efficiency(passed, total)
+    if not total:
+        return {"value": None, "std": None}
+    return {"value": 1.0 / eps["value"], "std": eps["std"] / eps["value"] ** 2}
+
+
+def efficiency_in_bins(labels: np.ndarray, scores: np.ndarray, values: np.ndarray,
+                       edges: np.ndarray, *, working_point: float = 0.5) -> list[dict]:
+    """Signal efficiency and background rejection in bins of a jet feature (pT) at one working
+    point, both ways the field quotes them (as ATLAS's puma does): ``global``, one cut keeping
+    ``working_point`` of all signal jets, so εS varies from bin to bin; and ``flat``, a cut set
+    in each bin to keep ``working_point`` of that bin's signal jets. Binomial uncertainties."""
+    labels, scores, values = (np.asarray(a) for a in (labels, scores, values))
+    cut = threshold_at(labels, scores, working_point)
+    out = []
+    for low, high in zip(edges[:-1], edges[1:]):
+        inside = (values >= low) & (values < high)
+        signal, background = inside & (labels == 1), inside & (labels == 0)
+        entry = {"low": float(low), "high": float(high), "n_signal": int(signal.sum()),
+                 "n_background": int(background.sum()), "global": None, "flat": None}
+        if entry["n_signal"] and entry["n_background"]:
+            passed = scores >= cut
+            entry["global"] = {
+                "signal_efficiency": binomial_efficiency(int(np.sum(signal & passed)),
+                                                         entry["n_signal"]),
+                "rejection": binomial_rejection(int(np.sum(background & passed)),
+                                                entry["n_background"])}
+            bin_cut = threshold_at(labels[inside], scores[inside], working_point)
+            entry["flat"] = {"cut": bin_cut, "rejection": binomial_rejection(
+                int(np.sum(background & (scores >= bin_cut))), entry["n_background"])}
+        out.append(entry)
+    return out
+
+
+def quantile_edges(values: np.ndarray, bins: int = 5) -> np.ndarray:
+    """Bin edges holding equal numbers of jets; the last edge nudged up so that the largest
+    value falls inside."""
+    edges = np.quantile(np.asarray(values, dtype=np.float64), np.linspace(0, 1, bins + 1))
+    edges[-1] = np.nextafter(edges[-1], np.inf)
+    return edges
+
+
+def rejection_band(labels: np.ndarray, scores: np.ndarray, signal_efficiencies: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """1/εB at each signal efficiency (interpolated along the ROC curve) and the band
+    1/(εB ± σ) of its binomial standard deviation σ = sqrt(εB(1 - εB)/N_B) (the upper edge
+    infinite where σ ≥ εB); NaN where less than one background jet passes (the curve's end is
+    a bound there, not a value)."""
+    labels, scores = np.asarray(labels), np.asarray(scores)
+    eps_s, eps_b = roc(labels, scores)
+    n_background = max(int(np.sum(labels == 0)), 1)
+    eps = np.interp(signal_efficiencies, eps_s, eps_b)
+    eps = np.where(eps * n_background >= 1.0, eps, np.nan)
+    sigma = np.sqrt(eps * (1.0 - eps) / n_background)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return 1.0 / eps, 1.0 / (eps + sigma), np.where(eps > sigma, 1.0 / (eps - sigma),
+                                                         np.inf)

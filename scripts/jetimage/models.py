@@ -53,6 +53,19 @@ def logistic(in_shape, n_classes):
     return nn.Sequential(nn.Flatten(), nn.Linear(channels * height * width, n_classes))
 
 
+@register("fisher")
+def fisher(in_shape, n_classes):
+    """Fisher's linear discriminant on the pixels (Cogan et al., arXiv:1407.5675): a linear
+    layer like ``logistic``, whose weights :func:`jetimage.interpret.fit_fisher` sets in closed
+    form (linear discriminant analysis, softmax = the class posterior) instead of training."""
+    channels, height, width = in_shape
+    return nn.Sequential(nn.Flatten(), nn.Linear(channels * height * width, n_classes))
+
+
+#: Architectures that are one linear layer on the pixels: their weights draw as images.
+LINEAR = ("logistic", "fisher")
+
+
 @register("mlp")
 def mlp(in_shape, n_classes, *, hidden: tuple[int, ...] = (256, 128), dropout: float = 0.2):
     """Fully connected network on the flattened pixels."""

@@ -14,7 +14,7 @@ import mplhep  # noqa: E402
 import numpy as np  # noqa: E402
 
 from jetimage import io  # noqa: E402
-from jetimage.metrics import roc  # noqa: E402
+from jetimage.metrics import rejection_band, roc  # noqa: E402
 
 plt.style.use(mplhep.style.CMS)
 plt.rcParams.update({"font.size": 16, "figure.figsize": (8, 7)})
@@ -111,14 +111,39 @@ def note_figure(text: str):
     return fig
 
 
-def mean_images_figure(means: np.ndarray, counts: np.ndarray, classes: Sequence[str],
-                       spec: dict, *, channel: int = 0):
-    """Mean image of each class (log colour scale), in the image's (y or η, φ) coordinates;
-    ``means`` (classes, channels, η, φ) and ``counts`` as
-    :func:`jetimage.evaluate.class_mean_images` gives them."""
-    fig, axes = plt.subplots(1, len(classes), figsize=(7 * len(classes), 6), squeeze=False)
-    extent = image_extent(spec)
+def _axis_labels(spec: dict) -> tuple[str, str]:
+    """(x, y) labels of an image panel: rotated φ' and y' (or η'), or pixel indices."""
     eta = "y'" if spec.get("coordinate") == "rapidity" else "\\eta'"
+    if image_extent(spec):
+        return "Rotated $\\phi'$", f"Rotated ${eta}$"
+    return "$\\phi$ pixel", "$\\eta$ pixel"
+
+
+def _diverging(ax, fig, image: np.ndarray, spec: dict, *, title: str, label: str,
+               symlog: bool = False) -> None:
+    """An image on a symmetric red-blue scale around 0 (NaN pixels left blank); ``symlog``:
+    logarithmic beyond a thousandth of the largest value, so that small structures show."""
+    finite = np.abs(image[np.isfinite(image)])
+    limit = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
+    norm = (matplotlib.colors.SymLogNorm(limit * 1e-3, vmin=-limit, vmax=limit) if symlog
+            else matplotlib.colors.Normalize(-limit, limit))
+    shown = ax.imshow(image, origin="lower", extent=image_extent(spec), cmap="RdBu_r",
+                      norm=norm)
+    xlabel, ylabel = _axis_labels(spec)
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    fig.colorbar(shown, ax=ax, label=label)
+
+
+def mean_images_figure(means: np.ndarray, counts: np.ndarray, classes: Sequence[str],
+                       spec: dict, *, signal: int | None = None, channel: int = 0):
+    """Mean image of each class (log colour scale), in the image's (y or η, φ) coordinates,
+    and, given the ``signal`` class, the difference between its mean image and the others'
+    (linear, red where the signal deposits more); ``means`` (classes, channels, η, φ) and
+    ``counts`` as :func:`jetimage.dataset.class_mean_images` gives them."""
+    panels = len(classes) + (signal is not None)
+    fig, axes = plt.subplots(1, panels, figsize=(7 * panels, 6), squeeze=False)
+    extent = image_extent(spec)
+    xlabel, ylabel = _axis_labels(spec)
     for ax, (i, name) in zip(axes[0], enumerate(classes)):
         mean = means[i, channel]
         positive = mean[mean > 0]
@@ -127,10 +152,34 @@ def mean_images_figure(means: np.ndarray, counts: np.ndarray, classes: Sequence[
                           norm=matplotlib.colors.LogNorm(vmin=vmin,
                                                          vmax=max(mean.max(), vmin * 10)),
                           cmap="viridis")
-        ax.set(title=f"{name} (mean of {int(counts[i])})",
-               xlabel="Rotated $\\phi'$" if extent else "$\\phi$ pixel",
-               ylabel=f"Rotated ${eta}$" if extent else "$\\eta$ pixel")
+        ax.set(title=f"{name} (mean of {int(counts[i])})", xlabel=xlabel, ylabel=ylabel)
         fig.colorbar(shown, ax=ax, label="Mean pixel value")
+    if signal is not None:
+        others = [i for i in range(len(classes)) if i != signal]
+        weights = np.asarray(counts, dtype=float)[others]
+        background = np.average(means[others, channel], axis=0,
+                                weights=weights if weights.sum() > 0 else None)
+        _diverging(axes[0, -1], fig, means[signal, channel] - background, spec,
+                   title=f"{classes[signal]} minus the rest", label="Difference of means",
+                   symlog=True)
+    return fig
+
+
+def learned_figure(correlation: np.ndarray, spec: dict, *, title: str = "",
+                   weights: np.ndarray | None = None, channel: int = 0):
+    """What a model looks at: the per-pixel Pearson correlation between its signal score and
+    the pixel intensity over the test jets (de Oliveira et al., arXiv:1511.05190), and for a
+    model linear in the pixels its discriminant direction drawn as an image (the Fisher jet
+    image of Cogan et al., arXiv:1407.5675)."""
+    panels = 1 + (weights is not None)
+    fig, axes = plt.subplots(1, panels, figsize=(8 * panels, 6.5), squeeze=False)
+    _diverging(axes[0, 0], fig, correlation[channel], spec,
+               title="Score–pixel correlation", label="Pearson correlation")
+    if weights is not None:
+        _diverging(axes[0, 1], fig, weights[channel], spec, title="Linear weights",
+                   label="Signal − background weight (normalised pixel)")
+    if title:
+        fig.suptitle(title)
     return fig
 
 
@@ -204,4 +253,113 @@ def auc_vs_feature_figure(bins: Sequence[dict], *, feature: str, unit: str, titl
     ax.set(xlabel=f"Jet {feature} [{unit}]", ylabel="AUC")
     if title:
         ax.set_title(title)
+    return fig
+
+
+def rejection_comparison_figure(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], *,
+                                reference: str, signal: str, background: str,
+                                efficiencies: Sequence[float] = (0.3, 0.5)):
+    """Background rejection 1/εB against signal efficiency of several models, with binomial
+    uncertainty bands from the number of background jets, and a ratio panel to the
+    ``reference`` model (the layout of ATLAS's puma)."""
+    fig, (top, ratio) = plt.subplots(2, 1, figsize=(9, 9), sharex=True,
+                                     gridspec_kw={"height_ratios": [3, 1], "hspace": 0.05})
+    grid = np.linspace(0.1, 1.0, 181)
+    bands = {name: rejection_band(labels, scores, grid) for name, (labels, scores)
+             in curves.items()}
+    ref_value = bands[reference][0]
+    ceiling = 10 * np.nanmax([np.nanmax(b[0]) for b in bands.values()] + [1.0])
+    for i, (name, (value, low, high)) in enumerate(bands.items()):
+        color = _color(i)
+        high = np.minimum(high, ceiling)
+        top.plot(grid, value, color=color, label=name + (" (reference)" if name == reference
+                                                           else ""))
+        top.fill_between(grid, low, high, color=color, alpha=0.2, lw=0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio.plot(grid, value / ref_value, color=color)
+            ratio.fill_between(grid, low / ref_value, high / ref_value, color=color,
+                               alpha=0.2, lw=0)
+    for eff in efficiencies:
+        top.axvline(eff, ls=":", color="grey")
+        ratio.axvline(eff, ls=":", color="grey")
+    top.set(ylabel=f"Background rejection $1/\\varepsilon_B$ ({background})", yscale="log",
+            ylim=(1.0, ceiling / 3))
+    top.legend(loc="upper right", fontsize=13)
+    ratio.set(xlabel=f"Signal efficiency $\\varepsilon_S$ ({signal})",
+              ylabel=f"Ratio to\n{reference}", xlim=(grid[0], 1.0))
+    ratio.axhline(1.0, color="grey", lw=1)
+    ratio.set_ylim(0, min(ratio.get_ylim()[1], 3.0))
+    top.text(0.02, 0.02, "curves end where fewer than one background jet passes",
+             transform=top.transAxes, fontsize=11, color="grey")
+    return fig
+
+
+def _color(i: int):
+    """The i-th of ten well-separated colours (the CMS style's cycle has only six)."""
+    return plt.get_cmap("tab10")(i % 10)
+
+
+def _bin_points(bins: Sequence[dict], way: str, quantity: str):
+    """(centres, half widths, values, errors) of one quantity of efficiency_in_bins output."""
+    rows = [b for b in bins if b[way] is not None and b[way][quantity]["value"] is not None]
+    centres = [(b["low"] + b["high"]) / 2 for b in rows]
+    widths = [(b["high"] - b["low"]) / 2 for b in rows]
+    values = [b[way][quantity]["value"] for b in rows]
+    errors = [b[way][quantity]["std"] or 0.0 for b in rows]
+    limits = [bool(b[way][quantity].get("lower_limit")) for b in rows]
+    return centres, widths, values, errors, limits
+
+
+def pt_dependence_figure(bins_by_model: Mapping[str, Sequence[dict]], *, working_point: float,
+                         signal: str):
+    """Signal efficiency and background rejection against jet pT at one working point: with
+    one cut for all jets (εS and 1/εB per bin), and with the cut set per bin to keep
+    ``working_point`` of each bin's signal (1/εB per bin); binomial error bars, lower limits
+    as upward triangles. ``bins_by_model``: model → :func:`jetimage.metrics.efficiency_in_bins`."""
+    fig, axes = plt.subplots(1, 3, figsize=(24, 7))
+    panels = [("global", "signal_efficiency", f"$\\varepsilon_S$ ({signal}), one cut"),
+              ("global", "rejection", "$1/\\varepsilon_B$, one cut"),
+              ("flat", "rejection", f"$1/\\varepsilon_B$, cut per bin ($\\varepsilon_S$ = "
+                                    f"{working_point:g} in each)")]
+    for ax, (way, quantity, label) in zip(axes, panels):
+        for i, (name, bins) in enumerate(bins_by_model.items()):
+            x, dx, y, dy, limits = _bin_points(bins, way, quantity)
+            shift = (i - (len(bins_by_model) - 1) / 2) * 0.06 * np.asarray(dx)
+            x = np.asarray(x) + shift
+            exact = ~np.asarray(limits, dtype=bool)
+            y, dy = np.asarray(y, dtype=float), np.asarray(dy, dtype=float)
+            low = np.minimum(dy, y - 1.0) if quantity == "rejection" else dy  # 1/εB ≥ 1
+            ax.errorbar(x[exact], y[exact], xerr=np.asarray(dx)[exact],
+                        yerr=np.stack([low, dy])[:, exact], fmt="o", color=_color(i),
+                        label=name)
+            ax.plot(x[~exact], y[~exact], "^", color=_color(i), ms=10)
+        ax.set(xlabel="Jet $p_T$ [GeV]", ylabel=label)
+        if quantity == "rejection":
+            ax.set_yscale("log")
+    axes[0].axhline(working_point, ls=":", color="grey")
+    axes[0].legend(fontsize=12)
+    fig.suptitle(f"Working point $\\varepsilon_S$ = {working_point:g} (triangles: no "
+                 f"background jet passes, 68% CL lower limit)")
+    return fig
+
+
+def sculpting_comparison_figure(background: np.ndarray,
+                                mass: Mapping[str, tuple[np.ndarray, np.ndarray, float]], *,
+                                name: str, signal_efficiency: float = 0.5):
+    """The ``background`` jets' (soft-drop) mass spectrum before any cut and after each model's
+    cut at fixed εS, overlaid: which models sculpt it (a mass-decorrelated model keeps its
+    shape). ``mass``: model → (background masses, their scores, the model's cut)."""
+    fig, ax = plt.subplots(figsize=(10, 7))
+    finite = background[np.isfinite(background)]
+    edges = np.linspace(0, max(np.quantile(finite, 0.995), 1.0) if finite.size else 1.0, 26)
+    ax.hist(finite, edges, density=True, histtype="stepfilled", color="grey", alpha=0.3,
+            label="background, all")
+    for i, (model, (values, scores, cut)) in enumerate(mass.items()):
+        kept = values[(scores >= cut) & np.isfinite(values)]
+        if kept.size:
+            ax.hist(kept, edges, density=True, histtype="step", lw=2, color=_color(i),
+                    label=f"{model} ({kept.size} jets pass)")
+    ax.set(xlabel=f"{name} [GeV]", ylabel="Normalised to unit area",
+           title=f"Background after each model's cut at $\\varepsilon_S$ = {signal_efficiency:g}")
+    ax.legend(fontsize=12)
     return fig

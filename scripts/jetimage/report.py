@@ -2,7 +2,9 @@
 
 Images are embedded as base64 PNG, so the page can be mailed or archived alone. The first screen
 holds the table of models ranked by AUC, the best model and its rejection at the first of the
-configured signal efficiencies.
+configured signal efficiencies, and where the jets come from; then the figures comparing every
+model, what the models learned, each model's own figures, the dataset and the provenance. The
+page is rendered from ``templates/report.html.j2`` (Jinja2).
 """
 
 from __future__ import annotations
@@ -16,7 +18,10 @@ import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
+import jinja2
+import pandas as pd
 import yaml
+from markupsafe import Markup
 
 from jetimage import io
 
@@ -76,126 +81,179 @@ def git_commit(where: str | os.PathLike = ".") -> str | None:
         return None
 
 
+def _figure(path: str | os.PathLike, caption: str) -> dict:
+    return {"img": Markup(embed_png(path, caption)), "caption": caption}
+
+
+def _model_row(name: str, m: dict, *, best: str | None, efficiencies, kinds) -> dict:
+    window = m.get("in_msd_window", {})
+    return {"name": name, "best": name == best, "kind": kinds.get(name, ""),
+            "auc": Markup(_fmt(m["auc"], 4)), "accuracy": Markup(_fmt(m["accuracy"], 4)),
+            "rejections": [Markup(_fmt(m[f"rejection_at_{e:g}"], 1)) for e in efficiencies],
+            "window_rejection": Markup(_window(m, efficiencies[-1])),
+            "window_auc": Markup(_fmt(window["auc"], 3)) if window.get("auc") else "–",
+            "jsd_mass": _jsd(m), "jsd_msd": _jsd(m, "msd_sculpting"), "n_test": m["n_test"]}
+
+
+def _source_row(s: dict) -> dict:
+    return {"source": s.get("source"), "format": s.get("format", ""),
+            "per_class": ", ".join(f"{c} {n}" for c, n in (s.get("label_counts") or {}).items()
+                                   if n),
+            "n_read": s.get("n_read", ""), "n_jets": s.get("n_jets"),
+            "dropped": ", ".join(f"{k} {n}" for k, n in (s.get("dropped") or {}).items()
+                                 if n) or "–",
+            "sha": str(s.get("source_sha256"))[:16]}
+
+
 def build_report(
     path: str | os.PathLike,
     *,
     metrics: Mapping[str, dict],
     plots: Mapping[str, Mapping[str, str]],
-    comparison_plot: str | None,
+    comparison: Mapping[str, str],
+    learned: Mapping[str, str],
     mean_images: str | None,
     dataset: dict,
     config: dict,
     versions: dict,
+    origins: list[str] = (),
+    kinds: Mapping[str, str] | None = None,
 ) -> None:
-    """Write the HTML report.
+    """Write the HTML report (rendered from ``templates/report.html.j2``).
 
     Args:
         metrics: model name → contents of its ``metrics.json``.
-        plots: model name → {caption: PNG path}.
-        comparison_plot: PNG overlaying every model's rejection curve.
-        mean_images: PNG of the mean test image of each class.
+        plots: model name → {caption: PNG path}, the model's own figures.
+        comparison: caption → PNG of a figure comparing every model.
+        learned: model name → PNG of what it learned (correlation and weight images).
+        mean_images: PNG of the mean test image of each class and their difference.
         dataset: the dataset store's attributes.
         config: the run's config.
         versions: package versions.
+        origins: where each sample's jets come from (:func:`jetimage.config.sample_origins`).
+        kinds: model → what it is (:func:`jetimage.config.model_kinds`).
     """
     ranked = sorted(metrics, key=lambda m: -metrics[m]["auc"]["value"])
     best = ranked[0] if ranked else None
+    evaluation = config.get("evaluation", {})
+    efficiencies = list(evaluation.get("efficiencies", [0.3, 0.5]))
+    kinds = kinds or {}
+    rows = [_model_row(n, metrics[n], best=best, efficiencies=efficiencies, kinds=kinds)
+            for n in ranked]
+    windows = [m["in_msd_window"]["window"] for m in metrics.values() if "in_msd_window" in m]
+    resamplings = evaluation.get("bootstrap", 0)
     classes = dataset["classes"]
-    out = ["<!DOCTYPE html><html><head><meta charset='utf-8'><title>jetimage report</title>",
-           f"<style>{_CSS}</style></head><body>", "<h1>jetimage report</h1>"]
-    efficiencies = list(config.get("evaluation", {}).get("efficiencies", [0.3, 0.5]))
-    first = efficiencies[0]
-    if best:
-        m = metrics[best]
-        out.append(
-            f"<p class='headline'>Best model: <b>{html.escape(best)}</b> — AUC "
-            f"<b>{_fmt(m['auc'], 4)}</b>, background rejection 1/ε<sub>B</sub> at "
-            f"ε<sub>S</sub> = {first:g}: <b>{_fmt(m[f'rejection_at_{first:g}'], 1)}</b> "
-            f"(signal: {html.escape(m['signal'])}, {m['n_test']} test jets)</p>")
-    windowed = any("in_msd_window" in m for m in metrics.values())
-    groomed = any("msd_sculpting" in m for m in metrics.values())
-    out.append("<h2>Models</h2><table><tr><th class='l'>model</th><th>AUC</th><th>accuracy</th>"
-               + "".join(f"<th>1/ε<sub>B</sub> at ε<sub>S</sub>={e:g}</th>" for e in efficiencies)
-               + (f"<th>1/ε<sub>B</sub> at ε<sub>S</sub>={efficiencies[-1]:g}<br>in the "
-                  f"m<sub>SD</sub> window</th>" if windowed else "")
-               + "<th>mass sculpting<br>(JSD, bits)</th>"
-               + ("<th>m<sub>SD</sub> sculpting<br>(JSD, bits)</th>" if groomed else "")
-               + "<th>test jets</th></tr>")
-    for name in ranked:
-        m = metrics[name]
-        cls = " class='best'" if name == best else ""
-        out.append(f"<tr{cls}><td class='l'>{html.escape(name)}</td><td>{_fmt(m['auc'], 4)}</td>"
-                   f"<td>{_fmt(m['accuracy'], 4)}</td>"
-                   + "".join(f"<td>{_fmt(m[f'rejection_at_{e:g}'], 1)}</td>"
-                             for e in efficiencies)
-                   + (f"<td>{_window(m, efficiencies[-1])}</td>" if windowed else "")
-                   + f"<td>{_jsd(m)}</td>"
-                   + (f"<td>{_jsd(m, 'msd_sculpting')}</td>" if groomed else "")
-                   + f"<td>{m['n_test']}</td></tr>")
-    resamplings = config.get("evaluation", {}).get("bootstrap", 0)
-    uncertainties = (f"Uncertainties from {resamplings} bootstrap resamplings of the test set: ± "
-                     f"standard deviation, or the 68% interval where it is asymmetric."
-                     if resamplings else "No uncertainties: evaluation/bootstrap is 0.")
-    window_note = ""
-    if windowed:
-        low, high = next(m["in_msd_window"]["window"] for m in metrics.values()
-                         if "in_msd_window" in m)
-        window_note = (f" In the m<sub>SD</sub> window ({low:.0f}–{high:.0f} GeV, the signal's "
-                       f"interquartile range) the soft-drop mass no longer separates: what is "
-                       f"left is what a tagger learns beyond it (de Oliveira et al., "
-                       f"arXiv:1511.05190).")
-    out.append(f"</table><p class='note'>{uncertainties} Mass "
-               "sculpting: Jensen-Shannon divergence between the background jet-mass spectra "
-               "before and after the cut at ε<sub>S</sub> = 0.5 (0 = unchanged, 1 = "
-               f"disjoint), of the plain and of the soft-drop mass.{window_note}</p>")
-    if set(classes) == {"qcd", "top"} or set(classes) == {"QCD", "top"}:
-        ref = TOP_TAGGING_REFERENCE
-        out.append("<h3>Published reference (different dataset size)</h3><table>"
-                   "<tr><th class='l'>tagger</th><th>AUC</th><th>1/ε<sub>B</sub> at "
-                   "ε<sub>S</sub>=0.3</th></tr>")
-        out += [f"<tr><td class='l'>{t}</td><td>{a:.3f}</td><td>{r}</td></tr>"
-                for t, a, r in ref["rows"]]
-        out.append(f"</table><p class='note'>{html.escape(ref['source'])}. Those taggers were "
-                   "trained on 1.2 M jets after a detector simulation; this run uses "
-                   f"{sum(dataset['splits']['train'].values())} training jets at particle level. "
-                   "Fewer training jets lower the figures, the missing detector smearing raises "
-                   "them: compare trends, not values.</p>")
-    if comparison_plot:
-        out += ["<h2>All models</h2>", embed_png(comparison_plot, "rejection of all models")]
-    for name in ranked:
-        out.append(f"<h2 id='{html.escape(name)}'>{html.escape(name)}</h2><div class='grid'>")
-        for caption, png in plots.get(name, {}).items():
-            out.append(f"<figure>{embed_png(png, f'{name} {caption}')}"
-                       f"<figcaption>{html.escape(caption)}</figcaption></figure>")
-        out.append("</div>")
-    out.append("<h2>Dataset</h2>")
-    if mean_images:
-        out.append(embed_png(mean_images, "mean image per class"))
-    out.append("<table><tr><th class='l'>split</th>"
-               + "".join(f"<th>{html.escape(c)}</th>" for c in classes) + "</tr>")
-    for split, counts in dataset["splits"].items():
-        out.append(f"<tr><td class='l'>{split}</td>"
-                   + "".join(f"<td>{counts[c]}</td>" for c in classes) + "</tr>")
-    out.append("</table><h3>Image spec</h3><pre>"
-               + html.escape(json.dumps(dataset["image_spec"], indent=1)) + "</pre>")
-    out.append("<h3>Sources</h3><table><tr><th class='l'>file</th><th class='l'>format</th>"
-               "<th class='l'>jets per class</th><th>read</th><th>kept</th>"
-               "<th class='l'>dropped</th><th class='l'>sha256</th></tr>")
-    for s in dataset["sources"]:
-        per_class = ", ".join(f"{c} {n}" for c, n in (s.get("label_counts") or {}).items() if n)
-        dropped = ", ".join(f"{k} {n}" for k, n in (s.get("dropped") or {}).items() if n)
-        out.append(f"<tr><td class='l'>{html.escape(str(s.get('source')))}</td>"
-                   f"<td class='l'>{html.escape(str(s.get('format', '')))}</td>"
-                   f"<td class='l'>{html.escape(per_class)}</td><td>{s.get('n_read', '')}</td>"
-                   f"<td>{s.get('n_jets')}</td><td class='l'>{html.escape(dropped or '–')}</td>"
-                   f"<td class='l'><code>{str(s.get('source_sha256'))[:16]}…</code></td></tr>")
-    out.append("</table><h2>Provenance</h2><table>")
-    commit = git_commit()
-    rows = {"git commit": commit or "not a git checkout", "python": platform.python_version(),
-            "platform": platform.platform(), **versions}
-    out += [f"<tr><td class='l'>{html.escape(k)}</td><td class='l'>{html.escape(str(v))}</td></tr>"
-            for k, v in rows.items()]
-    out.append("</table><h3>Config</h3><pre>"
-               + html.escape(yaml.safe_dump(config, sort_keys=False)) + "</pre></body></html>")
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(Path(__file__).with_name("templates")),
+        autoescape=True, undefined=jinja2.StrictUndefined)
+    page = environment.get_template("report.html.j2").render(
+        css=Markup(_CSS), best=rows[0] if rows else None, signal=metrics[best]["signal"]
+        if best else "", efficiencies=efficiencies, origins=list(origins), rows=rows,
+        windowed=bool(windows), groomed=any("msd_sculpting" in m for m in metrics.values()),
+        window=windows[0] if windows else None,
+        working_point=evaluation.get("working_point", 0.5),
+        uncertainties=(f"Uncertainties from {resamplings} bootstrap resamplings of the test "
+                       f"set: ± standard deviation, or the 68% interval where it is asymmetric."
+                       if resamplings else "No uncertainties: evaluation/bootstrap is 0."),
+        reference=TOP_TAGGING_REFERENCE if {c.lower() for c in classes} == {"qcd", "top"}
+        else None, n_train=sum(dataset["splits"]["train"].values()),
+        comparison=[_figure(png, caption) for caption, png in comparison.items()],
+        mean_images=Markup(embed_png(mean_images, "mean image per class")) if mean_images
+        else None,
+        learned=[_figure(learned[n], f"{n}: what it looks at") for n in ranked if n in learned],
+        models=[{"name": n, "figures": [_figure(png, caption) for caption, png in
+                                         plots.get(n, {}).items()]} for n in ranked],
+        classes=classes, splits=dataset["splits"],
+        image_spec=json.dumps(dataset["image_spec"], indent=1),
+        sources=[_source_row(s) for s in dataset["sources"]],
+        provenance={"git commit": git_commit() or "not a git checkout",
+                    "python": platform.python_version(), "platform": platform.platform(),
+                    **versions},
+        config=yaml.safe_dump(config, sort_keys=False))
     with io.atomic_path(path) as tmp:
-        tmp.write_text("\n".join(out), encoding="utf-8")
+        tmp.write_text(page, encoding="utf-8")
+
+
+#: Captions of each model's figures in the report, by figure name (rule evaluate's outputs).
+CAPTIONS = {
+    "roc": "ROC curve and background rejection",
+    "history": "Loss and accuracy per epoch",
+    "confusion": "Confusion matrix (test split)",
+    "examples": "Most signal-like, most background-like and most uncertain test jets",
+    "sculpting": "Jet mass (and soft-drop mass) before and after the cut at the working point "
+                 "(sculpting)",
+    "auc_vs_pt": "AUC in bins of jet pT",
+    "pt_dependence": "Signal efficiency and background rejection against jet pT at the "
+                     "working point",
+    "learned": "What it looks at: score-pixel correlation (and, if linear, its weights)",
+}
+
+
+def _comparison_figures(scores: Mapping[str, pd.DataFrame], metrics: Mapping[str, dict],
+                        outputs, *, classes: list[str], signal: str, efficiencies,
+                        working_point: float, reference: str) -> None:
+    """The figures comparing every model: rejection with ratios to ``reference``, efficiency
+    and rejection against pT, background (soft-drop) mass after each model's cut."""
+    from jetimage import plots
+
+    s = classes.index(signal)
+    curves = {m: ((f["label"].to_numpy() == s).astype(int), f[f"score_{signal}"].to_numpy())
+              for m, f in scores.items()}
+    background = ", ".join(c for c in classes if c != signal)
+    plots.save(plots.rejection_comparison_figure(curves, reference=reference, signal=signal,
+                                                 background=background,
+                                                 efficiencies=efficiencies), outputs.comparison)
+    plots.save(plots.pt_dependence_figure({m: metrics[m]["efficiency_in_pt_bins"]
+                                           for m in scores}, working_point=working_point,
+                                          signal=signal), outputs.pt_dependence)
+    column, key, label = next(((c, k, lab) for c, k, lab in (
+        ("jet_msd", "msd_sculpting", "Soft-drop mass"), ("jet_mass", "mass_sculpting",
+                                                         "Jet mass"))
+        if all(k in metrics[m] for m in scores)), (None, None, None))
+    if column is None:
+        plots.save(plots.note_figure("No jet mass in this dataset (pre-pixelated images):\n"
+                                     "mass sculpting cannot be shown."), outputs.sculpting)
+        return
+    background_jets = {m: f["label"].to_numpy() != s for m, f in scores.items()}
+    reach = {m for m in scores  # taggers whose cut reaches the working point
+             if metrics[m][key].get("signal_efficiency_passed", 0) <= working_point + 0.05}
+    first = next(iter(scores))
+    plots.save(plots.sculpting_comparison_figure(
+        scores[first][column].to_numpy()[background_jets[first]],
+        {m: (f[column].to_numpy()[background_jets[m]],
+             f[f"score_{signal}"].to_numpy()[background_jets[m]], metrics[m][key]["cut"])
+         for m, f in scores.items() if m in reach}, name=label,
+        signal_efficiency=working_point), outputs.sculpting)
+
+
+def write_report(inputs, outputs, *, models: list[str], plot_names: list[str], signal: str,
+                 efficiencies: list[float], working_point: float, reference_model: str | None,
+                 origins: list[str], kinds: Mapping[str, str], config: dict) -> None:
+    """Rule report: the figures comparing every model and of the dataset (``outputs``), then
+    the HTML page (``outputs.html``) from every model's metrics, scores and figures."""
+    from jetimage import plots, store
+    from jetimage.dataset import class_mean_images
+
+    metrics = {m: json.loads(Path(p).read_text()) for m, p in zip(models, inputs.metrics)}
+    scores = {m: pd.read_parquet(p) for m, p in zip(models, inputs.scores)}
+    attrs = dict(store.open_store(inputs.dataset).attrs)
+    classes = list(attrs["classes"])
+    reference = reference_model or max(metrics, key=lambda m: metrics[m]["auc"]["value"])
+    _comparison_figures(scores, metrics, outputs, classes=classes, signal=signal,
+                        efficiencies=efficiencies, working_point=working_point,
+                        reference=reference)
+    means, counts = class_mean_images(inputs.dataset, "test", len(classes))
+    plots.save(plots.mean_images_figure(means, counts, classes, attrs["image_spec"],
+                                        signal=classes.index(signal)), outputs.mean_images)
+    figure = {(m, p): str(Path(inputs.metrics[i]).with_name(f"{p}.png"))
+              for i, m in enumerate(models) for p in plot_names}
+    build_report(
+        outputs.html, metrics=metrics,
+        plots={m: {CAPTIONS[p]: figure[m, p] for p in plot_names if p != "learned"}
+               for m in models},
+        comparison={"Background rejection of every model, with the ratio to "
+                    f"{reference}": outputs.comparison,
+                    "Efficiency and rejection against jet pT": outputs.pt_dependence,
+                    "Background mass after each model's cut": outputs.sculpting},
+        learned={m: figure[m, "learned"] for m in models}, mean_images=outputs.mean_images,
+        dataset=attrs, config=config, versions=attrs["versions"], origins=origins, kinds=kinds)

@@ -16,7 +16,23 @@ validate(config, schema="../schemas/config.schema.yaml")
 
 DATASET = config["dataset"]["name"]
 # the figures of rule evaluate, each as .png (in the report) and .pdf
-EVALUATION_PLOTS = ["roc", "history", "confusion", "examples", "sculpting", "auc_vs_pt"]
+EVALUATION_PLOTS = [
+    "roc",
+    "history",
+    "confusion",
+    "examples",
+    "sculpting",
+    "auc_vs_pt",
+    "pt_dependence",
+    "learned",
+]
+# the report's own figures, each as .png and .pdf
+REPORT_PLOTS = [
+    "rejection_all_models",
+    "pt_dependence_all_models",
+    "sculpting_all_models",
+    "mean_images",
+]
 PREDICT_FILES = jc.predict_files(config)
 MODELS = sorted(config["models"])
 # baselines (jetimage.baselines) are fitted by rule train_baseline, image models by rule train
@@ -90,7 +106,7 @@ def figures(wildcards=None):
     """Every figure a run draws, PNG and PDF: targets of rule all, so that a deleted figure is
     drawn again (with the report, which embeds it)."""
     names = [f"{model}/{plot}" for model in MODELS for plot in EVALUATION_PLOTS]
-    names += ["rejection_all_models", "mean_images"]
+    names += REPORT_PLOTS
     return [f"results/evaluation/{n}.{ext}" for n in names for ext in ("png", "pdf")]
 
 
@@ -211,13 +227,15 @@ def train_params(wildcards):
 
 
 def baseline_params(wildcards):
-    entry = config["models"][wildcards.model]
+    settings = jc.train_config(config, wildcards.model)
     return jc.canonical(
         {
-            "architecture": entry["architecture"],
-            "options": dict(entry.get("options", {})),
+            "architecture": settings["architecture"],
+            "options": settings["options"],
             "signal": jc.signal_class(config),
             "seed": config["seed"],
+            "planing": settings["planing"],
+            "planing_bins": settings["planing_bins"],
         }
     )
 
@@ -232,6 +250,7 @@ def evaluate_params(wildcards):
             "code": code("evaluate"),
             "signal": jc.signal_class(config),
             "efficiencies": config["evaluation"]["efficiencies"],
+            "working_point": config["evaluation"]["working_point"],
             "bootstrap": config["evaluation"]["bootstrap"],
             "seed": config["seed"],
         }

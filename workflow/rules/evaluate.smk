@@ -43,6 +43,18 @@ rule evaluate:
             category="Models",
             subcategory="{model}",
         ),
+        pt_dependence=report(
+            "results/evaluation/{model}/pt_dependence.png",
+            caption="../report/pt_dependence.rst",
+            category="Models",
+            subcategory="{model}",
+        ),
+        learned=report(
+            "results/evaluation/{model}/learned.png",
+            caption="../report/learned.rst",
+            category="Models",
+            subcategory="{model}",
+        ),
         # every figure is also written as PDF, for papers
         pdfs=expand(
             "results/evaluation/{{model}}/{plot}.pdf",

@@ -3,16 +3,11 @@ rule report:
     input:
         metrics=expand("results/evaluation/{model}/metrics.json", model=MODELS),
         scores=expand("results/evaluation/{model}/scores.parquet", model=MODELS),
-        roc=expand("results/evaluation/{model}/roc.png", model=MODELS),
-        history=expand("results/evaluation/{model}/history.png", model=MODELS),
-        confusion=expand("results/evaluation/{model}/confusion.png", model=MODELS),
-        examples=expand("results/evaluation/{model}/examples.png", model=MODELS),
-        sculpting=expand("results/evaluation/{model}/sculpting.png", model=MODELS),
-        auc_vs_pt=expand("results/evaluation/{model}/auc_vs_pt.png", model=MODELS),
-        pdfs=expand(
-            "results/evaluation/{model}/{plot}.pdf",
+        figures=expand(
+            "results/evaluation/{model}/{plot}.{ext}",
             model=MODELS,
             plot=EVALUATION_PLOTS,
+            ext=["png", "pdf"],
         ),
         dataset=f"results/datasets/{DATASET}.zarr",
     output:
@@ -22,15 +17,22 @@ rule report:
             caption="../report/comparison.rst",
             category="Comparison",
         ),
+        pt_dependence=report(
+            "results/evaluation/pt_dependence_all_models.png",
+            caption="../report/pt_dependence_all_models.rst",
+            category="Comparison",
+        ),
+        sculpting=report(
+            "results/evaluation/sculpting_all_models.png",
+            caption="../report/sculpting_all_models.rst",
+            category="Comparison",
+        ),
         mean_images=report(
             "results/evaluation/mean_images.png",
             caption="../report/mean_images.rst",
             category="Dataset",
         ),
-        pdfs=[
-            "results/evaluation/rejection_all_models.pdf",
-            "results/evaluation/mean_images.pdf",
-        ],
+        pdfs=expand("results/evaluation/{plot}.pdf", plot=REPORT_PLOTS),
     log:
         "results/logs/report.log",
     benchmark:
@@ -43,8 +45,13 @@ rule report:
         runtime=30,
     params:
         models=MODELS,
+        plots=EVALUATION_PLOTS,
         signal=jc.signal_class(config),
         efficiencies=config["evaluation"]["efficiencies"],
+        working_point=config["evaluation"]["working_point"],
+        reference_model=config["evaluation"]["reference_model"],
+        origins=jc.sample_origins(config),
+        kinds=jc.model_kinds(config),
         code=code("report"),
     script:
         "../../scripts/report.py"
