@@ -51,7 +51,7 @@ rule report:
         working_point=config["evaluation"]["working_point"],
         reference_model=config["evaluation"]["reference_model"],
         origins=jc.sample_origins(config),
-        kinds=jc.model_kinds(config),
+        kinds=jc.canonical(jc.model_kinds(config)),
         code=code("report"),
     script:
         "../../scripts/report.py"
