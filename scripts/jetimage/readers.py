@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -469,6 +470,31 @@ def _keys(file) -> list[str]:
     return sorted({k.split(";")[0] for k in file.keys()})
 
 
+def _entries(path, file, tree: str):
+    """The TTree or RNTuple ``tree`` of an open file (both read the same way); anything else,
+    or nothing by that name, is an InputError naming the file, the key and what it found."""
+    import uproot
+
+    if tree not in file:
+        raise InputError(f"{path}: no tree {tree!r}; the file has {_keys(file)}")
+    found = file[tree]
+    if not isinstance(found, uproot.behaviors.TTree.TTree | uproot.behaviors.RNTuple.RNTuple):
+        raise InputError(f"{path}: key {tree!r} is a {getattr(found, 'classname', type(found))}, "
+                         f"not a TTree or an RNTuple")
+    return found
+
+
+#: C++ type names of one number per entry, as uproot gives them for TTree and RNTuple fields.
+_SCALAR_TYPE = re.compile(r"^(std::)?(bool|char|short|int|long|float|double|u?int(8|16|32|64)_t"
+                          r"|unsigned (char|short|int|long))$")
+
+
+def _scalar_fields(ttree) -> list[str]:
+    """Branches (TTree) or fields (RNTuple) holding one number per entry."""
+    return [name for name, typename in ttree.typenames().items()
+            if _SCALAR_TYPE.match(typename.strip())]
+
+
 def _iterate(path, ttree, branches: list[str], step: int):
     """``ttree.iterate`` in steps, a truncated or corrupt basket reported as InputError."""
     iterator = ttree.iterate(branches, step_size=step, library="ak", report=True)
@@ -485,9 +511,7 @@ def _read_root(path, *, labels: Labels, step: int, tree: str = "tree", branches=
                jet_branches=None, invalid_constituents: str = "error") -> Iterator[Jets]:
     fields, required = _branch_map(branches)
     with _open_root(path) as file:
-        if tree not in file:
-            raise InputError(f"{path}: no tree {tree!r}; the file has {_keys(file)}")
-        ttree = file[tree]
+        ttree = _entries(path, file, tree)
         available = set(ttree.keys())
         _missing(path, f"tree {tree!r}", [fields[f] for f in required], available)
         fields = {k: v for k, v in fields.items() if k in required or v in available}
@@ -496,9 +520,7 @@ def _read_root(path, *, labels: Labels, step: int, tree: str = "tree", branches=
             _missing(path, f"tree {tree!r}", list(jet_branches.values()), available)
             jet_available = []
         else:
-            jet_available = [b for b in sorted(available) if _is_jet_feature(b)
-                             and type(ttree[b].interpretation).__name__ == "AsDtype"
-                             and ttree[b].interpretation.inner_shape == ()]
+            jet_available = [b for b in sorted(_scalar_fields(ttree)) if _is_jet_feature(b)]
         if ttree.num_entries == 0:
             raise InputError(f"{path}: tree {tree!r} has no jets")
         wanted = sorted({*fields.values(), *_label_fields(labels), *jet_available,
@@ -697,9 +719,7 @@ def _read_nanoaod(path, *, labels: Labels, step: int, tree: str = "Events",
                   puppi_weight: bool | None = None,
                   invalid_constituents: str = "error") -> Iterator[Jets]:
     with _open_root(path) as file:
-        if tree not in file:
-            raise InputError(f"{path}: no tree {tree!r}; the file has {_keys(file)}")
-        ttree = file[tree]
+        ttree = _entries(path, file, tree)
         available = set(ttree.keys())
         links, index_branch, candidates = _nano_collections(path, available, jets, links,
                                                             candidates)
