@@ -1,22 +1,20 @@
-"""Rule predict: scores of a trained (exported) model on one input file, as Parquet."""
+"""Rules predict and predict_file: scores of a trained (exported) model on one input file."""
 
 from jetimage import io, readers
 from jetimage.logs import setup
 from jetimage.predict import load_exported, score_batches
 
 log = setup(snakemake.log[0], "jetimage.predict")  # noqa: F821
-inp, out = snakemake.input, snakemake.output  # noqa: F821
-params = snakemake.params[0] if snakemake.params else {}  # noqa: F821
-reader = params.get("reader", {"format": "root", "options": {}})
+inp, out, params = snakemake.input, snakemake.output, snakemake.params[0]  # noqa: F821
+reader = params["reader"]
 
 session, info = load_exported(inp.model, inp.exported)
-# a sample's files are read as for training (its labels map may name the datasets to read);
-# files named by predict.files are JetClass-layout ROOT without labels
-labels = readers.Labels(tuple(params["classes"]), **reader["labels"]) if "labels" in reader \
+# read as for training; with labels when the sample or predict.files entry has them
+labels = readers.Labels(tuple(params["classes"]), **reader["labels"]) if reader["labels"] \
     else None
 counts = readers.Counts()
 batches = readers.read(inp.jets, format=reader["format"], labels=labels,
-                       step=params.get("batch_jets", 16384), counts=counts, **reader["options"])
+                       step=params["batch_jets"], counts=counts, **reader["options"])
 frame = score_batches(batches, session, info, source=str(inp.jets))
 with io.atomic_path(out[0]) as tmp:
     frame.to_parquet(tmp, index=False)

@@ -169,3 +169,29 @@ def observables_dataset(top_file, qcd_file, tmp_path_factory) -> Path:
     build_dataset(out / "ds.zarr", stores, observables=extras, classes=classes, seed=4,
                   fractions={"train": 0.6, "val": 0.2, "test": 0.2})
     return out / "ds.zarr"
+
+
+def dry_run_with_library(tiny_run, tmp_path, edits: dict, config: str = "config.yaml"
+                         ) -> dict[str, int]:
+    """Jobs a dry run of ``config`` schedules over a copy of the tiny run, with a copy of the
+    workflow whose library files got ``edits`` (file under scripts/jetimage → function of its
+    text)."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    for part in ("Snakefile", "workflow", "scripts", "config"):
+        copy = shutil.copytree if (REPO / part).is_dir() else shutil.copy
+        copy(REPO / part, repo / part)
+    for name, edit in edits.items():
+        path = repo / "scripts" / "jetimage" / name
+        path.write_text(edit(path.read_text()))
+    work = tmp_path / "work"
+    shutil.copytree(tiny_run, work, symlinks=True)
+    env = {**os.environ, "PYTHONPATH": str(repo / "scripts")}
+    out = subprocess.run([SNAKEMAKE, "-s", str(repo / "Snakefile"), "--directory", str(work),
+                          "--configfile", str(work / config), "--dry-run"],
+                         capture_output=True, text=True, env=env, timeout=300, check=True).stdout
+    return job_counts(out)
+
+
+def add_code(text: str) -> str:
+    return text + "\n_CHANGED = True\n"

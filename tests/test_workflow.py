@@ -10,7 +10,7 @@ import pytest
 import yaml
 import zarr
 
-from conftest import REPO, scheduled_jobs
+from conftest import REPO, add_code, dry_run_with_library, scheduled_jobs
 
 pytestmark = pytest.mark.slow
 
@@ -352,36 +352,6 @@ def test_shipped_file_configs_run_end_to_end(shared_data, tmp_path, name, min_au
     assert len(joined) == len(evaluated)
     for cls in config["classes"]:
         assert (joined[f"score_{cls}"] - joined[f"score_{cls}_pred"]).abs().max() < 1e-5
-
-
-def dry_run_with_library(tiny_run, tmp_path, edits: dict[str, str]) -> dict[str, int]:
-    """Jobs a dry run schedules over a copy of the tiny run, with a copy of the workflow whose
-    library files got ``edits`` (file under scripts/jetimage → function of its text)."""
-    import os
-    import shutil
-    import subprocess
-
-    from conftest import SNAKEMAKE, job_counts
-
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    for part in ("Snakefile", "workflow", "scripts", "config"):
-        copy = shutil.copytree if (REPO / part).is_dir() else shutil.copy
-        copy(REPO / part, repo / part)
-    for name, edit in edits.items():
-        path = repo / "scripts" / "jetimage" / name
-        path.write_text(edit(path.read_text()))
-    work = tmp_path / "work"
-    shutil.copytree(tiny_run, work, symlinks=True)
-    env = {**os.environ, "PYTHONPATH": str(repo / "scripts")}
-    out = subprocess.run([SNAKEMAKE, "-s", str(repo / "Snakefile"), "--directory", str(work),
-                          "--configfile", str(work / "config.yaml"), "--dry-run"],
-                         capture_output=True, text=True, env=env, timeout=300, check=True).stdout
-    return job_counts(out)
-
-
-def add_code(text: str) -> str:
-    return text + "\n_CHANGED = True\n"
 
 
 @pytest.mark.parametrize("edits, expected", [

@@ -147,6 +147,7 @@ def check(config: dict) -> None:
         if unknown:
             raise ConfigError(f"config key predict/{kind}: {unknown} not in {kind} "
                               f"{sorted(known)}")
+    _check_predict_entries(config)
     if predict.get("files") and formats == {True}:
         raise ConfigError("config key predict/files: the models are trained on already-"
                           "pixelated images (format images-h5), whose grid and preprocessing "
@@ -444,19 +445,59 @@ def part_name(path: str) -> str:
 def reader_settings(config: dict, sample: str) -> dict:
     """How the images and predict rules read a sample's files: format, reader options and
     labels (keyword arguments of :class:`jetimage.readers.Labels`, without classes)."""
-    entry = config["samples"][sample]
+    return _reader_of(config["samples"][sample])
+
+
+def _reader_of(entry: dict) -> dict:
+    """Reader settings of a sample or a ``predict.files`` entry (labels None if it has none)."""
     labels = {"class_name": entry.get("class"), "field": entry.get("label_field"),
               "unmapped": entry.get("unmapped_labels", "error"),
               "mapping": {str(k): v for k, v in entry["labels"].items()}
               if "labels" in entry else None}
-    return {"format": sample_format(entry), "options": dict(entry.get("reader", {})),
-            "labels": labels}
+    has_labels = "class" in entry or "labels" in entry
+    return {"format": entry.get("format", "root"), "options": dict(entry.get("reader", {})),
+            "labels": labels if has_labels or "source" in entry else None}
+
+
+def predict_entries(config: dict) -> list[dict]:
+    """``predict.files`` as entries with ``files`` and the reader settings (a plain path or
+    glob is a JetClass-layout ROOT file without labels)."""
+    return [{"files": e} if isinstance(e, str) else e
+            for e in config.get("predict", {}).get("files", [])]
 
 
 def predict_files(config: dict) -> dict[str, str]:
     """Name (:func:`part_name`) → path of every file ``predict.files`` matches."""
-    return _expand_globs(config.get("predict", {}).get("files", []), "predict/files",
-                         "would both be written as {name!r}")
+    patterns = []
+    for entry in predict_entries(config):
+        patterns += [entry["files"]] if isinstance(entry["files"], str) else entry["files"]
+    return _expand_globs(patterns, "predict/files", "would both be written as {name!r}")
+
+
+def predict_file_reader(config: dict, name: str) -> dict:
+    """The reader settings of the ``predict.files`` entry that matches the file ``name``."""
+    for i, entry in enumerate(predict_entries(config)):
+        patterns = [entry["files"]] if isinstance(entry["files"], str) else entry["files"]
+        if name in _expand_globs(patterns, f"predict/files/{i}", "{name!r}"):
+            return _reader_of(entry)
+    raise KeyError(name)
+
+
+def _check_predict_entries(config: dict) -> None:
+    """Reader options and label targets of every ``predict.files`` entry."""
+    for i, entry in enumerate(predict_entries(config)):
+        key = f"config key predict/files/{i}"
+        if "class" in entry and "labels" in entry:
+            raise ConfigError(f"{key}: give class or labels, not both")
+        targets = [entry["class"]] if "class" in entry else list(entry.get("labels", {}).values())
+        unknown = [t for t in targets if t not in config["classes"]]
+        if unknown:
+            raise ConfigError(f"{key}: {unknown} are not among the classes {config['classes']}")
+        try:
+            readers.check_options(entry.get("format", "root"), entry.get("reader", {}))
+            readers.check_option_values(entry.get("format", "root"), entry.get("reader", {}))
+        except ValueError as err:
+            raise ConfigError(f"{key}/reader: {err}") from err
 
 
 def canonical(value):

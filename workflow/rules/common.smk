@@ -65,6 +65,7 @@ wildcard_constraints:
     model="|".join(map(re.escape, MODELS)),
     dataset=re.escape(DATASET),
     bucket=r"\d+",
+    group="|".join(map(re.escape, ["files", *SAMPLES])),
 
 
 def image_stores(wildcards=None):
@@ -110,29 +111,54 @@ def figures(wildcards=None):
     return [f"results/evaluation/{n}.{ext}" for n in names for ext in ("png", "pdf")]
 
 
+def prediction_reader(group, name):
+    """Reader settings of a prediction's input: a sample's part, or a predict.files file."""
+    if group == "files":
+        return jc.predict_file_reader(config, name)
+    return jc.reader_settings(config, group)
+
+
 def prediction_files(wildcards=None):
     models = config["predict"]["models"]
-    return [
-        f"results/predictions/{model}/{sample}/{part}.parquet"
-        for model in models
+    inputs = [
+        (sample, part)
         for sample in config["predict"]["samples"]
         for part in PARTS[sample]
-    ] + [
-        f"results/predictions/{model}/files/{name}.parquet"
+    ] + [("files", name) for name in PREDICT_FILES]
+    paths = [
+        f"results/predictions/{model}/{group}/{name}.parquet"
         for model in models
-        for name in PREDICT_FILES
+        for group, name in inputs
     ]
+    if config["predict"]["root_friend"]:
+        paths += [
+            f"results/predictions/{model}/{group}/{name}.friend.root"
+            for model in models
+            for group, name in inputs
+            if prediction_reader(group, name)["format"] in ("root", "nanoaod")
+        ]
+    return paths
 
 
 def predict_file_input(wildcards):
     return PREDICT_FILES[wildcards.name]
 
 
-def jets_input(wildcards):
+def friend_jets_input(wildcards):
+    if wildcards.group == "files":
+        return PREDICT_FILES[wildcards.name]
+    return jet_file(wildcards.group, wildcards.name)
+
+
+def jet_file(sample, part):
     """The jet file of a sample's part: a generated shard, or the user's file."""
-    if wildcards.sample in FILES:
-        return FILES[wildcards.sample][wildcards.part]
-    return f"results/jets/{wildcards.sample}/{wildcards.part}.root"
+    if sample in FILES:
+        return FILES[sample][part]
+    return f"results/jets/{sample}/{part}.root"
+
+
+def jets_input(wildcards):
+    return jet_file(wildcards.sample, wildcards.part)
 
 
 # Params hold exactly what each output depends on (Snakemake's params rerun trigger), with
@@ -178,13 +204,26 @@ def image_params(wildcards):
     )
 
 
-def predict_params(wildcards):
+def predict_params(wildcards, group=None, name=None):
     return jc.canonical(
         {
             "code": code("predict"),
-            "reader": jc.reader_settings(config, wildcards.sample),
+            "reader": prediction_reader(group or wildcards.sample, name),
             "classes": config["classes"],
             "batch_jets": config["dask"]["batch_jets"],
+        }
+    )
+
+
+def predict_file_params(wildcards):
+    return predict_params(wildcards, "files", wildcards.name)
+
+
+def friend_params(wildcards):
+    return jc.canonical(
+        {
+            "code": code("predict_friend"),
+            "reader": prediction_reader(wildcards.group, wildcards.name),
         }
     )
 

@@ -40,5 +40,30 @@ rule predict_file:
     resources:
         mem_mb=4000,
         runtime=30,
+    params:
+        predict_file_params,
     script:
         "../../scripts/predict.py"
+
+
+rule predict_friend:
+    """The predictions of one ROOT input as a ROOT friend tree (predict.root_friend)."""
+    input:
+        scores="results/predictions/{model}/{group}/{name}.parquet",
+        jets=friend_jets_input,
+    output:
+        "results/predictions/{model}/{group}/{name}.friend.root",
+    log:
+        "results/logs/predict/{model}/{group}/{name}.friend.log",
+    benchmark:
+        "results/benchmarks/rules/predict/{model}/{group}/{name}.friend.tsv"
+    conda:
+        "../../envs/predict.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        friend_params,
+    script:
+        "../../scripts/predict_friend.py"
