@@ -150,3 +150,20 @@ def test_rejection_band_follows_the_rejection_and_ends_with_the_background():
     # fully separated: less than one background jet passes anywhere below εS = 1
     separated = np.r_[np.linspace(2, 3, 100), np.linspace(0, 1, 100)]
     assert np.all(np.isnan(rejection_band(labels[2900:3100], separated, grid)[0]))
+
+
+def test_a_working_point_a_tagger_cannot_reach_gives_no_efficiency_or_sculpting():
+    """The cut-based tagger gives every jet outside its window one score: a cut keeping 80% of
+    the signal would keep them all, so neither the pT dependence nor the sculpting exists."""
+    from jetimage.metrics import efficiency_in_bins, mass_sculpting
+
+    labels = np.r_[np.ones(100, int), np.zeros(100, int)]
+    scores = np.r_[np.linspace(0.5, 1, 60), np.full(40, -1.0), np.full(100, -1.0)]
+    pt = np.linspace(500, 600, 200)
+    bins = efficiency_in_bins(labels, scores, pt, np.array([500, 550, 601]), working_point=0.8)
+    assert all(b["global"] is None and b["flat"] is None for b in bins)
+    sculpting = mass_sculpting(labels, scores, pt, signal_efficiency=0.8)
+    assert sculpting["jensen_shannon_bits"] is None
+    assert sculpting["signal_efficiency_passed"] == 1.0
+    assert efficiency_in_bins(labels, scores, pt, np.array([500, 601]),
+                              working_point=0.5)[0]["global"] is not None

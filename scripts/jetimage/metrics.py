@@ -240,16 +240,19 @@ def efficiency_in_bins(labels: np.ndarray, scores: np.ndarray, values: np.ndarra
     """Signal efficiency and background rejection in bins of a jet feature (pT) at one working
     point, both ways the field quotes them (as ATLAS's puma does): ``global``, one cut keeping
     ``working_point`` of all signal jets, so εS varies from bin to bin; and ``flat``, a cut set
-    in each bin to keep ``working_point`` of that bin's signal jets. Binomial uncertainties."""
+    in each bin to keep ``working_point`` of that bin's signal jets. Binomial uncertainties.
+    ``None`` for a way the tagger cannot reach: scores tied at the cut pass more than 5% more
+    signal than the working point (as the cut-based tagger's outside its window)."""
     labels, scores, values = (np.asarray(a) for a in (labels, scores, values))
     cut = threshold_at(labels, scores, working_point)
+    reachable = np.mean(scores[labels == 1] >= cut) <= working_point + 0.05
     out = []
     for low, high in zip(edges[:-1], edges[1:]):
         inside = (values >= low) & (values < high)
         signal, background = inside & (labels == 1), inside & (labels == 0)
         entry = {"low": float(low), "high": float(high), "n_signal": int(signal.sum()),
                  "n_background": int(background.sum()), "global": None, "flat": None}
-        if entry["n_signal"] and entry["n_background"]:
+        if entry["n_signal"] and entry["n_background"] and reachable:
             passed = scores >= cut
             entry["global"] = {
                 "signal_efficiency": binomial_efficiency(int(np.sum(signal & passed)),
@@ -257,8 +260,9 @@ def efficiency_in_bins(labels: np.ndarray, scores: np.ndarray, values: np.ndarra
                 "rejection": binomial_rejection(int(np.sum(background & passed)),
                                                 entry["n_background"])}
             bin_cut = threshold_at(labels[inside], scores[inside], working_point)
-            entry["flat"] = {"cut": bin_cut, "rejection": binomial_rejection(
-                int(np.sum(background & (scores >= bin_cut))), entry["n_background"])}
+            if np.mean(scores[signal] >= bin_cut) <= working_point + 0.05:
+                entry["flat"] = {"cut": bin_cut, "rejection": binomial_rejection(
+                    int(np.sum(background & (scores >= bin_cut))), entry["n_background"])}
         out.append(entry)
     return out
 
