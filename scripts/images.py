@@ -2,14 +2,15 @@
 
 import time
 
-from jetimage import io, readers
+from jetimage import readers, remote
 from jetimage.logs import setup
 from jetimage.pixelate import ImageSpec
 from jetimage.store import write_image_store
 
 log = setup(snakemake.log[0], "jetimage.images")  # noqa: F821
 params = snakemake.params[0]  # noqa: F821
-source, output = snakemake.input[0], snakemake.output[0]  # noqa: F821
+# the source is a path or a root:// URL, which the readers stream as they do a local file
+source, output = params["source"], snakemake.output[0]  # noqa: F821
 reader = params["reader"]
 labels = readers.Labels(tuple(params["classes"]), **reader["labels"])
 pixelated = reader["format"] in readers.IMAGE_FORMATS
@@ -18,7 +19,7 @@ attrs = {
     "sample": params["sample"],
     "classes": params["classes"],
     "source": str(source),
-    "source_sha256": io.sha256sum(source),
+    "source_sha256": remote.checksum(source),
     "format": reader["format"],
 }
 if pixelated:

@@ -13,7 +13,7 @@ reader = params["reader"]
 labels = readers.Labels(tuple(params["classes"]), **reader["labels"])
 
 tic = time.perf_counter()
-batches = readers.read(inp.jets, format=reader["format"], labels=labels,
+batches = readers.read(params["source"], format=reader["format"], labels=labels,
                        step=params["batch_jets"], **reader["options"])
 attrs = write_observables_store(snakemake.output[0], batches, inp.store,  # noqa: F821
                                 radius=params["radius"], progress=log.info)

@@ -13,10 +13,10 @@ session, info = load_exported(inp.model, inp.exported)
 labels = readers.Labels(tuple(params["classes"]), **reader["labels"]) if reader["labels"] \
     else None
 counts = readers.Counts()
-batches = readers.read(inp.jets, format=reader["format"], labels=labels,
+batches = readers.read(params["source"], format=reader["format"], labels=labels,
                        step=params["batch_jets"], counts=counts, **reader["options"])
-frame = score_batches(batches, session, info, source=str(inp.jets))
+frame = score_batches(batches, session, info, source=str(params["source"]))
 with io.atomic_path(out[0]) as tmp:
     frame.to_parquet(tmp, index=False)
-log.info("scored %d jets of %s with %s -> %s (dropped %s)", len(frame), inp.jets, info["name"],
-         out[0], counts.dropped)
+log.info("scored %d jets of %s with %s -> %s (dropped %s)", len(frame), params["source"],
+         info["name"], out[0], counts.dropped)

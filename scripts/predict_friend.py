@@ -7,6 +7,6 @@ from jetimage.predict import write_friend_tree
 
 log = setup(snakemake.log[0], "jetimage.predict")  # noqa: F821
 inp, out, params = snakemake.input, snakemake.output, snakemake.params[0]  # noqa: F821
-n = write_friend_tree(pd.read_parquet(inp.scores), inp.jets, out[0],
+n = write_friend_tree(pd.read_parquet(inp.scores), params["source"], out[0],
                       format=params["reader"]["format"], options=params["reader"]["options"])
-log.info("wrote %s: %d entries, as %s has", out[0], n, inp.jets)
+log.info("wrote %s: %d entries, as %s has", out[0], n, params["source"])

@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -195,3 +196,72 @@ def dry_run_with_library(tiny_run, tmp_path, edits: dict, config: str = "config.
 
 def add_code(text: str) -> str:
     return text + "\n_CHANGED = True\n"
+
+
+class XRootDServer:
+    """A real XRootD server (Debian's xrootd) on 127.0.0.1, serving a folder of its own."""
+
+    def __init__(self, root: Path):
+        import socket
+
+        self.root = root / "data"
+        self.root.mkdir(parents=True)
+        with socket.socket() as probe:  # a free port
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.url = f"root://127.0.0.1:{self.port}/"
+        config = root / "xrootd.cfg"
+        config.write_text(f"all.export /\noss.localroot {self.root}\nxrd.port {self.port}\n"
+                          f"all.adminpath {root}/admin\nall.pidpath {root}/admin\n")
+        user = []
+        if os.geteuid() == 0:  # xrootd refuses to run as root: it runs as its own user
+            shutil.chown(root, "xrootd")
+            user = ["-R", "xrootd"]
+        self.process = subprocess.Popen(
+            [shutil.which("xrootd"), "-c", str(config), "-l", str(root / "xrootd.log"), *user],
+            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        for _ in range(100):
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"the XRootD server did not start; see {root / 'xrootd.log'}")
+
+    def add(self, name: str, source: Path) -> str:
+        """Copy a file into the served folder; returns its root:// URL."""
+        target = self.root / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(source, target)
+        for path in (target, *target.parents):
+            if path == self.root.parent:
+                break
+            os.chmod(path, 0o755 if path.is_dir() else 0o644)
+        return self.url + "/" + name
+
+    def stop(self) -> None:
+        self.process.kill()
+        self.process.wait()
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.root.parent, ignore_errors=True)
+
+
+def start_xrootd() -> XRootDServer:
+    """An XRootD server in a world-readable temporary folder (skips without the server)."""
+    import tempfile
+
+    if shutil.which("xrootd") is None:
+        pytest.skip("no XRootD server here: tests/xrootd/install-xrootd.sh installs Debian's "
+                    "xrootd-server")
+    pytest.importorskip("XRootD", reason="the XRootD client (pip install xrootd)")
+    return XRootDServer(Path(tempfile.mkdtemp(prefix="jetimage-xrootd-")))
+
+
+@pytest.fixture(scope="session")
+def xrootd():
+    """A real XRootD server on 127.0.0.1 for the session."""
+    server = start_xrootd()
+    yield server
+    server.remove()

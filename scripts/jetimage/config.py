@@ -399,7 +399,10 @@ def _check_sample(config: dict, name: str, sample: dict) -> set[str]:
         readers.check_option_values(sample["format"], sample.get("reader", {}))
     except ValueError as err:
         raise ConfigError(f"{key}/reader: {err}") from err
-    sample_files(config, name)
+    remote = [f for f in sample_files(config, name).values() if f.startswith(("root:", "roots:"))]
+    if remote and sample["format"] not in ("root", "nanoaod"):
+        raise ConfigError(f"{key}/files: root:// files are read as ROOT (format root or "
+                          f"nanoaod), not {sample['format']}")
     return set(targets)
 
 
@@ -420,9 +423,15 @@ def sample_files(config: dict, sample: str) -> dict[str, str]:
 def _expand_globs(patterns: list[str], key: str, clash: str) -> dict[str, str]:
     """File name without extension → path of every file the globs match; a glob that matches
     nothing, or two files of one name (``clash`` says why that matters), is a ConfigError."""
+    from jetimage import remote
+
     found: dict[str, str] = {}
     for pattern in patterns:
-        matches = sorted(glob.glob(pattern))
+        try:
+            matches = remote.expand(pattern) if remote.is_remote(pattern) else \
+                sorted(glob.glob(pattern))
+        except readers.InputError as err:
+            raise ConfigError(f"config key {key}: {err}") from err
         if not matches:
             relative = "" if Path(pattern).is_absolute() else \
                 f" (relative paths are relative to the working directory {os.getcwd()})"

@@ -34,6 +34,7 @@ n_constituents, entry`` (row in the file), ``label`` (class index) and any other
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
 import re
@@ -45,7 +46,7 @@ import awkward as ak
 import numpy as np
 import vector
 
-from jetimage import preprocess
+from jetimage import preprocess, remote
 from jetimage.io import Counts, ImageBatch, InputError, Jets
 
 vector.register_awkward()
@@ -172,9 +173,15 @@ def read(path: str | os.PathLike, *, format: str, labels: Labels | None = None,
     check_options(format, options)
     check_option_values(format, options)
     labels = labels if labels is not None else Labels(("jets",), class_name="jets")
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: file does not exist")
+    if remote.is_remote(path):  # streamed over XRootD by uproot
+        if format not in ("root", "nanoaod"):
+            raise InputError(f"{path}: root:// files are read as ROOT (format root or "
+                             f"nanoaod), not {format}")
+        path = str(path)
+    else:
+        path = Path(path)
+        if not path.exists():
+            raise InputError(f"{path}: file does not exist")
     counts = counts if counts is not None else Counts()
     reader = {"root": _read_root, "parquet": _read_parquet, "toptagging": _read_toptagging,
               "nanoaod": _read_nanoaod, "images-h5": _read_images_h5}[format]
@@ -457,13 +464,30 @@ def _is_jet_feature(name: str) -> bool:
 # --- ROOT (JetClass layout or a branch map) ---------------------------------------------------
 
 
+@contextlib.contextmanager
 def _open_root(path):
+    """An open ROOT file (local, or ``root://`` through XRootD with bounded retries), closed
+    on exit; a remote server that went away cannot be told, and is not asked twice."""
     import uproot
 
+    if remote.is_remote(path):
+        remote._client()
+        file = remote.retry(f"{path}: opening it over XRootD",  # the XRootD client itself
+                            lambda: uproot.open(str(path), timeout=60,
+                                                handler=uproot.source.xrootd.XRootDSource))
+    else:
+        try:
+            file = uproot.open(path)
+        except Exception as err:  # uproot raises many kinds for a corrupt file
+            raise InputError(f"{path}: not a readable ROOT file ({err})") from err
     try:
-        return uproot.open(path)
-    except Exception as err:  # uproot raises many kinds for a corrupt file
-        raise InputError(f"{path}: not a readable ROOT file ({err})") from err
+        yield file
+    finally:
+        try:
+            file.close()
+        except OSError:
+            if not remote.is_remote(path):
+                raise
 
 
 def _keys(file) -> list[str]:
@@ -496,7 +520,14 @@ def _scalar_fields(ttree) -> list[str]:
 
 
 def _iterate(path, ttree, branches: list[str], step: int):
-    """``ttree.iterate`` in steps, a truncated or corrupt basket reported as InputError."""
+    """``ttree.iterate`` in steps, a truncated or corrupt basket reported as InputError; a
+    remote file is read range by range, each range tried a few times (a server that went
+    away is an InputError naming the URL)."""
+    from jetimage import remote
+
+    if remote.is_remote(path):
+        yield from _iterate_remote(path, ttree, branches, step)
+        return
     iterator = ttree.iterate(branches, step_size=step, library="ak", report=True)
     while True:
         try:
@@ -505,6 +536,18 @@ def _iterate(path, ttree, branches: list[str], step: int):
             return
         except Exception as err:  # uproot raises many kinds for a damaged basket
             raise InputError(f"{path}: tree {ttree.name!r} could not be read ({err})") from err
+
+
+def _iterate_remote(path, ttree, branches: list[str], step: int):
+    """(arrays, report) of each range of ``step`` entries of a remote tree, with retries."""
+    from types import SimpleNamespace
+
+    for start in range(0, int(ttree.num_entries), step):
+        stop = min(start + step, int(ttree.num_entries))
+        arrays = remote.retry(f"{path}: reading entries {start}-{stop} of {ttree.name!r}",
+                              lambda a=start, b=stop: ttree.arrays(branches, entry_start=a,
+                                                                   entry_stop=b, library="ak"))
+        yield arrays, SimpleNamespace(tree_entry_start=start)
 
 
 def _read_root(path, *, labels: Labels, step: int, tree: str = "tree", branches=None,

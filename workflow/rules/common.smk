@@ -6,6 +6,7 @@ from pathlib import Path
 from snakemake.utils import validate
 
 import jetimage.config as jc
+from jetimage import remote
 from jetimage.lineage import code_digest
 from jetimage.generate import derive_seed
 
@@ -140,14 +141,17 @@ def prediction_files(wildcards=None):
     return paths
 
 
+def prediction_source(group, name):
+    """The input file (path or URL) of a prediction: a predict.files file or a sample's part."""
+    return PREDICT_FILES[name] if group == "files" else jet_file(group, name)
+
+
 def predict_file_input(wildcards):
-    return PREDICT_FILES[wildcards.name]
+    return local_input(PREDICT_FILES[wildcards.name])
 
 
 def friend_jets_input(wildcards):
-    if wildcards.group == "files":
-        return PREDICT_FILES[wildcards.name]
-    return jet_file(wildcards.group, wildcards.name)
+    return local_input(prediction_source(wildcards.group, wildcards.name))
 
 
 def jet_file(sample, part):
@@ -157,8 +161,22 @@ def jet_file(sample, part):
     return f"results/jets/{sample}/{part}.root"
 
 
+def local_input(path):
+    """A path as a job input; none for a root:// URL, which the job reads itself (its params
+    hold the URL and the remote file's size and time, so that a changed file reruns it).
+    """
+    return [] if remote.is_remote(path) else path
+
+
+def source_params(path):
+    return {
+        "source": path,
+        **({"remote": remote.stat(path)} if remote.is_remote(path) else {}),
+    }
+
+
 def jets_input(wildcards):
-    return jet_file(wildcards.sample, wildcards.part)
+    return local_input(jet_file(wildcards.sample, wildcards.part))
 
 
 # Params hold exactly what each output depends on (Snakemake's params rerun trigger), with
@@ -192,6 +210,7 @@ def image_params(wildcards):
     return jc.canonical(
         {
             "code": code("images"),
+            **source_params(jet_file(sample, wildcards.part)),
             # pre-pixelated images depend on the normalisation only, not on the image recipe
             "spec": {"normalize": spec["normalize"]} if pixelated else spec,
             "reader": reader,
@@ -208,6 +227,9 @@ def predict_params(wildcards, group=None, name=None):
     return jc.canonical(
         {
             "code": code("predict"),
+            **source_params(
+                prediction_source(group or wildcards.sample, name or wildcards.part)
+            ),
             "reader": prediction_reader(group or wildcards.sample, name),
             "classes": config["classes"],
             "batch_jets": config["dask"]["batch_jets"],
@@ -223,6 +245,7 @@ def friend_params(wildcards):
     return jc.canonical(
         {
             "code": code("predict_friend"),
+            **source_params(prediction_source(wildcards.group, wildcards.name)),
             "reader": prediction_reader(wildcards.group, wildcards.name),
         }
     )
@@ -232,6 +255,7 @@ def observables_params(wildcards):
     sample = wildcards.sample
     return jc.canonical(
         {
+            **source_params(jet_file(sample, wildcards.part)),
             "reader": jc.reader_settings(config, sample),
             "classes": config["classes"],
             "radius": jc.jet_radius(config, sample),

@@ -1,0 +1,131 @@
+"""Files on XRootD storage (``root://`` URLs): listing, stat and checksum through the XRootD
+client, and bounded retries.
+
+uproot opens ``root://`` URLs itself through the same client and reads them in ranges, so a
+remote ROOT file streams batch by batch as a local one does. The client's own connection
+retries would otherwise wait minutes for a server that went away: they are bounded here
+(:data:`CLIENT_SETTINGS`, unless the environment sets them) and every remote operation is tried
+:data:`ATTEMPTS` times before an error naming the URL.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import os
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from jetimage import io
+
+#: XRootD client settings (environment variables) bounding how long a dead server is retried.
+CLIENT_SETTINGS = {"XRD_CONNECTIONWINDOW": "5", "XRD_CONNECTIONRETRY": "2",
+                   "XRD_REQUESTTIMEOUT": "60", "XRD_STREAMTIMEOUT": "30"}
+#: Tries of each remote operation (open, read a batch, list, stat) before it fails.
+ATTEMPTS = 3
+
+T = TypeVar("T")
+
+
+def is_remote(path) -> bool:
+    """Whether ``path`` is an XRootD URL (``root://`` or ``roots://``)."""
+    return str(path).startswith(("root://", "roots://"))
+
+
+def _client():
+    for name, value in CLIENT_SETTINGS.items():
+        os.environ.setdefault(name, value)
+    try:
+        from XRootD import client
+    except ImportError as err:
+        raise io.InputError("root:// files need the XRootD client: pip install xrootd") from err
+    return client
+
+
+def split_url(url: str) -> tuple[str, str]:
+    """(server ``root://host:port``, path on it) of an XRootD URL."""
+    scheme, rest = str(url).split("://", 1)
+    host, _, path = rest.partition("/")
+    return f"{scheme}://{host}", "/" + path.lstrip("/")
+
+
+def retry(what: str, operation: Callable[[], T], *, attempts: int = ATTEMPTS,
+          wait: float = 1.0) -> T:
+    """``operation()``, tried ``attempts`` times (waiting ``wait``, then twice as long, between
+    tries); the last failure becomes an InputError that says ``what`` failed and why."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return operation()
+        except Exception as err:  # the client and uproot raise many kinds
+            if attempt == attempts:
+                raise io.InputError(f"{what} failed after {attempts} attempts ({err})") from err
+            time.sleep(wait * 2 ** (attempt - 1))
+    raise AssertionError("unreachable")
+
+
+def _checked(status, what: str):
+    if not status.ok:
+        raise OSError(f"{what}: {status.message.strip()}")
+
+
+def stat(url: str) -> dict:
+    """``{"size": bytes, "modtime": seconds}`` of a remote file."""
+    client = _client()
+    server, path = split_url(url)
+
+    def ask():
+        status, info = client.FileSystem(server).stat(path)
+        _checked(status, url)
+        return {"size": int(info.size), "modtime": int(info.modtime)}
+
+    return retry(f"{url}: stat", ask)
+
+
+def expand(pattern: str) -> list[str]:
+    """The URLs a ``root://`` pattern names, sorted: itself if it has no wildcard, else every
+    file of its directory whose name matches (wildcards in the file name only)."""
+    server, path = split_url(pattern)
+    directory, _, name = path.rpartition("/")
+    if any(c in directory for c in "*?["):
+        raise io.InputError(f"{pattern}: wildcards only in the file name of a root:// URL")
+    if not any(c in name for c in "*?["):
+        return [pattern]
+    client = _client()
+
+    def listing():
+        status, found = client.FileSystem(server).dirlist(directory or "/")
+        _checked(status, f"{server}/{directory}")
+        return [entry.name for entry in found]
+
+    names = retry(f"{pattern}: listing {directory or '/'}", listing)
+    return [f"{server}/{directory}/{n}" for n in sorted(fnmatch.filter(names, name))]
+
+
+def sha256(url: str, *, block: int = 1 << 23) -> str:
+    """SHA-256 of a remote file's bytes, streamed in ``block``-byte reads (the same digest as
+    :func:`jetimage.io.sha256sum` of a local copy)."""
+    client = _client()
+
+    def digest():
+        remote = client.File()
+        _checked(remote.open(url)[0], url)
+        try:
+            total = hashlib.sha256()
+            offset = 0
+            while True:
+                status, data = remote.read(offset, block)
+                _checked(status, url)
+                if not data:
+                    return total.hexdigest()
+                total.update(data)
+                offset += len(data)
+        finally:
+            remote.close()
+
+    return retry(f"{url}: reading it for its checksum", digest)
+
+
+def checksum(path) -> str:
+    """SHA-256 of a local file (:func:`jetimage.io.sha256sum`) or of a ``root://`` file."""
+    return sha256(str(path)) if is_remote(path) else io.sha256sum(path)
