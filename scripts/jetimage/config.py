@@ -1,8 +1,9 @@
 """Run configuration: schema validation with defaults, cross-field checks, per-stage views.
 
-The workflow validates ``config.yaml`` against ``workflow/schemas/config.schema.yaml`` before any
-job runs; the functions here turn the validated config into the typed settings of each stage, so
-that each rule's ``params`` hold exactly what its output depends on.
+The workflow validates ``config.yaml`` against ``config.schema.yaml`` (beside this module, shipped
+with the package; ``workflow/schemas/`` links to it) before any job runs; the functions here
+turn the validated config into the typed settings of each stage, so that each rule's ``params``
+hold exactly what its output depends on.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from jetimage.pixelate import ImageSpec
 from jetimage.readers import IMAGE_FORMATS
 from jetimage.store import check_scheduler
 
-SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+#: The config's JSON Schema, shipped with the package (workflow/schemas/ links to it).
+SCHEMA = Path(__file__).with_name("config.schema.yaml")
 #: No generated jet reaches REACH times the pT-hat range's upper edge.
 REACH = 2.0
 TRAINING_KEYS = ("epochs", "batch_size", "learning_rate", "weight_decay", "optimizer", "schedule",
