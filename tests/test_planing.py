@@ -57,7 +57,7 @@ def test_a_jet_in_a_bin_its_class_never_filled_gets_its_largest_weight():
 
 
 def test_a_missing_planing_variable_is_an_error_naming_it():
-    with pytest.raises(io.InputError, match=r"planing variable\(s\) \['msd'\] are not in"):
+    with pytest.raises(io.InputError, match=r"jets lack planing variable\(s\) \['msd'\]"):
         Planing.fit({"pt": np.ones(4)}, np.array([0, 1, 0, 1]), ["pt", "msd"], n_classes=2)
 
 

@@ -61,11 +61,13 @@ def register(name: str):
     return add
 
 
-def feature_matrix(table: dict[str, np.ndarray], features) -> np.ndarray:
-    """(jets, features) float64 of a split's table; a missing feature is an error naming it."""
+def feature_matrix(table: dict[str, np.ndarray], features, *, what: str = "feature"
+                   ) -> np.ndarray:
+    """(jets, features) float64 of a split's table; a missing feature is an error naming it
+    (and ``what`` it is for)."""
     missing = [f for f in features if f not in table]
     if missing:
-        raise io.InputError(f"the dataset's jets lack feature(s) {missing} (it has "
+        raise io.InputError(f"the dataset's jets lack {what}(s) {missing} (it has "
                             f"{sorted(table)}): observables come from the observables stage, "
                             f"which needs constituents")
     return np.stack([np.asarray(table[f], dtype=np.float64) for f in features], axis=1)

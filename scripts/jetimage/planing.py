@@ -20,8 +20,6 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from jetimage import io
-
 #: A weight is at most this many times its class's mean (a few jets in a sparse bin must not
 #: dominate the loss).
 MAX_WEIGHT = 10.0
@@ -80,12 +78,9 @@ class Planing:
 
 
 def _values(table: Mapping[str, np.ndarray], variables: Sequence[str]) -> np.ndarray:
-    missing = [v for v in variables if v not in table]
-    if missing:
-        raise io.InputError(f"planing variable(s) {missing} are not in the dataset's jet table "
-                            f"(it has {sorted(table)}); the soft-drop mass comes from the "
-                            f"observables stage, which needs constituents")
-    return np.stack([np.asarray(table[v], dtype=np.float64) for v in variables], axis=1)
+    from jetimage.baselines import feature_matrix
+
+    return feature_matrix(table, variables, what="planing variable")
 
 
 def split_weights(planing: Planing, root, splits: Sequence[str] = ("train", "val")
