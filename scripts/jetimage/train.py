@@ -191,6 +191,8 @@ def train_model(
     max_epochs_this_run: int | None = None,
 ) -> list[dict]:
     """Train ``config`` on a dataset store; write ``model.pt``, ``model.onnx``, ``history.json``.
+    With ``config.planing``, each jet's loss is weighted by :mod:`jetimage.planing`; the
+    ``fisher`` architecture is fitted in closed form instead of epochs.
 
     Args:
         dataset_path: the dataset Zarr store.
