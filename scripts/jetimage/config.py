@@ -477,21 +477,18 @@ def predict_entries(config: dict) -> list[dict]:
             for e in config.get("predict", {}).get("files", [])]
 
 
-def predict_files(config: dict) -> dict[str, str]:
-    """Name (:func:`part_name`) → path of every file ``predict.files`` matches."""
-    patterns = []
-    for entry in predict_entries(config):
-        patterns += [entry["files"]] if isinstance(entry["files"], str) else entry["files"]
-    return _expand_globs(patterns, "predict/files", "would both be written as {name!r}")
-
-
-def predict_file_reader(config: dict, name: str) -> dict:
-    """The reader settings of the ``predict.files`` entry that matches the file ``name``."""
+def predict_file_readers(config: dict) -> dict[str, tuple[str, dict]]:
+    """Name → (path, reader settings) of every file ``predict.files`` matches, each with the
+    settings of the entry that matched it; two files of one name are a ConfigError."""
+    found: dict[str, tuple[str, dict]] = {}
     for i, entry in enumerate(predict_entries(config)):
         patterns = [entry["files"]] if isinstance(entry["files"], str) else entry["files"]
-        if name in _expand_globs(patterns, f"predict/files/{i}", "{name!r}"):
-            return _reader_of(entry)
-    raise KeyError(name)
+        for name, path in _expand_globs(patterns, f"predict/files/{i}", "{name!r}").items():
+            if found.get(name, (path,))[0] != path:
+                raise ConfigError(f"config key predict/files: {found[name][0]!r} and {path!r} "
+                                  f"would both be written as {name!r}")
+            found[name] = (path, _reader_of(entry))
+    return found
 
 
 def _check_predict_entries(config: dict) -> None:

@@ -34,7 +34,9 @@ REPORT_PLOTS = [
     "sculpting_all_models",
     "mean_images",
 ]
-PREDICT_FILES = jc.predict_files(config)
+# predict.files: name -> (path or URL, reader settings of the entry that matched it)
+PREDICT_READERS = jc.predict_file_readers(config)
+PREDICT_FILES = {name: path for name, (path, _) in PREDICT_READERS.items()}
 MODELS = sorted(config["models"])
 # baselines (jetimage.baselines) are fitted by rule train_baseline, image models by rule train
 BASELINE_MODELS = [m for m in MODELS if jc.is_baseline(config, m)]
@@ -115,7 +117,7 @@ def figures(wildcards=None):
 def prediction_reader(group, name):
     """Reader settings of a prediction's input: a sample's part, or a predict.files file."""
     if group == "files":
-        return jc.predict_file_reader(config, name)
+        return PREDICT_READERS[name][1]
     return jc.reader_settings(config, group)
 
 
