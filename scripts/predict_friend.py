@@ -2,8 +2,8 @@
 
 import pandas as pd
 
+from jetimage.friends import write_friend_tree
 from jetimage.logs import setup
-from jetimage.predict import write_friend_tree
 
 log = setup(snakemake.log[0], "jetimage.predict")  # noqa: F821
 inp, out, params = snakemake.input, snakemake.output, snakemake.params[0]  # noqa: F821

@@ -16,7 +16,7 @@ from conftest import REPO
 
 #: import name → package name, where they differ
 PACKAGES = {"torch": "pytorch", "yaml": "pyyaml", "sklearn": "scikit-learn",
-            "pythia8mc": "pythia8mc", "zarr": "zarr"}
+            "pythia8mc": "pythia8mc", "zarr": "zarr", "XRootD": "xrootd"}
 
 
 def rules() -> dict[str, dict]:

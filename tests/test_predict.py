@@ -93,7 +93,8 @@ def test_a_change_of_the_prediction_code_reruns_every_prediction(tiny_run, predi
 
 
 def test_a_nanoaod_friend_tree_holds_a_score_per_fat_jet(tiny_run, shared_data, tmp_path):
-    from jetimage.predict import load_exported, score_batches, write_friend_tree
+    from jetimage.friends import write_friend_tree
+    from jetimage.predict import load_exported, score_batches
 
     model = tiny_run / "results" / "models" / "hsf-cnn"
     session, info = load_exported(model / "model.pt", model / "model.onnx")

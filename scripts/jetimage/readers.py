@@ -465,7 +465,7 @@ def _is_jet_feature(name: str) -> bool:
 
 
 @contextlib.contextmanager
-def _open_root(path):
+def open_root(path):
     """An open ROOT file (local, or ``root://`` through XRootD with bounded retries), closed
     on exit; a remote server that went away cannot be told, and is not asked twice."""
     import uproot
@@ -494,7 +494,7 @@ def _keys(file) -> list[str]:
     return sorted({k.split(";")[0] for k in file.keys()})
 
 
-def _entries(path, file, tree: str):
+def root_tree(path, file, tree: str):
     """The TTree or RNTuple ``tree`` of an open file (both read the same way); anything else,
     or nothing by that name, is an InputError naming the file, the key and what it found."""
     import uproot
@@ -553,8 +553,8 @@ def _iterate_remote(path, ttree, branches: list[str], step: int):
 def _read_root(path, *, labels: Labels, step: int, tree: str = "tree", branches=None,
                jet_branches=None, invalid_constituents: str = "error") -> Iterator[Jets]:
     fields, required = _branch_map(branches)
-    with _open_root(path) as file:
-        ttree = _entries(path, file, tree)
+    with open_root(path) as file:
+        ttree = root_tree(path, file, tree)
         available = set(ttree.keys())
         _missing(path, f"tree {tree!r}", [fields[f] for f in required], available)
         fields = {k: v for k, v in fields.items() if k in required or v in available}
@@ -761,8 +761,8 @@ def _read_nanoaod(path, *, labels: Labels, step: int, tree: str = "Events",
                   jets: str = "FatJet", links: str | None = None, candidates: str | None = None,
                   puppi_weight: bool | None = None,
                   invalid_constituents: str = "error") -> Iterator[Jets]:
-    with _open_root(path) as file:
-        ttree = _entries(path, file, tree)
+    with open_root(path) as file:
+        ttree = root_tree(path, file, tree)
         available = set(ttree.keys())
         links, index_branch, candidates = _nano_collections(path, available, jets, links,
                                                             candidates)
