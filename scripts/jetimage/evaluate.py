@@ -1,5 +1,6 @@
-"""Scoring a dataset split in bounded memory: a trained model's class probabilities, one group
-of Zarr chunks at a time.
+"""The evaluate stage: a saved model's scores on a dataset split in bounded memory (one group of
+Zarr chunks at a time), and the metrics, per-jet scores and figures written from them
+(:func:`evaluate_model`).
 
 Only per-jet numbers (scores, labels, the jet table) are held for the whole split, so memory
 does not grow with the split's images (see also :func:`jetimage.dataset.class_mean_images` and
