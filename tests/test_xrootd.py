@@ -8,7 +8,9 @@ import json
 import os
 
 import numpy as np
+import pandas as pd
 import pytest
+import uproot
 import yaml
 import zarr
 
@@ -33,6 +35,8 @@ def files_config(files: dict[str, str]) -> dict:
 @pytest.mark.slow
 def test_a_workflow_reading_root_urls_equals_the_same_run_on_local_paths(tiny_run, xrootd,
                                                                         tmp_path):
+    """Samples and predict.files on root:// URLs: the same images, checksums, metrics and
+    predictions as on local paths."""
     for sample, part in SHARDS:
         xrootd.add(f"store/{sample}/{part}.root",
                    tiny_run / "results" / "jets" / sample / f"{part}.root")
@@ -40,7 +44,12 @@ def test_a_workflow_reading_root_urls_equals_the_same_run_on_local_paths(tiny_ru
             "remote": {s: f"{xrootd.url}/store/{s}/*.root" for s in ("top", "qcd")}}
     for name, files in runs.items():
         (tmp_path / name).mkdir()
-        (tmp_path / name / "config.yaml").write_text(yaml.safe_dump(files_config(files)))
+        config = files_config(files)
+        # predict.files takes root:// URLs too: one shard scored again, with a friend tree
+        shard = files["top"].replace("*", "000")
+        config["predict"] = {"models": ["hsf-cnn"], "root_friend": True,
+                             "files": [{"files": shard, "format": "root", "class": "top"}]}
+        (tmp_path / name / "config.yaml").write_text(yaml.safe_dump(config))
         run_snakemake(tmp_path / name, tmp_path / name / "config.yaml")
     for sample, part in SHARDS:
         stores = [zarr.open_group(tmp_path / name / "results" / "images" / sample /
@@ -48,6 +57,14 @@ def test_a_workflow_reading_root_urls_equals_the_same_run_on_local_paths(tiny_ru
         np.testing.assert_array_equal(stores[0]["images"][...], stores[1]["images"][...])
         assert stores[0].attrs["source_sha256"] == stores[1].attrs["source_sha256"]
         assert stores[1].attrs["source"] == f"{xrootd.url}/store/{sample}/{part}.root"
+    predictions = [pd.read_parquet(tmp_path / name / "results" / "predictions" / "hsf-cnn" /
+                                   "files" / "000.parquet") for name in runs]
+    assert len(predictions[0]) > 0 and (predictions[1]["class_name"] == "top").all()
+    np.testing.assert_array_equal(predictions[0]["score_top"], predictions[1]["score_top"])
+    assert predictions[1]["source_file"].iloc[0] == f"{xrootd.url}/store/top/000.root"
+    friend = tmp_path / "remote" / "results" / "predictions" / "hsf-cnn" / "files" / \
+        "000.friend.root"
+    assert uproot.open(friend)["tree"].num_entries == len(predictions[1])
     for model in ("logistic", "hsf-cnn"):
         metrics = [json.loads((tmp_path / name / "results" / "evaluation" / model /
                                "metrics.json").read_text()) for name in runs]
