@@ -70,6 +70,13 @@ def test_model_entries_override_training_defaults():
     (lambda c: c["models"]["hsf-cnn"].update(planing=["pt", "sdmass"]),
      r"models/hsf-cnn/planing: \['sdmass'\] are not jet-table variables"),
     (lambda c: c["training"].update(planing=["msd", "msd"]), "training/planing"),
+    (lambda c: c["predict"].update(files=[{"files": "x.h5", "format": "toptagging",
+                                           "class": "higgs"}]),
+     r"predict/files/0/class: 'higgs' is not one of the classes"),
+    (lambda c: c["predict"].update(files=[{"files": "x.root", "labels": {0: "qcd", "0": "top"}}]),
+     r"predict/files/0/labels: keys \[0, '0'\] are the same label value"),
+    (lambda c: c["predict"].update(files=[{"files": "x.root", "reader": {"tre": "t"}}]),
+     r"predict/files/0/reader: .*did you mean 'tree'"),
 ])
 def test_bad_configs_are_rejected_with_the_key(change, message):
     config = copy.deepcopy(TINY)

@@ -15,13 +15,14 @@ import glob
 import json
 import math
 import os
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 
 import jsonschema
 import yaml
 
-from jetimage import readers
+from jetimage import readers, remote
 from jetimage.baselines import RUN_ARGUMENTS
 from jetimage.generate import Detector, GeneratorSettings, JetSelection
 from jetimage.pixelate import ImageSpec
@@ -164,17 +165,17 @@ def check(config: dict) -> None:
         raise ConfigError(f"config key dataset/split: fractions must sum to 1, got {split}")
     _check_generation(config)
     _check_images(config)
-    _check_evaluation(config)
-
-
-def _check_evaluation(config: dict) -> None:
-    """The reference model exists; planed models name jet-table variables their samples have."""
-    from jetimage.substructure import NAMES
-
     reference = config.get("evaluation", {}).get("reference_model")
     if reference is not None and reference not in config["models"]:
         raise ConfigError(f"config key evaluation/reference_model: {reference!r} is not a "
                           f"model (models: {sorted(config['models'])})")
+    _check_planing(config)
+
+
+def _check_planing(config: dict) -> None:
+    """Planed models name jet-table variables their samples have, and take weights."""
+    from jetimage.substructure import NAMES
+
     pixelated = any(sample_format(s) in IMAGE_FORMATS for s in config["samples"].values())
     known = {"pt", "eta", "phi", "mass", "n_constituents", *NAMES}
     for name, model in config["models"].items():
@@ -376,16 +377,7 @@ def _check_sample(config: dict, name: str, sample: dict) -> set[str]:
         raise ConfigError(f"{key}: give either class (every jet one class) or labels (a map "
                           f"from the file's label values to classes), not "
                           f"{'both' if 'class' in sample else 'neither'}")
-    clash = readers.clashing_keys(sample.get("labels", {}))
-    if clash:
-        raise ConfigError(f"{key}/labels: keys {clash} are the same label value "
-                          f"{str(clash[0])!r} (a file's label values are compared as text); "
-                          f"keep one")
-    targets = [sample["class"]] if "class" in sample else list(sample["labels"].values())
-    for target in targets:
-        if target not in classes:
-            where = "class" if "class" in sample else "labels"
-            raise ConfigError(f"{key}/{where}: {target!r} is not one of the classes {classes}")
+    targets = _label_targets(key, sample, classes)
     if sample["source"] == "generate":
         if "process" not in sample:
             raise ConfigError(f"{key}/process: a generated sample needs a process")
@@ -396,16 +388,37 @@ def _check_sample(config: dict, name: str, sample: dict) -> set[str]:
     for field_name in ("files", "format"):
         if field_name not in sample:
             raise ConfigError(f"{key}/{field_name}: a source: files sample needs {field_name}")
-    try:
-        readers.check_options(sample["format"], sample.get("reader", {}))
-        readers.check_option_values(sample["format"], sample.get("reader", {}))
-    except ValueError as err:
-        raise ConfigError(f"{key}/reader: {err}") from err
-    remote = [f for f in sample_files(config, name).values() if f.startswith(("root:", "roots:"))]
-    if remote and sample["format"] not in ("root", "nanoaod"):
+    _check_reader(key, sample)
+    if any(map(remote.is_remote, sample_files(config, name).values())) and \
+            sample["format"] not in ("root", "nanoaod"):
         raise ConfigError(f"{key}/files: root:// files are read as ROOT (format root or "
                           f"nanoaod), not {sample['format']}")
     return set(targets)
+
+
+def _label_targets(key: str, entry: dict, classes: list[str]) -> list[str]:
+    """The classes a sample's (or predict.files entry's) class or labels name, checked: each a
+    class, no two map keys one label value."""
+    clash = readers.clashing_keys(entry.get("labels", {}))
+    if clash:
+        raise ConfigError(f"{key}/labels: keys {clash} are the same label value "
+                          f"{str(clash[0])!r} (a file's label values are compared as text); "
+                          f"keep one")
+    targets = [entry["class"]] if "class" in entry else list(entry.get("labels", {}).values())
+    for target in targets:
+        if target not in classes:
+            where = "class" if "class" in entry else "labels"
+            raise ConfigError(f"{key}/{where}: {target!r} is not one of the classes {classes}")
+    return targets
+
+
+def _check_reader(key: str, entry: dict) -> None:
+    """Reader option names and values of a sample or predict.files entry for its format."""
+    try:
+        readers.check_options(sample_format(entry), entry.get("reader", {}))
+        readers.check_option_values(sample_format(entry), entry.get("reader", {}))
+    except ValueError as err:
+        raise ConfigError(f"{key}/reader: {err}") from err
 
 
 def sample_format(sample: dict) -> str:
@@ -425,8 +438,6 @@ def sample_files(config: dict, sample: str) -> dict[str, str]:
 def _expand_globs(patterns: list[str], key: str, clash: str) -> dict[str, str]:
     """File name without extension → path of every file the globs match; a glob that matches
     nothing, or two files of one name (``clash`` says why that matters), is a ConfigError."""
-    from jetimage import remote
-
     found: dict[str, str] = {}
     for pattern in patterns:
         try:
@@ -465,9 +476,8 @@ def _reader_of(entry: dict) -> dict:
               "unmapped": entry.get("unmapped_labels", "error"),
               "mapping": {str(k): v for k, v in entry["labels"].items()}
               if "labels" in entry else None}
-    has_labels = "class" in entry or "labels" in entry
-    return {"format": entry.get("format", "root"), "options": dict(entry.get("reader", {})),
-            "labels": labels if has_labels or "source" in entry else None}
+    return {"format": sample_format(entry), "options": dict(entry.get("reader", {})),
+            "labels": labels if "class" in entry or "labels" in entry else None}
 
 
 def predict_entries(config: dict) -> list[dict]:
@@ -483,7 +493,8 @@ def predict_file_readers(config: dict) -> dict[str, tuple[str, dict]]:
     found: dict[str, tuple[str, dict]] = {}
     for i, entry in enumerate(predict_entries(config)):
         patterns = [entry["files"]] if isinstance(entry["files"], str) else entry["files"]
-        for name, path in _expand_globs(patterns, f"predict/files/{i}", "{name!r}").items():
+        for name, path in _expand_globs(patterns, f"predict/files/{i}",
+                                        "would both be written as {name!r}").items():
             if found.get(name, (path,))[0] != path:
                 raise ConfigError(f"config key predict/files: {found[name][0]!r} and {path!r} "
                                   f"would both be written as {name!r}")
@@ -497,15 +508,8 @@ def _check_predict_entries(config: dict) -> None:
         key = f"config key predict/files/{i}"
         if "class" in entry and "labels" in entry:
             raise ConfigError(f"{key}: give class or labels, not both")
-        targets = [entry["class"]] if "class" in entry else list(entry.get("labels", {}).values())
-        unknown = [t for t in targets if t not in config["classes"]]
-        if unknown:
-            raise ConfigError(f"{key}: {unknown} are not among the classes {config['classes']}")
-        try:
-            readers.check_options(entry.get("format", "root"), entry.get("reader", {}))
-            readers.check_option_values(entry.get("format", "root"), entry.get("reader", {}))
-        except ValueError as err:
-            raise ConfigError(f"{key}/reader: {err}") from err
+        _label_targets(key, entry, config["classes"])
+        _check_reader(key, entry)
 
 
 def canonical(value):
@@ -568,9 +572,10 @@ FORMAT_ORIGINS = {
 }
 
 
-def sample_origins(config: dict) -> list[str]:
+def sample_origins(config: dict, files: Mapping[str, Mapping]) -> list[str]:
     """One phrase per sample saying where its jets come from: generated (at particle level, or
-    with jetimage's calorimeter model) or read from the user's files (and what those are)."""
+    with jetimage's calorimeter model) or read from the user's files (``files``: sample → its
+    files, as :func:`sample_files` gives them) and what those are."""
     detector = config.get("generation", {}).get("detector", {}).get("enabled", False)
     level = ("with jetimage's simple calorimeter model (smeared neutral energy in 0.1 × 0.1 "
              "cells)" if detector else "at particle level (no detector simulation)")
@@ -579,7 +584,7 @@ def sample_origins(config: dict) -> list[str]:
         if sample["source"] == "generate":
             out.append(f"{name}: generated with Pythia 8 ({sample['process']}) {level}")
         else:
-            n = len(sample_files(config, name))
+            n = len(files[name])
             what = FORMAT_ORIGINS.get(sample_format(sample), sample_format(sample))
             out.append(f"{name}: read from {n} file{'s' if n != 1 else ''}, {what}")
     return out

@@ -55,17 +55,17 @@ def score_saved_model(model_path: str | os.PathLike, path: str | os.PathLike, sp
 MASSES = {"mass": ("mass_sculpting", "Jet mass"), "msd": ("msd_sculpting", "Soft-drop mass")}
 
 
-def _linear_direction(model_path: str | os.PathLike, signal: int) -> np.ndarray | None:
-    """The pixel weights of a model linear in the pixels, as an image; None for others."""
+def _linear_direction(model_path: str | os.PathLike, info: dict, signal: int
+                      ) -> np.ndarray | None:
+    """The pixel weights of a model linear in the pixels (``info`` as saved), as an image;
+    None for others."""
     from jetimage.interpret import discriminant_direction
     from jetimage.models import LINEAR
     from jetimage.train import load_model
 
-    info = torch.load(model_path, map_location="cpu", weights_only=False)["info"]
     if info.get("inputs") == "features" or info["architecture"] not in LINEAR:
         return None
-    model, info = load_model(model_path)
-    return discriminant_direction(model, info["in_shape"], signal)
+    return discriminant_direction(load_model(model_path)[0], info["in_shape"], signal)
 
 
 def evaluate_model(model_path: str | os.PathLike, history_path: str | os.PathLike,
@@ -153,7 +153,7 @@ def evaluate_model(model_path: str | os.PathLike, history_path: str | os.PathLik
                                           working_point=working_point, signal=signal),
                outputs.pt_dependence)
     plots.save(plots.learned_figure(pixel_correlation(dataset_path, "test", score), spec,
-                                    title=name, weights=_linear_direction(model_path, s)),
+                                    title=name, weights=_linear_direction(model_path, info, s)),
                outputs.learned)
     history = json.loads(Path(history_path).read_text())["epochs"]
     plots.save(plots.history_figure(history, title=name), outputs.history)

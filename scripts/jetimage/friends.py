@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from jetimage import io
-from jetimage.readers import open_root, root_tree
+from jetimage.readers import open_root, option_default, root_tree
 
 
 def write_friend_tree(frame: pd.DataFrame, jets_path: str | os.PathLike,
@@ -22,11 +22,11 @@ def write_friend_tree(frame: pd.DataFrame, jets_path: str | os.PathLike,
     (``<FatJet>_score_<class>``, jagged like the fat jets). Returns the entries written."""
     import uproot
 
-    tree = options.get("tree", "Events" if format == "nanoaod" else "tree")
+    tree = options.get("tree", option_default(format, "tree"))
+    jets = options.get("jets", option_default("nanoaod", "jets"))
     with open_root(jets_path) as file:
         source = root_tree(jets_path, file, tree)
         n = int(source.num_entries)
-        jets = options.get("jets", "FatJet")
         per_event = ak.num(source.arrays([f"{jets}_pt"])[f"{jets}_pt"]) if format == "nanoaod" \
             else None
     columns = [c for c in frame.columns if c.startswith("score_")] + \

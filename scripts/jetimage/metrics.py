@@ -132,6 +132,16 @@ def classification_metrics(labels: np.ndarray, probabilities: np.ndarray,
     return out
 
 
+#: A cut reaches a working point when the signal it passes exceeds it by at most this much (more
+#: means the scores tie at the cut, as the cut-based tagger's do outside its window).
+TIE_TOLERANCE = 0.05
+
+
+def reaches(passed_fraction: float, working_point: float) -> bool:
+    """Whether a cut passing ``passed_fraction`` of the signal realises ``working_point``."""
+    return bool(passed_fraction <= working_point + TIE_TOLERANCE)
+
+
 def threshold_at(labels: np.ndarray, scores: np.ndarray, signal_efficiency: float) -> float:
     """The score cut that keeps the fraction ``signal_efficiency`` of the signal jets."""
     return float(np.quantile(scores[labels == 1], 1.0 - signal_efficiency))
@@ -177,7 +187,7 @@ def mass_sculpting(labels: np.ndarray, scores: np.ndarray, mass: np.ndarray, *,
     p = np.histogram(before, edges)[0].astype(float)
     q = np.histogram(after, edges)[0].astype(float)
     jsd = None
-    if p.sum() > 0 and q.sum() > 0 and reached <= signal_efficiency + 0.05:
+    if p.sum() > 0 and q.sum() > 0 and reaches(reached, signal_efficiency):
         p, q = p / p.sum(), q / q.sum()
         m = 0.5 * (p + q)
 
@@ -245,7 +255,7 @@ def efficiency_in_bins(labels: np.ndarray, scores: np.ndarray, values: np.ndarra
     signal than the working point (as the cut-based tagger's outside its window)."""
     labels, scores, values = (np.asarray(a) for a in (labels, scores, values))
     cut = threshold_at(labels, scores, working_point)
-    reachable = np.mean(scores[labels == 1] >= cut) <= working_point + 0.05
+    reachable = reaches(np.mean(scores[labels == 1] >= cut), working_point)
     out = []
     for low, high in zip(edges[:-1], edges[1:]):
         inside = (values >= low) & (values < high)
@@ -260,7 +270,7 @@ def efficiency_in_bins(labels: np.ndarray, scores: np.ndarray, values: np.ndarra
                 "rejection": binomial_rejection(int(np.sum(background & passed)),
                                                 entry["n_background"])}
             bin_cut = threshold_at(labels[inside], scores[inside], working_point)
-            if np.mean(scores[signal] >= bin_cut) <= working_point + 0.05:
+            if reaches(np.mean(scores[signal] >= bin_cut), working_point):
                 entry["flat"] = {"cut": bin_cut, "rejection": binomial_rejection(
                     int(np.sum(background & (scores >= bin_cut))), entry["n_background"])}
         out.append(entry)

@@ -183,9 +183,7 @@ def read(path: str | os.PathLike, *, format: str, labels: Labels | None = None,
         if not path.exists():
             raise InputError(f"{path}: file does not exist")
     counts = counts if counts is not None else Counts()
-    reader = {"root": _read_root, "parquet": _read_parquet, "toptagging": _read_toptagging,
-              "nanoaod": _read_nanoaod, "images-h5": _read_images_h5}[format]
-    for batch in reader(path, labels=labels, step=step, **options):
+    for batch in _READERS[format](path, labels=labels, step=step, **options):
         counts.read += len(batch)
         keep = batch.table["label"] >= 0
         counts.drop("unmapped_label", np.sum(batch.table["label"] == -1))
@@ -471,7 +469,7 @@ def open_root(path):
     import uproot
 
     if remote.is_remote(path):
-        remote._client()
+        remote.client()
         file = remote.retry(f"{path}: opening it over XRootD",  # the XRootD client itself
                             lambda: uproot.open(str(path), timeout=60,
                                                 handler=uproot.source.xrootd.XRootDSource))
@@ -523,8 +521,6 @@ def _iterate(path, ttree, branches: list[str], step: int):
     """``ttree.iterate`` in steps, a truncated or corrupt basket reported as InputError; a
     remote file is read range by range, each range tried a few times (a server that went
     away is an InputError naming the URL)."""
-    from jetimage import remote
-
     if remote.is_remote(path):
         yield from _iterate_remote(path, ttree, branches, step)
         return
@@ -959,3 +955,16 @@ def image_grid(path: str | os.PathLike, *, labels: Labels, images: str = "images
                          f"option channels names {len(channels)}")
     return {"pixelated": True, "npix": [height, width_px],
             "width": list(width) if width else None, "channels": channels}
+
+
+#: The reader of each format (:func:`read` dispatches to them).
+_READERS = {"root": _read_root, "parquet": _read_parquet, "toptagging": _read_toptagging,
+            "nanoaod": _read_nanoaod, "images-h5": _read_images_h5}
+
+
+def option_default(format: str, option: str):
+    """The default of a reader option of a format (``option_default("nanoaod", "tree")`` is
+    ``"Events"``), from its reader's signature."""
+    import inspect
+
+    return inspect.signature(_READERS[format]).parameters[option].default

@@ -33,14 +33,15 @@ def is_remote(path) -> bool:
     return str(path).startswith(("root://", "roots://"))
 
 
-def _client():
+def client():
+    """The XRootD client module, its connection retries bounded (:data:`CLIENT_SETTINGS`)."""
     for name, value in CLIENT_SETTINGS.items():
         os.environ.setdefault(name, value)
     try:
-        from XRootD import client
+        from XRootD import client as xrootd
     except ImportError as err:
         raise io.InputError("root:// files need the XRootD client: pip install xrootd") from err
-    return client
+    return xrootd
 
 
 def split_url(url: str) -> tuple[str, str]:
@@ -71,11 +72,11 @@ def _checked(status, what: str):
 
 def stat(url: str) -> dict:
     """``{"size": bytes, "modtime": seconds}`` of a remote file."""
-    client = _client()
+    xrootd = client()
     server, path = split_url(url)
 
     def ask():
-        status, info = client.FileSystem(server).stat(path)
+        status, info = xrootd.FileSystem(server).stat(path)
         _checked(status, url)
         return {"size": int(info.size), "modtime": int(info.modtime)}
 
@@ -91,10 +92,10 @@ def expand(pattern: str) -> list[str]:
         raise io.InputError(f"{pattern}: wildcards only in the file name of a root:// URL")
     if not any(c in name for c in "*?["):
         return [pattern]
-    client = _client()
+    xrootd = client()
 
     def listing():
-        status, found = client.FileSystem(server).dirlist(directory or "/")
+        status, found = xrootd.FileSystem(server).dirlist(directory or "/")
         _checked(status, f"{server}/{directory}")
         return [entry.name for entry in found]
 
@@ -105,10 +106,10 @@ def expand(pattern: str) -> list[str]:
 def sha256(url: str, *, block: int = 1 << 23) -> str:
     """SHA-256 of a remote file's bytes, streamed in ``block``-byte reads (the same digest as
     :func:`jetimage.io.sha256sum` of a local copy)."""
-    client = _client()
+    xrootd = client()
 
     def digest():
-        remote = client.File()
+        remote = xrootd.File()
         _checked(remote.open(url)[0], url)
         try:
             total = hashlib.sha256()

@@ -195,6 +195,7 @@ def _comparison_figures(scores: Mapping[str, pd.DataFrame], metrics: Mapping[str
     """The figures comparing every model: rejection with ratios to ``reference``, efficiency
     and rejection against pT, background (soft-drop) mass after each model's cut."""
     from jetimage import plots
+    from jetimage.metrics import reaches
 
     s = classes.index(signal)
     curves = {m: ((f["label"].to_numpy() == s).astype(int), f[f"score_{signal}"].to_numpy())
@@ -216,7 +217,7 @@ def _comparison_figures(scores: Mapping[str, pd.DataFrame], metrics: Mapping[str
         return
     background_jets = {m: f["label"].to_numpy() != s for m, f in scores.items()}
     reach = {m for m in scores  # taggers whose cut reaches the working point
-             if metrics[m][key].get("signal_efficiency_passed", 0) <= working_point + 0.05}
+             if reaches(metrics[m][key]["signal_efficiency_passed"], working_point)}
     first = next(iter(scores))
     plots.save(plots.sculpting_comparison_figure(
         scores[first][column].to_numpy()[background_jets[first]],

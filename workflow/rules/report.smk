@@ -50,7 +50,7 @@ rule report:
         efficiencies=config["evaluation"]["efficiencies"],
         working_point=config["evaluation"]["working_point"],
         reference_model=config["evaluation"]["reference_model"],
-        origins=jc.sample_origins(config),
+        origins=jc.sample_origins(config, FILES),
         kinds=jc.canonical(jc.model_kinds(config)),
         code=code("report"),
     script:
