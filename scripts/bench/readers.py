@@ -6,6 +6,10 @@ batches → chunk-aligned Zarr store) and, for comparison, a whole-file read. Pe
 process's own high-water mark (``VmHWM``). Writes ``results/benchmarks/readers.json``.
 
     python scripts/bench/readers.py [--jets 40000] [--batch 8192]
+
+With ``--xrootd-dir DIR --xrootd-url root://host:port//DIR`` (a running XRootD server that
+serves DIR) the files are written there and the streaming path is also timed reading them
+over XRootD (``remote`` mode), as a sample with root:// files is read.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from jetimage.store import write_image_store
 mode, path, out, batch = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 labels = readers.Labels(("qcd", "top"), mapping={"label_QCD": "qcd", "label_Tbqq": "top"})
 tic = time.perf_counter()
-if mode == "stream":
+if mode in ("stream", "remote"):
     batches = readers.read(path, format="root", labels=labels, step=batch)
     n = write_image_store(out, batches, ImageSpec(npix=40, width=1.6), attrs={},
                           num_workers=1)["n_jets"]
@@ -74,7 +78,7 @@ def source_jets(n: int):
     return Jets(ak.concatenate([p.constituents for p in parts]), table)
 
 
-def run(mode: str, path: Path, out: Path, batch: int) -> dict:
+def run(mode: str, path, out: Path, batch: int) -> dict:
     result = subprocess.run([sys.executable, "-c", CHILD, mode, str(path), str(out), str(batch)],
                             capture_output=True, text=True, check=True)
     n, seconds, rss_kb = result.stdout.split()
@@ -87,18 +91,24 @@ def main() -> None:
     parser.add_argument("--jets", type=int, default=40000, help="jets in the small file")
     parser.add_argument("--batch", type=int, default=8192, help="jets read at a time")
     parser.add_argument("--output", default="results/benchmarks/readers.json")
+    parser.add_argument("--xrootd-dir", help="a folder a running XRootD server serves")
+    parser.add_argument("--xrootd-url", help="that folder's root:// URL")
     args = parser.parse_args()
 
     jets = source_jets(args.jets // 4)
     repeat = max(1, round(args.jets / len(jets)))
     tmp = Path(tempfile.mkdtemp())
-    files = {"1x": tmp / "small.root", "10x": tmp / "large.root"}
+    where = Path(args.xrootd_dir) if args.xrootd_dir else tmp
+    files = {"1x": where / "small.root", "10x": where / "large.root"}
     write_file(files["1x"], jets, repeat)
     write_file(files["10x"], jets, 10 * repeat)
+    modes = ("stream", "whole") + (("remote",) if args.xrootd_url else ())
     results = {}
     for size, path in files.items():
-        for mode in ("stream", "whole"):
-            results[f"{mode}_{size}"] = run(mode, path, tmp / f"{size}-{mode}.zarr", args.batch)
+        for mode in modes:
+            source = f"{args.xrootd_url}/{path.name}" if mode == "remote" else path
+            results[f"{mode}_{size}"] = run(mode, source, tmp / f"{size}-{mode}.zarr",
+                                            args.batch)
             results[f"{mode}_{size}"]["file_mb"] = path.stat().st_size / 2**20
             print(size, mode, results[f"{mode}_{size}"], flush=True)
     report = {
@@ -112,6 +122,11 @@ def main() -> None:
         "whole_rss_ratio_10x_over_1x": results["whole_10x"]["peak_rss_mb"]
         / results["whole_1x"]["peak_rss_mb"],
     }
+    if args.xrootd_url:
+        report["remote_rss_ratio_10x_over_1x"] = (results["remote_10x"]["peak_rss_mb"]
+                                                  / results["remote_1x"]["peak_rss_mb"])
+        report["remote_time_ratio_10x_over_1x"] = (results["remote_10x"]["seconds"]
+                                                   / results["remote_1x"]["seconds"])
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(report, indent=2))
     print(json.dumps({k: v for k, v in report.items() if "ratio" in k}, indent=2))

@@ -9,8 +9,8 @@ fresh process each (peak RSS from the kernel):
 
 - the dataset stage as the workflow runs it (``dataset.build_dataset``: every bucket, then the
   assembly), with as many buckets as ``--memory-mb`` asks for (``dataset.buckets_needed``);
-- evaluation's scoring of the test split (``evaluate.score_split`` with an ``hsf-cnn``, the
-  metrics, the mean images per class and the example jets' images).
+- the evaluate stage on the test split (``evaluate.evaluate_model`` with an ``hsf-cnn``:
+  scores, metrics, pT bins, score-pixel correlation and every figure).
 
 At the middle size, the streamed training loader (``loader.ZarrStream``) against the loader of
 session 6 (one reading thread; kept below as the reference) and against Zstandard alone
@@ -129,11 +129,15 @@ def dataset_stage(workdir: Path, n: int, memory_mb: float) -> dict:
 
 
 def evaluate_stage(workdir: Path, n: int) -> dict:
-    """(In a child process.) Score the test split of the n-jet dataset as evaluate does."""
+    """(In a child process.) The evaluate stage itself (``evaluate.evaluate_model``: scores,
+    metrics, pT bins, score-pixel correlation, every figure) on the n-jet dataset's test
+    split, with an untrained ``hsf-cnn`` saved as training saves one."""
+    import logging
+    from types import SimpleNamespace
+
     import torch
 
-    from jetimage import dataset, evaluate, plots, store
-    from jetimage.metrics import classification_metrics
+    from jetimage import evaluate, store
     from jetimage.models import build_model
 
     torch.set_num_threads(2)
@@ -141,15 +145,28 @@ def evaluate_stage(workdir: Path, n: int) -> dict:
     attrs = store.open_store(path).attrs
     torch.manual_seed(0)
     model = build_model("hsf-cnn", in_shape=(1, NPIX, NPIX), n_classes=2)
+    out = workdir / "evaluation" / str(n)
+    out.mkdir(parents=True, exist_ok=True)
+    info = {"name": "hsf-cnn", "architecture": "hsf-cnn", "options": {},
+            "in_shape": [1, NPIX, NPIX], "classes": CLASSES,
+            "normalization": dict(attrs["normalization"]), "image_spec": attrs["image_spec"]}
+    torch.save({"state_dict": model.state_dict(), "info": info}, out / "model.pt")
+    (out / "history.json").write_text(json.dumps({"epochs": [
+        {"epoch": 1, "train_loss": 0.7, "val_loss": 0.7, "train_accuracy": 0.5,
+         "val_accuracy": 0.5}]}))
+    names = ["metrics", "scores", "roc", "history", "confusion", "examples", "sculpting",
+             "auc_vs_pt", "pt_dependence", "learned"]
+    outputs = SimpleNamespace(**{k: out / (f"{k}.json" if k == "metrics" else
+                                           f"{k}.parquet" if k == "scores" else f"{k}.png")
+                                 for k in names})
     tic = time.perf_counter()
-    probabilities, labels, _ = evaluate.score_split(model, path, "test", attrs["normalization"])
-    classification_metrics(labels, probabilities, CLASSES, signal="top",
-                           efficiencies=[0.3, 0.5], bootstrap=20, seed=0)
-    dataset.class_mean_images(path, "test", 2)
-    shown = np.concatenate(list(plots.example_rows(probabilities[:, 1], signal="top").values()))
-    dataset.images_at(path, "test", shown)
+    metrics = evaluate.evaluate_model(out / "model.pt", out / "history.json", path, outputs,
+                                      name="hsf-cnn", signal="top", efficiencies=[0.3, 0.5],
+                                      working_point=0.5, bootstrap=20, seed=0,
+                                      log=logging.getLogger("bench"))
     seconds = time.perf_counter() - tic
-    return {"seconds": seconds, "test_jets": len(labels), "jets_per_s": len(labels) / seconds}
+    return {"seconds": seconds, "test_jets": metrics["n_test"],
+            "jets_per_s": metrics["n_test"] / seconds}
 
 
 def in_child(stage: str, workdir: Path, n: int, memory_mb: float) -> dict:
