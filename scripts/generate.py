@@ -1,7 +1,7 @@
 """Rule generate: Pythia 8 + FastJet jets of one shard, written as JetClass-layout ROOT."""
 
+from jetimage.files import write_jets_root
 from jetimage.generate import GeneratorSettings, generate_jets
-from jetimage.io import write_jets_root
 from jetimage.logs import setup
 
 log = setup(snakemake.log[0], "jetimage.generate")  # noqa: F821

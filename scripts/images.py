@@ -3,9 +3,9 @@
 import time
 
 from jetimage import readers, remote
+from jetimage.images import write_image_store
 from jetimage.logs import setup
 from jetimage.pixelate import ImageSpec
-from jetimage.store import write_image_store
 
 log = setup(snakemake.log[0], "jetimage.images")  # noqa: F821
 params = snakemake.params[0]  # noqa: F821

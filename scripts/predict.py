@@ -1,8 +1,10 @@
 """Rules predict and predict_file: scores of a trained (exported) model on one input file."""
 
-from jetimage import io, readers
+from jetimage import readers
+from jetimage.files import atomic_path
+from jetimage.inference import load_exported
 from jetimage.logs import setup
-from jetimage.predict import load_exported, score_batches
+from jetimage.predict import score_batches
 
 log = setup(snakemake.log[0], "jetimage.predict")  # noqa: F821
 inp, out, params = snakemake.input, snakemake.output, snakemake.params[0]  # noqa: F821
@@ -16,7 +18,7 @@ counts = readers.Counts()
 batches = readers.read(params["source"], format=reader["format"], labels=labels,
                        step=params["batch_jets"], counts=counts, **reader["options"])
 frame = score_batches(batches, session, info, source=str(params["source"]))
-with io.atomic_path(out[0]) as tmp:
+with atomic_path(out[0]) as tmp:
     frame.to_parquet(tmp, index=False)
 log.info("scored %d jets of %s with %s -> %s (dropped %s)", len(frame), params["source"],
          info["name"], out[0], counts.dropped)

@@ -29,8 +29,8 @@ def shared_data() -> Path:
 
 
 def _generate(tmp_path_factory, process: str, events: int, seed: int) -> Path:
+    from jetimage.files import write_jets_root
     from jetimage.generate import GeneratorSettings, generate_jets
-    from jetimage.io import write_jets_root
 
     path = tmp_path_factory.mktemp(f"jets-{process}") / f"{process}.root"
     write_jets_root(path, generate_jets(GeneratorSettings(process), n_events=events, seed=seed))
@@ -129,8 +129,8 @@ def small_dataset(top_file, qcd_file, tmp_path_factory) -> Path:
     """A dataset store (20×20 pT images) of the generated top and QCD jets."""
     from jetimage import ImageSpec
     from jetimage.dataset import build_dataset
+    from jetimage.images import write_image_store
     from jetimage.readers import Labels, read_jets
-    from jetimage.store import write_image_store
 
     out = tmp_path_factory.mktemp("dataset")
     sources = []
@@ -151,8 +151,8 @@ def observables_dataset(top_file, qcd_file, tmp_path_factory) -> Path:
     observables in the jet tables."""
     from jetimage import ImageSpec
     from jetimage.dataset import build_dataset
+    from jetimage.images import write_image_store
     from jetimage.readers import Labels, read
-    from jetimage.store import write_image_store
     from jetimage.substructure import write_observables_store
 
     classes = ["qcd", "top"]

@@ -18,9 +18,10 @@ from conftest import REPO, SNAKEMAKE
 from jetimage import ImageSpec, make_images
 from jetimage.config import ConfigError, load, main, part_name, validate
 from jetimage.dataset import build_dataset
-from jetimage.io import InputError
+from jetimage.files import InputError
+from jetimage.images import write_image_store
 from jetimage.readers import Counts, Labels, read, read_jets
-from jetimage.store import open_store, write_image_store
+from jetimage.zarr_store import open_store
 
 CLASSES = ("qcd", "top")
 LABELS = Labels(CLASSES, mapping={"0": "qcd", "1": "top"})

@@ -12,7 +12,7 @@ from sklearn.metrics import roc_auc_score
 from conftest import REPO, scheduled_jobs
 from jetimage.baselines import train_baseline
 from jetimage.config import ConfigError, validate
-from jetimage.evaluate import score_saved_model
+from jetimage.inference import score_saved_model
 
 CLASSES = ["qcd", "top"]
 

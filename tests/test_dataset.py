@@ -10,9 +10,10 @@ import zarr
 
 from jetimage import ImageSpec, loader
 from jetimage.dataset import SPLITS, build_dataset, jet_hashes, split_of, write_bucket
-from jetimage.io import InputError
+from jetimage.files import InputError
+from jetimage.images import write_image_store
 from jetimage.readers import Labels, read_jets
-from jetimage.store import open_store, write_image_store
+from jetimage.zarr_store import open_store
 
 SPEC = ImageSpec(npix=(16, 16), width=(1.6, 1.6))
 FRACTIONS = {"train": 0.6, "val": 0.2, "test": 0.2}

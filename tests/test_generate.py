@@ -10,6 +10,7 @@ import pytest
 import uproot
 import vector
 
+from jetimage.files import write_jets_root
 from jetimage.generate import (
     Detector,
     GeneratorSettings,
@@ -17,7 +18,6 @@ from jetimage.generate import (
     derive_seed,
     generate_jets,
 )
-from jetimage.io import write_jets_root
 from jetimage.readers import read_jets
 
 pytestmark = pytest.mark.slow

@@ -13,7 +13,8 @@ import torch  # noqa: E402
 from sklearn.metrics import roc_auc_score  # noqa: E402
 
 from jetimage.dataset import load_split  # noqa: E402
-from jetimage.train import TrainConfig, load_model, predict_scores, train_model  # noqa: E402
+from jetimage.inference import load_model, predict_scores
+from jetimage.train import TrainConfig, train_model  # noqa: E402
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]

@@ -9,12 +9,12 @@ import torch
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 from sklearn.metrics import roc_auc_score
 
-from jetimage import store
+from jetimage import zarr_store
 from jetimage.dataset import load_split
-from jetimage.evaluate import score_saved_model
+from jetimage.inference import load_model, score_saved_model
 from jetimage.interpret import discriminant_direction, fit_fisher, pixel_correlation
 from jetimage.loader import normalize
-from jetimage.train import TrainConfig, load_model, train_model
+from jetimage.train import TrainConfig, train_model
 
 
 def test_pixel_correlation_equals_numpy_per_pixel(small_dataset):
@@ -35,7 +35,7 @@ def test_pixel_correlation_equals_numpy_per_pixel(small_dataset):
 
 def test_fisher_discriminant_matches_scikit_learns_lda(small_dataset):
     fit = fit_fisher(small_dataset)
-    root = store.open_store(small_dataset)
+    root = zarr_store.open_store(small_dataset)
     normalization = dict(root.attrs["normalization"])
     images, labels, _ = load_split(small_dataset, "train")
     x = normalize(images, normalization).numpy().reshape(len(images), -1).astype(np.float64)

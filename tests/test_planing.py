@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from jetimage import io, store
+from jetimage import zarr_store
 from jetimage.baselines import train_baseline
 from jetimage.dataset import load_split
-from jetimage.evaluate import score_saved_model
+from jetimage.files import InputError
+from jetimage.inference import score_saved_model
 from jetimage.loader import InMemory, ZarrStream, normalize
 from jetimage.metrics import mass_sculpting
 from jetimage.planing import MAX_WEIGHT, Planing
@@ -57,14 +58,14 @@ def test_a_jet_in_a_bin_its_class_never_filled_gets_its_largest_weight():
 
 
 def test_a_missing_planing_variable_is_an_error_naming_it():
-    with pytest.raises(io.InputError, match=r"jets lack planing variable\(s\) \['msd'\]"):
+    with pytest.raises(InputError, match=r"jets lack planing variable\(s\) \['msd'\]"):
         Planing.fit({"pt": np.ones(4)}, np.array([0, 1, 0, 1]), ["pt", "msd"], n_classes=2)
 
 
 @pytest.mark.parametrize("streamed", [False, True])
 def test_loaders_carry_each_jets_weight_with_its_image(small_dataset, streamed):
     """Weights are the row numbers: every batch's weights must name its own images' rows."""
-    root = store.open_store(small_dataset)
+    root = zarr_store.open_store(small_dataset)
     normalization = dict(root.attrs["normalization"])
     images, labels, _ = load_split(small_dataset, "train")
     rows = np.arange(len(labels), dtype=np.float32)

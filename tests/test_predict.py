@@ -85,7 +85,7 @@ def test_a_change_of_the_prediction_code_reruns_every_prediction(tiny_run, predi
                                                                 tmp_path):
     """predict_file has the code digest in its params as every rule: a library change reruns
     the files' predictions too, and their friend trees (and evaluate, which writes its scores
-    with predict.scores_frame)."""
+    with inference.scores_frame)."""
     assert dry_run_with_library(tiny_run, tmp_path, {"predict.py": add_code},
                                 config="predict-any.yaml") == \
         {"predict": 2, "predict_file": 2, "predict_friend": 3, "evaluate": 2, "report": 1,
@@ -94,7 +94,8 @@ def test_a_change_of_the_prediction_code_reruns_every_prediction(tiny_run, predi
 
 def test_a_nanoaod_friend_tree_holds_a_score_per_fat_jet(tiny_run, shared_data, tmp_path):
     from jetimage.friends import write_friend_tree
-    from jetimage.predict import load_exported, score_batches
+    from jetimage.inference import load_exported
+    from jetimage.predict import score_batches
 
     model = tiny_run / "results" / "models" / "hsf-cnn"
     session, info = load_exported(model / "model.pt", model / "model.onnx")

@@ -14,7 +14,7 @@ import uproot
 import vector
 
 from conftest import jetclass_columns
-from jetimage.io import InputError, write_jets_root
+from jetimage.files import InputError, write_jets_root
 from jetimage.readers import Counts, ImageBatch, Labels, pdg_charge, read, read_jets
 
 QG = Labels(("gluon", "quark"), mapping={"0": "gluon", "1": "quark"})

@@ -10,7 +10,7 @@ import uproot
 
 from conftest import jetclass_columns
 from jetimage import ImageSpec, make_images
-from jetimage.io import InputError, write_jets_root
+from jetimage.files import InputError, write_jets_root
 from jetimage.readers import Labels, read
 
 SPEC = ImageSpec(npix=24, width=1.6)

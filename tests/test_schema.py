@@ -10,7 +10,17 @@ import inspect
 import pytest
 import yaml
 
-from jetimage import baselines, dataset, generate, kernel, models, pixelate, readers, store
+from jetimage import (
+    baselines,
+    dataset,
+    generate,
+    images,
+    kernel,
+    models,
+    pixelate,
+    readers,
+    zarr_store,
+)
 from jetimage.config import SCHEMA, TRAINING_KEYS
 from jetimage.train import TrainConfig
 
@@ -67,9 +77,9 @@ def test_name_lists_equal_the_code():
 
 
 def test_stage_defaults_equal_the_library_defaults():
-    assert defaults("dask")["chunk_jets"] == store.DEFAULT_CHUNK_JETS
+    assert defaults("dask")["chunk_jets"] == zarr_store.DEFAULT_CHUNK_JETS
     assert defaults("dask")["batch_jets"] == inspect.signature(readers.read).parameters[
         "step"].default
     assert defaults("dataset")["memory_mb"] == dataset.DEFAULT_MEMORY_MB
     sample = PROPERTIES["samples"]["additionalProperties"]["properties"]
-    assert sample["max_dropped_fraction"]["default"] == store.DEFAULT_MAX_DROPPED_FRACTION
+    assert sample["max_dropped_fraction"]["default"] == images.DEFAULT_MAX_DROPPED_FRACTION

@@ -141,10 +141,11 @@ def test_the_observables_store_follows_its_image_store_row_for_row(top_file, qcd
     each jet (matched by source and entry); a changed file is an error."""
     from jetimage import ImageSpec
     from jetimage.dataset import build_dataset
-    from jetimage.io import InputError
+    from jetimage.files import InputError
+    from jetimage.images import write_image_store
     from jetimage.readers import read
-    from jetimage.store import open_store, write_image_store
     from jetimage.substructure import write_observables_store
+    from jetimage.zarr_store import open_store
 
     classes = ("qcd", "top")
     # not centred (y and φ absolute): the jets outside the grid have an empty image

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
+from jetimage.inference import export_model, load_model, onnx_session
 from jetimage.models import MODELS, build_model
-from jetimage.train import TrainConfig, export_model, load_model, onnx_session, train_model
+from jetimage.train import TrainConfig, train_model
 
 torch.set_num_threads(2)
 
@@ -95,7 +96,7 @@ def test_cnn_learns_top_from_qcd(small_dataset, tmp_path):
     from sklearn.metrics import roc_auc_score
 
     from jetimage.dataset import load_split
-    from jetimage.train import predict_scores
+    from jetimage.inference import predict_scores
 
     config = TrainConfig(architecture="hsf-cnn", epochs=8, batch_size=32, seed=1)
     train_model(small_dataset, tmp_path, config, name="m")

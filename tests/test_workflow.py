@@ -81,8 +81,7 @@ def test_streamed_evaluation_equals_scoring_the_test_split_in_memory(tiny_run):
     import numpy as np
 
     from jetimage.dataset import load_split
-    from jetimage.evaluate import score_split
-    from jetimage.train import load_model, predict_scores
+    from jetimage.inference import load_model, predict_scores, score_split
 
     results = tiny_run / "results"
     dataset = results / "datasets" / "tiny.zarr"
@@ -233,7 +232,7 @@ def write_jetclass_files(folder, top_file, qcd_file, parts: dict[str, slice]):
     import numpy as np
 
     from conftest import jetclass_columns
-    from jetimage.io import write_jets_root
+    from jetimage.files import write_jets_root
 
     columns = jetclass_columns(top_file, qcd_file)
     order = np.random.default_rng(0).permutation(len(columns["jet_pt"]))
@@ -303,7 +302,7 @@ def test_a_bad_file_fails_its_job_clearly_and_leaves_no_store(files_run):
     import numpy as np
 
     from conftest import SNAKEMAKE
-    from jetimage.io import write_jets_root
+    from jetimage.files import write_jets_root
 
     ragged = {q: ak.unflatten(np.array([1.0, np.nan, 2.0]), [2, 1])
               for q in ("part_px", "part_py", "part_pz", "part_energy")}

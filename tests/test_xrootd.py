@@ -17,9 +17,9 @@ import zarr
 from conftest import REPO, run_snakemake, start_xrootd
 from jetimage import ImageSpec
 from jetimage.config import ConfigError, sample_files, validate
-from jetimage.io import InputError, sha256sum, write_jets_root
+from jetimage.files import InputError, sha256sum, write_jets_root
+from jetimage.images import write_image_store
 from jetimage.readers import Labels, read, read_jets
-from jetimage.store import write_image_store
 
 SHARDS = [("top", "000"), ("top", "001"), ("qcd", "000"), ("qcd", "001")]
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jetimage import store
+from jetimage import zarr_store
 from jetimage.baselines import FEATURES, feature_matrix
 from jetimage.metrics import binary_metrics
 
@@ -76,7 +76,7 @@ LIBRARIES = {"scikit-learn HistGradientBoosting": sklearn_fit, "XGBoost": xgboos
 
 
 def split(root, name: str, signal: int):
-    table = store.read_table(root[name])
+    table = zarr_store.read_table(root[name])
     return feature_matrix(table, FEATURES), (root[name]["labels"][...] == signal).astype(int)
 
 
@@ -99,7 +99,7 @@ def main() -> None:
     if not Path(args.dataset).exists():  # the default run's dataset, made as `make run` does
         subprocess.run([sys.executable, "-m", "snakemake", "--cores", "all", "--configfile",
                         "config/config.yaml", args.dataset], cwd=ROOT, check=True)
-    root = store.open_store(args.dataset)
+    root = zarr_store.open_store(args.dataset)
     signal = list(root.attrs["classes"]).index("top")
     (x, y), (x_val, y_val), (x_test, y_test) = (split(root, s, signal)
                                                  for s in ("train", "val", "test"))

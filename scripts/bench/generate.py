@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import jetimage
+from jetimage.files import write_jets_root
 from jetimage.generate import (
     PROCESSES,
     GeneratorSettings,
@@ -27,7 +28,6 @@ from jetimage.generate import (
     generate_jets,
     make_pythia,
 )
-from jetimage.io import write_jets_root
 
 
 def timed(fn) -> float:

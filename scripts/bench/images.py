@@ -34,10 +34,11 @@ import zarr
 from zarr.codecs import BloscCodec, ZstdCodec
 
 import jetimage
-from jetimage.io import write_jets_root
+from jetimage.files import write_jets_root
+from jetimage.parallel import dask_runner
 from jetimage.pixelate import ImageSpec, flatten_constituents, images_from_flat, make_images
 from jetimage.readers import read_jets
-from jetimage.store import WRITE_CONFIG, dask_runner
+from jetimage.zarr_store import WRITE_CONFIG
 
 
 def best_of(repeats: int, fn) -> float:

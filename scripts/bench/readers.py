@@ -31,7 +31,7 @@ import jetimage
 CHILD = """
 import sys, time
 from jetimage import ImageSpec, readers
-from jetimage.store import write_image_store
+from jetimage.images import write_image_store
 mode, path, out, batch = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 labels = readers.Labels(("qcd", "top"), mapping={"label_QCD": "qcd", "label_Tbqq": "top"})
 tic = time.perf_counter()
@@ -49,7 +49,7 @@ print(n, seconds, hwm)
 
 
 def write_file(path: Path, jets, repeat: int) -> None:
-    from jetimage.io import write_jets_root
+    from jetimage.files import write_jets_root
 
     cons = ak.concatenate([jets.constituents] * repeat)
     n = len(cons)
@@ -62,8 +62,9 @@ def write_file(path: Path, jets, repeat: int) -> None:
 
 def source_jets(n: int):
     """Generated top and QCD jets (about n of them), labelled."""
+    from jetimage.batches import Jets
+    from jetimage.files import write_jets_root
     from jetimage.generate import GeneratorSettings, generate_jets
-    from jetimage.io import Jets, write_jets_root
     from jetimage.readers import Labels, read_jets
 
     tmp = Path(tempfile.mkdtemp())

@@ -51,8 +51,8 @@ def generated_images(workdir: Path, events: int) -> dict[str, np.ndarray]:
     import yaml
 
     from jetimage import ImageSpec, make_images
+    from jetimage.files import write_jets_root
     from jetimage.generate import GeneratorSettings, JetSelection, generate_jets
-    from jetimage.io import write_jets_root
     from jetimage.readers import read_jets
 
     config = yaml.safe_load((Path(__file__).resolve().parents[2] / "config" / "config.yaml")
@@ -79,10 +79,10 @@ def generated_images(workdir: Path, events: int) -> dict[str, np.ndarray]:
 def tiled_batch(pools: dict, rng: np.random.Generator, n: int, label: int, first: int):
     """``n`` jets of one class drawn at random from the generated ones, entries ``first``
     onward."""
-    from jetimage import io
+    from jetimage.batches import ImageBatch
 
     pick = rng.integers(0, len(pools[f"pt_{label}"]), n)
-    return io.ImageBatch(pools[f"images_{label}"][pick], {
+    return ImageBatch(pools[f"images_{label}"][pick], {
         "label": np.full(n, label), "entry": np.arange(first, first + n),
         **{c: pools[f"{c}_{label}"][pick] for c in ("pt", "eta", "phi", "mass")}})
 
@@ -90,7 +90,8 @@ def tiled_batch(pools: dict, rng: np.random.Generator, n: int, label: int, first
 def write_sources(workdir: Path, n_files: int, events: int) -> list[Path]:
     """The first ``n_files`` per-file stores (written if missing): each half of a file one
     class, so that every chunk holds one class, as generated samples do."""
-    from jetimage import store
+
+    from jetimage.images import write_image_store
 
     paths, pools = [], None
     for f in range(n_files):
@@ -103,7 +104,7 @@ def write_sources(workdir: Path, n_files: int, events: int) -> list[Path]:
                                    h * half + start)
                        for h in range(2) for start in range(0, half, 8192))
             tic = time.perf_counter()
-            store.write_image_store(
+            write_image_store(
                 path, batches, None, normalize="none", num_workers=2,
                 attrs={"image_spec": {"npix": [NPIX, NPIX], "normalize": "l1"},
                        "classes": CLASSES, "sample": "tiled",
@@ -137,12 +138,12 @@ def evaluate_stage(workdir: Path, n: int) -> dict:
 
     import torch
 
-    from jetimage import evaluate, store
+    from jetimage import evaluate, zarr_store
     from jetimage.models import build_model
 
     torch.set_num_threads(2)
     path = workdir / "datasets" / f"{n}.zarr"
-    attrs = store.open_store(path).attrs
+    attrs = zarr_store.open_store(path).attrs
     torch.manual_seed(0)
     model = build_model("hsf-cnn", in_shape=(1, NPIX, NPIX), n_classes=2)
     out = workdir / "evaluation" / str(n)
@@ -220,14 +221,14 @@ def loader_rates(workdir: Path, n: int, *, batch_size: int = 128) -> dict:
     import numcodecs
     import torch
 
-    from jetimage import loader, store
+    from jetimage import loader, zarr_store
 
-    root = store.open_store(workdir / "datasets" / f"{n}.zarr")
+    root = zarr_store.open_store(workdir / "datasets" / f"{n}.zarr")
     group, normalization = root["train"], dict(root.attrs["normalization"])
     images = group["images"]
     chunk = images.chunks[0]
     n_chunks = images.shape[0] // chunk
-    files = [store.chunk_path(images, c) for c in range(n_chunks)]
+    files = [zarr_store.chunk_path(images, c) for c in range(n_chunks)]
     for path in files:  # warm the page cache: every reader then reads from memory
         path.read_bytes()
     jets = n_chunks * chunk

@@ -29,8 +29,8 @@ MODELS = ("logistic", "hsf-cnn", "deeptop-cnn", "resnet")
 
 def generate_shard(args: tuple) -> tuple[str, str, int]:
     """One shard of the default recipe → JetClass-layout ROOT file."""
+    from jetimage.files import write_jets_root
     from jetimage.generate import GeneratorSettings, JetSelection, derive_seed, generate_jets
-    from jetimage.io import write_jets_root
 
     config, process, shard, events, out = args
     gen = config["generation"]
@@ -70,10 +70,11 @@ def main() -> None:
     import torch
 
     from jetimage import dataset, readers
+    from jetimage.images import write_image_store
+    from jetimage.inference import load_model, predict_scores
     from jetimage.metrics import classification_metrics
     from jetimage.pixelate import ImageSpec
-    from jetimage.store import write_image_store
-    from jetimage.train import TrainConfig, choose_device, load_model, predict_scores, train_model
+    from jetimage.train import TrainConfig, choose_device, train_model
 
     config = yaml.safe_load(CONFIG.read_text())
     classes = tuple(config["classes"])

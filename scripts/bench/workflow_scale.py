@@ -32,8 +32,8 @@ JETS_PER_FILE = 100_000
 
 def make_inputs(folder: Path, n_files: int, events: int) -> list[Path]:
     """``n_files`` JetClass-layout files of repeated generated top and QCD jets."""
+    from jetimage.files import write_jets_root
     from jetimage.generate import GeneratorSettings, JetSelection, generate_jets
-    from jetimage.io import write_jets_root
 
     paths = [folder / f"jets_{f:03d}.root" for f in range(n_files)]
     if all(p.exists() for p in paths):

@@ -37,7 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
-from jetimage import io, store
+from jetimage import zarr_store
+from jetimage.files import InputError, atomic_path
 
 #: The architectures of this module (the others are the image models of jetimage.models).
 BASELINES = ("bdt", "hlf-mlp", "cuts")
@@ -67,7 +68,7 @@ def feature_matrix(table: dict[str, np.ndarray], features, *, what: str = "featu
     (and ``what`` it is for)."""
     missing = [f for f in features if f not in table]
     if missing:
-        raise io.InputError(f"the dataset's jets lack {what}(s) {missing} (it has "
+        raise InputError(f"the dataset's jets lack {what}(s) {missing} (it has "
                             f"{sorted(table)}): observables come from the observables stage, "
                             f"which needs constituents")
     return np.stack([np.asarray(table[f], dtype=np.float64) for f in features], axis=1)
@@ -258,9 +259,9 @@ def train_baseline(dataset_path: str | os.PathLike, out_dir: str | os.PathLike, 
 
     if architecture not in _REGISTRY:
         raise ValueError(f"unknown baseline {architecture!r}; choose from {BASELINES}")
-    root = store.open_store(dataset_path)
+    root = zarr_store.open_store(dataset_path)
     classes = list(root.attrs["classes"])
-    train, val = (store.read_table(root[s]) for s in ("train", "val"))
+    train, val = (zarr_store.read_table(root[s]) for s in ("train", "val"))
     labels = (root["train/labels"][...], root["val/labels"][...])
     weights = None
     if planing:
@@ -289,12 +290,12 @@ def train_baseline(dataset_path: str | os.PathLike, out_dir: str | os.PathLike, 
                                                    else ""))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    with io.atomic_path(out_dir / "model.pt") as tmp:
+    with atomic_path(out_dir / "model.pt") as tmp:
         torch.save({"info": info, "tagger": tagger}, tmp)
     history = {"epochs": [{"epoch": 1, "seconds": seconds,
                            **{f"{split}_{what}": value for split, (loss, accuracy) in
                               scores.items() for what, value in (("loss", loss),
                                                                  ("accuracy", accuracy))}}]}
-    with io.atomic_path(out_dir / "history.json") as tmp:
+    with atomic_path(out_dir / "history.json") as tmp:
         tmp.write_text(json.dumps(history, indent=2))
     return info

@@ -25,9 +25,9 @@ import yaml
 from jetimage import readers, remote
 from jetimage.baselines import RUN_ARGUMENTS
 from jetimage.generate import Detector, GeneratorSettings, JetSelection
+from jetimage.parallel import check_scheduler
 from jetimage.pixelate import ImageSpec
 from jetimage.readers import IMAGE_FORMATS
-from jetimage.store import check_scheduler
 
 #: The config's JSON Schema, shipped with the package (workflow/schemas/ links to it).
 SCHEMA = Path(__file__).with_name("config.schema.yaml")

@@ -49,7 +49,8 @@ from pathlib import Path
 import numpy as np
 import zarr
 
-from jetimage import io, store
+from jetimage import parallel, zarr_store
+from jetimage.files import InputError, atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -138,9 +139,9 @@ def _open_source(path: str, classes: Sequence[str], observables: str | None = No
     """One per-file store with its arrays opened, checked to hold the run's classes; the
     columns of its observables store (:mod:`jetimage.substructure`), row for row, join its
     table."""
-    group = store.open_store(path)
+    group = zarr_store.open_store(path)
     if list(group.attrs.get("classes", classes)) != list(classes):
-        raise io.InputError(f"{path}: store classes {group.attrs['classes']} differ from "
+        raise InputError(f"{path}: store classes {group.attrs['classes']} differ from "
                             f"the run's {list(classes)}")
     attrs = group.attrs
     identity = attrs.get("jets_sha256") or attrs.get("source_sha256") or attrs.get("source") \
@@ -148,14 +149,14 @@ def _open_source(path: str, classes: Sequence[str], observables: str | None = No
     arrays = {"labels": group["labels"], **{f"jets/{name}": array
                                             for name, array in group["jets"].arrays()}}
     if observables is not None:
-        extra = store.open_store(observables)
+        extra = zarr_store.open_store(observables)
         if extra.attrs.get("n_jets") != group["labels"].shape[0]:
-            raise io.InputError(f"{observables}: {extra.attrs.get('n_jets')} jets, its image "
+            raise InputError(f"{observables}: {extra.attrs.get('n_jets')} jets, its image "
                                 f"store {path} {group['labels'].shape[0]}")
         arrays |= {f"jets/{name}": array for name, array in extra["jets"].arrays()}
     images = group["images"]
-    return _Source(path, group, str(identity), images, arrays, store.chunk_file_reader(images),
-                   {name: store.chunk_file_reader(a) for name, a in arrays.items()})
+    return _Source(path, group, str(identity), images, arrays, zarr_store.chunk_file_reader(images),
+                   {name: zarr_store.chunk_file_reader(a) for name, a in arrays.items()})
 
 
 def _open_sources(paths: Sequence[str | os.PathLike], classes: Sequence[str],
@@ -168,13 +169,13 @@ def _open_sources(paths: Sequence[str | os.PathLike], classes: Sequence[str],
     sources = [_open_source(path, classes, extra) for path, extra in zip(map(str, paths),
                                                                          extras)]
     if not sources:
-        raise io.InputError("no image store to build a dataset from")
+        raise InputError("no image store to build a dataset from")
     specs = {str(s.group.attrs.get("image_spec")) for s in sources}
     if len(specs) > 1:
-        raise io.InputError(f"image stores disagree on the image spec: {sorted(specs)}")
+        raise InputError(f"image stores disagree on the image spec: {sorted(specs)}")
     shapes = {s.images.shape[1:] for s in sources}
     if len(shapes) > 1:
-        raise io.InputError(f"image stores disagree on the image shape: {sorted(shapes)}")
+        raise InputError(f"image stores disagree on the image shape: {sorted(shapes)}")
     return sources
 
 
@@ -276,11 +277,11 @@ class _SplitWriter:
         self.rows, self.chunk = rows, chunk_jets
         self.sources = {"images": data.images, **data.arrays}
         group.create_group("jets")
-        self.targets = {name: store.create_array(group, name, shape=(len(rows), *v.shape[1:]),
+        self.targets = {name: zarr_store.create_array(group, name, shape=(len(rows), *v.shape[1:]),
                                                  dtype=v.dtype, chunk_jets=chunk_jets,
                                                  level=ZSTD_LEVEL)
                         for name, v in self.sources.items()}
-        self.writers = {name: store.chunk_file_writer(t) for name, t in self.targets.items()}
+        self.writers = {name: zarr_store.chunk_file_writer(t) for name, t in self.targets.items()}
 
     def chunks(self) -> range:
         return range(-(-len(self.rows) // self.chunk))
@@ -319,7 +320,7 @@ def write_bucket(
     classes: Sequence[str],
     fractions: dict[str, float],
     seed: int,
-    chunk_jets: int = store.DEFAULT_CHUNK_JETS,
+    chunk_jets: int = zarr_store.DEFAULT_CHUNK_JETS,
     memory_mb: float = DEFAULT_MEMORY_MB,
     scheduler: str = "threads",
     num_workers: int = 1,
@@ -338,14 +339,14 @@ def write_bucket(
     """
     if not 0 <= bucket < buckets:
         raise ValueError(f"bucket {bucket} is not in 0..{buckets - 1}")
-    store.check_scheduler(scheduler)
+    parallel.check_scheduler(scheduler)
     opened = _open_sources(sources, classes, observables)
     plan = bucket_chunks(opened, seed=seed, bucket=bucket, buckets=buckets)
     n = sum(stop - start for _, start, stop in plan)
     jet_bytes = _image_bytes(opened)
     if n * jet_bytes > memory_mb * 1e6:
         total = sum(len(s) for s in opened)
-        raise io.InputError(
+        raise InputError(
             f"bucket {bucket} of {buckets} holds {n} jets ({n * jet_bytes / 1e6:.0f} MB of "
             f"images), over dataset.memory_mb = {memory_mb:g}: set dataset.buckets to at least "
             f"{max(buckets_needed(total, jet_bytes, memory_mb), buckets + 1)} for these "
@@ -359,7 +360,7 @@ def write_bucket(
                  f"{len(opened)} store(s) ({local}, {num_workers} worker(s))")
     attrs: dict = {"bucket": bucket, "buckets": buckets, "seed": seed,
                    "fractions": dict(fractions), "classes": list(classes), "splits": {}}
-    with io.atomic_path(path) as tmp, store.dask_runner(local, num_workers) as run:
+    with atomic_path(path) as tmp, parallel.dask_runner(local, num_workers) as run:
         tic = time.perf_counter()
         run(data.read, data.read_tasks())
         if progress:
@@ -399,7 +400,7 @@ def _place_chunks(source: zarr.Array, target: zarr.Array, n_chunks: int, first: 
     chunk = target.chunks[0]
     decoded = 0
     for i in range(n_chunks):
-        src, dst = store.chunk_path(source, i), store.chunk_path(target, first + i)
+        src, dst = zarr_store.chunk_path(source, i), zarr_store.chunk_path(target, first + i)
         if alike and src is not None and dst is not None and src.exists():
             dst.parent.mkdir(parents=True, exist_ok=True)
             try:
@@ -420,7 +421,7 @@ def assemble_dataset(
     classes: Sequence[str],
     fractions: dict[str, float],
     seed: int,
-    chunk_jets: int = store.DEFAULT_CHUNK_JETS,
+    chunk_jets: int = zarr_store.DEFAULT_CHUNK_JETS,
     progress: Callable[[str], None] | None = None,
 ) -> dict:
     """Join bucket stores into the dataset store (module docs); returns its attributes.
@@ -429,21 +430,21 @@ def assemble_dataset(
         InputError: a bucket was made with other settings, or one is missing.
     """
     opened = _open_sources(sources, classes)
-    parts = [store.open_store(b) for b in buckets]
+    parts = [zarr_store.open_store(b) for b in buckets]
     for b, part in zip(buckets, parts):
         made = {k: part.attrs.get(k) for k in ("buckets", "seed", "fractions", "classes")}
         wanted = {"buckets": len(buckets), "seed": seed, "fractions": dict(fractions),
                   "classes": list(classes)}
         if made != wanted:
-            raise io.InputError(f"{b}: bucket made with {made}, the dataset needs {wanted}")
+            raise InputError(f"{b}: bucket made with {made}, the dataset needs {wanted}")
     if sorted(p.attrs["bucket"] for p in parts) != list(range(len(parts))):
-        raise io.InputError(f"buckets {[p.attrs['bucket'] for p in parts]} are not "
+        raise InputError(f"buckets {[p.attrs['bucket'] for p in parts]} are not "
                             f"0..{len(parts) - 1} each once")
     summary = {split: {c: sum(int(p.attrs["splits"][split]["counts"][c]) for p in parts)
                        for c in classes} for split in SPLITS}
     check_class_splits(summary, sources)
     linked, decoded = 0, 0
-    with io.atomic_path(path) as tmp:
+    with atomic_path(path) as tmp:
         root = zarr.open_group(tmp, mode="w")
         for split in SPLITS:
             sizes = [int(p.attrs["splits"][split]["n"]) for p in parts]
@@ -456,7 +457,7 @@ def assemble_dataset(
                 sum(sizes) - sum(wholes))
             for name in names:
                 like = parts[0][f"{split}/{name}"]
-                target = store.create_array(group, name, shape=(sum(sizes), *like.shape[1:]),
+                target = zarr_store.create_array(group, name, shape=(sum(sizes), *like.shape[1:]),
                                             dtype=like.dtype, chunk_jets=chunk_jets,
                                             level=ZSTD_LEVEL)
                 offset = 0
@@ -491,7 +492,7 @@ def assemble_dataset(
                                                               "n_read", "n_jets", "dropped",
                                                               "label_counts")}}
                         for s in opened],
-            "versions": store.versions(),
+            "versions": zarr_store.versions(),
         }
         root.attrs.update(attrs)
     if progress:
@@ -509,13 +510,13 @@ def check_class_splits(summary: dict[str, dict[str, int]], sources: Sequence) ->
     present = [c for c in next(iter(summary.values()))
                if any(counts[c] for counts in summary.values())]
     if len(present) < 2:
-        raise io.InputError(f"the dataset of {len(sources)} image store(s) has jets of "
+        raise InputError(f"the dataset of {len(sources)} image store(s) has jets of "
                             f"{len(present)} class(es) {present}: a classifier needs two "
                             f"(jets per split and class: {table})")
     empty = [(split, c) for split, counts in summary.items() for c in present if not counts[c]]
     if empty:
         split, c = empty[0]
-        raise io.InputError(f"class {c!r} has no jet in the {split} split: each class is "
+        raise InputError(f"class {c!r} has no jet in the {split} split: each class is "
                             f"split by the fractions jet by jet, and {c!r} has too few jets "
                             f"for every split (jets per split and class: {table}); add jets "
                             f"of {c!r} or drop the class")
@@ -528,7 +529,7 @@ def build_dataset(
     classes: Sequence[str],
     fractions: dict[str, float],
     seed: int,
-    chunk_jets: int = store.DEFAULT_CHUNK_JETS,
+    chunk_jets: int = zarr_store.DEFAULT_CHUNK_JETS,
     buckets: int = 1,
     memory_mb: float = DEFAULT_MEMORY_MB,
     scheduler: str = "threads",
@@ -553,16 +554,16 @@ def build_dataset(
 
 def load_split(path: str | os.PathLike, split: str) -> tuple[np.ndarray, np.ndarray, dict]:
     """Images, labels and jet features of one split, in memory (for small datasets)."""
-    root = store.open_store(path)
+    root = zarr_store.open_store(path)
     group = root[split]
-    return group["images"][...], group["labels"][...], store.read_table(group)
+    return group["images"][...], group["labels"][...], zarr_store.read_table(group)
 
 
 def class_mean_images(path: str | os.PathLike, split: str, n_classes: int
                       ) -> tuple[np.ndarray, np.ndarray]:
     """(mean image per class (classes, channels, η, φ), jets per class) of one split, summed
     one chunk at a time."""
-    group = store.open_store(path)[split]
+    group = zarr_store.open_store(path)[split]
     images, labels = group["images"], group["labels"][...]
     sums = np.zeros((n_classes, *images.shape[1:]), dtype=np.float64)
     step = images.chunks[0]
@@ -577,5 +578,5 @@ def class_mean_images(path: str | os.PathLike, split: str, n_classes: int
 def images_at(path: str | os.PathLike, split: str, rows: np.ndarray) -> dict[int, np.ndarray]:
     """The images of the given rows of a split, keyed by row (only their chunks are read)."""
     rows = np.unique(np.asarray(rows, dtype=np.int64))
-    images = store.open_store(path)[split]["images"]
+    images = zarr_store.open_store(path)[split]["images"]
     return dict(zip(rows.tolist(), images.oindex[rows] if len(rows) else []))

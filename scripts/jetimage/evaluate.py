@@ -12,44 +12,10 @@ from __future__ import annotations
 import os
 
 import numpy as np
-import torch
-from torch import nn
 
-from jetimage import loader, store
-
-
-def score_split(model: nn.Module, path: str | os.PathLike, split: str, normalization: dict, *,
-                batch_size: int = 1024, device: str = "cpu"
-                ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-    """Class probabilities (softmax), labels and jet table of one split, in the store's order;
-    the images are streamed (decoded on every core while the model runs)."""
-    group = store.open_store(path)[split]
-    stream = loader.ZarrStream(group, normalization)
-    model = model.to(device).eval()
-    scores = []
-    with torch.no_grad():
-        for x, _ in stream.batches(batch_size):
-            scores.append(torch.softmax(model(x.to(device)), dim=1).cpu().numpy())
-    probabilities = np.concatenate(scores) if scores else np.zeros((0, 0), np.float32)
-    return probabilities, stream.labels, store.read_table(group)
-
-
-def score_saved_model(model_path: str | os.PathLike, path: str | os.PathLike, split: str
-                      ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], dict]:
-    """(probabilities, labels, jet table, model info) of a saved model on one split: an image
-    model (:func:`score_split`, streamed) or a baseline on the jets' table
-    (:mod:`jetimage.baselines`, no image read)."""
-    saved = torch.load(model_path, map_location="cpu", weights_only=False)
-    info = saved["info"]
-    if info.get("inputs") == "features":
-        group = store.open_store(path)[split]
-        table = store.read_table(group)
-        return saved["tagger"].probabilities(table), group["labels"][...], table, info
-    from jetimage.train import load_model
-
-    model, info = load_model(model_path)
-    return (*score_split(model, path, split, info["normalization"]), info)
-
+from jetimage import zarr_store
+from jetimage.files import atomic_path
+from jetimage.inference import load_model, score_saved_model, scores_frame
 
 #: Jet-table masses whose background sculpting is measured: column → (metrics key, label).
 MASSES = {"mass": ("mass_sculpting", "Jet mass"), "msd": ("msd_sculpting", "Soft-drop mass")}
@@ -61,7 +27,6 @@ def _linear_direction(model_path: str | os.PathLike, info: dict, signal: int
     None for others."""
     from jetimage.interpret import discriminant_direction
     from jetimage.models import LINEAR
-    from jetimage.train import load_model
 
     if info.get("inputs") == "features" or info["architecture"] not in LINEAR:
         return None
@@ -80,7 +45,7 @@ def evaluate_model(model_path: str | os.PathLike, history_path: str | os.PathLik
     import json
     from pathlib import Path
 
-    from jetimage import io, plots
+    from jetimage import plots
     from jetimage.dataset import images_at
     from jetimage.interpret import pixel_correlation
     from jetimage.metrics import (
@@ -91,7 +56,6 @@ def evaluate_model(model_path: str | os.PathLike, history_path: str | os.PathLik
         mass_sculpting,
         quantile_edges,
     )
-    from jetimage.predict import scores_frame
 
     probabilities, labels, jets, info = score_saved_model(model_path, dataset_path, "test")
     classes = info["classes"]
@@ -120,15 +84,15 @@ def evaluate_model(model_path: str | os.PathLike, history_path: str | os.PathLik
                            for e in efficiencies)
     log.info("%s: AUC %.4f, accuracy %.4f, %s on %d test jets", name, metrics["auc"]["value"],
              metrics["accuracy"]["value"], rejections, len(labels))
-    with io.atomic_path(outputs.metrics) as tmp:
+    with atomic_path(outputs.metrics) as tmp:
         tmp.write_text(json.dumps(metrics, indent=2))
 
-    attrs = store.open_store(dataset_path).attrs
+    attrs = zarr_store.open_store(dataset_path).attrs
     source_files = np.asarray([src["source"] for src in attrs["sources"]])[jets["source"]]
     frame = scores_frame(source_files, jets, probabilities, classes)
     frame.insert(2, "label", labels)
     frame.insert(3, "class_name", np.asarray(classes)[labels])
-    with io.atomic_path(outputs.scores) as tmp:
+    with atomic_path(outputs.scores) as tmp:
         frame.to_parquet(tmp, index=False)
 
     spec = attrs["image_spec"]

@@ -9,7 +9,7 @@ import awkward as ak
 import numpy as np
 import pandas as pd
 
-from jetimage import io
+from jetimage.files import atomic_path
 from jetimage.readers import open_root, option_default, root_tree
 
 
@@ -45,7 +45,7 @@ def write_friend_tree(frame: pd.DataFrame, jets_path: str | os.PathLike,
         values[slots] = frame[column].to_numpy()
         name = column if counts is None else f"{jets}_{column}"
         branches[name] = values if counts is None else ak.unflatten(values, counts)
-    with io.atomic_path(out) as tmp, uproot.recreate(tmp) as target:
+    with atomic_path(out) as tmp, uproot.recreate(tmp) as target:
         target.mktree(tree, {k: v.type if isinstance(v, ak.Array) else v.dtype
                              for k, v in branches.items()})
         target[tree].extend(branches)

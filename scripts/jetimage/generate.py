@@ -2,7 +2,8 @@
 
 Events come from Pythia in batches (``Pythia.nextBatch``, an awkward array), are clustered
 all at once with FastJet's vectorised interface, and the jets inside the requested kinematic
-window are kept, with their constituents, in the JetClass layout (see :mod:`jetimage.io`).
+window are kept, with their constituents, in the JetClass layout
+(:func:`jetimage.files.write_jets_root`).
 
 Processes are named recipes of Pythia settings and truth matching (:data:`PROCESSES`):
 
@@ -429,7 +430,7 @@ def generate_jets(
         progress: called as ``progress(events_done, jets_kept, seconds)`` after each batch.
 
     Returns:
-        Columns of :func:`jetimage.io.write_jets_root`: ``part_*`` ragged, ``jet_*`` flat.
+        Columns of :func:`jetimage.files.write_jets_root`: ``part_*`` ragged, ``jet_*`` flat.
     """
     pythia = make_pythia(settings, seed)
     rng = np.random.default_rng(seed) if settings.detector is not None else None

@@ -12,14 +12,14 @@ import os
 import numpy as np
 import torch
 
-from jetimage import loader, store
+from jetimage import loader, zarr_store
 
 
 def pixel_correlation(path: str | os.PathLike, split: str, scores: np.ndarray) -> np.ndarray:
     """Pearson correlation over a split's jets between ``scores`` (one per jet, in the store's
     order) and each pixel's intensity (de Oliveira et al., arXiv:1511.05190): (channels, η, φ),
     NaN where a pixel never varies."""
-    images = store.open_store(path)[split]["images"]
+    images = zarr_store.open_store(path)[split]["images"]
     scores = np.asarray(scores, dtype=np.float64)
     if len(scores) != images.shape[0]:
         raise ValueError(f"{len(scores)} scores for the {images.shape[0]} jets of {split}")
@@ -92,7 +92,7 @@ def fit_fisher(path: str | os.PathLike, *, memory_budget_mb: float = 4000.0) -> 
     Returns ``weight`` (classes, features) Σ⁻¹μₖ and ``bias`` −½μₖᵀΣ⁻¹μₖ + log πₖ (each less
     its mean over the classes), whose softmax is the LDA class posterior, with the shrinkage
     and the train and val loss and accuracy."""
-    root = store.open_store(path)
+    root = zarr_store.open_store(path)
     n_classes = len(root.attrs["classes"])
     train, val = (loader.open_split(path, s, memory_budget_mb=memory_budget_mb)
                   for s in ("train", "val"))

@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
-from jetimage import store
+from jetimage import zarr_store
 
 
 def normalize(images: np.ndarray, normalization: dict, *, copy: bool = True) -> torch.Tensor:
@@ -97,7 +97,7 @@ class ZarrStream:
         self.chunk = int(self.images.chunks[0])
         self.buffer_chunks = buffer_chunks
         self.workers = workers or len(os.sched_getaffinity(0))
-        self._chunk_file = store.chunk_file_reader(self.images)
+        self._chunk_file = zarr_store.chunk_file_reader(self.images)
         self._buffers: list[np.ndarray] = []
 
     def __len__(self) -> int:
@@ -180,7 +180,7 @@ def open_split(path: str | os.PathLike, split: str, *, memory_budget_mb: float,
                weights: np.ndarray | None = None):
     """:class:`InMemory` if the split's images fit in the budget, :class:`ZarrStream` if not;
     with per-jet ``weights`` (in the split's order), batches carry them as a third tensor."""
-    root = store.open_store(path)
+    root = zarr_store.open_store(path)
     group = root[split]
     normalization = dict(root.attrs["normalization"])
     size_mb = group["images"].nbytes / 1e6

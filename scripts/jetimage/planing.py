@@ -85,8 +85,8 @@ def _values(table: Mapping[str, np.ndarray], variables: Sequence[str]) -> np.nda
 
 def split_weights(planing: Planing, root, splits: Sequence[str] = ("train", "val")
                   ) -> dict[str, np.ndarray]:
-    """The weights of each named split of a dataset store (``jetimage.store.open_store``)."""
-    from jetimage import store
+    """The weights of each named split of a dataset store (``jetimage.zarr_store.open_store``)."""
+    from jetimage import zarr_store
 
-    return {s: planing.weights(store.read_table(root[s]), root[s]["labels"][...])
+    return {s: planing.weights(zarr_store.read_table(root[s]), root[s]["labels"][...])
             for s in splits}

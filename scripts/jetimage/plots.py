@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import mplhep  # noqa: E402
 import numpy as np  # noqa: E402
 
-from jetimage import io  # noqa: E402
+from jetimage.files import atomic_path
 from jetimage.metrics import rejection_band, roc  # noqa: E402
 
 plt.style.use(mplhep.style.CMS)
@@ -25,7 +25,7 @@ def save(fig, path: str | os.PathLike) -> list[Path]:
     path = Path(path)
     written = []
     for target in (path.with_suffix(".png"), path.with_suffix(".pdf")):
-        with io.atomic_path(target) as tmp:
+        with atomic_path(target) as tmp:
             fig.savefig(tmp, format=target.suffix[1:], dpi=110, bbox_inches="tight")
         written.append(target)
     plt.close(fig)

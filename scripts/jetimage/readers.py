@@ -6,7 +6,7 @@ branch exist (the error lists what does), the file is not empty. Each batch is t
 ragged columns of one jet that differ in length, NaN/inf momenta, unphysical constituents
 (E < 0, E < |p|, pT < 0, m < 0: an error, or the jet dropped and counted with
 ``invalid_constituents: drop``) and labels that map to no class; jets without constituents are
-dropped and counted. Errors are :class:`jetimage.io.InputError` and name the file, the field and
+dropped and counted. Errors are :class:`jetimage.files.InputError` and name the file, the field and
 the first entry.
 
 Formats (``format:`` of a sample in the config):
@@ -28,7 +28,7 @@ Formats (``format:`` of a sample in the config):
     Already-pixelated images: ``images`` + ``labels`` datasets, or one dataset per class.
     Yields :class:`ImageBatch` and skips pixelation.
 
-Constituent batches are :class:`jetimage.io.Jets` whose table holds ``pt, eta, phi, mass,
+Constituent batches are :class:`jetimage.batches.Jets` whose table holds ``pt, eta, phi, mass,
 n_constituents, entry`` (row in the file), ``label`` (class index) and any other per-jet feature.
 """
 
@@ -47,7 +47,8 @@ import numpy as np
 import vector
 
 from jetimage import preprocess, remote
-from jetimage.io import Counts, ImageBatch, InputError, Jets
+from jetimage.batches import Counts, ImageBatch, Jets
+from jetimage.files import InputError
 
 vector.register_awkward()
 

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from jetimage import io
+from jetimage.files import InputError, sha256sum
 
 #: XRootD client settings (environment variables) bounding how long a dead server is retried.
 CLIENT_SETTINGS = {"XRD_CONNECTIONWINDOW": "5", "XRD_CONNECTIONRETRY": "2",
@@ -40,7 +40,7 @@ def client():
     try:
         from XRootD import client as xrootd
     except ImportError as err:
-        raise io.InputError("root:// files need the XRootD client: pip install xrootd") from err
+        raise InputError("root:// files need the XRootD client: pip install xrootd") from err
     return xrootd
 
 
@@ -60,7 +60,7 @@ def retry(what: str, operation: Callable[[], T], *, attempts: int = ATTEMPTS,
             return operation()
         except Exception as err:  # the client and uproot raise many kinds
             if attempt == attempts:
-                raise io.InputError(f"{what} failed after {attempts} attempts ({err})") from err
+                raise InputError(f"{what} failed after {attempts} attempts ({err})") from err
             time.sleep(wait * 2 ** (attempt - 1))
     raise AssertionError("unreachable")
 
@@ -89,7 +89,7 @@ def expand(pattern: str) -> list[str]:
     server, path = split_url(pattern)
     directory, _, name = path.rpartition("/")
     if any(c in directory for c in "*?["):
-        raise io.InputError(f"{pattern}: wildcards only in the file name of a root:// URL")
+        raise InputError(f"{pattern}: wildcards only in the file name of a root:// URL")
     if not any(c in name for c in "*?["):
         return [pattern]
     xrootd = client()
@@ -105,7 +105,7 @@ def expand(pattern: str) -> list[str]:
 
 def sha256(url: str, *, block: int = 1 << 23) -> str:
     """SHA-256 of a remote file's bytes, streamed in ``block``-byte reads (the same digest as
-    :func:`jetimage.io.sha256sum` of a local copy)."""
+    :func:`jetimage.files.sha256sum` of a local copy)."""
     xrootd = client()
 
     def digest():
@@ -128,5 +128,5 @@ def sha256(url: str, *, block: int = 1 << 23) -> str:
 
 
 def checksum(path) -> str:
-    """SHA-256 of a local file (:func:`jetimage.io.sha256sum`) or of a ``root://`` file."""
-    return sha256(str(path)) if is_remote(path) else io.sha256sum(path)
+    """SHA-256 of a local file (:func:`jetimage.files.sha256sum`) or of a ``root://`` file."""
+    return sha256(str(path)) if is_remote(path) else sha256sum(path)

@@ -23,7 +23,8 @@ import pandas as pd
 import yaml
 from markupsafe import Markup
 
-from jetimage import io
+from jetimage import zarr_store
+from jetimage.files import atomic_path
 
 #: Published figures for comparison (different, much larger dataset: 1.2 M training jets).
 TOP_TAGGING_REFERENCE = {
@@ -170,7 +171,7 @@ def build_report(
                     "python": platform.python_version(), "platform": platform.platform(),
                     **versions},
         config=yaml.safe_dump(config, sort_keys=False))
-    with io.atomic_path(path) as tmp:
+    with atomic_path(path) as tmp:
         tmp.write_text(page, encoding="utf-8")
 
 
@@ -232,12 +233,12 @@ def write_report(inputs, outputs, *, models: list[str], plot_names: list[str], s
                  origins: list[str], kinds: Mapping[str, str], config: dict) -> None:
     """Rule report: the figures comparing every model and of the dataset (``outputs``), then
     the HTML page (``outputs.html``) from every model's metrics, scores and figures."""
-    from jetimage import plots, store
+    from jetimage import plots
     from jetimage.dataset import class_mean_images
 
     metrics = {m: json.loads(Path(p).read_text()) for m, p in zip(models, inputs.metrics)}
     scores = {m: pd.read_parquet(p) for m, p in zip(models, inputs.scores)}
-    attrs = dict(store.open_store(inputs.dataset).attrs)
+    attrs = dict(zarr_store.open_store(inputs.dataset).attrs)
     classes = list(attrs["classes"])
     reference = reference_model or max(metrics, key=lambda m: metrics[m]["auc"]["value"])
     _comparison_figures(scores, metrics, outputs, classes=classes, signal=signal,

@@ -112,9 +112,10 @@ def write_observables_store(path, batches, image_store, *, radius: float,
     """
     import zarr
 
-    from jetimage import io, store
+    from jetimage import zarr_store
+    from jetimage.files import InputError, atomic_path
 
-    table = store.read_table(store.open_store(image_store))
+    table = zarr_store.read_table(zarr_store.open_store(image_store))
     wanted = _keys(table)
     found: list[np.ndarray] = []
     found_pt: list[np.ndarray] = []
@@ -134,15 +135,15 @@ def write_observables_store(path, batches, image_store, *, radius: float,
     found_pts = np.concatenate(found_pt) if found_pt else np.zeros(0)
     same = np.array_equal(found_keys, wanted) and np.array_equal(found_pts, table["pt"])
     if not same:
-        raise io.InputError(f"{image_store}: its {len(wanted)} jets are not the file's "
+        raise InputError(f"{image_store}: its {len(wanted)} jets are not the file's "
                             f"({len(found_keys)} match): was the file changed after the "
                             f"images stage?")
-    with io.atomic_path(path) as tmp:
+    with atomic_path(path) as tmp:
         group = zarr.open_group(tmp, mode="w")
         jets = group.require_group("jets")
         for name, parts in values.items():
             column = np.concatenate(parts) if parts else np.zeros(0)
-            store.create_array(jets, name, column, chunk_jets=store.TABLE_CHUNK_JETS)
+            zarr_store.create_array(jets, name, column, chunk_jets=zarr_store.TABLE_CHUNK_JETS)
         attrs = {"image_store": str(image_store), "radius": radius, "n_jets": len(wanted),
                  "soft_drop": SOFT_DROP, "observables": list(NAMES)}
         group.attrs.update(attrs)

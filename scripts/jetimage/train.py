@@ -27,13 +27,13 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from jetimage import io, loader, store
-from jetimage.loader import normalize
+from jetimage import loader, zarr_store
+from jetimage.files import InputError, atomic_path
+from jetimage.inference import ONNX_OPSET, export_model
 from jetimage.models import build_model, count_parameters
 
 log = logging.getLogger(__name__)
 
-EXPORT_TOLERANCE = 1e-5
 
 
 @dataclass(frozen=True)
@@ -209,7 +209,7 @@ def train_model(
     device = choose_device(config.device)  # before any data is read (may be another node)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    root = store.open_store(dataset_path)
+    root = zarr_store.open_store(dataset_path)
     classes = list(root.attrs["classes"])
     if config.architecture in CLOSED_FORM:
         return _fit_closed_form(dataset_path, out_dir, config, name=name, progress=progress)
@@ -217,7 +217,7 @@ def train_model(
     train, val = (loader.open_split(dataset_path, split, memory_budget_mb=config.memory_budget_mb,
                                     weights=weights.get(split)) for split in ("train", "val"))
     if len(train) == 0 or len(val) == 0:
-        raise io.InputError(f"{dataset_path}: the train and val splits must not be empty "
+        raise InputError(f"{dataset_path}: the train and val splits must not be empty "
                             f"(train {len(train)}, val {len(val)})")
     in_shape = tuple(int(s) for s in root["train/images"].shape[1:])
 
@@ -329,12 +329,12 @@ def _finish(model: nn.Module, out_dir: Path, root, config: TrainConfig, *, name:
             "normalization": dict(root.attrs["normalization"]),
             "image_spec": dict(root.attrs["image_spec"]), "best_epoch": best_epoch,
             "config": dataclasses.asdict(config)}
-    with io.atomic_path(out_dir / "model.pt") as tmp:
+    with atomic_path(out_dir / "model.pt") as tmp:
         torch.save({"state_dict": model.state_dict(), "info": info}, tmp)
     diff = export_model(model, out_dir / "model.onnx", example)
     progress(f"exported to {out_dir / 'model.onnx'} (ONNX opset {ONNX_OPSET}, max deviation "
              f"from torch {diff:.1e})")
-    with io.atomic_path(out_dir / "history.json") as tmp:
+    with atomic_path(out_dir / "history.json") as tmp:
         tmp.write_text(json.dumps({"model": name, "best_epoch": best_epoch,
                                    "epochs": history}, indent=2))
 
@@ -346,7 +346,7 @@ def _planing_weights(root, config: TrainConfig, n_classes: int,
         return {}
     from jetimage.planing import Planing, split_weights
 
-    planing = Planing.fit(store.read_table(root["train"]), root["train/labels"][...],
+    planing = Planing.fit(zarr_store.read_table(root["train"]), root["train/labels"][...],
                           config.planing, n_classes=n_classes, bins=config.planing_bins)
     weights = split_weights(planing, root)
     progress(f"planing in {list(config.planing)} ({config.planing_bins} bins each): train "
@@ -364,7 +364,7 @@ def _fit_closed_form(dataset_path, out_dir: Path, config: TrainConfig, *, name: 
     registry's ``fisher`` model and write the same outputs as a trained model."""
     from jetimage.interpret import fit_fisher
 
-    root = store.open_store(dataset_path)
+    root = zarr_store.open_store(dataset_path)
     in_shape = tuple(int(s) for s in root["train/images"].shape[1:])
     model = build_model(config.architecture, in_shape=in_shape,
                         n_classes=len(root.attrs["classes"]), **config.options)
@@ -397,80 +397,9 @@ def _dataset_digest(root) -> str:
 
 def _save_checkpoint(path, model, optimizer, scheduler, scaler, generator, history, best, epoch,
                      digest):
-    with io.atomic_path(path) as tmp:
+    with atomic_path(path) as tmp:
         torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(), "generator": generator.get_state(),
                     "scaler": scaler.state_dict() if scaler is not None else None,
                     "rng": _rng_state(), "history": history, "best": best, "epoch": epoch,
                     "digest": digest}, tmp)
-
-
-#: ONNX opset of the exported models (onnxruntime ≥ 1.14 and CMSSW's ONNX runtime read it).
-ONNX_OPSET = 18
-
-
-def export_model(model: nn.Module, path: str | os.PathLike, example: torch.Tensor) -> float:
-    """Export ``model`` to ONNX (opset :data:`ONNX_OPSET`, dynamic batch size) and check with
-    onnxruntime that it reproduces the torch outputs.
-
-    The file needs neither torch nor jetimage: ``onnxruntime.InferenceSession(path)``; its input
-    is ``images`` (batch, channels, η, φ), normalised as recorded in ``model.pt``, its output
-    ``logits``.
-
-    Returns:
-        The largest absolute difference on ``example``.
-
-    Raises:
-        RuntimeError: the exported model differs by more than :data:`EXPORT_TOLERANCE` times
-            the largest logit (at least 1).
-    """
-    import warnings
-
-    model = model.to("cpu").eval()
-    batch = torch.export.Dim("batch", min=1)
-    with torch.no_grad():
-        expected = model(example).numpy()
-    with io.atomic_path(path) as tmp, warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the exporter's own deprecation chatter
-        program = torch.onnx.export(model, (example,), dynamo=True, opset_version=ONNX_OPSET,
-                                    input_names=["images"], output_names=["logits"],
-                                    dynamic_shapes=({0: batch},), verbose=False)
-        program.save(str(tmp))
-        diff = float(np.abs(onnx_session(tmp).run(None, {"images": example.numpy()})[0]
-                            - expected).max())
-        scale = max(1.0, float(np.abs(expected).max()))
-        if diff > EXPORT_TOLERANCE * scale:
-            raise RuntimeError(f"exported model differs from torch by {diff:.2e} "
-                               f"(> {EXPORT_TOLERANCE} × the largest logit, {scale:.3g})")
-    return diff
-
-
-def onnx_session(path: str | os.PathLike):
-    """An onnxruntime session on the CPU for an exported model."""
-    import onnxruntime
-
-    options = onnxruntime.SessionOptions()
-    options.log_severity_level = 3
-    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
-def load_model(path: str | os.PathLike) -> tuple[nn.Module, dict]:
-    """Rebuild a trained model from ``model.pt`` alone (no config needed)."""
-    saved = torch.load(path, map_location="cpu", weights_only=False)
-    info = saved["info"]
-    model = build_model(info["architecture"], in_shape=tuple(info["in_shape"]),
-                        n_classes=len(info["classes"]), **info["options"])
-    model.load_state_dict(saved["state_dict"])
-    return model.eval(), info
-
-
-def predict_scores(model: nn.Module, images: np.ndarray, normalization: dict, *,
-                   batch_size: int = 1024, device: str = "cpu") -> np.ndarray:
-    """Class probabilities (softmax) for raw images."""
-    model = model.to(device).eval()
-    out = []
-    with torch.no_grad():
-        for start in range(0, len(images), batch_size):
-            x = normalize(images[start:start + batch_size], normalization).to(device)
-            out.append(torch.softmax(model(x), dim=1).cpu().numpy())
-    return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import uproot
 
-from jetimage.io import InputError, write_jets_root
+from jetimage.files import InputError, write_jets_root
 from jetimage.readers import Counts, read_jets
 
 

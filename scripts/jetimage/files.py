@@ -1,10 +1,6 @@
-"""Readers and writers of jet files, and atomic output paths.
-
-Jets travel between stages as a :class:`Jets` object: ragged constituents (an awkward array of
-vector ``Momentum4D`` records with ``px, py, pz, E, charge, pid``) and a flat table of per-jet
-features. Generated files use the JetClass layout: tree ``tree`` with ragged ``part_*`` branches
-and flat ``jet_*`` branches. Reading every format is :mod:`jetimage.readers`' job.
-"""
+"""Files: the error for an unusable input file, atomic output paths, checksums, and the writer
+of jet files in the JetClass layout (tree ``tree`` with ragged ``part_*`` branches and flat
+``jet_*`` branches). Reading every format is :mod:`jetimage.readers`' job."""
 
 from __future__ import annotations
 
@@ -14,56 +10,14 @@ import hashlib
 import os
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import awkward as ak
 import numpy as np
-import vector
 
-vector.register_awkward()
 
 class InputError(ValueError):
     """An input file cannot be used; the message names the file and the field."""
-
-
-@dataclass
-class Jets:
-    """Constituents and per-jet features of a set of jets."""
-
-    constituents: ak.Array
-    table: dict[str, np.ndarray]
-
-    def __len__(self) -> int:
-        return len(self.constituents)
-
-    def __getitem__(self, where) -> Jets:
-        return Jets(self.constituents[where], {k: v[where] for k, v in self.table.items()})
-
-
-@dataclass(frozen=True)
-class ImageBatch:
-    """Already-pixelated images (jets, channels, η, φ) with their per-jet table."""
-
-    images: np.ndarray
-    table: dict[str, np.ndarray]
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, where) -> ImageBatch:
-        return ImageBatch(self.images[where], {k: v[where] for k, v in self.table.items()})
-
-
-@dataclass
-class Counts:
-    """What a reader saw: jets read, kept, and dropped by reason."""
-
-    read: int = 0
-    dropped: dict[str, int] = field(default_factory=dict)
-
-    def drop(self, reason: str, n: int) -> None:
-        self.dropped[reason] = self.dropped.get(reason, 0) + int(n)
 
 
 @contextlib.contextmanager
@@ -112,12 +66,7 @@ def write_jets_root(path: str | os.PathLike, columns: dict, *,
                     basket_jets: int = 10_000) -> None:
     """Write jets in the JetClass layout (tree ``tree``) with uproot, atomically.
 
-    Compressed with LZ4 level 1 (ROOT ≥ 6.12 reads it). Measured on 45,680 generated top jets
-    against uproot's default ZLIB level 1: the file is 3% larger (117 against 114 MB: float
-    momenta hardly compress), written 14× faster, read whole 3.2× faster (102,000 against
-    32,000 jets/s), and the images stage runs 1.7× faster (34,000 against 20,000 jets/s on one
-    core), having spent 40% of its time in zlib. ZSTD level 1: the size of ZLIB's, read 2.4×,
-    the images stage 1.4× faster.
+    Compressed with LZ4 level 1, which ROOT ≥ 6.12 reads (why LZ4: docs/benchmarks.md).
 
     Args:
         path: the ``.root`` file to write.

@@ -11,10 +11,13 @@ import pytest
 import zarr
 from dask.callbacks import Callback
 
-from jetimage import ImageSpec, make_images, store
-from jetimage.io import InputError, atomic_path
+import jetimage.images as images_module
+from jetimage import ImageSpec, make_images, zarr_store
+from jetimage.files import InputError, atomic_path
+from jetimage.images import write_image_store
+from jetimage.parallel import TASKS_PER_WORKER, dask_runner
 from jetimage.readers import Labels, read_jets
-from jetimage.store import TASKS_PER_WORKER, dask_runner, open_store, read_table, write_image_store
+from jetimage.zarr_store import open_store, read_table
 
 SPEC = ImageSpec(npix=(20, 20), width=(1.6, 1.6))
 
@@ -47,12 +50,12 @@ def test_image_store_round_trip(stores, top_file):
         "qcd": 0, "top": len(jets)}
 
 
-@pytest.mark.parametrize("table_chunk", [store.TABLE_CHUNK_JETS, 50])
+@pytest.mark.parametrize("table_chunk", [zarr_store.TABLE_CHUNK_JETS, 50])
 def test_streamed_batches_write_the_same_store_as_one_batch(top_file, tmp_path, monkeypatch,
                                                             table_chunk):
     """Batches that do not align with the chunks (and a remainder) give the same store, also
     when the per-jet table is written in whole chunks while the batches stream."""
-    monkeypatch.setattr(store, "TABLE_CHUNK_JETS", table_chunk)
+    monkeypatch.setattr(images_module, "TABLE_CHUNK_JETS", table_chunk)
     jets = read_jets(top_file)
     whole, streamed = tmp_path / "whole.zarr", tmp_path / "streamed.zarr"
     write_image_store(whole, jets, SPEC, attrs={}, chunk_jets=64)
