@@ -413,6 +413,68 @@ def _place_chunks(source: zarr.Array, target: zarr.Array, n_chunks: int, first: 
     return decoded
 
 
+def _check_buckets(buckets: Sequence[str | os.PathLike], parts: list[zarr.Group], *,
+                   classes: Sequence[str], fractions: dict[str, float], seed: int) -> None:
+    """Raise unless the buckets were made with these settings and are 0..K-1, each once."""
+    wanted = {"buckets": len(buckets), "seed": seed, "fractions": dict(fractions),
+              "classes": list(classes)}
+    for b, part in zip(buckets, parts):
+        made = {k: part.attrs.get(k) for k in wanted}
+        if made != wanted:
+            raise InputError(f"{b}: bucket made with {made}, the dataset needs {wanted}")
+    if sorted(p.attrs["bucket"] for p in parts) != list(range(len(parts))):
+        raise InputError(f"buckets {[p.attrs['bucket'] for p in parts]} are not "
+                         f"0..{len(parts) - 1} each once")
+
+
+def _assemble_split(root: zarr.Group, split: str, parts: list[zarr.Group], *,
+                    chunk_jets: int, seed: int) -> tuple[int, int]:
+    """Write one split of the dataset from the buckets' parts of it: their whole chunks one
+    after the other (linked where the chunk format allows, else decoded and rewritten), then
+    the buckets' remainders (< one chunk each) shuffled together. Returns (chunks linked,
+    chunks decoded)."""
+    linked, decoded = 0, 0
+    sizes = [int(p.attrs["splits"][split]["n"]) for p in parts]
+    wholes = [n // chunk_jets * chunk_jets for n in sizes]
+    group = root.create_group(split)
+    group.create_group("jets")
+    names = ["images", "labels"] + [f"jets/{n}" for n, _ in parts[0][split]["jets"].arrays()]
+    tail_order = np.random.default_rng([seed, SPLITS.index(split)]).permutation(
+        sum(sizes) - sum(wholes))
+    for name in names:
+        like = parts[0][f"{split}/{name}"]
+        target = zarr_store.create_array(group, name, shape=(sum(sizes), *like.shape[1:]),
+                                         dtype=like.dtype, chunk_jets=chunk_jets,
+                                         level=ZSTD_LEVEL)
+        offset = 0
+        for part, whole in zip(parts, wholes):
+            n_decoded = _place_chunks(part[f"{split}/{name}"], target, whole // chunk_jets,
+                                      offset // chunk_jets)
+            decoded += n_decoded
+            linked += whole // chunk_jets - n_decoded
+            offset += whole
+        if len(tail_order):
+            tails = [part[f"{split}/{name}"][whole:n]
+                     for part, whole, n in zip(parts, wholes, sizes)]
+            target[offset:] = np.concatenate(tails)[tail_order]
+    return linked, decoded
+
+
+#: Attributes of each per-file store that the dataset records in ``sources``.
+SOURCE_ATTRS = ("sample", "source", "source_sha256", "jets_sha256", "format", "n_read",
+                "n_jets", "dropped", "label_counts")
+
+
+def _normalization(parts: list[zarr.Group]) -> dict[str, list]:
+    """Per-pixel mean and standard deviation (1 where constant) of the train images, from the
+    buckets' sums."""
+    sums = np.sum([np.asarray(p.attrs["train_sums"], dtype=np.float64) for p in parts], axis=0)
+    count = np.maximum(sums[2], 1)
+    mean = sums[0] / count
+    std = np.sqrt(np.maximum(sums[1] / count - mean**2, 0.0))
+    return {"mean": mean.tolist(), "std": np.where(std > 0, std, 1.0).tolist()}
+
+
 def assemble_dataset(
     path: str | os.PathLike,
     buckets: Sequence[str | os.PathLike],
@@ -431,15 +493,7 @@ def assemble_dataset(
     """
     opened = _open_sources(sources, classes)
     parts = [zarr_store.open_store(b) for b in buckets]
-    for b, part in zip(buckets, parts):
-        made = {k: part.attrs.get(k) for k in ("buckets", "seed", "fractions", "classes")}
-        wanted = {"buckets": len(buckets), "seed": seed, "fractions": dict(fractions),
-                  "classes": list(classes)}
-        if made != wanted:
-            raise InputError(f"{b}: bucket made with {made}, the dataset needs {wanted}")
-    if sorted(p.attrs["bucket"] for p in parts) != list(range(len(parts))):
-        raise InputError(f"buckets {[p.attrs['bucket'] for p in parts]} are not "
-                            f"0..{len(parts) - 1} each once")
+    _check_buckets(buckets, parts, classes=classes, fractions=fractions, seed=seed)
     summary = {split: {c: sum(int(p.attrs["splits"][split]["counts"][c]) for p in parts)
                        for c in classes} for split in SPLITS}
     check_class_splits(summary, sources)
@@ -447,50 +501,18 @@ def assemble_dataset(
     with atomic_path(path) as tmp:
         root = zarr.open_group(tmp, mode="w")
         for split in SPLITS:
-            sizes = [int(p.attrs["splits"][split]["n"]) for p in parts]
-            wholes = [n // chunk_jets * chunk_jets for n in sizes]
-            group = root.create_group(split)
-            group.create_group("jets")
-            names = ["images", "labels"] + [f"jets/{n}" for n, _ in parts[0][split]["jets"]
-                                            .arrays()]
-            tail_order = np.random.default_rng([seed, SPLITS.index(split)]).permutation(
-                sum(sizes) - sum(wholes))
-            for name in names:
-                like = parts[0][f"{split}/{name}"]
-                target = zarr_store.create_array(group, name, shape=(sum(sizes), *like.shape[1:]),
-                                            dtype=like.dtype, chunk_jets=chunk_jets,
-                                            level=ZSTD_LEVEL)
-                offset = 0
-                for part, whole in zip(parts, wholes):
-                    n_decoded = _place_chunks(part[f"{split}/{name}"], target,
-                                              whole // chunk_jets, offset // chunk_jets)
-                    decoded += n_decoded
-                    linked += whole // chunk_jets - n_decoded
-                    offset += whole
-                if len(tail_order):
-                    tails = [part[f"{split}/{name}"][whole:n]
-                             for part, whole, n in zip(parts, wholes, sizes)]
-                    target[offset:] = np.concatenate(tails)[tail_order]
-        sums = np.sum([np.asarray(p.attrs["train_sums"], dtype=np.float64) for p in parts],
-                      axis=0)
-        count = np.maximum(sums[2], 1)
-        mean = sums[0] / count
-        std = np.sqrt(np.maximum(sums[1] / count - mean**2, 0.0))
+            n_linked, n_decoded = _assemble_split(root, split, parts, chunk_jets=chunk_jets,
+                                                  seed=seed)
+            linked, decoded = linked + n_linked, decoded + n_decoded
         attrs = {
             "classes": list(classes),
             "splits": summary,
             "fractions": dict(fractions),
             "seed": seed,
             "buckets": len(parts),
-            "normalization": {"mean": mean.tolist(),
-                              "std": np.where(std > 0, std, 1.0).tolist()},
+            "normalization": _normalization(parts),
             "image_spec": dict(opened[0].group.attrs["image_spec"]),
-            "sources": [{"path": s.path,
-                         **{k: s.group.attrs.get(k) for k in ("sample", "source",
-                                                              "source_sha256", "jets_sha256",
-                                                              "format",
-                                                              "n_read", "n_jets", "dropped",
-                                                              "label_counts")}}
+            "sources": [{"path": s.path, **{k: s.group.attrs.get(k) for k in SOURCE_ATTRS}}
                         for s in opened],
             "versions": zarr_store.versions(),
         }

@@ -181,6 +181,115 @@ def _set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
 
 
+@dataclass
+class _Run:
+    """Everything one training run changes, and what a checkpoint saves of it."""
+
+    model: nn.Module
+    step_model: nn.Module  # the compiled model when ``config.compile``, else ``model``
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler | None
+    generator: torch.Generator
+    autocast: Callable
+    channels_last: bool
+    device: torch.device
+    history: list[dict] = field(default_factory=list)
+    best: dict = field(default_factory=lambda: {"loss": math.inf, "epoch": -1, "state": None})
+    start_epoch: int = 0
+
+
+def _start(config: TrainConfig, device: torch.device, in_shape: tuple[int, ...],
+           n_classes: int) -> _Run:
+    """A fresh model, optimizer, learning-rate schedule and shuffle generator on ``device``."""
+    torch.manual_seed(config.seed)
+    model = build_model(config.architecture, in_shape=in_shape, n_classes=n_classes,
+                        **config.options).to(device)
+    autocast, scaler, channels_last = _accelerations(config, device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = _optimizer(config, model.parameters())
+    return _Run(model=model, step_model=torch.compile(model) if config.compile else model,
+                optimizer=optimizer, scheduler=_scheduler(config, optimizer), scaler=scaler,
+                generator=torch.Generator().manual_seed(config.seed), autocast=autocast,
+                channels_last=channels_last, device=device)
+
+
+def _resume(run: _Run, checkpoint_path: Path, digest: str, *, name: str,
+            progress: Callable[[str], None]) -> None:
+    """Continue ``run`` from its checkpoint when one was made with the same settings and data
+    (``digest``)."""
+    if not checkpoint_path.exists():
+        return
+    # on the CPU first: RNG states must stay CPU tensors; load_state_dict moves the rest
+    checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
+    if checkpoint.get("digest") != digest:
+        progress(f"ignoring a checkpoint of {name} made with other settings or data")
+        return
+    run.model.load_state_dict(checkpoint["model"])
+    run.optimizer.load_state_dict(checkpoint["optimizer"])
+    run.scheduler.load_state_dict(checkpoint["scheduler"])
+    run.generator.set_state(checkpoint["generator"])
+    if run.scaler is not None and checkpoint.get("scaler"):
+        run.scaler.load_state_dict(checkpoint["scaler"])
+    _set_rng_state(checkpoint["rng"])
+    run.history, run.best = checkpoint["history"], checkpoint["best"]
+    run.start_epoch = checkpoint["epoch"] + 1
+    progress(f"resuming {name} from its checkpoint after epoch {run.start_epoch}")
+
+
+def _train_epoch(run: _Run, train, batch_size: int, description: str
+                 ) -> tuple[float, float, int]:
+    """One pass over the train split: (mean loss, accuracy, images seen)."""
+    run.model.train()
+    total_loss, correct, seen = 0.0, 0, 0
+    bar = tqdm(total=len(train), desc=description, unit="img", leave=False,
+               disable=not sys.stderr.isatty())
+    for x, y, *w in train.batches(batch_size, run.generator):
+        x, y = x.to(run.device), y.to(run.device)
+        if run.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        run.optimizer.zero_grad(set_to_none=True)
+        with run.autocast():
+            logits = run.step_model(x)
+            loss, _ = _weighted_loss(logits, y, w)
+        if run.scaler is not None:
+            run.scaler.scale(loss).backward()
+            run.scaler.step(run.optimizer)
+            run.scaler.update()
+        else:
+            loss.backward()
+            run.optimizer.step()
+        total_loss += loss.item() * len(y)
+        correct += (logits.argmax(1) == y).sum().item()
+        seen += len(y)
+        bar.update(len(y))
+    bar.close()
+    return total_loss / seen, correct / seen, seen
+
+
+def _epoch(run: _Run, epoch: int, train, val, config: TrainConfig, *, name: str,
+           progress: Callable[[str], None]) -> None:
+    """Train one epoch, score the val split, keep the best state and log the epoch."""
+    tic = time.perf_counter()
+    train_loss, train_acc, seen = _train_epoch(
+        run, train, config.batch_size, f"{name} epoch {epoch + 1}/{config.epochs}")
+    lr = run.optimizer.param_groups[0]["lr"]
+    run.scheduler.step()
+    seconds = time.perf_counter() - tic
+    val_loss, val_acc = _evaluate(run.step_model, val, run.device, run.autocast)
+    run.history.append({"epoch": epoch + 1, "train_loss": train_loss,
+                        "train_accuracy": train_acc, "val_loss": val_loss,
+                        "val_accuracy": val_acc, "learning_rate": lr, "seconds": seconds,
+                        "images_per_second": seen / seconds})
+    if val_loss < run.best["loss"]:
+        state = {k: v.detach().cpu().clone() for k, v in run.model.state_dict().items()}
+        run.best = {"loss": val_loss, "epoch": epoch, "state": state}
+    progress(f"epoch {epoch + 1}/{config.epochs}: train loss {train_loss:.4f} "
+             f"acc {train_acc:.3f} | val loss {val_loss:.4f} acc {val_acc:.3f}"
+             f" | lr {lr:.2e} | {seconds:.1f} s, {seen / seconds:.0f} img/s")
+
+
 def train_model(
     dataset_path: str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -218,103 +327,32 @@ def train_model(
                                     weights=weights.get(split)) for split in ("train", "val"))
     if len(train) == 0 or len(val) == 0:
         raise InputError(f"{dataset_path}: the train and val splits must not be empty "
-                            f"(train {len(train)}, val {len(val)})")
+                         f"(train {len(train)}, val {len(val)})")
     in_shape = tuple(int(s) for s in root["train/images"].shape[1:])
-
-    torch.manual_seed(config.seed)
-    model = build_model(config.architecture, in_shape=in_shape, n_classes=len(classes),
-                        **config.options).to(device)
-    autocast, scaler, channels_last = _accelerations(config, device)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    step_model = torch.compile(model) if config.compile else model
-    optimizer = _optimizer(config, model.parameters())
-    scheduler = _scheduler(config, optimizer)
-    generator = torch.Generator().manual_seed(config.seed)
-
-    history: list[dict] = []
-    best = {"loss": math.inf, "epoch": -1, "state": None}
-    start_epoch = 0
+    run = _start(config, device, in_shape, len(classes))
     checkpoint_path = out_dir / "checkpoint.pt"
     digest = config.digest() + ":" + _dataset_digest(root)
-    if checkpoint_path.exists():
-        # on the CPU first: RNG states must stay CPU tensors; load_state_dict moves the rest
-        checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
-        if checkpoint.get("digest") == digest:
-            model.load_state_dict(checkpoint["model"])
-            optimizer.load_state_dict(checkpoint["optimizer"])
-            scheduler.load_state_dict(checkpoint["scheduler"])
-            generator.set_state(checkpoint["generator"])
-            if scaler is not None and checkpoint.get("scaler"):
-                scaler.load_state_dict(checkpoint["scaler"])
-            _set_rng_state(checkpoint["rng"])
-            history, best = checkpoint["history"], checkpoint["best"]
-            start_epoch = checkpoint["epoch"] + 1
-            progress(f"resuming {name} from its checkpoint after epoch {start_epoch}")
-        else:
-            progress(f"ignoring a checkpoint of {name} made with other settings or data")
-
-    progress(f"training {name} ({config.architecture}, {count_parameters(model)} parameters) "
-             f"on {device} with {len(train)} train / {len(val)} val images of {in_shape}"
-             f"{' streamed from Zarr' if train.streaming else ''}"
-             f"{', mixed precision' if autocast is not contextlib.nullcontext else ''}"
-             f"{', channels-last' if channels_last else ''}"
+    _resume(run, checkpoint_path, digest, name=name, progress=progress)
+    progress(f"training {name} ({config.architecture}, {count_parameters(run.model)} "
+             f"parameters) on {device} with {len(train)} train / {len(val)} val images of "
+             f"{in_shape}{' streamed from Zarr' if train.streaming else ''}"
+             f"{', mixed precision' if run.autocast is not contextlib.nullcontext else ''}"
+             f"{', channels-last' if run.channels_last else ''}"
              f"{', compiled' if config.compile else ''}")
-    epochs_run = 0
-    for epoch in range(start_epoch, config.epochs):
-        if best["epoch"] >= 0 and epoch - best["epoch"] > config.patience:
+    for epochs_run, epoch in enumerate(range(run.start_epoch, config.epochs)):
+        if run.best["epoch"] >= 0 and epoch - run.best["epoch"] > config.patience:
             progress(f"early stopping: no val-loss improvement for {config.patience} epochs")
             break
         if max_epochs_this_run is not None and epochs_run >= max_epochs_this_run:
-            return history
-        tic = time.perf_counter()
-        model.train()
-        total_loss, correct, seen = 0.0, 0, 0
-        bar = tqdm(total=len(train), desc=f"{name} epoch {epoch + 1}/{config.epochs}",
-                   unit="img", leave=False, disable=not sys.stderr.isatty())
-        for x, y, *w in train.batches(config.batch_size, generator):
-            x, y = x.to(device), y.to(device)
-            if channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            optimizer.zero_grad(set_to_none=True)
-            with autocast():
-                logits = step_model(x)
-                loss, _ = _weighted_loss(logits, y, w)
-            if scaler is not None:
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                loss.backward()
-                optimizer.step()
-            total_loss += loss.item() * len(y)
-            correct += (logits.argmax(1) == y).sum().item()
-            seen += len(y)
-            bar.update(len(y))
-        bar.close()
-        lr = optimizer.param_groups[0]["lr"]
-        scheduler.step()
-        seconds = time.perf_counter() - tic
-        val_loss, val_acc = _evaluate(step_model, val, device, autocast)
-        record = {"epoch": epoch + 1, "train_loss": total_loss / seen,
-                  "train_accuracy": correct / seen, "val_loss": val_loss,
-                  "val_accuracy": val_acc, "learning_rate": lr, "seconds": seconds,
-                  "images_per_second": seen / seconds}
-        history.append(record)
-        if val_loss < best["loss"]:
-            best = {"loss": val_loss, "epoch": epoch,
-                    "state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
-        progress(f"epoch {epoch + 1}/{config.epochs}: train loss {record['train_loss']:.4f} "
-                 f"acc {record['train_accuracy']:.3f} | val loss {val_loss:.4f} acc {val_acc:.3f}"
-                 f" | lr {lr:.2e} | {seconds:.1f} s, {record['images_per_second']:.0f} img/s")
-        _save_checkpoint(checkpoint_path, model, optimizer, scheduler, scaler, generator,
-                         history, best, epoch, digest)
-        epochs_run += 1
+            return run.history
+        _epoch(run, epoch, train, val, config, name=name, progress=progress)
+        _save_checkpoint(checkpoint_path, run, epoch, digest)
 
-    model.load_state_dict(best["state"])
-    _finish(model, out_dir, root, config, name=name, history=history,
-            best_epoch=best["epoch"] + 1, example=next(val.batches(256))[0], progress=progress)
-    return history
+    run.model.load_state_dict(run.best["state"])
+    _finish(run.model, out_dir, root, config, name=name, history=run.history,
+            best_epoch=run.best["epoch"] + 1, example=next(val.batches(256))[0],
+            progress=progress)
+    return run.history
 
 
 def _finish(model: nn.Module, out_dir: Path, root, config: TrainConfig, *, name: str,
@@ -395,11 +433,12 @@ def _dataset_digest(root) -> str:
         sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _save_checkpoint(path, model, optimizer, scheduler, scaler, generator, history, best, epoch,
-                     digest):
+def _save_checkpoint(path: Path, run: _Run, epoch: int, digest: str) -> None:
+    """Save everything :func:`_resume` needs to continue after ``epoch``, atomically."""
     with atomic_path(path) as tmp:
-        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(), "generator": generator.get_state(),
-                    "scaler": scaler.state_dict() if scaler is not None else None,
-                    "rng": _rng_state(), "history": history, "best": best, "epoch": epoch,
-                    "digest": digest}, tmp)
+        torch.save({"model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
+                    "scheduler": run.scheduler.state_dict(),
+                    "generator": run.generator.get_state(),
+                    "scaler": run.scaler.state_dict() if run.scaler is not None else None,
+                    "rng": _rng_state(), "history": run.history, "best": run.best,
+                    "epoch": epoch, "digest": digest}, tmp)
