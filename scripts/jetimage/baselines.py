@@ -40,15 +40,13 @@ import numpy as np
 from jetimage import zarr_store
 from jetimage.files import InputError, atomic_path
 
-#: The architectures of this module (the others are the image models of jetimage.models).
-BASELINES = ("bdt", "hlf-mlp", "cuts")
-
 #: Default high-level features: the groomed mass and the classic ratios (hls4ml's jet set uses
 #: ECF ratios on mMDT-groomed jets, the groomed mass and the multiplicity).
 FEATURES = ("msd", "mass", "tau21", "tau32", "c2_b1", "d2_b1", "d2_b2", "n2_b1",
             "multiplicity")
 
-_REGISTRY: dict[str, Callable] = {}
+#: The baselines' trainers by architecture name (the image models are jetimage.models').
+BASELINES: dict[str, Callable] = {}
 
 #: Keyword arguments every trainer gets from the run, not from the config's options.
 RUN_ARGUMENTS = ("signal", "n_classes", "seed", "weights")
@@ -57,7 +55,7 @@ RUN_ARGUMENTS = ("signal", "n_classes", "seed", "weights")
 def register(name: str):
     """Add a baseline's trainer to the registry (its keyword options are the config's)."""
     def add(trainer):
-        _REGISTRY[name] = trainer
+        BASELINES[name] = trainer
         return trainer
     return add
 
@@ -257,7 +255,7 @@ def train_baseline(dataset_path: str | os.PathLike, out_dir: str | os.PathLike, 
     atomically; returns the model's ``info``."""
     import torch
 
-    if architecture not in _REGISTRY:
+    if architecture not in BASELINES:
         raise ValueError(f"unknown baseline {architecture!r}; choose from {BASELINES}")
     root = zarr_store.open_store(dataset_path)
     classes = list(root.attrs["classes"])
@@ -271,7 +269,7 @@ def train_baseline(dataset_path: str | os.PathLike, out_dir: str | os.PathLike, 
                              bins=planing_bins)
         weights = (fitted.weights(train, labels[0]), fitted.weights(val, labels[1]))
     tic = time.perf_counter()
-    tagger = _REGISTRY[architecture](train, val, labels, signal=classes.index(signal),
+    tagger = BASELINES[architecture](train, val, labels, signal=classes.index(signal),
                                      n_classes=len(classes), seed=seed, weights=weights,
                                      **options)
     seconds = time.perf_counter() - tic

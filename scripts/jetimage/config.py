@@ -8,23 +8,23 @@ hold exactly what its output depends on.
 
 from __future__ import annotations
 
-import ast
 import copy
 import difflib
 import glob
+import inspect
 import json
 import math
 import os
 from collections.abc import Mapping
-from functools import lru_cache
 from pathlib import Path
 
 import jsonschema
 import yaml
 
 from jetimage import readers, remote
-from jetimage.baselines import RUN_ARGUMENTS
+from jetimage.baselines import BASELINES, RUN_ARGUMENTS
 from jetimage.generate import Detector, GeneratorSettings, JetSelection
+from jetimage.models import MIN_PIXELS, MODELS
 from jetimage.parallel import check_scheduler
 from jetimage.pixelate import ImageSpec
 from jetimage.readers import IMAGE_FORMATS
@@ -247,38 +247,24 @@ def _describe_classes(sample: dict) -> str:
     return f"labelled by {dict(sample['labels'])}"
 
 
-@lru_cache(maxsize=2)
-def _models_syntax(module: str = "models.py") -> ast.Module:
-    return ast.parse((Path(__file__).with_name(module)).read_text())
-
-
-
-
 def is_baseline(config: dict, model: str) -> bool:
     """Whether a model is a baseline on high-level features (jetimage.baselines)."""
     return config["models"][model]["architecture"] in baseline_architectures()
 
 
 def baseline_architectures() -> set[str]:
-    return set(model_options("baselines.py"))
+    """The architectures of :mod:`jetimage.baselines` (taggers on high-level features)."""
+    return set(BASELINES)
 
 
-def model_options(module: str | None = None) -> dict[str, dict[str, str]]:
-    """Keyword options of each registered architecture and their annotations (``int``,
-    ``float``, ``str``, ``tuple[int, int]``, ``tuple[int, ...]``, ``tuple[str, ...]``), read
-    from the syntax of models.py and baselines.py (so that checking a config does not import
-    torch), or of one of them."""
-    found = {}
-    for name in [module] if module else ["models.py", "baselines.py"]:
-        for node in _models_syntax(name).body:
-            if not isinstance(node, ast.FunctionDef):
-                continue
-            for deco in node.decorator_list:
-                if isinstance(deco, ast.Call) and getattr(deco.func, "id", "") == "register":
-                    found[deco.args[0].value] = {a.arg: ast.unparse(a.annotation)
-                                                 for a in node.args.kwonlyargs
-                                                 if a.arg not in RUN_ARGUMENTS}
-    return found
+def model_options() -> dict[str, dict[str, str]]:
+    """Keyword options of each registered architecture (image models and baselines) and their
+    annotations (``int``, ``float``, ``str``, ``tuple[int, int]``, ``tuple[int, ...]``,
+    ``tuple[str, ...]``), from the factories' signatures."""
+    return {name: {p.name: str(p.annotation)
+                   for p in inspect.signature(factory).parameters.values()
+                   if p.kind is p.KEYWORD_ONLY and p.name not in RUN_ARGUMENTS}
+            for name, factory in (MODELS | BASELINES).items()}
 
 
 def _is_int(value) -> bool:
@@ -310,16 +296,6 @@ def option_value_problem(name: str, annotation: str, value) -> str | None:
         what = f"{length} positive integers" if length else "a list of positive integers"
         return None if ok else what
     return None
-
-
-def min_pixels() -> dict[str, int]:
-    """``jetimage.models.MIN_PIXELS``, read from the syntax of models.py (no torch import)."""
-    for node in _models_syntax().body:
-        if isinstance(node, ast.AnnAssign | ast.Assign):
-            targets = [node.target] if isinstance(node, ast.AnnAssign) else node.targets
-            if any(getattr(t, "id", "") == "MIN_PIXELS" for t in targets):
-                return ast.literal_eval(node.value)
-    return {}
 
 
 def _check_model_options(name: str, model: dict) -> None:
@@ -363,7 +339,7 @@ def _check_images(config: dict) -> None:
     for name, model in config["models"].items():
         if model["architecture"] in baseline_architectures():
             continue
-        needed = min_pixels().get(model["architecture"], 1)
+        needed = MIN_PIXELS.get(model["architecture"], 1)
         if min(images["npix"]) < needed:
             raise ConfigError(f"config key models/{name}: {model['architecture']} needs images "
                               f"of at least {needed}×{needed} pixels, images/npix is "
