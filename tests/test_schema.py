@@ -1,6 +1,7 @@
-"""The config schema and the code agree: every default and every list of names that both the
-schema and a settings class or registry hold is the same in both (a step of #21: each now has
-two homes, and this test fails when they drift apart)."""
+"""The config schema and the code agree. Each default is written once, in the schema, and the
+settings classes and stage defaults read it (jetimage.defaults); each list of names lives in the
+code and the schema marks where it goes (x-names). These tests fail when a literal creeps back
+into either home."""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ from jetimage import (
     readers,
     zarr_store,
 )
-from jetimage.config import SCHEMA, TRAINING_KEYS
+from jetimage.config import TRAINING_KEYS, schema_document
+from jetimage.defaults import SCHEMA
 from jetimage.train import TrainConfig
 
 PROPERTIES = yaml.safe_load(SCHEMA.read_text())["properties"]
@@ -64,16 +66,31 @@ def test_generation_defaults_equal_the_generator_classes():
     assert detector == class_defaults(generate.Detector)
 
 
-def test_name_lists_equal_the_code():
-    images = PROPERTIES["images"]["properties"]
-    assert images["channels"]["items"]["enum"] == list(pixelate.CHANNELS) == list(kernel.CHANNELS)
-    sample = PROPERTIES["samples"]["additionalProperties"]["properties"]
+def test_name_lists_come_from_the_code():
+    text = SCHEMA.read_text()
+    for names in (pixelate.CHANNELS, readers.FORMATS, generate.PROCESSES, models.MODELS):
+        assert f"enum: [{', '.join(names)}]" not in text  # no second home in the schema
+    properties = schema_document()["properties"]
+    images = properties["images"]["properties"]
+    assert images["channels"]["items"]["enum"] == list(pixelate.CHANNELS)
+    assert list(kernel.CHANNELS) == list(pixelate.CHANNELS)
+    sample = properties["samples"]["additionalProperties"]["properties"]
     assert sample["format"]["enum"] == list(readers.FORMATS)
     assert set(sample["process"]["enum"]) == set(generate.PROCESSES)
-    architectures = PROPERTIES["models"]["additionalProperties"]["properties"]["architecture"]
+    architectures = properties["models"]["additionalProperties"]["properties"]["architecture"]
     assert set(architectures["enum"]) == set(models.MODELS) | set(baselines.BASELINES)
-    predict = PROPERTIES["predict"]["properties"]["files"]["items"]["oneOf"][1]["properties"]
+    predict = properties["predict"]["properties"]["files"]["items"]["oneOf"][1]["properties"]
     assert set(predict["format"]["enum"]) == set(readers.FORMATS) - set(readers.IMAGE_FORMATS)
+    assert "'x-names':" not in str(schema_document())  # every marker filled in
+
+
+def test_an_unknown_name_is_refused_with_the_codes_list():
+    from jetimage.config import ConfigError, validate
+
+    config = yaml.safe_load((SCHEMA.parents[2] / "config" / "config.yaml").read_text())
+    config["images"] = {"channels": ["pt", "charge_pt"]}
+    with pytest.raises(ConfigError, match="did you mean 'charged_pt'"):
+        validate(config)
 
 
 def test_stage_defaults_equal_the_library_defaults():

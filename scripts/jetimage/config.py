@@ -9,13 +9,13 @@ hold exactly what its output depends on.
 from __future__ import annotations
 
 import copy
-import difflib
 import glob
 import inspect
 import json
 import math
 import os
 from collections.abc import Mapping
+from functools import cache
 from pathlib import Path
 
 import jsonschema
@@ -23,14 +23,15 @@ import yaml
 
 from jetimage import readers, remote
 from jetimage.baselines import BASELINES, RUN_ARGUMENTS
-from jetimage.generate import Detector, GeneratorSettings, JetSelection
+from jetimage.defaults import schema
+from jetimage.generate import PROCESSES, Detector, GeneratorSettings, JetSelection
 from jetimage.models import MIN_PIXELS, MODELS
 from jetimage.parallel import check_scheduler
-from jetimage.pixelate import ImageSpec
+from jetimage.pixelate import CHANNELS, ImageSpec
 from jetimage.readers import IMAGE_FORMATS
+from jetimage.suggest import did_you_mean
 
 #: The config's JSON Schema, shipped with the package (workflow/schemas/ links to it).
-SCHEMA = Path(__file__).with_name("config.schema.yaml")
 #: No generated jet reaches REACH times the pT-hat range's upper edge.
 REACH = 2.0
 TRAINING_KEYS = ("epochs", "batch_size", "learning_rate", "weight_decay", "optimizer", "schedule",
@@ -79,9 +80,36 @@ def load(path: str | os.PathLike) -> dict:
     return config
 
 
-def validate(config: dict, schema: str | Path = SCHEMA) -> dict:
+def _names() -> dict[str, list[str]]:
+    """The lists of names the schema marks with ``x-names``, from their homes in the code."""
+    return {"jetimage.generate.PROCESSES": list(PROCESSES),
+            "jetimage.readers.FORMATS": list(readers.FORMATS),
+            "jetimage.readers.CONSTITUENT_FORMATS": list(readers.CONSTITUENT_FORMATS),
+            "jetimage.pixelate.CHANNELS": list(CHANNELS),
+            "jetimage.models.MODELS + jetimage.baselines.BASELINES": [*MODELS, *BASELINES]}
+
+
+def _fill_names(node, names: dict[str, list[str]]):
+    """A copy of a schema node with every ``x-names`` marker replaced by its ``enum``."""
+    if isinstance(node, list):
+        return [_fill_names(item, names) for item in node]
+    if not isinstance(node, dict):
+        return node
+    filled = {k: _fill_names(v, names) for k, v in node.items() if k != "x-names"}
+    if "x-names" in node:
+        filled["enum"] = names[node["x-names"]]
+    return filled
+
+
+@cache
+def schema_document() -> dict:
+    """The config schema with its lists of names filled in (see :func:`_names`)."""
+    return _fill_names(schema(), _names())
+
+
+def validate(config: dict) -> dict:
     """A validated copy of ``config`` with the schema's defaults filled in, then :func:`check`."""
-    schema_doc = yaml.safe_load(Path(schema).read_text())
+    schema_doc = schema_document()
     _check_finite(config, "")
     config = copy.deepcopy(config)
     validator = _with_defaults(jsonschema.validators.validator_for(schema_doc))(schema_doc)
@@ -107,7 +135,9 @@ def _check_finite(value, where: str) -> None:
 
 
 def _hint(err: jsonschema.ValidationError, schema_doc: dict) -> str:
-    """'; did you mean ...?' for an unknown key close to a known one."""
+    """'; did you mean ...?' for an unknown key or name close to a known one."""
+    if err.validator == "enum":
+        return did_you_mean(err.instance, err.validator_value)
     if err.validator not in ("additionalProperties", "unevaluatedProperties") or \
             not isinstance(err.instance, dict):
         return ""
@@ -118,8 +148,8 @@ def _hint(err: jsonschema.ValidationError, schema_doc: dict) -> str:
     hints = []
     for name in err.instance:
         if name not in known:
-            close = difflib.get_close_matches(str(name), sorted(known), n=1, cutoff=0.6)
-            hints.append(f"{name!r}: did you mean {close[0]!r}?" if close else
+            hint = did_you_mean(name, known)
+            hints.append(f"{name!r}:{hint[1:]}" if hint else
                          f"{name!r} is not a key here (known: {', '.join(sorted(known))})")
     return "; " + "; ".join(hints) if hints else ""
 
@@ -302,10 +332,9 @@ def _check_model_options(name: str, model: dict) -> None:
     known = model_options().get(model["architecture"], {})
     for option, value in model.get("options", {}).items():
         if option not in known:
-            close = difflib.get_close_matches(option, sorted(known), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
             raise ConfigError(f"config key models/{name}/options: {model['architecture']} has "
-                              f"no option {option!r} (it has {sorted(known) or 'none'}){hint}")
+                              f"no option {option!r} (it has {sorted(known) or 'none'})"
+                              f"{did_you_mean(option, known)}")
         problem = option_value_problem(option, known[option], value)
         if problem:
             raise ConfigError(f"config key models/{name}/options/{option}: must be {problem}, "

@@ -50,6 +50,7 @@ import numpy as np
 import zarr
 
 from jetimage import parallel, zarr_store
+from jetimage.defaults import default
 from jetimage.files import InputError, atomic_path
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
 
 #: Default memory budget of one bucket job's images, in MB.
-DEFAULT_MEMORY_MB = 4000.0
+DEFAULT_MEMORY_MB = default("dataset", "memory_mb")
 
 #: Zstandard level of the dataset's arrays: -1 (a fast level) against the image stores' 1, on
 #: real 40×40 top-jet images, encodes 1.26× and decodes 1.48× faster for 4% more bytes; the

@@ -30,6 +30,8 @@ import awkward as ak
 import numpy as np
 import vector
 
+from jetimage.defaults import default
+
 log = logging.getLogger(__name__)
 
 vector.register_awkward()
@@ -102,12 +104,12 @@ def check_finite(settings) -> None:
 class JetSelection:
     """Jet definition and kinematic window."""
 
-    radius: float = 0.8
-    algorithm: str = "antikt"
-    pt_min: float = 550.0
-    pt_max: float = 650.0
-    abs_eta_max: float = 2.0
-    match_dr: float = 0.8
+    radius: float = default("generation", "jets", "radius")
+    algorithm: str = default("generation", "jets", "algorithm")
+    pt_min: float = default("generation", "jets", "pt_min")
+    pt_max: float = default("generation", "jets", "pt_max")
+    abs_eta_max: float = default("generation", "jets", "abs_eta_max")
+    match_dr: float = default("generation", "jets", "match_dr")
 
     def __post_init__(self) -> None:
         check_finite(self)
@@ -126,10 +128,10 @@ class Detector:
     constituent at the cell centre (PDG id 0, charge 0).
     """
 
-    cell_eta: float = 0.1
-    cell_phi: float = 0.1
-    photon_resolution: tuple[float, float] = (0.10, 0.01)
-    hadron_resolution: tuple[float, float] = (0.50, 0.05)
+    cell_eta: float = default("generation", "detector", "cell_eta")
+    cell_phi: float = default("generation", "detector", "cell_phi")
+    photon_resolution: tuple[float, float] = default("generation", "detector", "photon_resolution")
+    hadron_resolution: tuple[float, float] = default("generation", "detector", "hadron_resolution")
 
     def __post_init__(self) -> None:
         check_finite(self)

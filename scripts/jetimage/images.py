@@ -28,6 +28,7 @@ import numpy as np
 import zarr
 
 from jetimage.batches import Counts, ImageBatch, Jets
+from jetimage.defaults import default
 from jetimage.files import InputError, atomic_path
 from jetimage.parallel import check_scheduler, dask_runner
 from jetimage.pixelate import ImageSpec, flatten_constituents, images_from_flat, normalize_images
@@ -41,7 +42,7 @@ from jetimage.zarr_store import (
 
 #: Largest fraction of a file's jets the images stage may drop (no constituents, empty image,
 #: invalid constituents) before it fails the file.
-DEFAULT_MAX_DROPPED_FRACTION = 0.05
+DEFAULT_MAX_DROPPED_FRACTION = default("samples", "*", "max_dropped_fraction")
 
 
 def _pixelate_task(spec: ImageSpec, flat) -> tuple[np.ndarray, np.ndarray]:

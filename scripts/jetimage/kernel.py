@@ -23,6 +23,8 @@ import math
 import numba
 import numpy as np
 
+from jetimage import pixelate
+
 TWO_PI = 2.0 * math.pi
 REASSOCIATE = {"reassoc"}  # lets LLVM vectorise the per-jet sums
 
@@ -30,8 +32,7 @@ REASSOCIATE = {"reassoc"}  # lets LLVM vectorise the per-jet sums
 COORDINATES = {"rapidity": 0, "pseudorapidity": 1}
 PHI_REFS = {"hardest": 0, "axis": 1}
 CENTERS = {"escheme": 0, "ptcentroid": 1, "leading": 2, "none": 3}
-CHANNELS = {"pt": 0, "charged_pt": 1, "neutral_pt": 2, "counts": 3, "charged_counts": 4,
-            "energy": 5}
+CHANNELS = {name: code for code, name in enumerate(pixelate.CHANNELS)}
 
 
 @numba.njit(cache=True, nogil=True, inline="always")

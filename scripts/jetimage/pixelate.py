@@ -15,7 +15,9 @@ import awkward as ak
 import numpy as np
 
 from jetimage import preprocess
+from jetimage.defaults import default
 
+#: Image channels; a channel's position is its code in :mod:`jetimage.kernel`.
 CHANNELS = ("pt", "charged_pt", "neutral_pt", "counts", "charged_counts", "energy")
 _NEEDS_CHARGE = {"charged_pt", "neutral_pt", "charged_counts"}
 _PT_LIKE = {"pt", "charged_pt", "neutral_pt"}
@@ -49,16 +51,16 @@ class ImageSpec:
         True
     """
 
-    npix: tuple[int, int] = (40, 40)
-    width: tuple[float, float] = (1.6, 1.6)
-    coordinate: str = "rapidity"
-    phi_ref: str = "hardest"
-    center: str = "escheme"
-    rotate: bool = True
-    reflect: str = "both"
-    centroid_pixel_shift: bool = False
-    channels: tuple[str, ...] = ("pt",)
-    normalize: str = "l1"
+    npix: tuple[int, int] = default("images", "npix")
+    width: tuple[float, float] = default("images", "width")
+    coordinate: str = default("images", "coordinate")
+    phi_ref: str = default("images", "phi_ref")
+    center: str = default("images", "center")
+    rotate: bool = default("images", "rotate")
+    reflect: str = default("images", "reflect")
+    centroid_pixel_shift: bool = default("images", "centroid_pixel_shift")
+    channels: tuple[str, ...] = default("images", "channels")
+    normalize: str = default("images", "normalize")
 
     def __post_init__(self) -> None:
         for name in ("npix", "width"):

@@ -35,7 +35,6 @@ n_constituents, entry`` (row in the file), ``label`` (class index) and any other
 from __future__ import annotations
 
 import contextlib
-import difflib
 import os
 import re
 from collections.abc import Iterator
@@ -48,12 +47,16 @@ import vector
 
 from jetimage import preprocess, remote
 from jetimage.batches import Counts, ImageBatch, Jets
+from jetimage.defaults import default
 from jetimage.files import InputError
+from jetimage.suggest import did_you_mean
 
 vector.register_awkward()
 
 FORMATS = ("root", "parquet", "toptagging", "nanoaod", "images-h5")
 IMAGE_FORMATS = ("images-h5",)
+#: Formats of jets with constituents (what the predict stage's files may be).
+CONSTITUENT_FORMATS = tuple(f for f in FORMATS if f not in IMAGE_FORMATS)
 
 #: Reader options each format accepts (the ``reader:`` mapping of a sample).
 OPTIONS = {
@@ -149,7 +152,7 @@ class Labels:
 
 
 def read(path: str | os.PathLike, *, format: str, labels: Labels | None = None,
-         step: int = 16384,
+         step: int = default("dask", "batch_jets"),
          counts: Counts | None = None, **options) -> Iterator[Jets | ImageBatch]:
     """Stream a file as batches of at most ``step`` jets (see the module docstring).
 
@@ -226,10 +229,8 @@ def check_options(format: str, options: dict) -> None:
     known = OPTIONS[format]
     for name in options:
         if name not in known:
-            close = difflib.get_close_matches(name, sorted(known), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
             raise ValueError(f"format {format!r} has no reader option {name!r} (it has "
-                             f"{sorted(known)}){hint}")
+                             f"{sorted(known)}){did_you_mean(name, known)}")
 
 
 #: Reader options whose values are checked before any file is read: name → (test, what).

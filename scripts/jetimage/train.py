@@ -28,6 +28,7 @@ from torch import nn
 from tqdm import tqdm
 
 from jetimage import loader, zarr_store
+from jetimage.defaults import default
 from jetimage.files import InputError, atomic_path
 from jetimage.inference import ONNX_OPSET, export_model
 from jetimage.models import build_model, count_parameters
@@ -42,21 +43,21 @@ class TrainConfig:
 
     architecture: str
     options: dict = field(default_factory=dict)
-    epochs: int = 10
-    batch_size: int = 128
-    learning_rate: float = 1e-3
-    weight_decay: float = 0.0
-    optimizer: str = "adam"
-    schedule: str = "cosine"
-    patience: int = 5
+    epochs: int = default("training", "epochs")
+    batch_size: int = default("training", "batch_size")
+    learning_rate: float = default("training", "learning_rate")
+    weight_decay: float = default("training", "weight_decay")
+    optimizer: str = default("training", "optimizer")
+    schedule: str = default("training", "schedule")
+    patience: int = default("training", "patience")
     seed: int = 0
-    device: str = "auto"
-    memory_budget_mb: float = 4000.0
-    mixed_precision: str = "auto"
-    channels_last: str = "auto"
-    compile: bool = False
-    planing: tuple[str, ...] = ()
-    planing_bins: int = 10
+    device: str = default("training", "device")
+    memory_budget_mb: float = default("training", "memory_budget_mb")
+    mixed_precision: str = default("training", "mixed_precision")
+    channels_last: str = default("training", "channels_last")
+    compile: bool = default("training", "compile")
+    planing: tuple[str, ...] = default("training", "planing")
+    planing_bins: int = default("training", "planing_bins")
 
     def __post_init__(self) -> None:
         for name in ("learning_rate", "weight_decay", "memory_budget_mb"):

@@ -14,12 +14,13 @@ import numpy as np
 import zarr
 from zarr.codecs import ZstdCodec
 
+from jetimage.defaults import default
 from jetimage.files import InputError
 
 #: Jets per Zarr chunk along the jet axis (a 40×40 float32 chunk of 1024 jets is 6.5 MB raw).
 #: Measured by scripts/bench/images.py: 1024 reads fastest of 256, 1024 and 4096, and is also
 #: the Dask task size, so that each task writes exactly its own chunk.
-DEFAULT_CHUNK_JETS = 1024
+DEFAULT_CHUNK_JETS = default("dask", "chunk_jets")
 
 #: Jets per chunk of the per-jet 1-d arrays (labels, jets/*) of a per-file store: 128 kB of
 #: int64 or float64. Chunks of 1024 (8 kB) made each append of a 16,384-jet batch cost 14 ms
