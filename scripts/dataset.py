@@ -5,13 +5,13 @@ import time
 from jetimage.dataset import assemble_dataset
 from jetimage.logs import setup
 
-log = setup(snakemake.log[0], "jetimage.dataset")  # noqa: F821
-params = snakemake.params[0]  # noqa: F821
-inp = snakemake.input  # noqa: F821
+log = setup(snakemake.log[0], "jetimage.dataset")
+params = snakemake.params.settings
+inp = snakemake.input
 
 tic = time.perf_counter()
 attrs = assemble_dataset(
-    snakemake.output[0],  # noqa: F821
+    snakemake.output[0],
     list(inp.buckets),
     list(inp.stores),
     classes=params["classes"],

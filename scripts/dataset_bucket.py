@@ -5,24 +5,24 @@ import time
 from jetimage.dataset import write_bucket
 from jetimage.logs import setup
 
-log = setup(snakemake.log[0], "jetimage.dataset")  # noqa: F821
-params = snakemake.params[0]  # noqa: F821
+log = setup(snakemake.log[0], "jetimage.dataset")
+params = snakemake.params.settings
 
 tic = time.perf_counter()
-inp = snakemake.input  # noqa: F821
+inp = snakemake.input
 attrs = write_bucket(
-    snakemake.output[0],  # noqa: F821
+    snakemake.output[0],
     list(inp.stores),
     observables=list(inp.observables) or None,
-    bucket=int(snakemake.wildcards.bucket),  # noqa: F821
+    bucket=int(snakemake.wildcards.bucket),
     buckets=params["buckets"],
     classes=params["classes"],
     fractions=params["split"],
     seed=params["seed"],
     chunk_jets=params["chunk_jets"],
-    memory_mb=snakemake.config["dataset"]["memory_mb"],  # noqa: F821
-    scheduler=snakemake.config["dask"]["scheduler"],  # noqa: F821
-    num_workers=snakemake.threads,  # noqa: F821
+    memory_mb=snakemake.config["dataset"]["memory_mb"],
+    scheduler=snakemake.config["dask"]["scheduler"],
+    num_workers=snakemake.threads,
     progress=log.info,
 )
 n = sum(s["n"] for s in attrs["splits"].values())

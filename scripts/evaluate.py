@@ -3,14 +3,14 @@
 from jetimage.evaluate import evaluate_model
 from jetimage.logs import setup
 
-log = setup(snakemake.log[0], "jetimage.evaluate")  # noqa: F821
-params = snakemake.params[0]  # noqa: F821
+log = setup(snakemake.log[0], "jetimage.evaluate")
+params = snakemake.params.settings
 evaluate_model(
-    snakemake.input.model,  # noqa: F821
-    snakemake.input.history,  # noqa: F821
-    snakemake.input.dataset,  # noqa: F821
-    snakemake.output,  # noqa: F821
-    name=snakemake.wildcards.model,  # noqa: F821
+    snakemake.input.model,
+    snakemake.input.history,
+    snakemake.input.dataset,
+    snakemake.output,
+    name=snakemake.wildcards.model,
     signal=params["signal"],
     efficiencies=params["efficiencies"],
     working_point=params["working_point"],
@@ -18,4 +18,4 @@ evaluate_model(
     seed=params["seed"],
     log=log,
 )
-log.info("wrote %s, %s and plots", snakemake.output.metrics, snakemake.output.scores)  # noqa: F821
+log.info("wrote %s, %s and plots", snakemake.output.metrics, snakemake.output.scores)

@@ -4,8 +4,8 @@ from jetimage.files import write_jets_root
 from jetimage.generate import GeneratorSettings, generate_jets
 from jetimage.logs import setup
 
-log = setup(snakemake.log[0], "jetimage.generate")  # noqa: F821
-params = snakemake.params[0]  # noqa: F821
+log = setup(snakemake.log[0], "jetimage.generate")
+params = snakemake.params.settings
 settings = GeneratorSettings.from_dict(params["settings"])
 log.info("process %s, %d events, seed %d, settings %s", settings.process, params["events"],
          params["seed"], settings)
@@ -24,5 +24,5 @@ if len(columns["jet_pt"]) == 0:
                        f"in the window {jets.pt_min} < pT < {jets.pt_max} GeV, |eta| < "
                        f"{jets.abs_eta_max} (generation/jets) from pT-hat {settings.pt_hat_min}-"
                        f"{settings.pt_hat_max} GeV (generation/pt_hat); no shard written")
-write_jets_root(snakemake.output[0], columns)  # noqa: F821
-log.info("wrote %d jets to %s", len(columns["jet_pt"]), snakemake.output[0])  # noqa: F821
+write_jets_root(snakemake.output[0], columns)
+log.info("wrote %d jets to %s", len(columns["jet_pt"]), snakemake.output[0])

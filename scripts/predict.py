@@ -6,8 +6,8 @@ from jetimage.inference import load_exported
 from jetimage.logs import setup
 from jetimage.predict import score_batches
 
-log = setup(snakemake.log[0], "jetimage.predict")  # noqa: F821
-inp, out, params = snakemake.input, snakemake.output, snakemake.params[0]  # noqa: F821
+log = setup(snakemake.log[0], "jetimage.predict")
+inp, out, params = snakemake.input, snakemake.output, snakemake.params.settings
 reader = params["reader"]
 
 session, info = load_exported(inp.model, inp.exported)

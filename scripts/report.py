@@ -3,11 +3,11 @@
 from jetimage.logs import setup
 from jetimage.report import write_report
 
-log = setup(snakemake.log[0], "jetimage.report")  # noqa: F821
-params = snakemake.params  # noqa: F821
+log = setup(snakemake.log[0], "jetimage.report")
+params = snakemake.params
 write_report(
-    snakemake.input,  # noqa: F821
-    snakemake.output,  # noqa: F821
+    snakemake.input,
+    snakemake.output,
     models=params.models,
     plot_names=params.plots,
     signal=params.signal,
@@ -16,6 +16,6 @@ write_report(
     reference_model=params.reference_model,
     origins=params.origins,
     kinds=params.kinds,
-    config=snakemake.config,  # noqa: F821
+    config=snakemake.config,
 )
-log.info("wrote %s (%d models)", snakemake.output.html, len(params.models))  # noqa: F821
+log.info("wrote %s (%d models)", snakemake.output.html, len(params.models))

@@ -5,11 +5,11 @@ from pathlib import Path
 from jetimage.baselines import train_baseline
 from jetimage.logs import setup
 
-log = setup(snakemake.log[0], "jetimage.train")  # noqa: F821
-settings = snakemake.params.settings  # noqa: F821
+log = setup(snakemake.log[0], "jetimage.train")
+settings = snakemake.params.settings
 info = train_baseline(
-    snakemake.input[0],  # noqa: F821
-    Path(snakemake.output.model).parent,  # noqa: F821
+    snakemake.input[0],
+    Path(snakemake.output.model).parent,
     architecture=settings["architecture"],
     options=settings["options"],
     signal=settings["signal"],
@@ -18,4 +18,4 @@ info = train_baseline(
     planing_bins=settings["planing_bins"],
     progress=log.info,
 )
-log.info("fitted %s on %s", snakemake.wildcards.model, info["features"])  # noqa: F821
+log.info("fitted %s on %s", snakemake.wildcards.model, info["features"])

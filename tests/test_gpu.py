@@ -7,14 +7,14 @@ import os
 
 os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS, before init
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from sklearn.metrics import roc_auc_score  # noqa: E402
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import roc_auc_score
 
-from jetimage.dataset import load_split  # noqa: E402
+from jetimage.dataset import load_split
 from jetimage.inference import load_model, predict_scores
-from jetimage.train import TrainConfig, train_model  # noqa: E402
+from jetimage.train import TrainConfig, train_model
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]

@@ -11,6 +11,6 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from jetimage.pixelate import ImageSpec, make_images  # noqa: E402
+from jetimage.pixelate import ImageSpec, make_images
 
 __all__ = ["ImageSpec", "__version__", "make_images"]

@@ -262,3 +262,30 @@ def _check_dropped(source, counts: Counts, max_fraction: float) -> None:
         raise InputError(f"{source}: {n_lost} of {counts.read} jets "
                             f"({n_lost / counts.read:.1%}) were dropped, more than the sample's "
                             f"max_dropped_fraction {max_fraction:g}; by reason: {lost}")
+
+
+def image_file(source: str | os.PathLike, output: str | os.PathLike, *, reader: dict,
+               spec: dict, sample: str, classes: list[str], batch_jets: int, chunk_jets: int,
+               max_dropped_fraction: float, scheduler: str = "threads", num_workers: int = 1,
+               progress: Callable[[str], None] | None = None) -> dict:
+    """The images stage for one input file (a path or a ``root://`` URL): read it with its
+    reader settings (``format``, ``labels``, ``options``, as
+    :func:`jetimage.config.reader_settings` gives them), pixelate with ``spec`` (an
+    :meth:`ImageSpec.to_dict`; for pre-pixelated formats only its ``normalize`` counts) and
+    write the per-file store ``output`` (:func:`write_image_store`). Returns its attributes."""
+    from jetimage import readers, remote
+
+    labels = readers.Labels(tuple(classes), **reader["labels"])
+    pixelated = reader["format"] in readers.IMAGE_FORMATS
+    attrs = {"sample": sample, "classes": classes, "source": str(source),
+             "source_sha256": remote.checksum(source), "format": reader["format"]}
+    if pixelated:
+        attrs["image_spec"] = {**readers.image_grid(source, labels=labels, **reader["options"]),
+                               "normalize": spec["normalize"]}
+    counts = Counts()
+    batches = readers.read(source, format=reader["format"], labels=labels, step=batch_jets,
+                           counts=counts, **reader["options"])
+    return write_image_store(output, batches, None if pixelated else ImageSpec.from_dict(spec),
+                             attrs=attrs, normalize=spec["normalize"], chunk_jets=chunk_jets,
+                             scheduler=scheduler, num_workers=num_workers, progress=progress,
+                             counts=counts, max_dropped_fraction=max_dropped_fraction)

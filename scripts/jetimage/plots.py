@@ -9,12 +9,12 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import mplhep  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import mplhep
+import numpy as np
 
 from jetimage.files import atomic_path
-from jetimage.metrics import rejection_band, roc  # noqa: E402
+from jetimage.metrics import rejection_band, roc
 
 plt.style.use(mplhep.style.CMS)
 plt.rcParams.update({"font.size": 16, "figure.figsize": (8, 7)})

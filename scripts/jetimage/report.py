@@ -24,6 +24,7 @@ import yaml
 from markupsafe import Markup
 
 from jetimage import zarr_store
+from jetimage.defaults import default
 from jetimage.files import atomic_path
 
 #: Published figures for comparison (different, much larger dataset: 1.2 M training jets).
@@ -137,7 +138,7 @@ def build_report(
     ranked = sorted(metrics, key=lambda m: -metrics[m]["auc"]["value"])
     best = ranked[0] if ranked else None
     evaluation = config.get("evaluation", {})
-    efficiencies = list(evaluation.get("efficiencies", [0.3, 0.5]))
+    efficiencies = list(evaluation.get("efficiencies", default("evaluation", "efficiencies")))
     kinds = kinds or {}
     rows = [_model_row(n, metrics[n], best=best, efficiencies=efficiencies, kinds=kinds)
             for n in ranked]
@@ -152,7 +153,7 @@ def build_report(
         if best else "", efficiencies=efficiencies, origins=list(origins), rows=rows,
         windowed=bool(windows), groomed=any("msd_sculpting" in m for m in metrics.values()),
         window=windows[0] if windows else None,
-        working_point=evaluation.get("working_point", 0.5),
+        working_point=evaluation.get("working_point", default("evaluation", "working_point")),
         uncertainties=(f"Uncertainties from {resamplings} bootstrap resamplings of the test "
                        f"set: ± standard deviation, or the 68% interval where it is asymmetric."
                        if resamplings else "No uncertainties: evaluation/bootstrap is 0."),

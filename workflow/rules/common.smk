@@ -16,6 +16,8 @@ config.update(jc.validate(config))
 validate(config, schema="../schemas/config.schema.yaml")
 
 DATASET = config["dataset"]["name"]
+# the one dataset store every model trains on and is evaluated on (rule dataset's output)
+DATASET_STORE = f"results/datasets/{DATASET}.zarr"
 # the figures of rule evaluate, each as .png (in the report) and .pdf
 EVALUATION_PLOTS = [
     "roc",
@@ -195,7 +197,6 @@ def generate_params(wildcards):
     settings = jc.generator_settings(config, wildcards.sample)
     return jc.canonical(
         {
-            "code": code("generate"),
             "settings": dataclasses.asdict(settings),
             "events": sample["events_per_shard"],
             "seed": derive_seed(config["seed"], wildcards.sample, wildcards.part),
@@ -211,7 +212,6 @@ def image_params(wildcards):
     spec = jc.image_spec(config).to_dict()
     return jc.canonical(
         {
-            "code": code("images"),
             **source_params(jet_file(sample, wildcards.part)),
             # pre-pixelated images depend on the normalisation only, not on the image recipe
             "spec": {"normalize": spec["normalize"]} if pixelated else spec,
@@ -228,7 +228,6 @@ def image_params(wildcards):
 def predict_params(wildcards, group=None, name=None):
     return jc.canonical(
         {
-            "code": code("predict"),
             **source_params(
                 prediction_source(group or wildcards.sample, name or wildcards.part)
             ),
@@ -246,7 +245,6 @@ def predict_file_params(wildcards):
 def friend_params(wildcards):
     return jc.canonical(
         {
-            "code": code("predict_friend"),
             **source_params(prediction_source(wildcards.group, wildcards.name)),
             "reader": prediction_reader(wildcards.group, wildcards.name),
         }
@@ -266,12 +264,11 @@ def observables_params(wildcards):
     )
 
 
-def dataset_params(wildcards, rule="dataset"):
+def dataset_params(wildcards):
     # labels are read from the image stores, which are the rules' inputs; the memory budget
     # changes no output, so it is not here
     return jc.canonical(
         {
-            "code": code(rule),
             "classes": config["classes"],
             "split": config["dataset"]["split"],
             "seed": config["seed"],
@@ -281,14 +278,8 @@ def dataset_params(wildcards, rule="dataset"):
     )
 
 
-def dataset_bucket_params(wildcards):
-    return dataset_params(wildcards, rule="dataset_bucket")
-
-
 def train_params(wildcards):
-    return jc.canonical(
-        {**jc.train_config(config, wildcards.model), "code": code("train")}
-    )
+    return jc.canonical(jc.train_config(config, wildcards.model))
 
 
 def baseline_params(wildcards):
@@ -312,7 +303,6 @@ def train_gpus(wildcards):
 def evaluate_params(wildcards):
     return jc.canonical(
         {
-            "code": code("evaluate"),
             "signal": jc.signal_class(config),
             "efficiencies": config["evaluation"]["efficiencies"],
             "working_point": config["evaluation"]["working_point"],

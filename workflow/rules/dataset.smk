@@ -16,7 +16,8 @@ rule dataset_bucket:
         mem_mb=dataset_bucket_mem_mb,
         runtime=60,
     params:
-        dataset_bucket_params,
+        settings=dataset_params,
+        code=code("dataset_bucket"),
     script:
         "../../scripts/dataset_bucket.py"
 
@@ -39,6 +40,7 @@ rule dataset:
         mem_mb=2000,
         runtime=30,
     params:
-        dataset_params,
+        settings=dataset_params,
+        code=code("dataset"),
     script:
         "../../scripts/dataset.py"

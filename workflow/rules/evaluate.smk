@@ -1,9 +1,9 @@
 rule evaluate:
     """Score the test split: metrics with bootstrap uncertainties, per-jet scores, plots."""
     input:
-        model="results/models/{model}/model.pt",
-        history="results/models/{model}/history.json",
-        dataset=f"results/datasets/{DATASET}.zarr",
+        model=rules.train.output.model,  # a baseline's (train_baseline) has the same path
+        history=rules.train.output.history,
+        dataset=DATASET_STORE,
     output:
         metrics="results/evaluation/{model}/metrics.json",
         scores="results/evaluation/{model}/scores.parquet",
@@ -71,6 +71,7 @@ rule evaluate:
         mem_mb=4000,
         runtime=30,
     params:
-        evaluate_params,
+        settings=evaluate_params,
+        code=code("evaluate"),
     script:
         "../../scripts/evaluate.py"

@@ -13,6 +13,7 @@ rule generate:
         mem_mb=2000,
         runtime=60,
     params:
-        generate_params,
+        settings=generate_params,
+        code=code("generate"),
     script:
         "../../scripts/generate.py"

@@ -17,6 +17,7 @@ rule images:
         mem_mb=2048,
         runtime=60,
     params:
-        image_params,
+        settings=image_params,
+        code=code("images"),
     script:
         "../../scripts/images.py"

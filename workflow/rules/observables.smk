@@ -3,7 +3,7 @@ rule observables:
     one image store's jets, row for row, read again from its jet file."""
     input:
         jets=jets_input,
-        store="results/images/{sample}/{part}.zarr",
+        store=rules.images.output[0],
     output:
         directory("results/observables/{sample}/{part}.zarr"),
     log:
@@ -18,6 +18,6 @@ rule observables:
         runtime=120,
     params:
         settings=observables_params,
-        code=lambda wildcards: code("observables"),
+        code=code("observables"),
     script:
         "../../scripts/observables.py"

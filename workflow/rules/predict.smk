@@ -1,8 +1,8 @@
 rule predict:
     """Scores of a trained model on one input file (one job per model and file)."""
     input:
-        model="results/models/{model}/model.pt",
-        exported="results/models/{model}/model.onnx",
+        model=rules.train.output.model,
+        exported=rules.train.output.exported,
         jets=jets_input,
     output:
         "results/predictions/{model}/{sample}/{part}.parquet",
@@ -17,7 +17,8 @@ rule predict:
         mem_mb=4000,
         runtime=30,
     params:
-        predict_params,
+        settings=predict_params,
+        code=code("predict"),
     script:
         "../../scripts/predict.py"
 
@@ -25,8 +26,8 @@ rule predict:
 rule predict_file:
     """Scores of a trained model on one file named by the config's predict.files."""
     input:
-        model="results/models/{model}/model.pt",
-        exported="results/models/{model}/model.onnx",
+        model=rules.train.output.model,
+        exported=rules.train.output.exported,
         jets=predict_file_input,
     output:
         "results/predictions/{model}/files/{name}.parquet",
@@ -41,7 +42,8 @@ rule predict_file:
         mem_mb=4000,
         runtime=30,
     params:
-        predict_file_params,
+        settings=predict_file_params,
+        code=code("predict"),
     script:
         "../../scripts/predict.py"
 
@@ -64,6 +66,7 @@ rule predict_friend:
         mem_mb=4000,
         runtime=30,
     params:
-        friend_params,
+        settings=friend_params,
+        code=code("predict_friend"),
     script:
         "../../scripts/predict_friend.py"

@@ -1,15 +1,15 @@
 rule report:
     """One self-contained HTML page comparing every model."""
     input:
-        metrics=expand("results/evaluation/{model}/metrics.json", model=MODELS),
-        scores=expand("results/evaluation/{model}/scores.parquet", model=MODELS),
+        metrics=expand(rules.evaluate.output.metrics, model=MODELS),
+        scores=expand(rules.evaluate.output.scores, model=MODELS),
         figures=expand(
             "results/evaluation/{model}/{plot}.{ext}",
             model=MODELS,
             plot=EVALUATION_PLOTS,
             ext=["png", "pdf"],
         ),
-        dataset=f"results/datasets/{DATASET}.zarr",
+        dataset=DATASET_STORE,
     output:
         html="results/report.html",
         comparison=report(

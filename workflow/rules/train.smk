@@ -1,7 +1,7 @@
 rule train:
     """Train one named model of the config; resumes from its checkpoint after a kill."""
     input:
-        f"results/datasets/{DATASET}.zarr",
+        DATASET_STORE,
     output:
         model="results/models/{model}/model.pt",
         exported="results/models/{model}/model.onnx",
@@ -20,7 +20,8 @@ rule train:
         runtime=240,
         gpu=train_gpus,
     params:
-        train_params,
+        settings=train_params,
+        code=code("train"),
     script:
         "../../scripts/train.py"
 
@@ -28,7 +29,7 @@ rule train:
 rule train_baseline:
     """Fit one baseline tagger (BDT, cuts) on the train split's high-level features."""
     input:
-        f"results/datasets/{DATASET}.zarr",
+        DATASET_STORE,
     output:
         model="results/models/{model}/model.pt",
         history="results/models/{model}/history.json",
@@ -46,6 +47,6 @@ rule train_baseline:
         runtime=60,
     params:
         settings=baseline_params,
-        code=lambda wildcards: code("train_baseline"),
+        code=code("train_baseline"),
     script:
         "../../scripts/train_baseline.py"
