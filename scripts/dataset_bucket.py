@@ -27,5 +27,4 @@ attrs = write_bucket(
 )
 n = sum(s["n"] for s in attrs["splits"].values())
 seconds = time.perf_counter() - tic
-log.info("bucket %s: %d jets in %.1f s (%.0f jets/s)", attrs["bucket"], n, seconds,
-         n / seconds)
+log.info("bucket %s: %d jets in %.1f s (%.0f jets/s)", attrs["bucket"], n, seconds, n / seconds)

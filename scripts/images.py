@@ -25,6 +25,12 @@ attrs = image_file(
 )
 seconds = time.perf_counter() - tic
 log.info("read %d jets from %s; dropped %s", attrs["n_read"], settings["source"], attrs["dropped"])
-log.info("wrote %d images %s to %s in %.1f s (%.0f jets/s); %d constituents outside the window",
-         attrs["n_jets"], attrs["image_spec"]["npix"], snakemake.output[0], seconds,
-         attrs["n_jets"] / seconds, attrs["n_constituents_outside_window"])
+log.info(
+    "wrote %d images %s to %s in %.1f s (%.0f jets/s); %d constituents outside the window",
+    attrs["n_jets"],
+    attrs["image_spec"]["npix"],
+    snakemake.output[0],
+    seconds,
+    attrs["n_jets"] / seconds,
+    attrs["n_constituents_outside_window"],
+)

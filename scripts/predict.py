@@ -12,13 +12,24 @@ reader = params["reader"]
 
 session, info = load_exported(inp.model, inp.exported)
 # read as for training; with labels when the sample or predict.files entry has them
-labels = readers.Labels(tuple(params["classes"]), **reader["labels"]) if reader["labels"] \
-    else None
+labels = readers.Labels(tuple(params["classes"]), **reader["labels"]) if reader["labels"] else None
 counts = readers.Counts()
-batches = readers.read(params["source"], format=reader["format"], labels=labels,
-                       step=params["batch_jets"], counts=counts, **reader["options"])
+batches = readers.read(
+    params["source"],
+    format=reader["format"],
+    labels=labels,
+    step=params["batch_jets"],
+    counts=counts,
+    **reader["options"],
+)
 frame = score_batches(batches, session, info, source=str(params["source"]))
 with atomic_path(out[0]) as tmp:
     frame.to_parquet(tmp, index=False)
-log.info("scored %d jets of %s with %s -> %s (dropped %s)", len(frame), params["source"],
-         info["name"], out[0], counts.dropped)
+log.info(
+    "scored %d jets of %s with %s -> %s (dropped %s)",
+    len(frame),
+    params["source"],
+    info["name"],
+    out[0],
+    counts.dropped,
+)

@@ -7,6 +7,11 @@ from jetimage.logs import setup
 
 log = setup(snakemake.log[0], "jetimage.predict")
 inp, out, params = snakemake.input, snakemake.output, snakemake.params.settings
-n = write_friend_tree(pd.read_parquet(inp.scores), params["source"], out[0],
-                      format=params["reader"]["format"], options=params["reader"]["options"])
+n = write_friend_tree(
+    pd.read_parquet(inp.scores),
+    params["source"],
+    out[0],
+    format=params["reader"]["format"],
+    options=params["reader"]["options"],
+)
 log.info("wrote %s: %d entries, as %s has", out[0], n, params["source"])

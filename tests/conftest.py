@@ -49,7 +49,10 @@ def jetclass_columns(top_file, qcd_file) -> dict:
     cons = ak.concatenate([j.constituents for j in jets])
     n_top, n_qcd = len(jets[0]), len(jets[1])
     return {
-        "part_px": cons.px, "part_py": cons.py, "part_pz": cons.pz, "part_energy": cons.E,
+        "part_px": cons.px,
+        "part_py": cons.py,
+        "part_pz": cons.pz,
+        "part_energy": cons.E,
         "part_charge": cons.charge,
         "jet_pt": np.concatenate([j.table["pt"] for j in jets]),
         "jet_eta": np.concatenate([j.table["eta"] for j in jets]),
@@ -87,11 +90,22 @@ def parton_files(tmp_path_factory) -> dict[str, Path]:
 
 def run_snakemake(workdir: Path, configfile: Path, *args: str, timeout: int = 900):
     """Run the workflow in ``workdir``; returns the completed process (check=True)."""
-    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
-           "--configfile", str(configfile), "--cores", "2", *args]
+    cmd = [
+        SNAKEMAKE,
+        "-s",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(configfile),
+        "--cores",
+        "2",
+        *args,
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     if result.returncode != 0:
-        raise AssertionError(f"snakemake failed:\n{result.stdout[-4000:]}\n{result.stderr[-8000:]}")
+        msg = f"snakemake failed:\n{result.stdout[-4000:]}\n{result.stderr[-8000:]}"
+        raise AssertionError(msg)
     return result
 
 
@@ -106,7 +120,7 @@ def job_counts(out: str) -> dict[str, int]:
     lines = out.splitlines()
     if "Job stats:" not in lines:
         return jobs
-    for line in lines[lines.index("Job stats:") + 3:]:
+    for line in lines[lines.index("Job stats:") + 3 :]:
         parts = line.split()
         if len(parts) != 2 or parts[0] == "total":
             break
@@ -137,11 +151,22 @@ def small_dataset(top_file, qcd_file, tmp_path_factory) -> Path:
     for label, path in enumerate((qcd_file, top_file)):
         store = out / f"{label}.zarr"
         labels = Labels(("qcd", "top"), class_name=("qcd", "top")[label])
-        write_image_store(store, read_jets(path, labels=labels), ImageSpec(npix=20, width=1.6),
-                          attrs={"source": str(path)}, chunk_jets=128)
+        write_image_store(
+            store,
+            read_jets(path, labels=labels),
+            ImageSpec(npix=20, width=1.6),
+            attrs={"source": str(path)},
+            chunk_jets=128,
+        )
         sources.append(store)
-    build_dataset(out / "dataset.zarr", sources, classes=["qcd", "top"],
-                  fractions={"train": 0.6, "val": 0.2, "test": 0.2}, seed=0, chunk_jets=128)
+    build_dataset(
+        out / "dataset.zarr",
+        sources,
+        classes=["qcd", "top"],
+        fractions={"train": 0.6, "val": 0.2, "test": 0.2},
+        seed=0,
+        chunk_jets=128,
+    )
     return out / "dataset.zarr"
 
 
@@ -162,18 +187,29 @@ def observables_dataset(top_file, qcd_file, tmp_path_factory) -> Path:
         labels = Labels(tuple(classes), class_name=name)
         stores.append(out / f"{name}.zarr")
         extras.append(out / f"{name}.obs.zarr")
-        write_image_store(stores[-1], read(path, format="root", labels=labels),
-                          ImageSpec(npix=16, width=1.6), attrs={"source": name,
-                                                                "classes": classes})
-        write_observables_store(extras[-1], read(path, format="root", labels=labels),
-                                stores[-1], radius=0.8)
-    build_dataset(out / "ds.zarr", stores, observables=extras, classes=classes, seed=4,
-                  fractions={"train": 0.6, "val": 0.2, "test": 0.2})
+        write_image_store(
+            stores[-1],
+            read(path, format="root", labels=labels),
+            ImageSpec(npix=16, width=1.6),
+            attrs={"source": name, "classes": classes},
+        )
+        write_observables_store(
+            extras[-1], read(path, format="root", labels=labels), stores[-1], radius=0.8
+        )
+    build_dataset(
+        out / "ds.zarr",
+        stores,
+        observables=extras,
+        classes=classes,
+        seed=4,
+        fractions={"train": 0.6, "val": 0.2, "test": 0.2},
+    )
     return out / "ds.zarr"
 
 
-def dry_run_with_library(tiny_run, tmp_path, edits: dict, config: str = "config.yaml"
-                         ) -> dict[str, int]:
+def dry_run_with_library(
+    tiny_run, tmp_path, edits: dict, config: str = "config.yaml"
+) -> dict[str, int]:
     """Jobs a dry run of ``config`` schedules over a copy of the tiny run, with a copy of the
     workflow whose library files got ``edits`` (file under scripts/jetimage → function of its
     text)."""
@@ -188,9 +224,23 @@ def dry_run_with_library(tiny_run, tmp_path, edits: dict, config: str = "config.
     work = tmp_path / "work"
     shutil.copytree(tiny_run, work, symlinks=True)
     env = {**os.environ, "PYTHONPATH": str(repo / "scripts")}
-    out = subprocess.run([SNAKEMAKE, "-s", str(repo / "Snakefile"), "--directory", str(work),
-                          "--configfile", str(work / config), "--dry-run"],
-                         capture_output=True, text=True, env=env, timeout=300, check=True).stdout
+    out = subprocess.run(
+        [
+            SNAKEMAKE,
+            "-s",
+            str(repo / "Snakefile"),
+            "--directory",
+            str(work),
+            "--configfile",
+            str(work / config),
+            "--dry-run",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=True,
+    ).stdout
     return job_counts(out)
 
 
@@ -211,22 +261,27 @@ class XRootDServer:
             self.port = probe.getsockname()[1]
         self.url = f"root://127.0.0.1:{self.port}/"
         config = root / "xrootd.cfg"
-        config.write_text(f"all.export /\noss.localroot {self.root}\nxrd.port {self.port}\n"
-                          f"all.adminpath {root}/admin\nall.pidpath {root}/admin\n")
+        config.write_text(
+            f"all.export /\noss.localroot {self.root}\nxrd.port {self.port}\n"
+            f"all.adminpath {root}/admin\nall.pidpath {root}/admin\n"
+        )
         user = []
         if os.geteuid() == 0:  # xrootd refuses to run as root: it runs as its own user
             shutil.chown(root, "xrootd")
             user = ["-R", "xrootd"]
         self.process = subprocess.Popen(
             [shutil.which("xrootd"), "-c", str(config), "-l", str(root / "xrootd.log"), *user],
-            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+        )
         for _ in range(100):
             with socket.socket() as probe:
                 if probe.connect_ex(("127.0.0.1", self.port)) == 0:
                     return
             time.sleep(0.1)
         self.stop()
-        raise RuntimeError(f"the XRootD server did not start; see {root / 'xrootd.log'}")
+        msg = f"the XRootD server did not start; see {root / 'xrootd.log'}"
+        raise RuntimeError(msg)
 
     def add(self, name: str, source: Path) -> str:
         """Copy a file into the served folder; returns its root:// URL."""
@@ -253,8 +308,9 @@ def start_xrootd() -> XRootDServer:
     import tempfile
 
     if shutil.which("xrootd") is None:
-        pytest.skip("no XRootD server here: tests/xrootd/install-xrootd.sh installs Debian's "
-                    "xrootd-server")
+        pytest.skip(
+            "no XRootD server here: tests/xrootd/install-xrootd.sh installs Debian's xrootd-server"
+        )
     pytest.importorskip("XRootD", reason="the XRootD client (pip install xrootd)")
     return XRootDServer(Path(tempfile.mkdtemp(prefix="jetimage-xrootd-")))
 

@@ -22,16 +22,22 @@ def dataset(observables_dataset):
     return observables_dataset
 
 
-@pytest.mark.parametrize("architecture, options, min_auc", [
-    ("bdt", {}, 0.93), ("cuts", {}, 0.85), ("bdt", {"features": ["msd"]}, 0.85),
-    ("hlf-mlp", {}, 0.93)])
-def test_baselines_separate_top_from_qcd_jets(dataset, tmp_path, architecture, options,
-                                              min_auc):
-    info = train_baseline(dataset, tmp_path, architecture=architecture, options=options,
-                          signal="top", seed=1)
-    probabilities, labels, table, loaded = score_saved_model(tmp_path / "model.pt", dataset,
-                                                             "test")
-    assert loaded == info and len(probabilities) == len(labels) == len(table["pt"])
+@pytest.mark.parametrize(
+    ("architecture", "options", "min_auc"),
+    [
+        ("bdt", {}, 0.93),
+        ("cuts", {}, 0.85),
+        ("bdt", {"features": ["msd"]}, 0.85),
+        ("hlf-mlp", {}, 0.93),
+    ],
+)
+def test_baselines_separate_top_from_qcd_jets(dataset, tmp_path, architecture, options, min_auc):
+    info = train_baseline(
+        dataset, tmp_path, architecture=architecture, options=options, signal="top", seed=1
+    )
+    probabilities, labels, table, loaded = score_saved_model(tmp_path / "model.pt", dataset, "test")
+    assert loaded == info
+    assert len(probabilities) == len(labels) == len(table["pt"])
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-6)
     assert roc_auc_score(labels == 1, probabilities[:, 1]) > min_auc
     assert (tmp_path / "history.json").is_file()
@@ -39,16 +45,20 @@ def test_baselines_separate_top_from_qcd_jets(dataset, tmp_path, architecture, o
         # top vs QCD: τ32, and a window around the top mass chosen on the train split
         assert info["cuts"]["shape"] == "tau32"
         low, high = info["cuts"]["window"]
-        assert 50 < low < 165 and 180 < high < 300
+        assert 50 < low < 165
+        assert 180 < high < 300
 
 
 def test_the_cut_based_score_scans_the_tau_cut_inside_the_window(dataset, tmp_path):
     train_baseline(dataset, tmp_path, architecture="cuts", options={}, signal="top", seed=1)
     tagger = torch.load(tmp_path / "model.pt", weights_only=False)["tagger"]
-    table = {"msd": np.array([170.0, 170.0, 30.0, 170.0]),
-             "tau32": np.array([0.3, 0.6, 0.3, np.nan])}
+    table = {
+        "msd": np.array([170.0, 170.0, 30.0, 170.0]),
+        "tau32": np.array([0.3, 0.6, 0.3, np.nan]),
+    }
     score = tagger.score(table)
-    assert score[0] > score[1] > score[2] and score[2] == score[3] == -1.0
+    assert score[0] > score[1] > score[2]
+    assert score[2] == score[3] == -1.0
 
 
 def tiny(**models) -> dict:
@@ -58,11 +68,17 @@ def tiny(**models) -> dict:
 
 
 def test_baselines_are_checked_with_the_config(shared_data):
-    with pytest.raises(ConfigError, match=r"models/bdt/options/max_iter: must be a positive "
-                                          r"integer, not 0"):
+    with pytest.raises(
+        ConfigError,
+        match=r"models/bdt/options/max_iter: must be a positive "
+        r"integer, not 0",
+    ):
         validate(tiny(bdt={"architecture": "bdt", "options": {"max_iter": 0}}))
-    with pytest.raises(ConfigError, match=r"models/bdt/options/features: must be a list of "
-                                          r"names"):
+    with pytest.raises(
+        ConfigError,
+        match=r"models/bdt/options/features: must be a list of "
+        r"names",
+    ):
         validate(tiny(bdt={"architecture": "bdt", "options": {"features": []}}))
     config = tiny(bdt={"architecture": "bdt"})
     config["predict"] = {"models": ["bdt"], "samples": ["top"]}
@@ -71,8 +87,11 @@ def test_baselines_are_checked_with_the_config(shared_data):
     config = yaml.safe_load((REPO / "config" / "cms-images.yaml").read_text())
     config["samples"]["cms2011"]["files"] = str(shared_data / "cms2011_jet_images.h5")
     config["models"]["cuts"] = {"architecture": "cuts"}
-    with pytest.raises(ConfigError, match=r"models/cuts: cuts tags jets by their substructure "
-                                          r"observables, which need constituents"):
+    with pytest.raises(
+        ConfigError,
+        match=r"models/cuts: cuts tags jets by their substructure "
+        r"observables, which need constituents",
+    ):
         validate(config)
 
 
@@ -81,5 +100,8 @@ def test_a_baseline_is_fitted_by_its_own_rule_and_evaluated_as_any_model(tmp_pat
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     jobs = scheduled_jobs(tmp_path, path)
-    assert jobs["train"] == 2 and jobs["train_baseline"] == 2 and jobs["evaluate"] == 4
-    assert jobs["observables"] == 4 and jobs["report"] == 1
+    assert jobs["train"] == 2
+    assert jobs["train_baseline"] == 2
+    assert jobs["evaluate"] == 4
+    assert jobs["observables"] == 4
+    assert jobs["report"] == 1

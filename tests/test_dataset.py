@@ -30,12 +30,20 @@ def one_class_stores(top_file, qcd_file, tmp_path_factory) -> list:
         jets = read_jets(path, labels=Labels(tuple(CLASSES), class_name=name))
         edges = np.linspace(0, len(jets), 4).astype(int)
         for part in range(3):
-            piece = jets[edges[part]:edges[part + 1]]
+            piece = jets[edges[part] : edges[part + 1]]
             store = out / f"{name}-{part}.zarr"
-            write_image_store(store, piece, SPEC, chunk_jets=32,
-                              attrs={"sample": name, "classes": CLASSES,
-                                     "source": f"{path}#{part}",
-                                     "source_sha256": f"{name}-{part}-checksum"})
+            write_image_store(
+                store,
+                piece,
+                SPEC,
+                chunk_jets=32,
+                attrs={
+                    "sample": name,
+                    "classes": CLASSES,
+                    "source": f"{path}#{part}",
+                    "source_sha256": f"{name}-{part}-checksum",
+                },
+            )
             paths.append(store)
     return paths
 
@@ -44,17 +52,30 @@ def identities(path) -> dict[str, set]:
     """(source checksum, entry) of the jets in each split of a dataset."""
     root = open_store(path)
     checksums = [s["source_sha256"] for s in root.attrs["sources"]]
-    return {split: {(checksums[s], int(e)) for s, e in
-                    zip(root[f"{split}/jets/source"][...], root[f"{split}/jets/entry"][...])}
-            for split in SPLITS}
+    return {
+        split: {
+            (checksums[s], int(e))
+            for s, e in zip(root[f"{split}/jets/source"][...], root[f"{split}/jets/entry"][...])
+        }
+        for split in SPLITS
+    }
 
 
-@pytest.mark.parametrize("buckets, workers", [(1, 1), (3, 2), (7, 2)])
-def test_the_dataset_holds_every_jet_once_with_its_image_and_label(one_class_stores, tmp_path,
-                                                                   buckets, workers):
+@pytest.mark.parametrize(("buckets", "workers"), [(1, 1), (3, 2), (7, 2)])
+def test_the_dataset_holds_every_jet_once_with_its_image_and_label(
+    one_class_stores, tmp_path, buckets, workers
+):
     path = tmp_path / "ds.zarr"
-    attrs = build_dataset(path, one_class_stores, classes=CLASSES, fractions=FRACTIONS, seed=5,
-                          chunk_jets=32, buckets=buckets, num_workers=workers)
+    attrs = build_dataset(
+        path,
+        one_class_stores,
+        classes=CLASSES,
+        fractions=FRACTIONS,
+        seed=5,
+        chunk_jets=32,
+        buckets=buckets,
+        num_workers=workers,
+    )
     root = open_store(path)
     sources = [open_store(s) for s in one_class_stores]
     seen = []
@@ -66,11 +87,13 @@ def test_the_dataset_holds_every_jet_once_with_its_image_and_label(one_class_sto
             mine = src == s
             np.testing.assert_array_equal(images[mine], source["images"].oindex[row[mine]])
             np.testing.assert_array_equal(labels[mine], source["labels"].oindex[row[mine]])
-            np.testing.assert_array_equal(group["jets/pt"][...][mine],
-                                          source["jets/pt"].oindex[row[mine]])
+            np.testing.assert_array_equal(
+                group["jets/pt"][...][mine], source["jets/pt"].oindex[row[mine]]
+            )
         seen += list(zip(src, row))
-        assert attrs["splits"][split] == {c: int(np.sum(labels == i))
-                                          for i, c in enumerate(CLASSES)}
+        assert attrs["splits"][split] == {
+            c: int(np.sum(labels == i)) for i, c in enumerate(CLASSES)
+        }
     assert len(seen) == len(set(seen)) == sum(s["images"].shape[0] for s in sources)
     train = root["train/images"][...]
     np.testing.assert_allclose(attrs["normalization"]["mean"], [train.mean()], rtol=1e-5)
@@ -78,10 +101,24 @@ def test_the_dataset_holds_every_jet_once_with_its_image_and_label(one_class_sto
 
 
 def test_a_jet_lands_in_the_same_split_whatever_the_buckets(one_class_stores, tmp_path):
-    one = build_dataset(tmp_path / "one.zarr", one_class_stores, classes=CLASSES,
-                        fractions=FRACTIONS, seed=5, chunk_jets=32, buckets=1)
-    five = build_dataset(tmp_path / "five.zarr", one_class_stores, classes=CLASSES,
-                         fractions=FRACTIONS, seed=5, chunk_jets=32, buckets=5)
+    one = build_dataset(
+        tmp_path / "one.zarr",
+        one_class_stores,
+        classes=CLASSES,
+        fractions=FRACTIONS,
+        seed=5,
+        chunk_jets=32,
+        buckets=1,
+    )
+    five = build_dataset(
+        tmp_path / "five.zarr",
+        one_class_stores,
+        classes=CLASSES,
+        fractions=FRACTIONS,
+        seed=5,
+        chunk_jets=32,
+        buckets=5,
+    )
     assert one["splits"] == five["splits"]
     assert identities(tmp_path / "one.zarr") == identities(tmp_path / "five.zarr")
     # each class is split by the fractions, up to binomial fluctuations
@@ -89,36 +126,79 @@ def test_a_jet_lands_in_the_same_split_whatever_the_buckets(one_class_stores, tm
         n = sum(one["splits"][s][c] for s in SPLITS)
         for split, fraction in FRACTIONS.items():
             assert abs(one["splits"][split][c] - fraction * n) < 4 * np.sqrt(
-                n * fraction * (1 - fraction))
+                n * fraction * (1 - fraction)
+            )
 
 
 def test_the_same_seed_gives_the_same_store_whatever_the_order_of_the_inputs(
-        one_class_stores, tmp_path):
-    a = build_dataset(tmp_path / "a.zarr", one_class_stores, classes=CLASSES,
-                      fractions=FRACTIONS, seed=5, chunk_jets=32, buckets=3, num_workers=2)
-    b = build_dataset(tmp_path / "b.zarr", one_class_stores[::-1], classes=CLASSES,
-                      fractions=FRACTIONS, seed=5, chunk_jets=32, buckets=3)
-    c = build_dataset(tmp_path / "c.zarr", one_class_stores, classes=CLASSES,
-                      fractions=FRACTIONS, seed=6, chunk_jets=32, buckets=3)
-    assert a["splits"] == b["splits"] and a["normalization"] == b["normalization"]
+    one_class_stores, tmp_path
+):
+    a = build_dataset(
+        tmp_path / "a.zarr",
+        one_class_stores,
+        classes=CLASSES,
+        fractions=FRACTIONS,
+        seed=5,
+        chunk_jets=32,
+        buckets=3,
+        num_workers=2,
+    )
+    b = build_dataset(
+        tmp_path / "b.zarr",
+        one_class_stores[::-1],
+        classes=CLASSES,
+        fractions=FRACTIONS,
+        seed=5,
+        chunk_jets=32,
+        buckets=3,
+    )
+    c = build_dataset(
+        tmp_path / "c.zarr",
+        one_class_stores,
+        classes=CLASSES,
+        fractions=FRACTIONS,
+        seed=6,
+        chunk_jets=32,
+        buckets=3,
+    )
+    assert a["splits"] == b["splits"]
+    assert a["normalization"] == b["normalization"]
     for split in SPLITS:
-        np.testing.assert_array_equal(open_store(tmp_path / "a.zarr")[f"{split}/images"][...],
-                                      open_store(tmp_path / "b.zarr")[f"{split}/images"][...])
+        np.testing.assert_array_equal(
+            open_store(tmp_path / "a.zarr")[f"{split}/images"][...],
+            open_store(tmp_path / "b.zarr")[f"{split}/images"][...],
+        )
     assert identities(tmp_path / "a.zarr") != identities(tmp_path / "c.zarr")
     assert c["splits"] != a["splits"]
 
 
 def test_adding_a_file_leaves_every_old_jet_in_its_split(one_class_stores, tmp_path):
-    before = build_dataset(tmp_path / "before.zarr", one_class_stores[:5], classes=CLASSES,
-                           fractions=FRACTIONS, seed=5, chunk_jets=32, buckets=2)
-    after = build_dataset(tmp_path / "after.zarr", one_class_stores, classes=CLASSES,
-                          fractions=FRACTIONS, seed=5, chunk_jets=32, buckets=3)
+    before = build_dataset(
+        tmp_path / "before.zarr",
+        one_class_stores[:5],
+        classes=CLASSES,
+        fractions=FRACTIONS,
+        seed=5,
+        chunk_jets=32,
+        buckets=2,
+    )
+    after = build_dataset(
+        tmp_path / "after.zarr",
+        one_class_stores,
+        classes=CLASSES,
+        fractions=FRACTIONS,
+        seed=5,
+        chunk_jets=32,
+        buckets=3,
+    )
     old, new = identities(tmp_path / "before.zarr"), identities(tmp_path / "after.zarr")
     for split in SPLITS:
         assert old[split] <= new[split]
         assert not old[split] & set().union(*(new[s] for s in SPLITS if s != split))
-    assert sum(map(len, new.values())) - sum(map(len, old.values())) == open_store(
-        one_class_stores[5])["images"].shape[0]
+    assert (
+        sum(map(len, new.values())) - sum(map(len, old.values()))
+        == open_store(one_class_stores[5])["images"].shape[0]
+    )
     assert after["splits"]["train"]["qcd"] == before["splits"]["train"]["qcd"]
 
 
@@ -126,38 +206,82 @@ def test_the_assembled_chunks_are_hard_links_to_the_buckets(one_class_stores, tm
     """Assembly decodes nothing but the leftovers: the dataset's whole chunks are the buckets'
     chunk files, linked."""
     bucket = tmp_path / "0.zarr"
-    write_bucket(bucket, one_class_stores, bucket=0, buckets=1, classes=CLASSES,
-                 fractions=FRACTIONS, seed=5, chunk_jets=32)
+    write_bucket(
+        bucket,
+        one_class_stores,
+        bucket=0,
+        buckets=1,
+        classes=CLASSES,
+        fractions=FRACTIONS,
+        seed=5,
+        chunk_jets=32,
+    )
     chunk = bucket / "train" / "images" / "c" / "0" / "0" / "0" / "0"
     from jetimage.dataset import assemble_dataset
 
-    assemble_dataset(tmp_path / "ds.zarr", [bucket], one_class_stores, classes=CLASSES,
-                     fractions=FRACTIONS, seed=5, chunk_jets=32)
+    assemble_dataset(
+        tmp_path / "ds.zarr",
+        [bucket],
+        one_class_stores,
+        classes=CLASSES,
+        fractions=FRACTIONS,
+        seed=5,
+        chunk_jets=32,
+    )
     linked = tmp_path / "ds.zarr" / "train" / "images" / "c" / "0" / "0" / "0" / "0"
-    assert chunk.stat().st_nlink == 2 and chunk.stat().st_ino == linked.stat().st_ino
+    assert chunk.stat().st_nlink == 2
+    assert chunk.stat().st_ino == linked.stat().st_ino
 
 
 def test_a_bucket_over_the_memory_budget_fails_before_reading_and_says_how_many(
-        one_class_stores, tmp_path):
+    one_class_stores, tmp_path
+):
     n = sum(open_store(s)["images"].shape[0] for s in one_class_stores)
     budget = n * 16 * 16 * 4 / 1e6 / 2.5  # the images need 3 buckets (2.5, 10% to spare)
-    with pytest.raises(InputError, match=r"bucket 0 of 2 holds \d+ jets \(\d+ MB of images\), "
-                                         r"over dataset.memory_mb = [\d.]+: set dataset.buckets "
-                                         r"to at least 3 for these \d+ jets"):
-        write_bucket(tmp_path / "b.zarr", one_class_stores, bucket=0, buckets=2,
-                     classes=CLASSES, fractions=FRACTIONS, seed=5, memory_mb=budget)
+    with pytest.raises(
+        InputError,
+        match=r"bucket 0 of 2 holds \d+ jets \(\d+ MB of images\), "
+        r"over dataset.memory_mb = [\d.]+: set dataset.buckets "
+        r"to at least 3 for these \d+ jets",
+    ):
+        write_bucket(
+            tmp_path / "b.zarr",
+            one_class_stores,
+            bucket=0,
+            buckets=2,
+            classes=CLASSES,
+            fractions=FRACTIONS,
+            seed=5,
+            memory_mb=budget,
+        )
     assert not list(tmp_path.iterdir())
 
 
 def test_buckets_of_other_settings_are_not_assembled(one_class_stores, tmp_path):
     from jetimage.dataset import assemble_dataset
 
-    write_bucket(tmp_path / "0.zarr", one_class_stores, bucket=0, buckets=1, classes=CLASSES,
-                 fractions=FRACTIONS, seed=5)
-    with pytest.raises(InputError, match=r"0\.zarr: bucket made with .*'seed': 5.*, the "
-                                         r"dataset needs .*'seed': 6"):
-        assemble_dataset(tmp_path / "ds.zarr", [tmp_path / "0.zarr"], one_class_stores,
-                         classes=CLASSES, fractions=FRACTIONS, seed=6)
+    write_bucket(
+        tmp_path / "0.zarr",
+        one_class_stores,
+        bucket=0,
+        buckets=1,
+        classes=CLASSES,
+        fractions=FRACTIONS,
+        seed=5,
+    )
+    with pytest.raises(
+        InputError,
+        match=r"0\.zarr: bucket made with .*'seed': 5.*, the "
+        r"dataset needs .*'seed': 6",
+    ):
+        assemble_dataset(
+            tmp_path / "ds.zarr",
+            [tmp_path / "0.zarr"],
+            one_class_stores,
+            classes=CLASSES,
+            fractions=FRACTIONS,
+            seed=6,
+        )
 
 
 def test_split_hashes_cut_by_the_fractions():
@@ -170,13 +294,19 @@ def test_split_hashes_cut_by_the_fractions():
 
 
 @pytest.mark.parametrize("streamed", [False, True])
-def test_training_batches_mix_the_classes_of_one_class_files(one_class_stores, tmp_path,
-                                                             streamed):
+def test_training_batches_mix_the_classes_of_one_class_files(one_class_stores, tmp_path, streamed):
     """Whatever the loader, every batch's class fraction stays within 3 binomial standard
     deviations of the split's, though each input file holds one class."""
     path = tmp_path / "ds.zarr"
-    build_dataset(path, one_class_stores, classes=CLASSES, fractions=FRACTIONS, seed=5,
-                  chunk_jets=32, buckets=3)
+    build_dataset(
+        path,
+        one_class_stores,
+        classes=CLASSES,
+        fractions=FRACTIONS,
+        seed=5,
+        chunk_jets=32,
+        buckets=3,
+    )
     data = loader.open_split(path, "train", memory_budget_mb=1e-6 if streamed else 1e6)
     assert data.streaming == streamed
     labels = open_store(path)["train/labels"][...]
@@ -194,8 +324,15 @@ def test_training_batches_mix_the_classes_of_one_class_files(one_class_stores, t
 
 def test_the_stream_in_order_equals_the_split_in_memory(one_class_stores, tmp_path):
     path = tmp_path / "ds.zarr"
-    attrs = build_dataset(path, one_class_stores, classes=CLASSES, fractions=FRACTIONS, seed=5,
-                          chunk_jets=32, buckets=2)
+    attrs = build_dataset(
+        path,
+        one_class_stores,
+        classes=CLASSES,
+        fractions=FRACTIONS,
+        seed=5,
+        chunk_jets=32,
+        buckets=2,
+    )
     group = zarr.open_group(path, mode="r")["val"]
     stream = loader.ZarrStream(group, attrs["normalization"], buffer_chunks=3)
     expected = loader.normalize(group["images"][...], attrs["normalization"])
@@ -205,4 +342,5 @@ def test_the_stream_in_order_equals_the_split_in_memory(one_class_stores, tmp_pa
         torch.testing.assert_close(x, expected, rtol=1e-6, atol=1e-6)
         assert torch.equal(y, torch.from_numpy(group["labels"][...]))
         shuffled = [len(y) for _, y in stream.batches(batch_size, torch.Generator())]
-        assert sum(shuffled) == len(expected) and max(shuffled) <= batch_size
+        assert sum(shuffled) == len(expected)
+        assert max(shuffled) <= batch_size

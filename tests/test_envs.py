@@ -15,8 +15,14 @@ import yaml
 from conftest import REPO
 
 #: import name → package name, where they differ
-PACKAGES = {"torch": "pytorch", "yaml": "pyyaml", "sklearn": "scikit-learn",
-            "pythia8mc": "pythia8mc", "zarr": "zarr", "XRootD": "xrootd"}
+PACKAGES = {
+    "torch": "pytorch",
+    "yaml": "pyyaml",
+    "sklearn": "scikit-learn",
+    "pythia8mc": "pythia8mc",
+    "zarr": "zarr",
+    "XRootD": "xrootd",
+}
 
 
 def rules() -> dict[str, dict]:
@@ -27,8 +33,10 @@ def rules() -> dict[str, dict]:
             name = block.split(":", 1)[0].strip()
             conda = re.search(r"conda:\s*\n\s*\"([^\"]+)\"", block)
             script = re.search(r"script:\s*\n\s*\"([^\"]+)\"", block)
-            found[name] = {"conda": conda and (smk.parent / conda.group(1)).resolve(),
-                           "script": script and (smk.parent / script.group(1)).resolve()}
+            found[name] = {
+                "conda": conda and (smk.parent / conda.group(1)).resolve(),
+                "script": script and (smk.parent / script.group(1)).resolve(),
+            }
     return found
 
 
@@ -49,12 +57,12 @@ def third_party_imports(path: Path, seen: set[Path] | None = None) -> set[str]:
             top = name.split(".")[0]
             if top == "jetimage":
                 parts = name.split(".")[1:2]
-                target = REPO / "scripts" / "jetimage" / (f"{parts[0]}.py" if parts else
-                                                          "__init__.py")
+                target = (
+                    REPO / "scripts" / "jetimage" / (f"{parts[0]}.py" if parts else "__init__.py")
+                )
                 if target.exists():
                     modules |= third_party_imports(target, seen)
-                modules |= third_party_imports(REPO / "scripts" / "jetimage" / "__init__.py",
-                                               seen)
+                modules |= third_party_imports(REPO / "scripts" / "jetimage" / "__init__.py", seen)
             elif top not in sys.stdlib_module_names and top != "__future__":
                 modules.add(top)
     return modules
@@ -75,10 +83,10 @@ RULES = {name: r for name, r in rules().items() if r["script"]}
 
 
 def test_every_scripted_rule_has_an_env():
-    assert set(RULES) >= {"generate", "images", "dataset", "train", "evaluate", "report",
-                          "predict"}
+    assert set(RULES) >= {"generate", "images", "dataset", "train", "evaluate", "report", "predict"}
     for name, rule in RULES.items():
-        assert rule["conda"] is not None and rule["conda"].exists(), f"rule {name}: no env file"
+        assert rule["conda"] is not None, f"rule {name}: no env file"
+        assert rule["conda"].exists(), f"rule {name}: no env file"
 
 
 @pytest.mark.parametrize("path", sorted((REPO / "envs").glob("*.yaml")), ids=lambda p: p.name)
@@ -86,7 +94,7 @@ def test_envs_parse_and_are_pinned(path):
     env = yaml.safe_load(path.read_text())
     assert env["channels"] == ["conda-forge", "nodefaults"]
     for dep in env["dependencies"]:
-        for spec in (dep["pip"] if isinstance(dep, dict) else [dep]):
+        for spec in dep["pip"] if isinstance(dep, dict) else [dep]:
             assert spec == "pip" or re.search(r"==?\d", spec), f"{path.name}: {spec} unpinned"
 
 

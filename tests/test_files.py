@@ -17,9 +17,16 @@ def columns(n_jets: int = 3, *, nan: bool = False) -> dict:
     if nan:
         flat[1] = np.nan
     ragged = ak.unflatten(flat, counts)
-    return {"part_px": ragged, "part_py": ragged, "part_pz": ragged, "part_energy": 3 * ragged,
-            "jet_pt": np.ones(n_jets), "jet_eta": np.zeros(n_jets), "jet_phi": np.zeros(n_jets),
-            "jet_mass": np.ones(n_jets)}
+    return {
+        "part_px": ragged,
+        "part_py": ragged,
+        "part_pz": ragged,
+        "part_energy": 3 * ragged,
+        "jet_pt": np.ones(n_jets),
+        "jet_eta": np.zeros(n_jets),
+        "jet_phi": np.zeros(n_jets),
+        "jet_mass": np.ones(n_jets),
+    }
 
 
 def test_round_trip(tmp_path):
@@ -68,8 +75,11 @@ def test_missing_branch_lists_the_branches(tmp_path):
     data = columns()
     del data["part_pz"]
     write_jets_root(path, data)
-    with pytest.raises(InputError, match=r"partial\.root: tree 'tree' lacks \['part_pz'\]; "
-                                         r"it has \[.*'part_px'"):
+    with pytest.raises(
+        InputError,
+        match=r"partial\.root: tree 'tree' lacks \['part_pz'\]; "
+        r"it has \[.*'part_px'",
+    ):
         read_jets(path)
 
 
@@ -83,8 +93,11 @@ def test_empty_tree(tmp_path):
 def test_nan_momenta_are_refused(tmp_path):
     path = tmp_path / "nan.root"
     write_jets_root(path, columns(nan=True))
-    with pytest.raises(InputError, match=r"nan\.root: field 'part_px' holds 1 NaN/inf "
-                                         r"value\(s\) \(first in entry 1\)"):
+    with pytest.raises(
+        InputError,
+        match=r"nan\.root: field 'part_px' holds 1 NaN/inf "
+        r"value\(s\) \(first in entry 1\)",
+    ):
         read_jets(path)
 
 
@@ -96,5 +109,7 @@ def test_jets_without_constituents_are_dropped_and_counted(tmp_path):
     write_jets_root(path, data)
     counts = Counts()
     jets = read_jets(path, counts=counts)
-    assert counts.dropped["no_constituents"] == 1 and len(jets) == 3 and counts.read == 4
+    assert counts.dropped["no_constituents"] == 1
+    assert len(jets) == 3
+    assert counts.read == 4
     assert list(jets.table["entry"]) == [0, 2, 3]

@@ -31,9 +31,21 @@ def mass_peak(masses: np.ndarray) -> float:
 
 def parton_columns(path) -> dict[str, np.ndarray]:
     tree = uproot.open(path)["tree"]
-    return {k: tree[f"jet_{k}"].array(library="np")
-            for k in ("pt", "eta", "phi", "mass", "nparticles", "parton_pid", "parton_px",
-                      "parton_py", "parton_pz", "parton_energy")}
+    return {
+        k: tree[f"jet_{k}"].array(library="np")
+        for k in (
+            "pt",
+            "eta",
+            "phi",
+            "mass",
+            "nparticles",
+            "parton_pid",
+            "parton_px",
+            "parton_py",
+            "parton_pz",
+            "parton_energy",
+        )
+    }
 
 
 def test_jets_lie_in_the_requested_window(top_file, qcd_file, boson_files, parton_files):
@@ -47,8 +59,9 @@ def test_jets_lie_in_the_requested_window(top_file, qcd_file, boson_files, parto
 def test_constituents_add_up_to_the_jet(top_file):
     jets = read_jets(top_file)
     c = jets.constituents
-    summed = vector.array({k: ak.to_numpy(ak.sum(getattr(c, k), axis=1))
-                           for k in ("px", "py", "pz", "E")})
+    summed = vector.array(
+        {k: ak.to_numpy(ak.sum(getattr(c, k), axis=1)) for k in ("px", "py", "pz", "E")}
+    )
     np.testing.assert_allclose(summed.pt, jets.table["pt"], rtol=1e-9)
     np.testing.assert_allclose(summed.mass, jets.table["mass"], rtol=1e-6)
     nparticles = uproot.open(top_file)["tree"]["jet_nparticles"].array(library="np")
@@ -70,7 +83,8 @@ def test_constituents_carry_charge_and_pid(qcd_file):
     charge = ak.to_numpy(ak.flatten(jets.constituents.charge))
     assert set(np.unique(charge)) <= {-1.0, 0.0, 1.0}
     assert np.all(charge[np.abs(pid) == 22] == 0)  # photons are neutral
-    assert np.all(charge[pid == 211] == 1) and np.all(charge[pid == -211] == -1)
+    assert np.all(charge[pid == 211] == 1)
+    assert np.all(charge[pid == -211] == -1)
 
 
 def content_hash(path) -> str:
@@ -90,8 +104,7 @@ def test_same_seed_gives_the_same_file_and_shards_differ(tmp_path):
         hashes = []
         for name, seed in (("a", 5), ("b", 5), ("c", 6)):
             path = tmp_path / f"{process}-{name}.root"
-            write_jets_root(path, generate_jets(GeneratorSettings(process), n_events=60,
-                                                seed=seed))
+            write_jets_root(path, generate_jets(GeneratorSettings(process), n_events=60, seed=seed))
             hashes.append(content_hash(path))
         assert hashes[0] == hashes[1] != hashes[2]
 
@@ -114,8 +127,10 @@ def test_w_and_z_jets_peak_at_the_boson_masses(boson_files, qcd_file):
     """Plain (ungroomed) jet mass: W and Z jets peak in 70-100 GeV, QCD jets do not."""
     w = read_jets(boson_files["w"]).table["mass"]
     z = read_jets(boson_files["z"]).table["mass"]
-    assert len(w) > 100 and len(z) > 100
-    assert 70 <= mass_peak(w) <= 100 and 70 <= mass_peak(z) <= 100
+    assert len(w) > 100
+    assert len(z) > 100
+    assert 70 <= mass_peak(w) <= 100
+    assert 70 <= mass_peak(z) <= 100
     assert np.median(z) > np.median(w)  # 91 against 80 GeV
     assert not 70 <= mass_peak(read_jets(qcd_file).table["mass"]) <= 100
 
@@ -123,22 +138,31 @@ def test_w_and_z_jets_peak_at_the_boson_masses(boson_files, qcd_file):
 def test_gluon_jets_have_more_constituents_than_quark_jets(parton_files):
     gluon = parton_columns(parton_files["gluon"])["nparticles"]
     quark = parton_columns(parton_files["quark"])["nparticles"]
-    assert len(gluon) > 100 and len(quark) > 100
+    assert len(gluon) > 100
+    assert len(quark) > 100
     assert gluon.mean() > 1.2 * quark.mean()
 
 
-def test_every_jet_holds_its_matched_parton_and_records_it(top_file, qcd_file, boson_files,
-                                                           parton_files):
+def test_every_jet_holds_its_matched_parton_and_records_it(
+    top_file, qcd_file, boson_files, parton_files
+):
     expected = {"top": {6}, "w": {24}, "z": {23}, "gluon": {21}, "quark": {1, 2, 3}}
     files = {"top": top_file, **boson_files, **parton_files}
     masses = {"top": 172.5, "w": 80.4, "z": 91.2}
     for process, path in files.items():
         jet = parton_columns(path)
         assert set(np.unique(np.abs(jet["parton_pid"]))) <= expected[process], process
-        parton = vector.array({"px": jet["parton_px"], "py": jet["parton_py"],
-                               "pz": jet["parton_pz"], "E": jet["parton_energy"]})
-        axis = vector.array({"pt": jet["pt"], "eta": jet["eta"], "phi": jet["phi"],
-                             "mass": jet["mass"]})
+        parton = vector.array(
+            {
+                "px": jet["parton_px"],
+                "py": jet["parton_py"],
+                "pz": jet["parton_pz"],
+                "E": jet["parton_energy"],
+            }
+        )
+        axis = vector.array(
+            {"pt": jet["pt"], "eta": jet["eta"], "phi": jet["phi"], "mass": jet["mass"]}
+        )
         assert np.all(axis.deltaR(parton) < 0.8), process
         if process in masses:  # the resonance's own four-momentum is stored
             assert abs(np.median(parton.mass) - masses[process]) < 3, process
@@ -164,8 +188,9 @@ def test_detector_merges_neutrals_into_cells_and_conserves_energy_without_smeari
         np.testing.assert_allclose(out["E"][after].sum(), flat["E"][before].sum(), rtol=1e-12)
         # charged particles are untouched
         charged = before & (charge != 0)
-        np.testing.assert_array_equal(np.sort(out["px"][after & (out["charge"] != 0)]),
-                                      np.sort(flat["px"][charged]))
+        np.testing.assert_array_equal(
+            np.sort(out["px"][after & (out["charge"] != 0)]), np.sort(flat["px"][charged])
+        )
     cells = out["pid"] == 0
     assert np.all(out["charge"][cells] == 0)
     assert cells.sum() < (charge == 0).sum()  # some neutrals share a cell

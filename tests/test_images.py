@@ -29,9 +29,14 @@ def stores(top_file, qcd_file, tmp_path_factory):
     for name, path in (("qcd", qcd_file), ("top", top_file)):
         jets = read_jets(path, labels=Labels(("qcd", "top"), class_name=name))
         store = out / f"{name}.zarr"
-        write_image_store(store, jets, SPEC, attrs={"sample": name, "source": str(path),
-                                                    "classes": ["qcd", "top"]},
-                          chunk_jets=100, num_workers=2)
+        write_image_store(
+            store,
+            jets,
+            SPEC,
+            attrs={"sample": name, "source": str(path), "classes": ["qcd", "top"]},
+            chunk_jets=100,
+            num_workers=2,
+        )
         paths.append(store)
     return paths
 
@@ -44,15 +49,17 @@ def test_image_store_round_trip(stores, top_file):
     table = read_table(group)
     np.testing.assert_array_equal(table["pt"], jets.table["pt"])
     assert group.attrs["image_spec"] == SPEC.to_dict()
-    assert group.attrs["n_jets"] == len(jets) and group.attrs["sample"] == "top"
+    assert group.attrs["n_jets"] == len(jets)
+    assert group.attrs["sample"] == "top"
     assert group.attrs["n_constituents_outside_window"] == table["n_outside_window"].sum()
-    assert np.all(group["labels"][...] == 1) and group.attrs["label_counts"] == {
-        "qcd": 0, "top": len(jets)}
+    assert np.all(group["labels"][...] == 1)
+    assert group.attrs["label_counts"] == {"qcd": 0, "top": len(jets)}
 
 
 @pytest.mark.parametrize("table_chunk", [zarr_store.TABLE_CHUNK_JETS, 50])
-def test_streamed_batches_write_the_same_store_as_one_batch(top_file, tmp_path, monkeypatch,
-                                                            table_chunk):
+def test_streamed_batches_write_the_same_store_as_one_batch(
+    top_file, tmp_path, monkeypatch, table_chunk
+):
     """Batches that do not align with the chunks (and a remainder) give the same store, also
     when the per-jet table is written in whole chunks while the batches stream."""
     monkeypatch.setattr(images_module, "TABLE_CHUNK_JETS", table_chunk)
@@ -60,14 +67,22 @@ def test_streamed_batches_write_the_same_store_as_one_batch(top_file, tmp_path, 
     whole, streamed = tmp_path / "whole.zarr", tmp_path / "streamed.zarr"
     write_image_store(whole, jets, SPEC, attrs={}, chunk_jets=64)
     edges = [0, 37, 38, 200, 333, len(jets)]
-    write_image_store(streamed, (jets[a:b] for a, b in zip(edges, edges[1:])), SPEC, attrs={},
-                      chunk_jets=64, num_workers=2)
+    write_image_store(
+        streamed,
+        (jets[a:b] for a, b in zip(edges, edges[1:])),
+        SPEC,
+        attrs={},
+        chunk_jets=64,
+        num_workers=2,
+    )
     a, b = open_store(whole), open_store(streamed)
     np.testing.assert_array_equal(a["images"][...], b["images"][...])
-    assert b["images"].chunks == (64, 1, 20, 20) and b["images"].shape[0] == len(jets)
+    assert b["images"].chunks == (64, 1, 20, 20)
+    assert b["images"].shape[0] == len(jets)
     for name, values in read_table(a).items():
         np.testing.assert_array_equal(read_table(b)[name], values)
-    assert b["labels"].chunks == (table_chunk,) and b["labels"].shape == (len(jets),)
+    assert b["labels"].chunks == (table_chunk,)
+    assert b["labels"].shape == (len(jets),)
 
 
 def test_a_store_with_no_jet_left_is_not_written(top_file, tmp_path):
@@ -82,14 +97,16 @@ def test_every_dask_scheduler_writes_the_same_store(top_file, tmp_path):
     stores = {}
     for scheduler in ("synchronous", "threads", "processes"):
         path = tmp_path / f"{scheduler}.zarr"
-        write_image_store(path, jets, SPEC, attrs={}, chunk_jets=64, scheduler=scheduler,
-                          num_workers=2)
+        write_image_store(
+            path, jets, SPEC, attrs={}, chunk_jets=64, scheduler=scheduler, num_workers=2
+        )
         stores[scheduler] = open_store(path)
     reference = stores["synchronous"]["images"][...]
     for group in stores.values():
         np.testing.assert_array_equal(group["images"][...], reference)
-        np.testing.assert_array_equal(group["jets/n_outside_window"][...],
-                                      stores["synchronous"]["jets/n_outside_window"][...])
+        np.testing.assert_array_equal(
+            group["jets/n_outside_window"][...], stores["synchronous"]["jets/n_outside_window"][...]
+        )
     with pytest.raises(ValueError, match="dask scheduler"):
         write_image_store(tmp_path / "x.zarr", jets, SPEC, attrs={}, scheduler="gpu")
     assert not (tmp_path / "x.zarr").exists()
@@ -100,8 +117,10 @@ def test_the_dask_runner_returns_every_result_in_order_from_few_tasks(scheduler)
     """Threads run one task per worker, processes at most TASKS_PER_WORKER per worker; results
     keep the order of the calls, and a call's error reaches the caller as itself."""
     tasks = []
-    with Callback(pretask=lambda key, dsk, state: tasks.append(key)), \
-            dask_runner(scheduler, 2) as run:
+    with (
+        Callback(pretask=lambda key, dsk, state: tasks.append(key)),
+        dask_runner(scheduler, 2) as run,
+    ):
         assert run(math.sqrt, [(i,) for i in range(37)]) == [math.sqrt(i) for i in range(37)]
         assert run(math.sqrt, []) == []
         with pytest.raises(ValueError, match="math domain error"):
@@ -137,7 +156,8 @@ def test_a_failed_call_stops_the_dask_threads_from_taking_more():
     def call(i):
         started.append(i)
         if i == 0:
-            raise RuntimeError("bad chunk")
+            msg = "bad chunk"
+            raise RuntimeError(msg)
         time.sleep(0.01)
 
     with dask_runner("threads", 2) as run, pytest.raises(RuntimeError, match="bad chunk"):
@@ -152,23 +172,34 @@ def test_a_distributed_scheduler_address_writes_the_same_store(top_file, tmp_pat
     jets = read_jets(top_file)
     threads = tmp_path / "threads.zarr"
     write_image_store(threads, jets, SPEC, attrs={}, chunk_jets=64, num_workers=2)
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster:
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
         assert cluster.scheduler_address.startswith("tcp://")
         remote = tmp_path / "remote.zarr"
-        write_image_store(remote, jets, SPEC, attrs={}, chunk_jets=64,
-                          scheduler=cluster.scheduler_address)
-    np.testing.assert_array_equal(open_store(remote)["images"][...],
-                                  open_store(threads)["images"][...])
-    np.testing.assert_array_equal(open_store(remote)["jets/n_outside_window"][...],
-                                  open_store(threads)["jets/n_outside_window"][...])
+        write_image_store(
+            remote, jets, SPEC, attrs={}, chunk_jets=64, scheduler=cluster.scheduler_address
+        )
+    np.testing.assert_array_equal(
+        open_store(remote)["images"][...], open_store(threads)["images"][...]
+    )
+    np.testing.assert_array_equal(
+        open_store(remote)["jets/n_outside_window"][...],
+        open_store(threads)["jets/n_outside_window"][...],
+    )
 
 
 def test_failed_write_leaves_nothing(tmp_path):
     target = tmp_path / "out.zarr"
-    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
-        zarr.open_group(tmp, mode="w").create_array("x", shape=(3,), dtype="f4")
-        raise RuntimeError("killed")
+
+    def write_then_fail():
+        with atomic_path(target) as tmp:
+            zarr.open_group(tmp, mode="w").create_array("x", shape=(3,), dtype="f4")
+            msg = "killed"
+            raise RuntimeError(msg)
+
+    with pytest.raises(RuntimeError, match="killed"):
+        write_then_fail()
     assert list(tmp_path.iterdir()) == []
 
 

@@ -45,19 +45,22 @@ def test_fisher_discriminant_matches_scikit_learns_lda(small_dataset):
     assert cosine > 0.98
     assert fit["shrinkage"] in (1e-4, 1e-3, 1e-2, 3e-2, 1e-1, 3e-1)
     # the softmax of the linear layer is a posterior: its val loss is that of a classifier
-    assert 0.9 > fit["val_accuracy"] > 0.75 and fit["val_loss"] < 0.6
+    assert 0.9 > fit["val_accuracy"] > 0.75
+    assert fit["val_loss"] < 0.6
 
 
-def test_a_fisher_model_is_fitted_in_closed_form_exported_and_separates_top(small_dataset,
-                                                                             tmp_path):
+def test_a_fisher_model_is_fitted_in_closed_form_exported_and_separates_top(
+    small_dataset, tmp_path
+):
     lines = []
-    history = train_model(small_dataset, tmp_path, TrainConfig("fisher", epochs=5), name="f",
-                          progress=lines.append)
-    assert len(history) == 1 and "shrinkage" in history[0]
+    history = train_model(
+        small_dataset, tmp_path, TrainConfig("fisher", epochs=5), name="f", progress=lines.append
+    )
+    assert len(history) == 1
+    assert "shrinkage" in history[0]
     assert any("fitted in closed form" in line for line in lines)
     assert (tmp_path / "model.onnx").is_file()
-    probabilities, labels, _, info = score_saved_model(tmp_path / "model.pt", small_dataset,
-                                                       "test")
+    probabilities, labels, _, info = score_saved_model(tmp_path / "model.pt", small_dataset, "test")
     assert info["architecture"] == "fisher"
     assert roc_auc_score(labels == 1, probabilities[:, 1]) > 0.85
     model, info = load_model(tmp_path / "model.pt")

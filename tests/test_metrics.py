@@ -57,11 +57,13 @@ def test_multiclass_metrics_against_sklearn():
     out = classification_metrics(labels, probabilities, ["g", "q", "t"], bootstrap=10)
     assert out["signal"] == "t"
     counts = np.asarray(out["confusion_matrix"]["counts"])
-    assert counts.sum() == 600 and np.all(counts.sum(axis=1) == np.bincount(labels))
+    assert counts.sum() == 600
+    assert np.all(counts.sum(axis=1) == np.bincount(labels))
     np.testing.assert_allclose(np.asarray(out["confusion_matrix"]["normalized"]).sum(axis=1), 1)
     for i, name in enumerate(["g", "q", "t"]):
         assert out["auc_one_vs_rest"][name] == pytest.approx(
-            roc_auc_score(labels == i, probabilities[:, i]))
+            roc_auc_score(labels == i, probabilities[:, i])
+        )
     assert out["accuracy"]["value"] == pytest.approx(np.mean(probabilities.argmax(1) == labels))
     low, high = out["accuracy"]["interval68"]
     assert low <= out["accuracy"]["value"] <= high
@@ -100,10 +102,12 @@ def test_rejection_in_a_mass_window_uses_only_the_jets_inside_it():
     whole = binary_metrics(labels, mass_only, bootstrap=0)["auc"]["value"]
     window = in_mass_window(labels, mass_only, mass, bootstrap=0)
     low, high = window["window"]
-    assert 160 < low < 170 and 180 < high < 190  # the signal's interquartile range
+    assert 160 < low < 170
+    assert 180 < high < 190
     inside = (mass >= low) & (mass < high)
     assert window["n_signal"] == int(np.sum(inside & (labels == 1))) == 2000
-    assert whole > 0.85 and window["auc"]["value"] < 0.6
+    assert whole > 0.85
+    assert window["auc"]["value"] < 0.6
     assert in_mass_window(labels, knows_more, mass, bootstrap=0)["auc"]["value"] > 0.7
     assert in_mass_window(labels, knows_more, mass, window=(400, 500))["auc"] is None
 
@@ -116,14 +120,17 @@ def test_efficiency_in_pt_bins_one_cut_and_a_cut_per_bin_by_hand():
     labels = np.array([1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0])
     pt = np.r_[np.full(8, 100.0), np.full(8, 300.0)]
     # low bin: signal 0.5-0.8, background 0.4-0.7; high bin: signal 0.9-1.2, background 0-0.3
-    scores = np.r_[[0.5, 0.6, 0.7, 0.8], [0.4, 0.5, 0.6, 0.7],
-                   [0.9, 1.0, 1.1, 1.2], [0.0, 0.1, 0.2, 0.3]]
-    low, high = efficiency_in_bins(labels, scores, pt, np.array([0.0, 200.0, 400.0]),
-                                   working_point=0.5)
+    scores = np.r_[
+        [0.5, 0.6, 0.7, 0.8], [0.4, 0.5, 0.6, 0.7], [0.9, 1.0, 1.1, 1.2], [0.0, 0.1, 0.2, 0.3]
+    ]
+    low, high = efficiency_in_bins(
+        labels, scores, pt, np.array([0.0, 200.0, 400.0]), working_point=0.5
+    )
     # the global cut at the median signal score (0.85) keeps no low-bin and all high-bin signal
     assert low["global"]["signal_efficiency"]["value"] == 0.0
     assert high["global"]["signal_efficiency"]["value"] == 1.0
-    assert low["global"]["rejection"]["lower_limit"] and high["global"]["rejection"]["lower_limit"]
+    assert low["global"]["rejection"]["lower_limit"]
+    assert high["global"]["rejection"]["lower_limit"]
     # per bin: the cut at the bin's own signal median (0.65 low): background 0.7 passes
     assert low["flat"]["cut"] == pytest.approx(0.65)
     assert low["flat"]["rejection"]["value"] == pytest.approx(4.0)
@@ -146,7 +153,8 @@ def test_rejection_band_follows_the_rejection_and_ends_with_the_background():
     sigma = np.sqrt(eps * (1 - eps) / 3000)
     np.testing.assert_allclose(low, 1 / (eps + sigma))
     np.testing.assert_allclose(high, 1 / (eps - sigma))
-    assert np.all(low < value) and np.all(value < high)
+    assert np.all(low < value)
+    assert np.all(value < high)
     # fully separated: less than one background jet passes anywhere below εS = 1
     separated = np.r_[np.linspace(2, 3, 100), np.linspace(0, 1, 100)]
     assert np.all(np.isnan(rejection_band(labels[2900:3100], separated, grid)[0]))
@@ -165,5 +173,7 @@ def test_a_working_point_a_tagger_cannot_reach_gives_no_efficiency_or_sculpting(
     sculpting = mass_sculpting(labels, scores, pt, signal_efficiency=0.8)
     assert sculpting["jensen_shannon_bits"] is None
     assert sculpting["signal_efficiency_passed"] == 1.0
-    assert efficiency_in_bins(labels, scores, pt, np.array([500, 601]),
-                              working_point=0.5)[0]["global"] is not None
+    assert (
+        efficiency_in_bins(labels, scores, pt, np.array([500, 601]), working_point=0.5)[0]["global"]
+        is not None
+    )

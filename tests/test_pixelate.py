@@ -38,8 +38,9 @@ def test_image_pt_equals_in_window_constituent_pt(top_jets):
     pt = np.asarray(ak.flatten(top_jets.pt))
     expected = np.bincount(np.repeat(np.arange(len(counts)), counts), weights=pt * inside)
     np.testing.assert_allclose(images.sum(axis=(1, 2, 3)), expected, rtol=1e-5)
-    assert np.array_equal(outside, np.bincount(np.repeat(np.arange(len(counts)), counts),
-                                               weights=~inside).astype(int))
+    assert np.array_equal(
+        outside, np.bincount(np.repeat(np.arange(len(counts)), counts), weights=~inside).astype(int)
+    )
 
 
 def _preprocessed(constituents, spec):
@@ -57,17 +58,23 @@ def _preprocessed(constituents, spec):
 def test_l1_normalised_images_sum_to_one(top_jets):
     images = make_images(top_jets, ImageSpec())
     np.testing.assert_allclose(images.sum(axis=(1, 2, 3)), 1.0, rtol=1e-5)
-    assert images.dtype == np.float32 and images.shape == (len(top_jets), 1, 40, 40)
+    assert images.dtype == np.float32
+    assert images.shape == (len(top_jets), 1, 40, 40)
 
 
 def _transform(constituents, transform):
-    p4 = vector.array({"px": ak.to_numpy(ak.flatten(constituents.px)),
-                       "py": ak.to_numpy(ak.flatten(constituents.py)),
-                       "pz": ak.to_numpy(ak.flatten(constituents.pz)),
-                       "E": ak.to_numpy(ak.flatten(constituents.E))})
+    p4 = vector.array(
+        {
+            "px": ak.to_numpy(ak.flatten(constituents.px)),
+            "py": ak.to_numpy(ak.flatten(constituents.py)),
+            "pz": ak.to_numpy(ak.flatten(constituents.pz)),
+            "E": ak.to_numpy(ak.flatten(constituents.E)),
+        }
+    )
     moved = transform(p4)
-    record = ak.zip({"px": moved.px, "py": moved.py, "pz": moved.pz, "E": moved.E},
-                    with_name="Momentum4D")
+    record = ak.zip(
+        {"px": moved.px, "py": moved.py, "pz": moved.pz, "E": moved.E}, with_name="Momentum4D"
+    )
     return ak.unflatten(record, ak.num(constituents))
 
 
@@ -88,14 +95,16 @@ def test_reflection_puts_most_pt_in_the_positive_quadrant(top_jets):
     assert np.all(upper_eta >= lower_eta - 1e-3)
     assert np.all(upper_phi >= lower_phi - 1e-3)
     mean = make_images(top_jets, ImageSpec())[:, 0].mean(axis=0)
-    assert mean[20:, 20:].sum() > max(mean[:20, :20].sum(), mean[20:, :20].sum(),
-                                      mean[:20, 20:].sum())
+    assert mean[20:, 20:].sum() > max(
+        mean[:20, :20].sum(), mean[20:, :20].sum(), mean[:20, 20:].sum()
+    )
 
 
 def test_charge_channels_split_the_pt(qcd_file):
     jets = read_jets(qcd_file).constituents
-    spec = ImageSpec(channels=("pt", "charged_pt", "neutral_pt", "counts", "charged_counts"),
-                     normalize="none")
+    spec = ImageSpec(
+        channels=("pt", "charged_pt", "neutral_pt", "counts", "charged_counts"), normalize="none"
+    )
     images, outside = make_images(jets, spec, return_outside=True)
     np.testing.assert_allclose(images[:, 1] + images[:, 2], images[:, 0], rtol=1e-5, atol=1e-4)
     np.testing.assert_array_equal(images[:, 3].sum(axis=(1, 2)) + outside, ak.num(jets))
@@ -104,19 +113,23 @@ def test_charge_channels_split_the_pt(qcd_file):
 
 def test_spec_round_trips_and_rejects_bad_values():
     spec = ImageSpec(npix=33, width=0.8, channels=["pt", "counts"])
-    assert spec.npix == (33, 33) and ImageSpec.from_dict(spec.to_dict()) == spec
+    assert spec.npix == (33, 33)
+    assert ImageSpec.from_dict(spec.to_dict()) == spec
     with pytest.raises(ValueError, match="unknown image channel"):
         ImageSpec(channels=("colour",))
     with pytest.raises(ValueError, match="need a 'charge' field"):
-        make_images(ak.Array([[{"px": 1.0, "py": 0.0, "pz": 0.0, "E": 1.0}]],
-                             with_name="Momentum4D"), ImageSpec(channels=("charged_pt",)))
+        make_images(
+            ak.Array([[{"px": 1.0, "py": 0.0, "pz": 0.0, "E": 1.0}]], with_name="Momentum4D"),
+            ImageSpec(channels=("charged_pt",)),
+        )
 
 
 def energyflow_images(constituents, npix: int, width: float) -> np.ndarray:
     """energyflow 1.4's per-jet recipe, transposed to jetimage's (η, φ) indexing."""
     ef = pytest.importorskip("energyflow")
-    p4s_all = np.stack([ak.to_numpy(ak.flatten(constituents[f])) for f in ("E", "px", "py", "pz")],
-                       axis=1)
+    p4s_all = np.stack(
+        [ak.to_numpy(ak.flatten(constituents[f])) for f in ("E", "px", "py", "pz")], axis=1
+    )
     offsets = np.r_[0, np.cumsum(ak.to_numpy(ak.num(constituents)))]
     out = []
     for start, stop in zip(offsets[:-1], offsets[1:]):
@@ -125,15 +138,15 @@ def energyflow_images(constituents, npix: int, width: float) -> np.ndarray:
         ptyphims = ef.center_ptyphims(ptyphims)
         ptyphims = ef.rotate_ptyphims(ptyphims)
         ptyphims = ef.reflect_ptyphims(ptyphims)
-        out.append(ef.utils.pixelate(ptyphims, npix=npix, img_width=width, nb_chan=1,
-                                     norm=True)[..., 0].T)
+        out.append(
+            ef.utils.pixelate(ptyphims, npix=npix, img_width=width, nb_chan=1, norm=True)[..., 0].T
+        )
     return np.asarray(out)
 
 
 @pytest.mark.filterwarnings("ignore")
 def test_energyflow_preset_matches_energyflow_on_generated_jets(top_file, qcd_file):
-    jets = ak.concatenate([read_jets(top_file).constituents,
-                           read_jets(qcd_file).constituents])
+    jets = ak.concatenate([read_jets(top_file).constituents, read_jets(qcd_file).constituents])
     for npix, width in ((33, 1.6), (40, 1.2)):
         ours = make_images(jets, ImageSpec.energyflow(npix=npix, width=width))[:, 0]
         np.testing.assert_allclose(ours, energyflow_images(jets, npix, width), rtol=0, atol=1e-5)
@@ -143,21 +156,26 @@ def test_energyflow_preset_matches_energyflow_on_generated_jets(top_file, qcd_fi
 def test_energyflow_preset_matches_energyflow_on_real_quark_gluon_jets(shared_data):
     """All 2000 jets of the public quark/gluon sample (R = 0.4)."""
     table = ak.from_parquet(shared_data / "quark_gluon_2000.parquet")
-    jets = ak.zip({"px": table.part_px, "py": table.part_py, "pz": table.part_pz,
-                   "E": table.part_energy}, with_name="Momentum4D")
+    jets = ak.zip(
+        {"px": table.part_px, "py": table.part_py, "pz": table.part_pz, "E": table.part_energy},
+        with_name="Momentum4D",
+    )
     ours = make_images(jets, ImageSpec.energyflow(npix=33, width=0.8))[:, 0]
     np.testing.assert_allclose(ours, energyflow_images(jets, 33, 0.8), rtol=0, atol=1e-5)
 
 
-@pytest.mark.parametrize("options", [
-    {},
-    {"coordinate": "pseudorapidity", "phi_ref": "axis"},
-    {"center": "ptcentroid", "reflect": "eta"},
-    {"center": "leading", "rotate": False, "reflect": "phi", "normalize": "none"},
-    {"center": "none", "rotate": False, "reflect": "none", "width": (8.0, 8.0)},
-    {"centroid_pixel_shift": True, "npix": (33, 25), "width": (1.2, 1.0)},
-    {"channels": ("pt", "charged_pt", "neutral_pt", "counts", "charged_counts", "energy")},
-])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"coordinate": "pseudorapidity", "phi_ref": "axis"},
+        {"center": "ptcentroid", "reflect": "eta"},
+        {"center": "leading", "rotate": False, "reflect": "phi", "normalize": "none"},
+        {"center": "none", "rotate": False, "reflect": "none", "width": (8.0, 8.0)},
+        {"centroid_pixel_shift": True, "npix": (33, 25), "width": (1.2, 1.0)},
+        {"channels": ("pt", "charged_pt", "neutral_pt", "counts", "charged_counts", "energy")},
+    ],
+)
 def test_compiled_kernel_matches_the_numpy_reference(qcd_file, options):
     jets = read_jets(qcd_file).constituents
     spec = ImageSpec(**options)
@@ -169,8 +187,11 @@ def test_compiled_kernel_matches_the_numpy_reference(qcd_file, options):
 
 
 def test_jets_without_constituents_give_empty_images():
-    jets = ak.Array([[], [{"px": 50.0, "py": 5.0, "pz": 1.0, "E": 51.0}], []],
-                    with_name="Momentum4D")
+    jets = ak.Array(
+        [[], [{"px": 50.0, "py": 5.0, "pz": 1.0, "E": 51.0}], []], with_name="Momentum4D"
+    )
     images, outside = make_images(jets, ImageSpec(npix=(8, 8)), return_outside=True)
-    assert images[0].sum() == 0 and images[2].sum() == 0
-    assert images[1].sum() == pytest.approx(1.0) and outside.sum() == 0
+    assert images[0].sum() == 0
+    assert images[2].sum() == 0
+    assert images[1].sum() == pytest.approx(1.0)
+    assert outside.sum() == 0

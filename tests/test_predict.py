@@ -41,10 +41,17 @@ def predict_any(tiny_run):
         file["tree"] = {name: arrays[name] for name in arrays.fields}
     toptagging_file(inputs / "top_tagging.h5", shard)
     config = yaml.safe_load((REPO / "config" / "tiny.yaml").read_text())
-    config["predict"].update(root_friend=True, files=[
-        {"files": str(inputs / "top_rntuple.root"), "format": "root", "class": "top"},
-        {"files": str(inputs / "top_tagging.h5"), "format": "toptagging",
-         "labels": {0: "qcd", 1: "top"}}])
+    config["predict"].update(
+        root_friend=True,
+        files=[
+            {"files": str(inputs / "top_rntuple.root"), "format": "root", "class": "top"},
+            {
+                "files": str(inputs / "top_tagging.h5"),
+                "format": "toptagging",
+                "labels": {0: "qcd", 1: "top"},
+            },
+        ],
+    )
     path = tiny_run / "predict-any.yaml"
     path.write_text(yaml.safe_dump(config))
     # the friend tree only for the ROOT input; the sample's predictions are already there
@@ -61,34 +68,41 @@ def test_predict_reads_any_format_and_equals_evaluate(tiny_run, predict_any):
     assert len(evaluated) > 5
     n_jets = uproot.open(shard)["tree"].num_entries
     for name in ("top_rntuple", "top_tagging"):
-        predicted = pd.read_parquet(results / "predictions" / "hsf-cnn" / "files" /
-                                    f"{name}.parquet")
-        assert len(predicted) == n_jets and (predicted["class_name"] == "top").all()
+        predicted = pd.read_parquet(
+            results / "predictions" / "hsf-cnn" / "files" / f"{name}.parquet"
+        )
+        assert len(predicted) == n_jets
+        assert (predicted["class_name"] == "top").all()
         joined = evaluated.merge(predicted, on="entry", suffixes=("", "_pred"))
         assert len(joined) == len(evaluated)
         for cls in ("qcd", "top"):
             assert (joined[f"score_{cls}"] - joined[f"score_{cls}_pred"]).abs().max() < 1e-5
-    friend = uproot.open(results / "predictions" / "hsf-cnn" / "files" /
-                         "top_rntuple.friend.root")["tree"]
+    friend = uproot.open(results / "predictions" / "hsf-cnn" / "files" / "top_rntuple.friend.root")[
+        "tree"
+    ]
     assert friend.num_entries == n_jets
-    predicted = pd.read_parquet(results / "predictions" / "hsf-cnn" / "files" /
-                                "top_rntuple.parquet")
-    np.testing.assert_allclose(friend["score_top"].array(library="np")[predicted["entry"]],
-                               predicted["score_top"], rtol=1e-6)
+    predicted = pd.read_parquet(
+        results / "predictions" / "hsf-cnn" / "files" / "top_rntuple.parquet"
+    )
+    np.testing.assert_allclose(
+        friend["score_top"].array(library="np")[predicted["entry"]],
+        predicted["score_top"],
+        rtol=1e-6,
+    )
     assert set(friend["label"].array(library="np")) == {1}
-    sample_friend = uproot.open(results / "predictions" / "hsf-cnn" / "top" /
-                                "000.friend.root")["tree"]
+    sample_friend = uproot.open(results / "predictions" / "hsf-cnn" / "top" / "000.friend.root")[
+        "tree"
+    ]
     assert sample_friend.num_entries == n_jets
 
 
-def test_a_change_of_the_prediction_code_reruns_every_prediction(tiny_run, predict_any,
-                                                                tmp_path):
+def test_a_change_of_the_prediction_code_reruns_every_prediction(tiny_run, predict_any, tmp_path):
     """predict_file has the code digest in its params as every rule: a library change reruns
     the files' predictions too, and their friend trees; evaluate, which shares the inference
     module and not the predict stage's, stays."""
-    assert dry_run_with_library(tiny_run, tmp_path, {"predict.py": add_code},
-                                config="predict-any.yaml") == \
-        {"predict": 2, "predict_file": 2, "predict_friend": 3, "all": 1}
+    assert dry_run_with_library(
+        tiny_run, tmp_path, {"predict.py": add_code}, config="predict-any.yaml"
+    ) == {"predict": 2, "predict_file": 2, "predict_friend": 3, "all": 1}
 
 
 def test_a_nanoaod_friend_tree_holds_a_score_per_fat_jet(tiny_run, shared_data, tmp_path):
@@ -100,17 +114,18 @@ def test_a_nanoaod_friend_tree_holds_a_score_per_fat_jet(tiny_run, shared_data, 
     session, info = load_exported(model / "model.pt", model / "model.onnx")
     nano = shared_data / "nano_tt_v15.root"
     labels = Labels(("qcd", "top"), class_name="top")
-    frame = score_batches(read(nano, format="nanoaod", labels=labels, step=50), session, info,
-                          source=str(nano))
-    n = write_friend_tree(frame, nano, tmp_path / "nano.friend.root", format="nanoaod",
-                          options={})
+    frame = score_batches(
+        read(nano, format="nanoaod", labels=labels, step=50), session, info, source=str(nano)
+    )
+    n = write_friend_tree(frame, nano, tmp_path / "nano.friend.root", format="nanoaod", options={})
     events = uproot.open(nano)["Events"]
     friend = uproot.open(tmp_path / "nano.friend.root")["Events"]
     assert n == friend.num_entries == events.num_entries
     scores = friend["FatJet_score_top"].array()
     assert ak.all(ak.num(scores) == ak.num(events["FatJet_pt"].array()))
     for entry, subentry, score in frame[["entry", "jet_subentry", "score_top"]].itertuples(
-            index=False):
+        index=False
+    ):
         assert scores[entry][subentry] == pytest.approx(score, rel=1e-6)
     # the fat jets without linked constituents were not scored
     assert int(ak.sum(np.isnan(ak.flatten(scores)))) == ak.sum(ak.num(scores)) - len(frame) > 0

@@ -26,8 +26,9 @@ def concat(batches):
 
 
 def summed_pt(constituents) -> np.ndarray:
-    return np.hypot(ak.to_numpy(ak.sum(constituents.px, axis=1)),
-                    ak.to_numpy(ak.sum(constituents.py, axis=1)))
+    return np.hypot(
+        ak.to_numpy(ak.sum(constituents.px, axis=1)), ak.to_numpy(ak.sum(constituents.py, axis=1))
+    )
 
 
 # --- real samples ------------------------------------------------------------------------------
@@ -39,12 +40,15 @@ def test_quark_gluon_parquet(shared_data):
     table = jets.table
     assert np.bincount(table["label"]).tolist() == [1010, 990]  # gluon 0, quark 1
     # quark jets have fewer constituents than gluon jets
-    assert table["n_constituents"][table["label"] == 1].mean() < \
-        table["n_constituents"][table["label"] == 0].mean() - 10
+    assert (
+        table["n_constituents"][table["label"] == 1].mean()
+        < table["n_constituents"][table["label"] == 0].mean() - 10
+    )
     raw = ak.from_parquet(path)
     np.testing.assert_array_equal(table["pt"], ak.to_numpy(raw.jet_pt))
-    np.testing.assert_array_equal(ak.to_numpy(ak.flatten(jets.constituents.px)),
-                                  ak.to_numpy(ak.flatten(raw.part_px)))
+    np.testing.assert_array_equal(
+        ak.to_numpy(ak.flatten(jets.constituents.px)), ak.to_numpy(ak.flatten(raw.part_px))
+    )
     np.testing.assert_allclose(summed_pt(jets.constituents), table["pt"], rtol=1e-3)
 
 
@@ -52,24 +56,25 @@ def test_streaming_does_not_depend_on_the_batch_size(shared_data):
     path = shared_data / "quark_gluon_2000.parquet"
     small = list(read(path, format="parquet", labels=QG, step=300))
     whole = list(read(path, format="parquet", labels=QG, step=100_000))
-    assert [len(b) for b in small] == [300] * 6 + [200] and len(whole) == 1
+    assert [len(b) for b in small] == [300] * 6 + [200]
+    assert len(whole) == 1
     for name, values in concat(whole).items():
         np.testing.assert_array_equal(concat(small)[name], values)
     assert ak.all(ak.concatenate([b.constituents.E for b in small]) == whole[0].constituents.E)
 
 
-@pytest.mark.parametrize("name, links, complete_min", [("nano_tt_v15.root", "FatJetPFCand", 60),
-                                                        ("pfnano.root", "FatJetPFCands", 24)])
-def test_nanoaod_constituents_add_up_to_the_raw_jet_pt(shared_data, name, links,
-                                                       complete_min):
+@pytest.mark.parametrize(
+    ("name", "links", "complete_min"),
+    [("nano_tt_v15.root", "FatJetPFCand", 60), ("pfnano.root", "FatJetPFCands", 24)],
+)
+def test_nanoaod_constituents_add_up_to_the_raw_jet_pt(shared_data, name, links, complete_min):
     """Index-linked constituents (PUPPI-weighted in PFNano) rebuild the uncorrected jet pT,
     FatJet_pt * (1 - rawFactor), within 1% for jets whose constituent list is complete."""
     counts = Counts()
     labels = Labels(("qcd", "top"), class_name="top")
     jets = read_jets(shared_data / name, format="nanoaod", labels=labels, counts=counts)
     table = jets.table
-    complete = table["n_constituents"] == table.get("n_constituents_nano",
-                                                     table["n_constituents"])
+    complete = table["n_constituents"] == table.get("n_constituents_nano", table["n_constituents"])
     assert complete.sum() >= complete_min
     ratio = summed_pt(jets.constituents)[complete] / table["raw_pt"][complete]
     np.testing.assert_allclose(ratio, 1.0, atol=0.01)
@@ -83,8 +88,9 @@ def test_nanoaod_constituents_add_up_to_the_raw_jet_pt(shared_data, name, links,
 
 
 def test_nanoaod_per_jet_labels_from_a_branch(shared_data):
-    labels = Labels(("light", "b"), mapping={"0": "light", "4": "light", "5": "b"},
-                    field="FatJet_hadronFlavour")
+    labels = Labels(
+        ("light", "b"), mapping={"0": "light", "4": "light", "5": "b"}, field="FatJet_hadronFlavour"
+    )
     jets = read_jets(shared_data / "nano_tt_v15.root", format="nanoaod", labels=labels)
     flavour = jets.table["hadron_flavour"]
     assert np.array_equal(jets.table["label"], (flavour == 5).astype(int))
@@ -94,12 +100,20 @@ def test_nanoaod_per_jet_labels_from_a_branch(shared_data):
 def test_cms_image_file_one_dataset_per_class(shared_data):
     path = shared_data / "cms2011_jet_images.h5"
     counts = Counts()
-    batches = list(read(path, format="images-h5", step=1000, counts=counts,
-                        labels=Labels(("qcd", "top"), mapping={"QCD": "qcd", "TT": "top"})))
+    batches = list(
+        read(
+            path,
+            format="images-h5",
+            step=1000,
+            counts=counts,
+            labels=Labels(("qcd", "top"), mapping={"QCD": "qcd", "TT": "top"}),
+        )
+    )
     assert all(isinstance(b, ImageBatch) for b in batches)
     images = np.concatenate([b.images for b in batches])
     table = concat(batches)
-    assert images.shape == (3305 + 1722, 1, 30, 30) and counts.read == 5027
+    assert images.shape == (3305 + 1722, 1, 30, 30)
+    assert counts.read == 5027
     assert np.bincount(table["label"]).tolist() == [3305, 1722]
     with h5py.File(path) as file:  # channels-last on disk, (jets, 1, η, φ) here
         np.testing.assert_array_equal(images[:3305, 0], file["QCD"][..., 0].astype(np.float32))
@@ -128,14 +142,18 @@ def test_jetclass_root_one_hot_labels_and_mass_from_constituents(top_file, qcd_f
     jets = read_jets(path, labels=labels)
     np.testing.assert_array_equal(jets.table["label"], columns["label_Tbqq"].astype(int))
     top = read_jets(top_file)
-    np.testing.assert_allclose(jets.table["mass"][:len(top)], top.table["mass"], rtol=1e-6)
+    np.testing.assert_allclose(jets.table["mass"][: len(top)], top.table["mass"], rtol=1e-6)
     np.testing.assert_array_equal(jets.table["sdmass"], columns["jet_sdmass"])
     # a one-hot label the map does not name is an error, or dropped when asked
-    hbb = dict(columns, label_Hbb=columns["label_QCD"], label_QCD=np.zeros_like(
-        columns["label_QCD"]))
+    hbb = dict(
+        columns, label_Hbb=columns["label_QCD"], label_QCD=np.zeros_like(columns["label_QCD"])
+    )
     write_jets_root(path, hbb)
-    with pytest.raises(InputError, match=r"TTBar_QCD_000\.root: field 'label_QCD/label_Tbqq' "
-                                         r"holds label value\(s\) that map to no class"):
+    with pytest.raises(
+        InputError,
+        match=r"TTBar_QCD_000\.root: field 'label_QCD/label_Tbqq' "
+        r"holds label value\(s\) that map to no class",
+    ):
         read_jets(path, labels=labels)
     counts = Counts()
     dropping = Labels(labels.classes, mapping=labels.mapping, unmapped="drop")
@@ -147,19 +165,31 @@ def test_generic_root_with_a_branch_map_in_pt_eta_phi_mass(top_file, tmp_path):
     reference = read_jets(top_file)
     c = reference.constituents
     path = tmp_path / "user.root"
-    data = {"pfc": ak.zip({"pt": c.pt, "eta": c.eta, "phi": c.phi, "m": c.mass}),
-            "fj_pt": reference.table["pt"], "fj_m": reference.table["mass"]}
+    data = {
+        "pfc": ak.zip({"pt": c.pt, "eta": c.eta, "phi": c.phi, "m": c.mass}),
+        "fj_pt": reference.table["pt"],
+        "fj_m": reference.table["mass"],
+    }
     with uproot.recreate(path) as file:
-        tree = file.mktree("Jets", {k: v.type if isinstance(v, ak.Array) else v.dtype
-                                    for k, v in data.items()},
-                           field_name=lambda outer, inner: f"{outer}_{inner}")
+        tree = file.mktree(
+            "Jets",
+            {k: v.type if isinstance(v, ak.Array) else v.dtype for k, v in data.items()},
+            field_name=lambda outer, inner: f"{outer}_{inner}",
+        )
         tree.extend(data)
-    jets = read_jets(path, tree="Jets", branches={"pt": "pfc_pt", "eta": "pfc_eta",
-                                                  "phi": "pfc_phi", "mass": "pfc_m"},
-                     jet_branches={"pt": "fj_pt", "mass": "fj_m"})
+    jets = read_jets(
+        path,
+        tree="Jets",
+        branches={"pt": "pfc_pt", "eta": "pfc_eta", "phi": "pfc_phi", "mass": "pfc_m"},
+        jet_branches={"pt": "fj_pt", "mass": "fj_m"},
+    )
     for q in ("px", "py", "pz", "E"):
-        np.testing.assert_allclose(ak.to_numpy(ak.flatten(getattr(jets.constituents, q))),
-                                   ak.to_numpy(ak.flatten(getattr(c, q))), rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(
+            ak.to_numpy(ak.flatten(getattr(jets.constituents, q))),
+            ak.to_numpy(ak.flatten(getattr(c, q))),
+            rtol=1e-6,
+            atol=1e-6,
+        )
     np.testing.assert_array_equal(jets.table["pt"], reference.table["pt"])
     np.testing.assert_allclose(jets.table["eta"], reference.table["eta"], atol=1e-6)
 
@@ -171,8 +201,10 @@ def toptagging_frame(top_file, qcd_file, n_max=200) -> pd.DataFrame:
     for label, path in ((1, top_file), (0, qcd_file)):
         c = read_jets(path).constituents
         c = c[ak.argsort(c.pt, axis=1, ascending=False)][:, :n_max]
-        padded = {q: ak.to_numpy(ak.fill_none(ak.pad_none(getattr(c, f), n_max, clip=True), 0.0))
-                  for q, f in (("E", "E"), ("PX", "px"), ("PY", "py"), ("PZ", "pz"))}
+        padded = {
+            q: ak.to_numpy(ak.fill_none(ak.pad_none(getattr(c, f), n_max, clip=True), 0.0))
+            for q, f in (("E", "E"), ("PX", "px"), ("PY", "py"), ("PZ", "pz"))
+        }
         rows.append(np.stack([padded[q] for q in ("E", "PX", "PY", "PZ")], axis=2))
         labels.append(np.full(len(c), label))
     values = np.concatenate(rows).reshape(-1, 4 * n_max)
@@ -195,8 +227,11 @@ def test_top_tagging_hdf5(top_file, qcd_file, tmp_path, pandas_format):
     table = concat(batches)
     np.testing.assert_array_equal(table["label"], frame["is_signal_new"])
     cons = ak.concatenate([b.constituents for b in batches])
-    np.testing.assert_allclose(ak.to_numpy(ak.sum(cons.E, axis=1)),
-                               frame[[f"E_{i}" for i in range(200)]].sum(axis=1), rtol=1e-12)
+    np.testing.assert_allclose(
+        ak.to_numpy(ak.sum(cons.E, axis=1)),
+        frame[[f"E_{i}" for i in range(200)]].sum(axis=1),
+        rtol=1e-12,
+    )
     top = read_jets(top_file)
     n_top = len(top)
     np.testing.assert_allclose(table["mass"][:n_top], top.table["mass"], rtol=1e-6)
@@ -238,26 +273,38 @@ def write_parquet(path, **changes):
 def test_parquet_missing_column_lists_the_columns(tmp_path):
     path = tmp_path / "bad.parquet"
     write_parquet(path)
-    with pytest.raises(InputError, match=r"bad\.parquet: the Parquet schema lacks \['part_qq'\]; "
-                                         r"it has \[.*'part_px'"):
-        read_jets(path, format="parquet", labels=QG,
-                  branches={"px": "part_qq", "py": "part_py", "pz": "part_pz",
-                            "energy": "part_energy"})
+    with pytest.raises(
+        InputError,
+        match=r"bad\.parquet: the Parquet schema lacks \['part_qq'\]; "
+        r"it has \[.*'part_px'",
+    ):
+        read_jets(
+            path,
+            format="parquet",
+            labels=QG,
+            branches={"px": "part_qq", "py": "part_py", "pz": "part_pz", "energy": "part_energy"},
+        )
 
 
 def test_parquet_nan_names_field_and_entry(tmp_path):
     path = tmp_path / "nan.parquet"
     write_parquet(path, part_py=ak.unflatten(np.array([1, 2, 3, np.nan, 5.0]), [2, 3]))
-    with pytest.raises(InputError, match=r"nan\.parquet: field 'part_py' holds 1 NaN/inf "
-                                         r"value\(s\) \(first in entry 1\)"):
+    with pytest.raises(
+        InputError,
+        match=r"nan\.parquet: field 'part_py' holds 1 NaN/inf "
+        r"value\(s\) \(first in entry 1\)",
+    ):
         read_jets(path, format="parquet", labels=QG)
 
 
 def test_parquet_unmapped_label_names_the_values(tmp_path):
     path = tmp_path / "three.parquet"
     write_parquet(path, label=np.array([0, 2]))
-    with pytest.raises(InputError, match=r"three\.parquet: field 'label' holds label value\(s\) "
-                                         r"that map to no class: \{'2': 1\}"):
+    with pytest.raises(
+        InputError,
+        match=r"three\.parquet: field 'label' holds label value\(s\) "
+        r"that map to no class: \{'2': 1\}",
+    ):
         read_jets(path, format="parquet", labels=QG)
 
 
@@ -265,16 +312,28 @@ def test_parquet_missing_label_column(tmp_path):
     path = tmp_path / "nolabel.parquet"
     write_parquet(path)
     labels = Labels(QG.classes, mapping=QG.mapping, field="is_quark")
-    with pytest.raises(InputError, match=r"nolabel\.parquet: the Parquet schema lacks "
-                                         r"\['is_quark'\]"):
+    with pytest.raises(
+        InputError,
+        match=r"nolabel\.parquet: the Parquet schema lacks "
+        r"\['is_quark'\]",
+    ):
         read_jets(path, format="parquet", labels=labels)
 
 
 def test_empty_and_corrupt_parquet(tmp_path):
     empty = tmp_path / "empty.parquet"
-    pq.write_table(pa.table({"label": pa.array([], pa.int64()),
-                             **{f"part_{q}": pa.array([], pa.list_(pa.float32()))
-                                for q in ("px", "py", "pz", "energy")}}), empty)
+    pq.write_table(
+        pa.table(
+            {
+                "label": pa.array([], pa.int64()),
+                **{
+                    f"part_{q}": pa.array([], pa.list_(pa.float32()))
+                    for q in ("px", "py", "pz", "energy")
+                },
+            }
+        ),
+        empty,
+    )
     with pytest.raises(InputError, match=r"empty\.parquet: the Parquet file has no jets"):
         read_jets(empty, format="parquet", labels=QG)
     corrupt = tmp_path / "cut.parquet"
@@ -293,14 +352,20 @@ def test_hdf5_errors_name_file_and_dataset(tmp_path):
     with h5py.File(path, "w") as file:
         file["QCD"] = np.zeros((3, 30, 30, 1))
     labels = Labels(("qcd", "top"), mapping={"QCD": "qcd", "TT": "top"})
-    with pytest.raises(InputError, match=r"images\.h5: the HDF5 file \(one dataset per class\) "
-                                         r"lacks \['TT'\]; it has \['QCD'\]"):
+    with pytest.raises(
+        InputError,
+        match=r"images\.h5: the HDF5 file \(one dataset per class\) "
+        r"lacks \['TT'\]; it has \['QCD'\]",
+    ):
         list(read(path, format="images-h5", labels=labels))
     with h5py.File(path, "w") as file:
         file["images"] = np.full((3, 30, 30), np.nan)
         file["labels"] = np.zeros(3, dtype=int)
-    with pytest.raises(InputError, match=r"images\.h5: dataset 'images' holds 2700 NaN/inf "
-                                         r"pixel\(s\) \(first in image 0\)"):
+    with pytest.raises(
+        InputError,
+        match=r"images\.h5: dataset 'images' holds 2700 NaN/inf "
+        r"pixel\(s\) \(first in image 0\)",
+    ):
         list(read(path, format="images-h5", labels=TOP))
     with pytest.raises(InputError, match=r"images\.h5: no key 'table'; the file has "):
         read_jets(path, format="toptagging", labels=TOP)
@@ -309,22 +374,37 @@ def test_hdf5_errors_name_file_and_dataset(tmp_path):
 def test_nanoaod_without_links(tmp_path):
     path = tmp_path / "plain_nano.root"
     with uproot.recreate(path) as file:
-        file["Events"] = {"FatJet": ak.zip({"pt": ak.Array([[300.0]]), "eta": ak.Array([[0.1]]),
-                                            "phi": ak.Array([[0.2]]), "mass": ak.Array([[80.0]])})}
+        file["Events"] = {
+            "FatJet": ak.zip(
+                {
+                    "pt": ak.Array([[300.0]]),
+                    "eta": ak.Array([[0.1]]),
+                    "phi": ak.Array([[0.2]]),
+                    "mass": ak.Array([[80.0]]),
+                }
+            )
+        }
     with pytest.raises(InputError, match=r"plain_nano\.root: no FatJet constituent links"):
         read_jets(path, format="nanoaod", labels=Labels(("a", "b"), class_name="a"))
 
 
 def test_unknown_reader_option_suggests_the_closest():
-    with pytest.raises(ValueError, match=r"format 'root' has no reader option 'branch'.*did you "
-                                         r"mean 'branches'\?"):
+    with pytest.raises(
+        ValueError,
+        match=r"format 'root' has no reader option 'branch'.*did you "
+        r"mean 'branches'\?",
+    ):
         read_jets("x.root", branch={})
 
 
 def test_cartesian_conversion_matches_vector():
     rng = np.random.default_rng(0)
-    pt, eta, phi, m = rng.uniform(1, 100, 50), rng.normal(0, 2, 50), rng.uniform(-3, 3, 50), \
-        rng.uniform(0, 1, 50)
+    pt, eta, phi, m = (
+        rng.uniform(1, 100, 50),
+        rng.normal(0, 2, 50),
+        rng.uniform(-3, 3, 50),
+        rng.uniform(0, 1, 50),
+    )
     from jetimage.readers import _cartesian
 
     out = _cartesian(pt, eta, phi, m)

@@ -32,7 +32,8 @@ def read_all(path, step: int = 300, **options) -> tuple[dict, np.ndarray, list[i
 
 def assert_same(a, b) -> None:
     (table_a, images_a, sizes_a), (table_b, images_b, sizes_b) = a, b
-    assert sizes_a == sizes_b and len(sizes_a) > 1
+    assert sizes_a == sizes_b
+    assert len(sizes_a) > 1
     assert set(table_a) == set(table_b)
     for name, values in table_a.items():
         np.testing.assert_array_equal(values, table_b[name], err_msg=name)
@@ -44,12 +45,14 @@ def test_a_jetclass_rntuple_reads_as_the_same_ttree(top_file, qcd_file, tmp_path
     write_jets_root(tmp_path / "ttree.root", columns)
     write_rntuple(tmp_path / "rntuple.root", "tree", columns)
     assert type(uproot.open(tmp_path / "rntuple.root")["tree"]).__name__.endswith("RNTuple")
-    labels = Labels(("qcd", "top"), mapping={"label_QCD": "qcd", "label_Tbqq": "top"},
-                    unmapped="drop")
+    labels = Labels(
+        ("qcd", "top"), mapping={"label_QCD": "qcd", "label_Tbqq": "top"}, unmapped="drop"
+    )
     ttree = read_all(tmp_path / "ttree.root", format="root", labels=labels)
     rntuple = read_all(tmp_path / "rntuple.root", format="root", labels=labels)
     assert_same(ttree, rntuple)
-    assert "sdmass" in rntuple[0] and set(rntuple[0]["label"]) == {0, 1}
+    assert "sdmass" in rntuple[0]
+    assert set(rntuple[0]["label"]) == {0, 1}
 
 
 NANO_COLLECTIONS = ("FatJet_", "FatJetPFCand_", "PFCand_")
@@ -58,8 +61,11 @@ NANO_COLLECTIONS = ("FatJet_", "FatJetPFCand_", "PFCand_")
 def test_a_nanoaod_rntuple_reads_as_the_same_ttree(shared_data, tmp_path):
     """The real NanoAOD file's fat jets, links and candidates rewritten as an RNTuple."""
     events = uproot.open(shared_data / "nano_tt_v15.root")["Events"]
-    names = [n for n in events.keys() if n.startswith(NANO_COLLECTIONS)
-             and events[n].interpretation is not None]
+    names = [
+        n
+        for n in events.keys()
+        if n.startswith(NANO_COLLECTIONS) and events[n].interpretation is not None
+    ]
     arrays = events.arrays(names)
     write_rntuple(tmp_path / "nano_rntuple.root", "Events", {n: arrays[n] for n in names})
     labels = Labels(("qcd", "top"), class_name="top")
@@ -73,8 +79,11 @@ def test_an_object_that_is_neither_a_ttree_nor_an_rntuple_is_named(tmp_path):
     with uproot.recreate(path) as file:
         file["tree"] = np.histogram(np.arange(10.0), bins=5)
     labels = Labels(("qcd", "top"), class_name="top")
-    with pytest.raises(InputError, match=r"histogram\.root: key 'tree' is a TH1D, not a TTree "
-                                         r"or an RNTuple"):
+    with pytest.raises(
+        InputError,
+        match=r"histogram\.root: key 'tree' is a TH1D, not a TTree "
+        r"or an RNTuple",
+    ):
         next(read(path, format="root", labels=labels))
     with pytest.raises(InputError, match=r"no tree 'Events'; the file has \['tree'\]"):
         next(read(path, format="nanoaod", labels=labels))
@@ -82,7 +91,8 @@ def test_an_object_that_is_neither_a_ttree_nor_an_rntuple_is_named(tmp_path):
 
 def test_an_rntuple_missing_a_field_lists_what_it_has(tmp_path):
     path = tmp_path / "few.root"
-    write_rntuple(path, "tree", {"part_px": ak.Array([[1.0], [2.0]]),
-                                 "jet_pt": np.array([1.0, 2.0])})
+    write_rntuple(
+        path, "tree", {"part_px": ak.Array([[1.0], [2.0]]), "jet_pt": np.array([1.0, 2.0])}
+    )
     with pytest.raises(InputError, match=r"few\.root: .*part_py"):
         next(read(path, format="root", labels=Labels(("qcd", "top"), class_name="top")))

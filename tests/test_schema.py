@@ -30,8 +30,7 @@ PROPERTIES = yaml.safe_load(SCHEMA.read_text())["properties"]
 
 
 def defaults(section: str) -> dict:
-    return {k: v["default"] for k, v in PROPERTIES[section]["properties"].items()
-            if "default" in v}
+    return {k: v["default"] for k, v in PROPERTIES[section]["properties"].items() if "default" in v}
 
 
 def class_defaults(cls) -> dict:
@@ -43,8 +42,9 @@ def class_defaults(cls) -> dict:
     return out
 
 
-@pytest.mark.parametrize("section, cls", [
-    ("images", pixelate.ImageSpec), ("training", TrainConfig)])
+@pytest.mark.parametrize(
+    ("section", "cls"), [("images", pixelate.ImageSpec), ("training", TrainConfig)]
+)
 def test_section_defaults_equal_the_settings_class_defaults(section, cls):
     schema, code = defaults(section), class_defaults(cls)
     shared = set(schema) & set(code)
@@ -61,8 +61,9 @@ def test_generation_defaults_equal_the_generator_classes():
     generation = PROPERTIES["generation"]["properties"]
     jets = {k: v["default"] for k, v in generation["jets"]["properties"].items()}
     assert jets == class_defaults(generate.JetSelection)
-    detector = {k: v["default"] for k, v in generation["detector"]["properties"].items()
-                if k != "enabled"}
+    detector = {
+        k: v["default"] for k, v in generation["detector"]["properties"].items() if k != "enabled"
+    }
     assert detector == class_defaults(generate.Detector)
 
 
@@ -95,8 +96,9 @@ def test_an_unknown_name_is_refused_with_the_codes_list():
 
 def test_stage_defaults_equal_the_library_defaults():
     assert defaults("dask")["chunk_jets"] == zarr_store.DEFAULT_CHUNK_JETS
-    assert defaults("dask")["batch_jets"] == inspect.signature(readers.read).parameters[
-        "step"].default
+    assert (
+        defaults("dask")["batch_jets"] == inspect.signature(readers.read).parameters["step"].default
+    )
     assert defaults("dataset")["memory_mb"] == dataset.DEFAULT_MEMORY_MB
     sample = PROPERTIES["samples"]["additionalProperties"]["properties"]
     assert sample["max_dropped_fraction"]["default"] == images.DEFAULT_MAX_DROPPED_FRACTION

@@ -17,8 +17,12 @@ LABELS = Labels(("qcd", "top"), class_name="top")
 def cms_values(path, table, names) -> dict[str, np.ndarray]:
     """CMS's FatJet_* value of each jet read (by event entry and fat-jet subentry)."""
     events = uproot.open(path)["Events"].arrays([f"FatJet_{n}" for n in names])
-    return {n: np.array([events[f"FatJet_{n}"][e][s] for e, s in
-                         zip(table["entry"], table["subentry"])]) for n in names}
+    return {
+        n: np.array(
+            [events[f"FatJet_{n}"][e][s] for e, s in zip(table["entry"], table["subentry"])]
+        )
+        for n in names
+    }
 
 
 @pytest.fixture(scope="module", params=["nano_tt_v15.root", "pfnano.root"])
@@ -28,12 +32,10 @@ def nano(request, shared_data):
     path = shared_data / request.param
     jets = read_jets(path, format="nanoaod", labels=LABELS)
     table = jets.table
-    complete = table["n_constituents"] == table.get("n_constituents_nano",
-                                                     table["n_constituents"])
+    complete = table["n_constituents"] == table.get("n_constituents_nano", table["n_constituents"])
     jets = jets[complete]
     ours = observables(jets.constituents, radius=0.8)
-    cms = cms_values(path, jets.table, ["tau1", "tau2", "tau3", "n2b1", "msoftdrop",
-                                        "rawFactor"])
+    cms = cms_values(path, jets.table, ["tau1", "tau2", "tau3", "n2b1", "msoftdrop", "rawFactor"])
     return ours, cms, jets.table
 
 
@@ -57,7 +59,8 @@ def test_n2_equals_cms_nanoaod(nano):
     computed = (cms["n2b1"] > 0) & (ours["n2_b1"] > 0)
     assert computed.sum() >= 20
     ratio = ours["n2_b1"][computed] / cms["n2b1"][computed]
-    assert abs(np.median(ratio) - 1) < 0.002 and np.mean(np.abs(ratio - 1) < 0.01) >= 0.9
+    assert abs(np.median(ratio) - 1) < 0.002
+    assert np.mean(np.abs(ratio - 1) < 0.01) >= 0.9
 
 
 def test_soft_drop_mass_follows_cms_nanoaod(nano):
@@ -85,8 +88,8 @@ def fwhm(values: np.ndarray, low: float, high: float, width: float = 4.0):
     left = above[above <= peak]
     right = above[above >= peak]
     # the contiguous run around the peak
-    left = left[np.flatnonzero(np.diff(np.r_[left, peak + 1]) == 1)[0]:]
-    right = right[:np.flatnonzero(np.diff(np.r_[peak - 1, right]) == 1)[-1] + 1]
+    left = left[np.flatnonzero(np.diff(np.r_[left, peak + 1]) == 1)[0] :]
+    right = right[: np.flatnonzero(np.diff(np.r_[peak - 1, right]) == 1)[-1] + 1]
     return 0.5 * (edges[peak] + edges[peak + 1]), (right[-1] - left[0] + 1) * width
 
 
@@ -99,17 +102,21 @@ def generated(top_file, qcd_file, boson_files):
     return out
 
 
-@pytest.mark.parametrize("process, low, high, window", [
-    ("top", 100, 260, (160, 185)), ("w", 40, 140, (72, 92)), ("z", 40, 140, (80, 100))])
-def test_soft_drop_mass_peaks_at_the_resonance_narrower_than_the_plain_mass(generated, process,
-                                                                            low, high, window):
+@pytest.mark.parametrize(
+    ("process", "low", "high", "window"),
+    [("top", 100, 260, (160, 185)), ("w", 40, 140, (72, 92)), ("z", 40, 140, (80, 100))],
+)
+def test_soft_drop_mass_peaks_at_the_resonance_narrower_than_the_plain_mass(
+    generated, process, low, high, window
+):
     """The groomed mass peaks at the resonance; grooming removes the underlying event's soft
     wide-angle radiation, so the peak is no wider and sits no higher than the plain mass's."""
     jets = generated[process]
     peak_sd, width_sd = fwhm(jets["msd"], low, high)
     peak, width = fwhm(jets["mass"], low, high)
     assert window[0] <= peak_sd <= window[1]
-    assert width_sd <= width and peak_sd <= peak
+    assert width_sd <= width
+    assert peak_sd <= peak
 
 
 def test_substructure_separates_the_classes(generated):
@@ -128,14 +135,16 @@ def test_every_jet_gets_every_observable_and_empty_jets_nan():
     two = [one, {"px": 50.0, "py": 10.0, "pz": 0.0, "E": 51.0}]
     jets = ak.Array([[one], [], two], with_name="Momentum4D")
     out = observables(jets, radius=0.8)
-    assert set(out) == set(NAMES) and all(len(v) == 3 for v in out.values())
+    assert set(out) == set(NAMES)
+    assert all(len(v) == 3 for v in out.values())
     assert out["multiplicity"].tolist() == [1, 0, 2]
-    assert np.isnan(out["msd"][1]) and np.isnan(out["tau21"][1])
-    assert out["tau1"][0] == 0 and np.isnan(out["tau21"][0])  # one constituent: no axis left
+    assert np.isnan(out["msd"][1])
+    assert np.isnan(out["tau21"][1])
+    assert out["tau1"][0] == 0
+    assert np.isnan(out["tau21"][0])
 
 
-def test_the_observables_store_follows_its_image_store_row_for_row(top_file, qcd_file,
-                                                                    tmp_path):
+def test_the_observables_store_follows_its_image_store_row_for_row(top_file, qcd_file, tmp_path):
     """Jets whose image is empty are dropped from the image store, so the observables store
     keeps the same jets in the same order; the dataset's tables then carry the observables of
     each jet (matched by source and entry); a changed file is an error."""
@@ -149,38 +158,52 @@ def test_the_observables_store_follows_its_image_store_row_for_row(top_file, qcd
 
     classes = ("qcd", "top")
     # not centred (y and φ absolute): the jets outside the grid have an empty image
-    narrow = ImageSpec(npix=(16, 16), width=(3.6, 1.6), center="none", rotate=False,
-                       reflect="none")
+    narrow = ImageSpec(npix=(16, 16), width=(3.6, 1.6), center="none", rotate=False, reflect="none")
     stores, extras, direct = [], [], {}
     for name, path in (("qcd", qcd_file), ("top", top_file)):
         labels = Labels(classes, class_name=name)
         store, extra = tmp_path / f"{name}.zarr", tmp_path / f"{name}.obs.zarr"
-        attrs = write_image_store(store, read(path, format="root", labels=labels, step=100),
-                                  narrow, attrs={"source": name, "classes": list(classes)},
-                                  max_dropped_fraction=1.0)
-        assert attrs["dropped"].get("empty_image", 0) > 0 and attrs["n_jets"] >= 30
-        write_observables_store(extra, read(path, format="root", labels=labels, step=70), store,
-                                radius=0.8)
+        attrs = write_image_store(
+            store,
+            read(path, format="root", labels=labels, step=100),
+            narrow,
+            attrs={"source": name, "classes": list(classes)},
+            max_dropped_fraction=1.0,
+        )
+        assert attrs["dropped"].get("empty_image", 0) > 0
+        assert attrs["n_jets"] >= 30
+        write_observables_store(
+            extra, read(path, format="root", labels=labels, step=70), store, radius=0.8
+        )
         entries = open_store(store)["jets/entry"][...]
         obs = open_store(extra)
         assert obs["jets/msd"].shape == entries.shape
         jets = read_jets(path, labels=labels)
-        direct[name] = dict(zip(jets.table["entry"], observables(jets.constituents,
-                                                                 radius=0.8)["msd"]))
+        direct[name] = dict(
+            zip(jets.table["entry"], observables(jets.constituents, radius=0.8)["msd"])
+        )
         np.testing.assert_array_equal(obs["jets/msd"][...], [direct[name][e] for e in entries])
         stores.append(store)
         extras.append(extra)
     dataset = tmp_path / "ds.zarr"
-    build_dataset(dataset, stores, classes=list(classes), observables=extras, seed=3,
-                  fractions={"train": 0.6, "val": 0.2, "test": 0.2})
+    build_dataset(
+        dataset,
+        stores,
+        classes=list(classes),
+        observables=extras,
+        seed=3,
+        fractions={"train": 0.6, "val": 0.2, "test": 0.2},
+    )
     root = open_store(dataset)
     for split in ("train", "val", "test"):
         source, entry = root[f"{split}/jets/source"][...], root[f"{split}/jets/entry"][...]
         expected = [direct[classes[s]][e] for s, e in zip(source, entry)]
         np.testing.assert_array_equal(root[f"{split}/jets/msd"][...], expected)
     with pytest.raises(InputError, match=r"qcd\.zarr: its \d+ jets are not the file's"):
-        write_observables_store(tmp_path / "bad.zarr",
-                                read(top_file, format="root",
-                                     labels=Labels(classes, class_name="top")),
-                                stores[0], radius=0.8)
+        write_observables_store(
+            tmp_path / "bad.zarr",
+            read(top_file, format="root", labels=Labels(classes, class_name="top")),
+            stores[0],
+            radius=0.8,
+        )
     assert not (tmp_path / "bad.zarr").exists()

@@ -35,8 +35,14 @@ def test_unknown_architecture_lists_the_known_ones():
         build_model("vit", in_shape=(1, 20, 20), n_classes=2)
 
 
-CONFIG = TrainConfig(architecture="hsf-cnn", options={"filters": [4, 8], "dense": 16},
-                     epochs=4, batch_size=64, patience=10, seed=3)
+CONFIG = TrainConfig(
+    architecture="hsf-cnn",
+    options={"filters": [4, 8], "dense": 16},
+    epochs=4,
+    batch_size=64,
+    patience=10,
+    seed=3,
+)
 
 
 def weights(path):
@@ -46,23 +52,29 @@ def weights(path):
 def test_same_seed_gives_the_same_history_and_weights(small_dataset, tmp_path):
     first = train_model(small_dataset, tmp_path / "a", CONFIG, name="a")
     second = train_model(small_dataset, tmp_path / "b", CONFIG, name="b")
-    strip = [{k: v for k, v in h.items() if k not in ("seconds", "images_per_second")}
-             for h in first]
-    assert strip == [{k: v for k, v in h.items() if k not in ("seconds", "images_per_second")}
-                     for h in second]
+    strip = [
+        {k: v for k, v in h.items() if k not in ("seconds", "images_per_second")} for h in first
+    ]
+    assert strip == [
+        {k: v for k, v in h.items() if k not in ("seconds", "images_per_second")} for h in second
+    ]
     for k, v in weights(tmp_path / "a" / "model.pt").items():
         assert torch.equal(v, weights(tmp_path / "b" / "model.pt")[k])
 
 
 def test_killed_and_resumed_training_ends_with_identical_weights(small_dataset, tmp_path):
     train_model(small_dataset, tmp_path / "full", CONFIG, name="m")
-    partial = train_model(small_dataset, tmp_path / "resumed", CONFIG, name="m",
-                          max_epochs_this_run=2)
-    assert len(partial) == 2 and not (tmp_path / "resumed" / "model.pt").exists()
+    partial = train_model(
+        small_dataset, tmp_path / "resumed", CONFIG, name="m", max_epochs_this_run=2
+    )
+    assert len(partial) == 2
+    assert not (tmp_path / "resumed" / "model.pt").exists()
     lines = []
-    history = train_model(small_dataset, tmp_path / "resumed", CONFIG, name="m",
-                          progress=lines.append)
-    assert any("resuming" in line for line in lines) and len(history) == 4
+    history = train_model(
+        small_dataset, tmp_path / "resumed", CONFIG, name="m", progress=lines.append
+    )
+    assert any("resuming" in line for line in lines)
+    assert len(history) == 4
     full = weights(tmp_path / "full" / "model.pt")
     resumed = weights(tmp_path / "resumed" / "model.pt")
     for k in full:
@@ -82,7 +94,8 @@ def test_checkpoint_of_other_settings_is_not_resumed(small_dataset, tmp_path):
 def test_exported_model_reproduces_torch_and_model_pt_rebuilds_alone(small_dataset, tmp_path):
     train_model(small_dataset, tmp_path, CONFIG, name="m")
     model, info = load_model(tmp_path / "model.pt")
-    assert info["classes"] == ["qcd", "top"] and info["in_shape"] == [1, 20, 20]
+    assert info["classes"] == ["qcd", "top"]
+    assert info["in_shape"] == [1, 20, 20]
     x = torch.randn(37, 1, 20, 20)  # another batch size than at export
     session = onnx_session(tmp_path / "model.onnx")
     assert [i.name for i in session.get_inputs()] == ["images"]
@@ -112,14 +125,19 @@ def test_stream_visits_every_image_once_per_epoch(small_dataset):
 
     whole = loader.open_split(small_dataset, "train", memory_budget_mb=1e6)
     stream = loader.open_split(small_dataset, "train", memory_budget_mb=1e-3)
-    assert not whole.streaming and stream.streaming and len(whole) == len(stream)
+    assert not whole.streaming
+    assert stream.streaming
+    assert len(whole) == len(stream)
     generator = torch.Generator().manual_seed(0)
     seen = torch.cat([x for x, _ in stream.batches(50, generator)])
     assert len(seen) == len(whole)
     # the same images, in another order: compare sorted per-image sums of squares (normalised
     # images sum to ~0)
-    assert torch.allclose((seen**2).sum(dim=(1, 2, 3)).sort().values,
-                          (whole.images**2).sum(dim=(1, 2, 3)).sort().values, rtol=1e-5)
+    assert torch.allclose(
+        (seen**2).sum(dim=(1, 2, 3)).sort().values,
+        (whole.images**2).sum(dim=(1, 2, 3)).sort().values,
+        rtol=1e-5,
+    )
     first = torch.cat([y for _, y in stream.batches(50, torch.Generator().manual_seed(1))])
     again = torch.cat([y for _, y in stream.batches(50, torch.Generator().manual_seed(1))])
     assert torch.equal(first, again)
@@ -138,10 +156,17 @@ def test_streamed_training_learns_and_resumes_identically(small_dataset, tmp_pat
 
 
 def test_mixed_precision_on_cpu_trains_a_resnet(small_dataset, tmp_path):
-    config = TrainConfig(architecture="resnet", options={"widths": [4, 8], "blocks_per_stage": 1},
-                         epochs=1, batch_size=64, mixed_precision="on", channels_last="on")
+    config = TrainConfig(
+        architecture="resnet",
+        options={"widths": [4, 8], "blocks_per_stage": 1},
+        epochs=1,
+        batch_size=64,
+        mixed_precision="on",
+        channels_last="on",
+    )
     lines = []
     history = train_model(small_dataset, tmp_path, config, name="r", progress=lines.append)
-    assert "mixed precision" in lines[0] and "channels-last" in lines[0]
+    assert "mixed precision" in lines[0]
+    assert "channels-last" in lines[0]
     assert np.isfinite(history[0]["train_loss"])
     assert (tmp_path / "model.onnx").is_file()

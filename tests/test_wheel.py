@@ -32,14 +32,31 @@ print("library ok", len(jets))
 
 
 def test_a_built_wheel_works_alone_outside_the_repository(tmp_path, top_file):
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
-                    "--no-build-isolation", "--wheel-dir", str(tmp_path / "dist"), str(REPO)],
-                   check=True, cwd=tmp_path, timeout=600)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--wheel-dir",
+            str(tmp_path / "dist"),
+            str(REPO),
+        ],
+        check=True,
+        cwd=tmp_path,
+        timeout=600,
+    )
     wheel = next((tmp_path / "dist").glob("jetimage-*.whl"))
     subprocess.run([sys.executable, "-m", "venv", str(tmp_path / "venv")], check=True)
     python = tmp_path / "venv" / "bin" / "python"
-    subprocess.run([python, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
-                    str(wheel)], check=True, timeout=600)
+    subprocess.run(
+        [python, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", str(wheel)],
+        check=True,
+        timeout=600,
+    )
     # the dependencies from this environment's site-packages (a .pth line adds the folder but
     # runs none of its .pth files, so this checkout's editable jetimage stays out of reach)
     target = next((tmp_path / "venv" / "lib").glob("python*/site-packages"))
@@ -49,13 +66,33 @@ def test_a_built_wheel_works_alone_outside_the_repository(tmp_path, top_file):
     outside.mkdir()
     config = outside / "run.yaml"
     config.write_text((REPO / "config" / "tiny.yaml").read_text())
-    checked = subprocess.run([python, "-m", "jetimage.config", str(config)], cwd=outside,
-                             env=env, capture_output=True, text=True, timeout=300)
+    checked = subprocess.run(
+        [python, "-m", "jetimage.config", str(config)],
+        cwd=outside,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert checked.returncode == 0, checked.stderr
     config.write_text(config.read_text().replace("epochs: 2", "epocs: 2"))
-    bad = subprocess.run([python, "-m", "jetimage.config", str(config)], cwd=outside, env=env,
-                         capture_output=True, text=True, timeout=300)
-    assert bad.returncode != 0 and "did you mean 'epochs'?" in bad.stdout + bad.stderr
-    used = subprocess.run([python, "-c", SCRIPT.format(repo=str(REPO), jets=str(top_file))],
-                          cwd=outside, env=env, capture_output=True, text=True, timeout=300)
-    assert used.returncode == 0 and "library ok" in used.stdout, used.stderr
+    bad = subprocess.run(
+        [python, "-m", "jetimage.config", str(config)],
+        cwd=outside,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert bad.returncode != 0
+    assert "did you mean 'epochs'?" in bad.stdout + bad.stderr
+    used = subprocess.run(
+        [python, "-c", SCRIPT.format(repo=str(REPO), jets=str(top_file))],
+        cwd=outside,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert used.returncode == 0, used.stderr
+    assert "library ok" in used.stdout

@@ -15,8 +15,16 @@ from conftest import REPO, add_code, dry_run_with_library, scheduled_jobs
 pytestmark = pytest.mark.slow
 
 #: The figures rule evaluate draws for every model.
-PLOTS = ("roc", "history", "confusion", "examples", "sculpting", "auc_vs_pt", "pt_dependence",
-         "learned")
+PLOTS = (
+    "roc",
+    "history",
+    "confusion",
+    "examples",
+    "sculpting",
+    "auc_vs_pt",
+    "pt_dependence",
+    "learned",
+)
 
 
 def test_tiny_run_produces_every_stage_output(tiny_run):
@@ -37,9 +45,14 @@ def test_tiny_run_produces_every_stage_output(tiny_run):
         metrics = json.loads((results / "evaluation" / model / "metrics.json").read_text())
         assert 0.0 <= metrics["auc"]["value"] <= 1.0
         # the config's efficiencies (tiny.yaml: 0.4, 0.6, 0.8), not the default 0.3 and 0.5
-        assert {"rejection_at_0.4", "rejection_at_0.6", "rejection_at_0.8",
-                "confusion_matrix"} <= set(metrics)
-        assert "rejection_at_0.3" not in metrics and "rejection_at_0.5" not in metrics
+        assert {
+            "rejection_at_0.4",
+            "rejection_at_0.6",
+            "rejection_at_0.8",
+            "confusion_matrix",
+        } <= set(metrics)
+        assert "rejection_at_0.3" not in metrics
+        assert "rejection_at_0.5" not in metrics
         assert set(metrics["in_msd_window"]) >= {"window", "rejection_at_0.8", "auc"}
         assert "jensen_shannon_bits" in metrics["msd_sculpting"]
         scores = pd.read_parquet(results / "evaluation" / model / "scores.parquet")
@@ -49,28 +62,47 @@ def test_tiny_run_produces_every_stage_output(tiny_run):
             assert (results / "evaluation" / model / f"{plot}.pdf").is_file()
         # pT dependence at the working point (default 0.5), both ways, in every pT bin
         assert metrics["working_point"] == 0.5
-        assert all(set(b) >= {"global", "flat", "n_signal"}
-                   for b in metrics["efficiency_in_pt_bins"])
+        assert all(
+            set(b) >= {"global", "flat", "n_signal"} for b in metrics["efficiency_in_pt_bins"]
+        )
     html = (results / "report.html").read_text()
     # the first screen: the best model, its AUC and its rejection at the first εS, before any
     # figure; the table has a column per configured efficiency
-    headline = html[:html.index("<img")]
-    aucs = {m: json.loads((results / "evaluation" / m / "metrics.json").read_text())["auc"]["value"]
-            for m in config["models"]}
+    headline = html[: html.index("<img")]
+    aucs = {
+        m: json.loads((results / "evaluation" / m / "metrics.json").read_text())["auc"]["value"]
+        for m in config["models"]
+    }
     named = re.search(r"Best model: <b>([^<]+)</b>", headline).group(1)
-    assert aucs[named] == max(aucs.values()) and "at ε<sub>S</sub> = 0.4" in headline
-    table = html[html.index("<h2>Models</h2>"):html.index("</table>")]
-    assert [float(e) for e in re.findall(r"at ε<sub>S</sub>=([0-9.]+)</th>", table)] == \
-        [0.4, 0.6, 0.8]
-    assert "ε<sub>S</sub>=0.3" not in table and "in the m<sub>SD</sub> window" in table
+    assert aucs[named] == max(aucs.values())
+    assert "at ε<sub>S</sub> = 0.4" in headline
+    table = html[html.index("<h2>Models</h2>") : html.index("</table>")]
+    assert [float(e) for e in re.findall(r"at ε<sub>S</sub>=([0-9.]+)</th>", table)] == [
+        0.4,
+        0.6,
+        0.8,
+    ]
+    assert "ε<sub>S</sub>=0.3" not in table
+    assert "in the m<sub>SD</sub> window" in table
     assert all(model in html for model in config["models"])
     # every model's figures, and the report's own: comparison, pT, sculpting and mean images
-    assert len(re.findall(r"src=\"data:image/png;base64,", html)) == \
-        len(PLOTS) * len(config["models"]) + 4
-    for caption in ("ROC curve", "Loss and accuracy", "Confusion matrix", "most uncertain",
-                    "sculpting", "AUC in bins of jet pT", "against jet pT", "what it looks at"):
+    assert (
+        len(re.findall(r"src=\"data:image/png;base64,", html))
+        == len(PLOTS) * len(config["models"]) + 4
+    )
+    for caption in (
+        "ROC curve",
+        "Loss and accuracy",
+        "Confusion matrix",
+        "most uncertain",
+        "sculpting",
+        "AUC in bins of jet pT",
+        "against jet pT",
+        "what it looks at",
+    ):
         assert html.count(caption) >= len(config["models"])
-    assert "What the models learned" in html and "with the ratio to" in html
+    assert "What the models learned" in html
+    assert "with the ratio to" in html
     assert "generated with Pythia 8 (top) at particle level" in html
     assert not list(results.rglob(".*.tmp-*"))  # no temporary leftovers
 
@@ -88,14 +120,15 @@ def test_streamed_evaluation_equals_scoring_the_test_split_in_memory(tiny_run):
     images, labels, _ = load_split(dataset, "test")
     for name in ("logistic", "hsf-cnn"):
         model, info = load_model(results / "models" / name / "model.pt")
-        streamed, streamed_labels, jets = score_split(model, dataset, "test",
-                                                      info["normalization"])
+        streamed, streamed_labels, jets = score_split(model, dataset, "test", info["normalization"])
         in_memory = predict_scores(model, images, info["normalization"])
         np.testing.assert_allclose(streamed, in_memory, rtol=0, atol=1e-6)
-        assert np.array_equal(streamed_labels, labels) and len(jets["pt"]) == len(labels)
+        assert np.array_equal(streamed_labels, labels)
+        assert len(jets["pt"]) == len(labels)
         written = pd.read_parquet(results / "evaluation" / name / "scores.parquet")
-        np.testing.assert_allclose(written[["score_qcd", "score_top"]].to_numpy(), streamed,
-                                   rtol=0, atol=1e-6)
+        np.testing.assert_allclose(
+            written[["score_qcd", "score_top"]].to_numpy(), streamed, rtol=0, atol=1e-6
+        )
 
 
 def changed_config(tiny_run, change) -> object:
@@ -110,11 +143,14 @@ def test_unchanged_config_schedules_nothing(tiny_run):
     assert scheduled_jobs(tiny_run, changed_config(tiny_run, lambda c: None)) == {}
 
 
-@pytest.mark.parametrize("figure, jobs", [
-    ("evaluation/logistic/roc.pdf", {"evaluate": 1, "report": 1, "all": 1}),
-    ("evaluation/hsf-cnn/sculpting.png", {"evaluate": 1, "report": 1, "all": 1}),
-    ("evaluation/mean_images.pdf", {"report": 1, "all": 1}),
-])
+@pytest.mark.parametrize(
+    ("figure", "jobs"),
+    [
+        ("evaluation/logistic/roc.pdf", {"evaluate": 1, "report": 1, "all": 1}),
+        ("evaluation/hsf-cnn/sculpting.png", {"evaluate": 1, "report": 1, "all": 1}),
+        ("evaluation/mean_images.pdf", {"report": 1, "all": 1}),
+    ],
+)
 def test_a_deleted_figure_reruns_the_job_that_draws_it(tiny_run, figure, jobs):
     """Every figure (PDF as well as PNG) is a declared output, and the report's input."""
     path = tiny_run / "results" / figure
@@ -140,7 +176,9 @@ def test_image_spec_change_reruns_images_onward_but_no_generation(tiny_run):
 
     jobs = scheduled_jobs(tiny_run, changed_config(tiny_run, finer))
     assert "generate" not in jobs
-    assert jobs["images"] == 4 and jobs["dataset_bucket"] == 2 and jobs["dataset"] == 1
+    assert jobs["images"] == 4
+    assert jobs["dataset_bucket"] == 2
+    assert jobs["dataset"] == 1
     # the observables follow their image store row for row (empty images are dropped there)
     assert jobs["observables"] == 4
     assert jobs["train"] == 2
@@ -161,8 +199,18 @@ def test_added_shard_generates_only_that_shard(tiny_run):
 
     jobs = scheduled_jobs(tiny_run, changed_config(tiny_run, one_more))
     # hsf-cnn retrains, so it scores every top file again (config predict), the new one too
-    assert jobs == {"generate": 1, "images": 1, "observables": 1, "dataset_bucket": 2,
-                    "dataset": 1, "train": 2, "evaluate": 2, "report": 1, "predict": 3, "all": 1}
+    assert jobs == {
+        "generate": 1,
+        "images": 1,
+        "observables": 1,
+        "dataset_bucket": 2,
+        "dataset": 1,
+        "train": 2,
+        "evaluate": 2,
+        "report": 1,
+        "predict": 3,
+        "all": 1,
+    }
 
 
 def test_snakemake_report_collects_the_figures(tiny_run):
@@ -179,10 +227,16 @@ def test_snakemake_report_collects_the_figures(tiny_run):
 def test_predict_reproduces_the_evaluated_scores(tiny_run):
     results = tiny_run / "results"
     evaluated = pd.read_parquet(results / "evaluation" / "hsf-cnn" / "scores.parquet")
-    predicted = pd.concat([pd.read_parquet(p) for p in
-                           sorted((results / "predictions" / "hsf-cnn" / "top").glob("*.parquet"))])
-    assert set(predicted["source_file"]) == {"results/jets/top/000.root",
-                                             "results/jets/top/001.root"}
+    predicted = pd.concat(
+        [
+            pd.read_parquet(p)
+            for p in sorted((results / "predictions" / "hsf-cnn" / "top").glob("*.parquet"))
+        ]
+    )
+    assert set(predicted["source_file"]) == {
+        "results/jets/top/000.root",
+        "results/jets/top/001.root",
+    }
     joined = evaluated.merge(predicted, on=["source_file", "entry"], suffixes=("", "_pred"))
     assert len(joined) == (evaluated["class_name"] == "top").sum() > 0
     for name in ("qcd", "top"):
@@ -200,8 +254,9 @@ def test_predict_scores_any_file_named_in_the_config(tiny_run, qcd_file):
     config = changed_config(tiny_run, add_file)
     assert scheduled_jobs(tiny_run, config) == {"predict_file": 1, "all": 1}
     run_snakemake(tiny_run, config)
-    frame = pd.read_parquet(tiny_run / "results" / "predictions" / "hsf-cnn" / "files" /
-                            "qcd.parquet")
+    frame = pd.read_parquet(
+        tiny_run / "results" / "predictions" / "hsf-cnn" / "files" / "qcd.parquet"
+    )
     jets = read_jets(qcd_file)
     assert list(frame["entry"]) == list(range(len(jets)))
     assert (frame["source_file"] == str(qcd_file)).all()
@@ -216,11 +271,14 @@ def test_train_asks_for_a_gpu_when_the_config_says_so(tiny_run):
         config["training"]["gpu"] = True
         config["models"]["logistic"]["gpu"] = False
 
-    out = run_snakemake(tiny_run, changed_config(tiny_run, gpu), "--dry-run",
-                        "--forcerun", "train").stdout
+    out = run_snakemake(
+        tiny_run, changed_config(tiny_run, gpu), "--dry-run", "--forcerun", "train"
+    ).stdout
     jobs = out.split("rule train:")[1:]
-    resources = {re.search(r"model=(\S+)", job).group(1): re.search(r"gpu=(\d)", job).group(1)
-                 for job in jobs}
+    resources = {
+        re.search(r"model=(\S+)", job).group(1): re.search(r"gpu=(\d)", job).group(1)
+        for job in jobs
+    }
     assert resources == {"hsf-cnn": "1", "logistic": "0"}
 
 
@@ -247,13 +305,25 @@ def files_run(top_file, qcd_file, tmp_path_factory):
     from conftest import run_snakemake
 
     workdir = tmp_path_factory.mktemp("files-run")
-    write_jetclass_files(workdir / "inputs", top_file, qcd_file,
-                         {"JetClass_000": slice(0, 200), "JetClass_001": slice(200, 400)})
+    write_jetclass_files(
+        workdir / "inputs",
+        top_file,
+        qcd_file,
+        {"JetClass_000": slice(0, 200), "JetClass_001": slice(200, 400)},
+    )
     config = {
-        "seed": 3, "classes": ["qcd", "top"],
-        "samples": {"jetclass": {"source": "files", "files": "inputs/*.root", "format": "root",
-                                 "labels": {"label_QCD": "qcd", "label_Tbqq": "top"}}},
-        "images": {"npix": [16, 16]}, "dask": {"chunk_jets": 64, "batch_jets": 100},
+        "seed": 3,
+        "classes": ["qcd", "top"],
+        "samples": {
+            "jetclass": {
+                "source": "files",
+                "files": "inputs/*.root",
+                "format": "root",
+                "labels": {"label_QCD": "qcd", "label_Tbqq": "top"},
+            }
+        },
+        "images": {"npix": [16, 16]},
+        "dask": {"chunk_jets": 64, "batch_jets": 100},
         "training": {"epochs": 3, "batch_size": 32},
         "models": {"logistic": {"architecture": "logistic"}},
         "evaluation": {"bootstrap": 10},
@@ -271,28 +341,41 @@ def test_a_glob_of_files_runs_one_images_job_per_file(files_run):
     counts = {}
     for name in ("JetClass_000", "JetClass_001"):
         store = zarr.open_group(results / "images" / "jetclass" / f"{name}.zarr", mode="r")
-        assert store.attrs["format"] == "root" and store.attrs["n_read"] == 200
+        assert store.attrs["format"] == "root"
+        assert store.attrs["n_read"] == 200
         labels = store["labels"][...]
         counts[name] = store.attrs["label_counts"]
         assert counts[name] == {"qcd": int(np.sum(labels == 0)), "top": int(np.sum(labels == 1))}
         assert min(counts[name].values()) > 40  # both classes in each file
     metrics = json.loads((results / "evaluation" / "logistic" / "metrics.json").read_text())
     assert metrics["auc"]["value"] > 0.7  # top vs QCD separates even with a logistic regression
-    predicted = pd.read_parquet(results / "predictions" / "logistic" / "jetclass" /
-                                "JetClass_001.parquet")
-    assert len(predicted) == 200 and set(predicted["entry"]) == set(range(200))
+    predicted = pd.read_parquet(
+        results / "predictions" / "logistic" / "jetclass" / "JetClass_001.parquet"
+    )
+    assert len(predicted) == 200
+    assert set(predicted["entry"]) == set(range(200))
 
 
 def test_adding_a_file_runs_only_that_files_jobs(files_run, top_file, qcd_file):
-    write_jetclass_files(files_run / "inputs", top_file, qcd_file,
-                         {"JetClass_002": slice(400, None)})
+    write_jetclass_files(
+        files_run / "inputs", top_file, qcd_file, {"JetClass_002": slice(400, None)}
+    )
     try:
         jobs = scheduled_jobs(files_run, files_run / "config.yaml")
     finally:
         (files_run / "inputs" / "JetClass_002.root").unlink()
     # no other file's images job: the buckets take chunks of every file, so all of them rerun
-    assert jobs == {"images": 1, "observables": 1, "dataset_bucket": 2, "dataset": 1,
-                    "train": 1, "evaluate": 1, "report": 1, "predict": 3, "all": 1}
+    assert jobs == {
+        "images": 1,
+        "observables": 1,
+        "dataset_bucket": 2,
+        "dataset": 1,
+        "train": 1,
+        "evaluate": 1,
+        "report": 1,
+        "predict": 3,
+        "all": 1,
+    }
 
 
 def test_a_bad_file_fails_its_job_clearly_and_leaves_no_store(files_run):
@@ -304,28 +387,52 @@ def test_a_bad_file_fails_its_job_clearly_and_leaves_no_store(files_run):
     from conftest import SNAKEMAKE
     from jetimage.files import write_jets_root
 
-    ragged = {q: ak.unflatten(np.array([1.0, np.nan, 2.0]), [2, 1])
-              for q in ("part_px", "part_py", "part_pz", "part_energy")}
+    ragged = {
+        q: ak.unflatten(np.array([1.0, np.nan, 2.0]), [2, 1])
+        for q in ("part_px", "part_py", "part_pz", "part_energy")
+    }
     bad = files_run / "inputs" / "JetClass_bad.root"
-    write_jets_root(bad, {**ragged, "jet_pt": np.ones(2), "label_QCD": np.array([1, 0]),
-                          "label_Tbqq": np.array([0, 1])})
+    write_jets_root(
+        bad,
+        {
+            **ragged,
+            "jet_pt": np.ones(2),
+            "label_QCD": np.array([1, 0]),
+            "label_Tbqq": np.array([0, 1]),
+        },
+    )
     try:
         result = subprocess.run(
-            [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(files_run),
-             "--configfile", str(files_run / "config.yaml"), "--cores", "2",
-             "results/images/jetclass/JetClass_bad.zarr"],
-            capture_output=True, text=True, timeout=300)
+            [
+                SNAKEMAKE,
+                "-s",
+                str(REPO / "Snakefile"),
+                "--directory",
+                str(files_run),
+                "--configfile",
+                str(files_run / "config.yaml"),
+                "--cores",
+                "2",
+                "results/images/jetclass/JetClass_bad.zarr",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
     finally:
         bad.unlink()
     assert result.returncode != 0
     log = (files_run / "results" / "logs" / "images" / "jetclass" / "JetClass_bad.log").read_text()
-    assert re.search(r"JetClass_bad\.root: field 'part_px' holds 1 NaN/inf value\(s\) "
-                     r"\(first in entry 0\)", log)
+    assert re.search(
+        r"JetClass_bad\.root: field 'part_px' holds 1 NaN/inf value\(s\) "
+        r"\(first in entry 0\)",
+        log,
+    )
     stores = files_run / "results" / "images" / "jetclass"
     assert sorted(p.name for p in stores.iterdir()) == ["JetClass_000.zarr", "JetClass_001.zarr"]
 
 
-@pytest.mark.parametrize("name, min_auc", [("quark-gluon.yaml", 0.6), ("cms-images.yaml", 0.8)])
+@pytest.mark.parametrize(("name", "min_auc"), [("quark-gluon.yaml", 0.6), ("cms-images.yaml", 0.8)])
 def test_shipped_file_configs_run_end_to_end(shared_data, tmp_path, name, min_auc):
     """The ready configs over the shared real samples (Parquet jets; pre-pixelated images) run
     end to end, separate their classes, and predict reproduces evaluate on the same jets."""
@@ -334,7 +441,7 @@ def test_shipped_file_configs_run_end_to_end(shared_data, tmp_path, name, min_au
     from conftest import run_snakemake
 
     config = yaml.safe_load((REPO / "config" / name).read_text())
-    (sample, entry), = config["samples"].items()
+    ((sample, entry),) = config["samples"].items()
     entry["files"] = str(shared_data / Path(entry["files"]).name)
     config["models"] = {"logistic": {"architecture": "logistic", "epochs": 5}}
     config["predict"] = {"models": ["logistic"], "samples": [sample]}
@@ -353,22 +460,62 @@ def test_shipped_file_configs_run_end_to_end(shared_data, tmp_path, name, min_au
         assert (joined[f"score_{cls}"] - joined[f"score_{cls}_pred"]).abs().max() < 1e-5
 
 
-@pytest.mark.parametrize("edits, expected", [
-    ({"kernel.py": lambda t: "# a comment\n" + t.replace("\n\n", "\n\n\n", 1),
-      "plots.py": lambda t: t.replace('"""', '"""Edited docstring. ', 1)}, {}),
-    ({"kernel.py": add_code},
-     {"images": 4, "observables": 4, "dataset_bucket": 2, "dataset": 1, "train": 2,
-      "evaluate": 2, "report": 1, "predict": 2, "all": 1}),
-    ({"plots.py": add_code}, {"evaluate": 2, "report": 1, "all": 1}),
-    ({"generate.py": add_code},
-     {"generate": 4, "images": 4, "observables": 4, "dataset_bucket": 2, "dataset": 1,
-      "train": 2, "evaluate": 2, "report": 1, "predict": 2, "all": 1}),
-    ({"substructure.py": add_code},  # the retrained hsf-cnn scores the predict files again
-     {"observables": 4, "dataset_bucket": 2, "dataset": 1, "train": 2, "evaluate": 2,
-      "report": 1, "predict": 2, "all": 1}),
-])
-def test_a_library_change_reruns_the_stages_that_run_that_code(tiny_run, tmp_path, edits,
-                                                                expected):
+@pytest.mark.parametrize(
+    ("edits", "expected"),
+    [
+        (
+            {
+                "kernel.py": lambda t: "# a comment\n" + t.replace("\n\n", "\n\n\n", 1),
+                "plots.py": lambda t: t.replace('"""', '"""Edited docstring. ', 1),
+            },
+            {},
+        ),
+        (
+            {"kernel.py": add_code},
+            {
+                "images": 4,
+                "observables": 4,
+                "dataset_bucket": 2,
+                "dataset": 1,
+                "train": 2,
+                "evaluate": 2,
+                "report": 1,
+                "predict": 2,
+                "all": 1,
+            },
+        ),
+        ({"plots.py": add_code}, {"evaluate": 2, "report": 1, "all": 1}),
+        (
+            {"generate.py": add_code},
+            {
+                "generate": 4,
+                "images": 4,
+                "observables": 4,
+                "dataset_bucket": 2,
+                "dataset": 1,
+                "train": 2,
+                "evaluate": 2,
+                "report": 1,
+                "predict": 2,
+                "all": 1,
+            },
+        ),
+        (
+            {"substructure.py": add_code},  # the retrained hsf-cnn scores the predict files again
+            {
+                "observables": 4,
+                "dataset_bucket": 2,
+                "dataset": 1,
+                "train": 2,
+                "evaluate": 2,
+                "report": 1,
+                "predict": 2,
+                "all": 1,
+            },
+        ),
+    ],
+)
+def test_a_library_change_reruns_the_stages_that_run_that_code(tiny_run, tmp_path, edits, expected):
     """Snakemake's code trigger sees only scripts/<rule>.py; the params' code digest follows
     the imports into the library: comments and docstrings rerun nothing, code reruns the stages
     that import it (the pixelation kernel: images onward, no generation; plots: evaluate and
@@ -392,10 +539,12 @@ def test_five_class_config_confuses_gluon_with_quark_and_w_with_z(tmp_path):
     results = tmp_path / "results"
     metrics = json.loads((results / "evaluation" / "hsf-cnn" / "metrics.json").read_text())
     classes = config["classes"]
-    confusion = pd.DataFrame(metrics["confusion_matrix"]["normalized"], index=classes,
-                             columns=classes)
+    confusion = pd.DataFrame(
+        metrics["confusion_matrix"]["normalized"], index=classes, columns=classes
+    )
     assert confusion.shape == (5, 5)
     for true, partner in (("gluon", "quark"), ("quark", "gluon"), ("w", "z"), ("z", "w")):
         assert confusion.loc[true].drop(true).idxmax() == partner, confusion.round(3)
     html = (results / "report.html").read_text()
-    assert "Confusion matrix" in html and all(c in html for c in classes)
+    assert "Confusion matrix" in html
+    assert all(c in html for c in classes)

@@ -41,10 +41,14 @@ def sklearn_fit(x, y, x_val, y_val, threads):
 
     # scikit-learn holds out its own share for early stopping: give it train + val
     model = HistGradientBoostingClassifier(
-        max_iter=SETTINGS["trees"], learning_rate=SETTINGS["learning_rate"],
-        max_leaf_nodes=SETTINGS["leaves"], early_stopping=True,
+        max_iter=SETTINGS["trees"],
+        learning_rate=SETTINGS["learning_rate"],
+        max_leaf_nodes=SETTINGS["leaves"],
+        early_stopping=True,
         validation_fraction=len(y_val) / (len(y) + len(y_val)),
-        n_iter_no_change=SETTINGS["patience"], random_state=0)
+        n_iter_no_change=SETTINGS["patience"],
+        random_state=0,
+    )
     model.fit(np.concatenate([x, x_val]), np.concatenate([y, y_val]))
     return lambda data: model.predict_proba(data)[:, 1]
 
@@ -53,9 +57,16 @@ def xgboost_fit(x, y, x_val, y_val, threads):
     import xgboost
 
     model = xgboost.XGBClassifier(
-        n_estimators=SETTINGS["trees"], learning_rate=SETTINGS["learning_rate"],
-        max_leaves=SETTINGS["leaves"], max_depth=0, grow_policy="lossguide", tree_method="hist",
-        early_stopping_rounds=SETTINGS["patience"], n_jobs=threads, random_state=0)
+        n_estimators=SETTINGS["trees"],
+        learning_rate=SETTINGS["learning_rate"],
+        max_leaves=SETTINGS["leaves"],
+        max_depth=0,
+        grow_policy="lossguide",
+        tree_method="hist",
+        early_stopping_rounds=SETTINGS["patience"],
+        n_jobs=threads,
+        random_state=0,
+    )
     model.fit(x, y, eval_set=[(x_val, y_val)], verbose=False)
     return lambda data: model.predict_proba(data)[:, 1]
 
@@ -64,15 +75,28 @@ def lightgbm_fit(x, y, x_val, y_val, threads):
     import lightgbm
 
     model = lightgbm.LGBMClassifier(
-        n_estimators=SETTINGS["trees"], learning_rate=SETTINGS["learning_rate"],
-        num_leaves=SETTINGS["leaves"], n_jobs=threads, random_state=0, verbose=-1)
-    model.fit(x, y, eval_X=(x_val,), eval_y=(y_val,),
-              callbacks=[lightgbm.early_stopping(SETTINGS["patience"], verbose=False)])
+        n_estimators=SETTINGS["trees"],
+        learning_rate=SETTINGS["learning_rate"],
+        num_leaves=SETTINGS["leaves"],
+        n_jobs=threads,
+        random_state=0,
+        verbose=-1,
+    )
+    model.fit(
+        x,
+        y,
+        eval_X=(x_val,),
+        eval_y=(y_val,),
+        callbacks=[lightgbm.early_stopping(SETTINGS["patience"], verbose=False)],
+    )
     return lambda data: model.predict_proba(data)[:, 1]
 
 
-LIBRARIES = {"scikit-learn HistGradientBoosting": sklearn_fit, "XGBoost": xgboost_fit,
-             "LightGBM": lightgbm_fit}
+LIBRARIES = {
+    "scikit-learn HistGradientBoosting": sklearn_fit,
+    "XGBoost": xgboost_fit,
+    "LightGBM": lightgbm_fit,
+}
 
 
 def split(root, name: str, signal: int):
@@ -97,12 +121,25 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     if not Path(args.dataset).exists():  # the default run's dataset, made as `make run` does
-        subprocess.run([sys.executable, "-m", "snakemake", "--cores", "all", "--configfile",
-                        "config/config.yaml", args.dataset], cwd=ROOT, check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "snakemake",
+                "--cores",
+                "all",
+                "--configfile",
+                "config/config.yaml",
+                args.dataset,
+            ],
+            cwd=ROOT,
+            check=True,
+        )
     root = zarr_store.open_store(args.dataset)
     signal = list(root.attrs["classes"]).index("top")
-    (x, y), (x_val, y_val), (x_test, y_test) = (split(root, s, signal)
-                                                 for s in ("train", "val", "test"))
+    (x, y), (x_val, y_val), (x_test, y_test) = (
+        split(root, s, signal) for s in ("train", "val", "test")
+    )
     threads = len(os.sched_getaffinity(0))
     rng = np.random.default_rng(0)
     pick = rng.integers(0, len(y), args.rows)
@@ -110,8 +147,7 @@ def main() -> None:
     results = {}
     for name, fit in LIBRARIES.items():
         try:
-            seconds, predict = best_time(lambda f=fit: f(x, y, x_val, y_val, threads),
-                                         args.repeats)
+            seconds, predict = best_time(lambda f=fit: f(x, y, x_val, y_val, threads), args.repeats)
         except ImportError as err:
             results[name] = {"missing": str(err)}
             print(f"{name}: not installed ({err})")
@@ -119,19 +155,33 @@ def main() -> None:
         predict_seconds, scores = best_time(lambda p=predict: p(x_test), args.repeats)
         big_seconds, _ = best_time(lambda f=fit: f(x_big, y[pick], x_val, y_val, threads), 1)
         results[name] = {
-            "fit_seconds": seconds, "predict_seconds": predict_seconds,
+            "fit_seconds": seconds,
+            "predict_seconds": predict_seconds,
             f"fit_seconds_{args.rows}_rows": big_seconds,
-            **binary_metrics(y_test, scores, efficiencies=(0.3, 0.5), bootstrap=100)}
-        print(f"{name}: AUC {results[name]['auc']['value']:.4f} ± "
-              f"{results[name]['auc']['std']:.4f}, 1/eB(0.5) "
-              f"{results[name]['rejection_at_0.5']['value']:.0f}, fit {seconds:.2f} s on "
-              f"{len(y)} jets, {big_seconds:.1f} s on {args.rows}")
+            **binary_metrics(y_test, scores, efficiencies=(0.3, 0.5), bootstrap=100),
+        }
+        print(
+            f"{name}: AUC {results[name]['auc']['value']:.4f} ± "
+            f"{results[name]['auc']['std']:.4f}, 1/eB(0.5) "
+            f"{results[name]['rejection_at_0.5']['value']:.0f}, fit {seconds:.2f} s on "
+            f"{len(y)} jets, {big_seconds:.1f} s on {args.rows}"
+        )
     out = ROOT / "results/benchmarks/bdt.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({
-        "machine": platform.platform(), "threads": threads, "features": list(FEATURES),
-        "settings": SETTINGS, "jets": {"train": len(y), "val": len(y_val), "test": len(y_test)},
-        "results": results}, indent=2, default=float))
+    out.write_text(
+        json.dumps(
+            {
+                "machine": platform.platform(),
+                "threads": threads,
+                "features": list(FEATURES),
+                "settings": SETTINGS,
+                "jets": {"train": len(y), "val": len(y_val), "test": len(y_test)},
+                "results": results,
+            },
+            indent=2,
+            default=float,
+        )
+    )
     print(f"wrote {out}")
 
 

@@ -27,12 +27,24 @@ SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 
 def dry_run(workdir: Path, config: Path) -> tuple[float, str]:
     tic = time.perf_counter()
-    result = subprocess.run([SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory",
-                             str(workdir), "--configfile", str(config), "--dry-run"],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            SNAKEMAKE,
+            "-s",
+            str(REPO / "Snakefile"),
+            "--directory",
+            str(workdir),
+            "--configfile",
+            str(config),
+            "--dry-run",
+        ],
+        capture_output=True,
+        text=True,
+    )
     seconds = time.perf_counter() - tic
     if result.returncode != 0:
-        raise SystemExit(f"dry run failed:\n{result.stderr[-4000:]}")
+        msg = f"dry run failed:\n{result.stderr[-4000:]}"
+        raise SystemExit(msg)
     return seconds, result.stdout
 
 
@@ -41,12 +53,21 @@ def files_config(workdir: Path, n: int) -> Path:
     inputs.mkdir(parents=True)
     for i in range(n):
         (inputs / f"JetClass_{i:05d}.root").touch()
-    config = {"classes": ["qcd", "top"],
-              "samples": {"jetclass": {"source": "files", "files": str(inputs / "*.root"),
-                                       "format": "root",
-                                       "labels": {"label_QCD": "qcd", "label_Tbqq": "top"}}},
-              "models": {"hsf-cnn": {"architecture": "hsf-cnn"},
-                         "logistic": {"architecture": "logistic"}}}
+    config = {
+        "classes": ["qcd", "top"],
+        "samples": {
+            "jetclass": {
+                "source": "files",
+                "files": str(inputs / "*.root"),
+                "format": "root",
+                "labels": {"label_QCD": "qcd", "label_Tbqq": "top"},
+            }
+        },
+        "models": {
+            "hsf-cnn": {"architecture": "hsf-cnn"},
+            "logistic": {"architecture": "logistic"},
+        },
+    }
     path = workdir / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
@@ -63,13 +84,19 @@ def main() -> None:
     for n in args.files:
         workdir = Path(tempfile.mkdtemp(prefix=f"jetimage-dag-{n}-"))
         seconds, out = dry_run(workdir, files_config(workdir, n))
-        jobs = next(int(line.split()[1]) for line in out.splitlines()  # the first job table
-                    if line.split()[:1] == ["images"] and len(line.split()) == 2)
+        jobs = next(
+            int(line.split()[1])
+            for line in out.splitlines()  # the first job table
+            if line.split()[:1] == ["images"] and len(line.split()) == 2
+        )
         results[str(n)] = {"dry_run_s": seconds, "images_jobs": jobs}
         print(n, results[str(n)], flush=True)
-    report = {"benchmark": "DAG build and dry run vs input files",
-              "python": platform.python_version(), "date": time.strftime("%Y-%m-%d"),
-              "results": results}
+    report = {
+        "benchmark": "DAG build and dry run vs input files",
+        "python": platform.python_version(),
+        "date": time.strftime("%Y-%m-%d"),
+        "results": results,
+    }
     if args.finished:
         finished = Path(args.finished)
         seconds, out = dry_run(finished, finished / "config.yaml")

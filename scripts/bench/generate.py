@@ -60,10 +60,14 @@ def measure(process: str, n: int) -> dict:
         t_next = min(t_next, timed(pythia_next))
         t_stage = min(t_stage, timed(stage))
     jets = len(columns["jet_pt"])
-    return {"pythia_next_events_per_s": n / t_next,
-            "pythia_next_batch_events_per_s": n / t_batch,
-            "stage_events_per_s": n / t_stage, "stage_jets_per_s": jets / t_stage,
-            "jets_per_event": jets / n, "stage_over_pythia": t_next / t_stage}
+    return {
+        "pythia_next_events_per_s": n / t_next,
+        "pythia_next_batch_events_per_s": n / t_batch,
+        "stage_events_per_s": n / t_stage,
+        "stage_jets_per_s": jets / t_stage,
+        "jets_per_event": jets / n,
+        "stage_over_pythia": t_next / t_stage,
+    }
 
 
 def main() -> None:
@@ -72,16 +76,22 @@ def main() -> None:
     parser.add_argument("--processes", nargs="+", default=list(PROCESSES))
     parser.add_argument("--out", default="results/benchmarks/generate.json")
     args = parser.parse_args()
-    result = {"benchmark": "generate", "events": args.events, "processes": {},
-              "machine": {"platform": platform.platform()},
-              "versions": {"jetimage": jetimage.__version__}}
+    result = {
+        "benchmark": "generate",
+        "events": args.events,
+        "processes": {},
+        "machine": {"platform": platform.platform()},
+        "versions": {"jetimage": jetimage.__version__},
+    }
     for process in args.processes:
         row = measure(process, args.events)
         result["processes"][process] = row
-        print(f"{process}: Pythia next {row['pythia_next_events_per_s']:.0f} ev/s, nextBatch "
-              f"{row['pythia_next_batch_events_per_s']:.0f} ev/s, stage "
-              f"{row['stage_events_per_s']:.0f} ev/s ({row['stage_jets_per_s']:.0f} jets/s) = "
-              f"{row['stage_over_pythia']:.2f} of Pythia alone")
+        print(
+            f"{process}: Pythia next {row['pythia_next_events_per_s']:.0f} ev/s, nextBatch "
+            f"{row['pythia_next_batch_events_per_s']:.0f} ev/s, stage "
+            f"{row['stage_events_per_s']:.0f} ev/s ({row['stage_jets_per_s']:.0f} jets/s) = "
+            f"{row['stage_over_pythia']:.2f} of Pythia alone"
+        )
     ratios = [row["stage_over_pythia"] for row in result["processes"].values()]
     result["min_stage_over_pythia"] = min(ratios)
     print(f"lowest ratio {min(ratios):.2f}")

@@ -54,10 +54,19 @@ def write_file(path: Path, jets, repeat: int) -> None:
     cons = ak.concatenate([jets.constituents] * repeat)
     n = len(cons)
     top = np.tile(jets.table["label"] == 1, repeat)
-    write_jets_root(path, {"part_px": cons.px, "part_py": cons.py, "part_pz": cons.pz,
-                           "part_energy": cons.E, "jet_pt": np.tile(jets.table["pt"], repeat),
-                           "label_QCD": ~top, "label_Tbqq": top,
-                           "jet_index": np.arange(n)})
+    write_jets_root(
+        path,
+        {
+            "part_px": cons.px,
+            "part_py": cons.py,
+            "part_pz": cons.pz,
+            "part_energy": cons.E,
+            "jet_pt": np.tile(jets.table["pt"], repeat),
+            "label_QCD": ~top,
+            "label_Tbqq": top,
+            "jet_index": np.arange(n),
+        },
+    )
 
 
 def source_jets(n: int):
@@ -71,20 +80,30 @@ def source_jets(n: int):
     parts = []
     for label, process in enumerate(("qcd", "top")):
         path = tmp / f"{process}.root"
-        write_jets_root(path, generate_jets(GeneratorSettings(process), n_events=n // 3,
-                                            seed=label + 1))
-        parts.append(read_jets(path, labels=Labels(("qcd", "top"),
-                                                   class_name=("qcd", "top")[label])))
+        write_jets_root(
+            path, generate_jets(GeneratorSettings(process), n_events=n // 3, seed=label + 1)
+        )
+        parts.append(
+            read_jets(path, labels=Labels(("qcd", "top"), class_name=("qcd", "top")[label]))
+        )
     table = {k: np.concatenate([p.table[k] for p in parts]) for k in ("pt", "label")}
     return Jets(ak.concatenate([p.constituents for p in parts]), table)
 
 
 def run(mode: str, path, out: Path, batch: int) -> dict:
-    result = subprocess.run([sys.executable, "-c", CHILD, mode, str(path), str(out), str(batch)],
-                            capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", CHILD, mode, str(path), str(out), str(batch)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     n, seconds, rss_kb = result.stdout.split()
-    return {"jets": int(n), "seconds": float(seconds), "jets_per_s": int(n) / float(seconds),
-            "peak_rss_mb": int(rss_kb) / 1024}
+    return {
+        "jets": int(n),
+        "seconds": float(seconds),
+        "jets_per_s": int(n) / float(seconds),
+        "peak_rss_mb": int(rss_kb) / 1024,
+    }
 
 
 def main() -> None:
@@ -108,14 +127,15 @@ def main() -> None:
     for size, path in files.items():
         for mode in modes:
             source = f"{args.xrootd_url}/{path.name}" if mode == "remote" else path
-            results[f"{mode}_{size}"] = run(mode, source, tmp / f"{size}-{mode}.zarr",
-                                            args.batch)
+            results[f"{mode}_{size}"] = run(mode, source, tmp / f"{size}-{mode}.zarr", args.batch)
             results[f"{mode}_{size}"]["file_mb"] = path.stat().st_size / 2**20
             print(size, mode, results[f"{mode}_{size}"], flush=True)
     report = {
         "benchmark": "images stage peak memory vs input size",
-        "jetimage": jetimage.__version__, "python": platform.python_version(),
-        "machine": platform.machine(), "batch_jets": args.batch,
+        "jetimage": jetimage.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "batch_jets": args.batch,
         "date": time.strftime("%Y-%m-%d"),
         "results": results,
         "stream_rss_ratio_10x_over_1x": results["stream_10x"]["peak_rss_mb"]
@@ -124,10 +144,12 @@ def main() -> None:
         / results["whole_1x"]["peak_rss_mb"],
     }
     if args.xrootd_url:
-        report["remote_rss_ratio_10x_over_1x"] = (results["remote_10x"]["peak_rss_mb"]
-                                                  / results["remote_1x"]["peak_rss_mb"])
-        report["remote_time_ratio_10x_over_1x"] = (results["remote_10x"]["seconds"]
-                                                   / results["remote_1x"]["seconds"])
+        report["remote_rss_ratio_10x_over_1x"] = (
+            results["remote_10x"]["peak_rss_mb"] / results["remote_1x"]["peak_rss_mb"]
+        )
+        report["remote_time_ratio_10x_over_1x"] = (
+            results["remote_10x"]["seconds"] / results["remote_1x"]["seconds"]
+        )
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(report, indent=2))
     print(json.dumps({k: v for k, v in report.items() if "ratio" in k}, indent=2))

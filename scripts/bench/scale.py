@@ -55,13 +55,19 @@ def generated_images(workdir: Path, events: int) -> dict[str, np.ndarray]:
     from jetimage.generate import GeneratorSettings, JetSelection, generate_jets
     from jetimage.readers import read_jets
 
-    config = yaml.safe_load((Path(__file__).resolve().parents[2] / "config" / "config.yaml")
-                            .read_text())
+    config = yaml.safe_load(
+        (Path(__file__).resolve().parents[2] / "config" / "config.yaml").read_text()
+    )
     gen, spec = config["generation"], ImageSpec.from_dict(config["images"])
     pools = {}
     for label, process in enumerate(CLASSES):
-        settings = GeneratorSettings(process, sqrt_s=gen["sqrt_s"], pt_hat_min=gen["pt_hat"][0],
-                                     pt_hat_max=gen["pt_hat"][1], jets=JetSelection(**gen["jets"]))
+        settings = GeneratorSettings(
+            process,
+            sqrt_s=gen["sqrt_s"],
+            pt_hat_min=gen["pt_hat"][0],
+            pt_hat_max=gen["pt_hat"][1],
+            jets=JetSelection(**gen["jets"]),
+        )
         tic = time.perf_counter()
         path = workdir / f"generated-{process}.root"
         write_jets_root(path, generate_jets(settings, n_events=events, seed=500 + label))
@@ -69,8 +75,9 @@ def generated_images(workdir: Path, events: int) -> dict[str, np.ndarray]:
         pools[f"images_{label}"] = make_images(jets.constituents, spec)
         for column in ("pt", "eta", "phi", "mass"):
             pools[f"{column}_{label}"] = jets.table[column]
-        print(f"generated {len(jets)} {process} jets in {time.perf_counter() - tic:.0f} s",
-              flush=True)
+        print(
+            f"generated {len(jets)} {process} jets in {time.perf_counter() - tic:.0f} s", flush=True
+        )
     workdir.mkdir(parents=True, exist_ok=True)
     np.savez(cache, **pools)
     return pools
@@ -82,9 +89,14 @@ def tiled_batch(pools: dict, rng: np.random.Generator, n: int, label: int, first
     from jetimage.batches import ImageBatch
 
     pick = rng.integers(0, len(pools[f"pt_{label}"]), n)
-    return ImageBatch(pools[f"images_{label}"][pick], {
-        "label": np.full(n, label), "entry": np.arange(first, first + n),
-        **{c: pools[f"{c}_{label}"][pick] for c in ("pt", "eta", "phi", "mass")}})
+    return ImageBatch(
+        pools[f"images_{label}"][pick],
+        {
+            "label": np.full(n, label),
+            "entry": np.arange(first, first + n),
+            **{c: pools[f"{c}_{label}"][pick] for c in ("pt", "eta", "phi", "mass")},
+        },
+    )
 
 
 def write_sources(workdir: Path, n_files: int, events: int) -> list[Path]:
@@ -100,15 +112,26 @@ def write_sources(workdir: Path, n_files: int, events: int) -> list[Path]:
             pools = pools or generated_images(workdir, events)
             rng = np.random.default_rng(f)
             half = JETS_PER_FILE // 2
-            batches = (tiled_batch(pools, rng, min(8192, half - start), (f + h) % 2,
-                                   h * half + start)
-                       for h in range(2) for start in range(0, half, 8192))
+            batches = (
+                tiled_batch(pools, rng, min(8192, half - start), (f + h) % 2, h * half + start)
+                for h in range(2)
+                for start in range(0, half, 8192)
+            )
             tic = time.perf_counter()
             write_image_store(
-                path, batches, None, normalize="none", num_workers=2,
-                attrs={"image_spec": {"npix": [NPIX, NPIX], "normalize": "l1"},
-                       "classes": CLASSES, "sample": "tiled",
-                       "source": f"tiled/file{f:03d}", "source_sha256": f"tiled-{f}"})
+                path,
+                batches,
+                None,
+                normalize="none",
+                num_workers=2,
+                attrs={
+                    "image_spec": {"npix": [NPIX, NPIX], "normalize": "l1"},
+                    "classes": CLASSES,
+                    "sample": "tiled",
+                    "source": f"tiled/file{f:03d}",
+                    "source_sha256": f"tiled-{f}",
+                },
+            )
             print(f"wrote {path} in {time.perf_counter() - tic:.1f} s", flush=True)
         paths.append(path)
     return paths
@@ -122,11 +145,24 @@ def dataset_stage(workdir: Path, n: int, memory_mb: float) -> dict:
     buckets = dataset.buckets_needed(n, NPIX * NPIX * 4, memory_mb)
     out = workdir / "datasets" / f"{n}.zarr"
     tic = time.perf_counter()
-    dataset.build_dataset(out, sources, classes=CLASSES, fractions=FRACTIONS, seed=1,
-                          buckets=buckets, memory_mb=memory_mb, num_workers=2)
+    dataset.build_dataset(
+        out,
+        sources,
+        classes=CLASSES,
+        fractions=FRACTIONS,
+        seed=1,
+        buckets=buckets,
+        memory_mb=memory_mb,
+        num_workers=2,
+    )
     seconds = time.perf_counter() - tic
-    return {"seconds": seconds, "buckets": buckets, "files": len(sources),
-            "jets_per_s": n / seconds, "jets_per_s_per_core": n / seconds / 2}
+    return {
+        "seconds": seconds,
+        "buckets": buckets,
+        "files": len(sources),
+        "jets_per_s": n / seconds,
+        "jets_per_s_per_core": n / seconds / 2,
+    }
 
 
 def evaluate_stage(workdir: Path, n: int) -> dict:
@@ -148,37 +184,92 @@ def evaluate_stage(workdir: Path, n: int) -> dict:
     model = build_model("hsf-cnn", in_shape=(1, NPIX, NPIX), n_classes=2)
     out = workdir / "evaluation" / str(n)
     out.mkdir(parents=True, exist_ok=True)
-    info = {"name": "hsf-cnn", "architecture": "hsf-cnn", "options": {},
-            "in_shape": [1, NPIX, NPIX], "classes": CLASSES,
-            "normalization": dict(attrs["normalization"]), "image_spec": attrs["image_spec"]}
+    info = {
+        "name": "hsf-cnn",
+        "architecture": "hsf-cnn",
+        "options": {},
+        "in_shape": [1, NPIX, NPIX],
+        "classes": CLASSES,
+        "normalization": dict(attrs["normalization"]),
+        "image_spec": attrs["image_spec"],
+    }
     torch.save({"state_dict": model.state_dict(), "info": info}, out / "model.pt")
-    (out / "history.json").write_text(json.dumps({"epochs": [
-        {"epoch": 1, "train_loss": 0.7, "val_loss": 0.7, "train_accuracy": 0.5,
-         "val_accuracy": 0.5}]}))
-    names = ["metrics", "scores", "roc", "history", "confusion", "examples", "sculpting",
-             "auc_vs_pt", "pt_dependence", "learned"]
-    outputs = SimpleNamespace(**{k: out / (f"{k}.json" if k == "metrics" else
-                                           f"{k}.parquet" if k == "scores" else f"{k}.png")
-                                 for k in names})
+    (out / "history.json").write_text(
+        json.dumps(
+            {
+                "epochs": [
+                    {
+                        "epoch": 1,
+                        "train_loss": 0.7,
+                        "val_loss": 0.7,
+                        "train_accuracy": 0.5,
+                        "val_accuracy": 0.5,
+                    }
+                ]
+            }
+        )
+    )
+    names = [
+        "metrics",
+        "scores",
+        "roc",
+        "history",
+        "confusion",
+        "examples",
+        "sculpting",
+        "auc_vs_pt",
+        "pt_dependence",
+        "learned",
+    ]
+    outputs = SimpleNamespace(
+        **{
+            k: out
+            / (f"{k}.json" if k == "metrics" else f"{k}.parquet" if k == "scores" else f"{k}.png")
+            for k in names
+        }
+    )
     tic = time.perf_counter()
-    metrics = evaluate.evaluate_model(out / "model.pt", out / "history.json", path, outputs,
-                                      name="hsf-cnn", signal="top", efficiencies=[0.3, 0.5],
-                                      working_point=0.5, bootstrap=20, seed=0,
-                                      log=logging.getLogger("bench"))
+    metrics = evaluate.evaluate_model(
+        out / "model.pt",
+        out / "history.json",
+        path,
+        outputs,
+        name="hsf-cnn",
+        signal="top",
+        efficiencies=[0.3, 0.5],
+        working_point=0.5,
+        bootstrap=20,
+        seed=0,
+        log=logging.getLogger("bench"),
+    )
     seconds = time.perf_counter() - tic
-    return {"seconds": seconds, "test_jets": metrics["n_test"],
-            "jets_per_s": metrics["n_test"] / seconds}
+    return {
+        "seconds": seconds,
+        "test_jets": metrics["n_test"],
+        "jets_per_s": metrics["n_test"] / seconds,
+    }
 
 
 def in_child(stage: str, workdir: Path, n: int, memory_mb: float) -> dict:
     """Run a stage in a fresh Python process; its result with its peak RSS (MB)."""
-    cmd = [sys.executable, __file__, "--child", stage, "--workdir", str(workdir),
-           "--sizes", str(n), "--memory-mb", str(memory_mb)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--child",
+        stage,
+        "--workdir",
+        str(workdir),
+        "--sizes",
+        str(n),
+        "--memory-mb",
+        str(memory_mb),
+    ]
     process = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     out = process.stdout.read()
     _, status, usage = os.wait4(process.pid, 0)
     if status != 0:
-        raise SystemExit(f"{stage} at {n} jets failed:\n{out}")
+        msg = f"{stage} at {n} jets failed:\n{out}"
+        raise SystemExit(msg)
     result = json.loads(out.strip().splitlines()[-1])
     return {**result, "peak_rss_mb": usage.ru_maxrss / 1024}
 
@@ -195,8 +286,8 @@ class SessionSixStream:
         self.buffer_chunks = buffer_chunks
 
     def _read(self, chunks):
-        x = np.concatenate([self.images[c * self.chunk:(c + 1) * self.chunk] for c in chunks])
-        y = np.concatenate([self.labels[c * self.chunk:(c + 1) * self.chunk] for c in chunks])
+        x = np.concatenate([self.images[c * self.chunk : (c + 1) * self.chunk] for c in chunks])
+        y = np.concatenate([self.labels[c * self.chunk : (c + 1) * self.chunk] for c in chunks])
         return x, y
 
     def batches(self, batch_size, generator, n_chunks):
@@ -205,7 +296,9 @@ class SessionSixStream:
         from jetimage.loader import InMemory
 
         chunks = torch.randperm(n_chunks, generator=generator).tolist()
-        groups = [chunks[i:i + self.buffer_chunks] for i in range(0, n_chunks, self.buffer_chunks)]
+        groups = [
+            chunks[i : i + self.buffer_chunks] for i in range(0, n_chunks, self.buffer_chunks)
+        ]
         with ThreadPoolExecutor(max_workers=1) as pool:
             pending = pool.submit(self._read, groups[0])
             for k in range(len(groups)):
@@ -270,8 +363,9 @@ def loader_rates(workdir: Path, n: int, *, batch_size: int = 128) -> dict:
     def session_six() -> float:
         old = SessionSixStream(group, normalization)  # the whole chunks, as the others
         tic = time.perf_counter()
-        seen = sum(len(y) for _, y in old.batches(batch_size, torch.Generator().manual_seed(0),
-                                                  n_chunks))
+        seen = sum(
+            len(y) for _, y in old.batches(batch_size, torch.Generator().manual_seed(0), n_chunks)
+        )
         assert seen == jets
         return jets / (time.perf_counter() - tic)
 
@@ -281,56 +375,80 @@ def loader_rates(workdir: Path, n: int, *, batch_size: int = 128) -> dict:
         rounds["streamed"].append(streamed())
         rounds["session_six"].append(session_six())
     best = {k: max(v) for k, v in rounds.items()}
-    return {"images": jets, "threads": 2, "batch_size": batch_size,
-            "images_per_s": best, "rounds": rounds,
-            "streamed_over_session_six": best["streamed"] / best["session_six"],
-            "streamed_over_zstd_alone": best["streamed"] / best["zstd_alone"]}
+    return {
+        "images": jets,
+        "threads": 2,
+        "batch_size": batch_size,
+        "images_per_s": best,
+        "rounds": rounds,
+        "streamed_over_session_six": best["streamed"] / best["session_six"],
+        "streamed_over_zstd_alone": best["streamed"] / best["zstd_alone"],
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+",
-                        default=[100_000, 1_000_000, 10_000_000])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000, 10_000_000])
     parser.add_argument("--memory-mb", type=float, default=4000.0)
-    parser.add_argument("--events", type=int, default=2500,
-                        help="Pythia events per class whose jets tile the files")
+    parser.add_argument(
+        "--events", type=int, default=2500, help="Pythia events per class whose jets tile the files"
+    )
     parser.add_argument("--workdir", default="results/bench-scale")
-    parser.add_argument("--evaluate-max", type=int, default=1_000_000,
-                        help="largest size whose evaluation is measured")
+    parser.add_argument(
+        "--evaluate-max",
+        type=int,
+        default=1_000_000,
+        help="largest size whose evaluation is measured",
+    )
     parser.add_argument("--out", default="results/benchmarks/scale.json")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     workdir = Path(args.workdir)
     if args.child:
-        stage = {"dataset": lambda n: dataset_stage(workdir, n, args.memory_mb),
-                 "evaluate": lambda n: evaluate_stage(workdir, n)}[args.child]
+        stage = {
+            "dataset": lambda n: dataset_stage(workdir, n, args.memory_mb),
+            "evaluate": lambda n: evaluate_stage(workdir, n),
+        }[args.child]
         print(json.dumps(stage(args.sizes[0])))
         return
     for n in args.sizes:
         if n % JETS_PER_FILE:
-            raise SystemExit(f"sizes must be multiples of {JETS_PER_FILE}")
+            msg = f"sizes must be multiples of {JETS_PER_FILE}"
+            raise SystemExit(msg)
     write_sources(workdir, max(args.sizes) // JETS_PER_FILE, args.events)
-    result = {"machine": platform.machine(), "cpus": len(os.sched_getaffinity(0)),
-              "memory_mb": args.memory_mb, "jets_per_file": JETS_PER_FILE, "sizes": {}}
+    result = {
+        "machine": platform.machine(),
+        "cpus": len(os.sched_getaffinity(0)),
+        "memory_mb": args.memory_mb,
+        "jets_per_file": JETS_PER_FILE,
+        "sizes": {},
+    }
     for n in sorted(args.sizes):
         entry = {"dataset": in_child("dataset", workdir, n, args.memory_mb)}
-        print(f"{n:>10,} jets: dataset {entry['dataset']['seconds']:.1f} s "
-              f"({entry['dataset']['jets_per_s_per_core']:,.0f} jets/s per core, "
-              f"{entry['dataset']['buckets']} buckets), peak RSS "
-              f"{entry['dataset']['peak_rss_mb']:,.0f} MB", flush=True)
+        print(
+            f"{n:>10,} jets: dataset {entry['dataset']['seconds']:.1f} s "
+            f"({entry['dataset']['jets_per_s_per_core']:,.0f} jets/s per core, "
+            f"{entry['dataset']['buckets']} buckets), peak RSS "
+            f"{entry['dataset']['peak_rss_mb']:,.0f} MB",
+            flush=True,
+        )
         if n <= args.evaluate_max:
             entry["evaluate"] = in_child("evaluate", workdir, n, args.memory_mb)
-            print(f"{n:>10,} jets: evaluate {entry['evaluate']['seconds']:.1f} s, peak RSS "
-                  f"{entry['evaluate']['peak_rss_mb']:,.0f} MB", flush=True)
+            print(
+                f"{n:>10,} jets: evaluate {entry['evaluate']['seconds']:.1f} s, peak RSS "
+                f"{entry['evaluate']['peak_rss_mb']:,.0f} MB",
+                flush=True,
+            )
         result["sizes"][str(n)] = entry
     middle = sorted(args.sizes)[len(args.sizes) // 2]
-    result["loader"] = {"size": middle,
-                        **loader_rates(workdir, middle)}
+    result["loader"] = {"size": middle, **loader_rates(workdir, middle)}
     rates = result["loader"]["images_per_s"]
-    print(f"loader on {result['loader']['images']:,} images: streamed {rates['streamed']:,.0f}"
-          f" img/s, session 6 {rates['session_six']:,.0f}, Zstandard alone "
-          f"{rates['zstd_alone']:,.0f} ({result['loader']['streamed_over_session_six']:.2f}× "
-          f"session 6, {result['loader']['streamed_over_zstd_alone']:.0%} of Zstandard)")
+    print(
+        f"loader on {result['loader']['images']:,} images: streamed {rates['streamed']:,.0f}"
+        f" img/s, session 6 {rates['session_six']:,.0f}, Zstandard alone "
+        f"{rates['zstd_alone']:,.0f} ({result['loader']['streamed_over_session_six']:.2f}× "
+        f"session 6, {result['loader']['streamed_over_zstd_alone']:.0%} of Zstandard)"
+    )
     sizes = sorted(args.sizes)
     if len(sizes) >= 2:
         small, large = str(sizes[-2]), str(sizes[-1])
@@ -338,17 +456,21 @@ def main() -> None:
             "dataset_time_largest_over_middle": result["sizes"][large]["dataset"]["seconds"]
             / result["sizes"][small]["dataset"]["seconds"],
             "dataset_rss_largest_over_middle": result["sizes"][large]["dataset"]["peak_rss_mb"]
-            / result["sizes"][small]["dataset"]["peak_rss_mb"]}
+            / result["sizes"][small]["dataset"]["peak_rss_mb"],
+        }
         evaluated = [str(n) for n in sizes if "evaluate" in result["sizes"][str(n)]]
         if len(evaluated) >= 2:
             result["ratios"]["evaluate_rss_over_smallest"] = (
                 result["sizes"][evaluated[-1]]["evaluate"]["peak_rss_mb"]
-                / result["sizes"][evaluated[0]]["evaluate"]["peak_rss_mb"])
+                / result["sizes"][evaluated[0]]["evaluate"]["peak_rss_mb"]
+            )
         print(json.dumps(result["ratios"], indent=1))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2))
-    print(f"wrote {args.out}; peak RSS of this process "
-          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB")
+    print(
+        f"wrote {args.out}; peak RSS of this process "
+        f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB"
+    )
 
 
 if __name__ == "__main__":

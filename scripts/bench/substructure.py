@@ -43,15 +43,23 @@ def parts(constituents, radius: float, repeats: int) -> dict[str, float]:
     groomed_sequence = _sequence(groomed.constituents)
     rates = {
         "cambridge_aachen": best_rate(lambda: _sequence(constituents), n, repeats),
-        "soft_drop": best_rate(lambda: sequence.exclusive_jets_softdrop_grooming(
-            njets=1, R0=radius, **SOFT_DROP), n, repeats),
-        "n_subjettiness": best_rate(lambda: sequence.njettiness(njets=[1, 2, 3], beta=1.0,
-                                                                R0=radius), n, repeats),
+        "soft_drop": best_rate(
+            lambda: sequence.exclusive_jets_softdrop_grooming(njets=1, R0=radius, **SOFT_DROP),
+            n,
+            repeats,
+        ),
+        "n_subjettiness": best_rate(
+            lambda: sequence.njettiness(njets=[1, 2, 3], beta=1.0, R0=radius), n, repeats
+        ),
     }
     for name, (function, beta) in CORRELATORS.items():
-        rates[name] = best_rate(lambda f=function, b=beta:
-                                groomed_sequence.exclusive_jets_energy_correlator(
-                                    njets=1, beta=b, func=f), n, repeats)
+        rates[name] = best_rate(
+            lambda f=function, b=beta: groomed_sequence.exclusive_jets_energy_correlator(
+                njets=1, beta=b, func=f
+            ),
+            n,
+            repeats,
+        )
     return rates
 
 
@@ -60,25 +68,32 @@ def main() -> None:
     parser.add_argument("--jets", type=int, default=2000, help="jets per process")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    results = {"machine": platform.processor() or platform.machine(),
-               "jetimage": jetimage.__version__, "cores": 1, "processes": {}}
+    results = {
+        "machine": platform.processor() or platform.machine(),
+        "jetimage": jetimage.__version__,
+        "cores": 1,
+        "processes": {},
+    }
     for process in ("top", "qcd"):
         files = sorted(Path("results/jets", process).glob("*.root"))
         if not files:
-            raise SystemExit(f"no generated {process} jets under results/jets/{process}: run "
-                             f"'make run' (or snakemake) first")
+            msg = (
+                f"no generated {process} jets under results/jets/{process}: run "
+                f"'make run' (or snakemake) first"
+            )
+            raise SystemExit(msg)
         jets = read_jets(files[0])
         for path in files[1:]:
             if len(jets) >= args.jets:
                 break
             more = read_jets(path)
             jets = type(jets)(ak.concatenate([jets.constituents, more.constituents]), {})
-        constituents = jets.constituents[:args.jets]
+        constituents = jets.constituents[: args.jets]
         n = len(constituents)
-        observables_rate = best_rate(lambda c=constituents: observables(c, radius=0.8), n,
-                                     args.repeats)
-        images_rate = best_rate(lambda c=constituents: make_images(c, ImageSpec()), n,
-                                args.repeats)
+        observables_rate = best_rate(
+            lambda c=constituents: observables(c, radius=0.8), n, args.repeats
+        )
+        images_rate = best_rate(lambda c=constituents: make_images(c, ImageSpec()), n, args.repeats)
         results["processes"][process] = {
             "jets": n,
             "mean_constituents": float(ak.mean(ak.num(constituents))),

@@ -37,7 +37,7 @@ def training_rate(architecture: str, data, batch_size: int, steps: int, n_classe
     model = build_model(architecture, in_shape=in_shape, n_classes=n_classes)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     batches = list(data.batches(batch_size, torch.Generator().manual_seed(0)))
-    batches = (batches * (steps // len(batches) + 2))[:steps + 3]
+    batches = (batches * (steps // len(batches) + 2))[: steps + 3]
 
     def step(x, y):
         optimizer.zero_grad(set_to_none=True)
@@ -61,22 +61,30 @@ def main() -> None:
     parser.add_argument("--out", default="results/benchmarks/train.json")
     args = parser.parse_args()
     if not Path(args.dataset).exists():
-        raise SystemExit(f"{args.dataset} does not exist: run `make run` first, or pass --dataset")
+        msg = f"{args.dataset} does not exist: run `make run` first, or pass --dataset"
+        raise SystemExit(msg)
     threads = os.cpu_count() or 1
     torch.set_num_threads(threads)
 
     in_memory = loader.open_split(args.dataset, "train", memory_budget_mb=1e9)
     streamed = loader.open_split(args.dataset, "train", memory_budget_mb=1e-9)
     n_classes = int(in_memory.labels.max()) + 1
-    loaders = {"in_memory": loader_rate(in_memory, args.batch_size),
-               "zarr_stream": loader_rate(streamed, args.batch_size)}
-    print(f"loaders: in memory {loaders['in_memory']:,.0f} img/s, "
-          f"streamed from Zarr {loaders['zarr_stream']:,.0f} img/s")
+    loaders = {
+        "in_memory": loader_rate(in_memory, args.batch_size),
+        "zarr_stream": loader_rate(streamed, args.batch_size),
+    }
+    print(
+        f"loaders: in memory {loaders['in_memory']:,.0f} img/s, "
+        f"streamed from Zarr {loaders['zarr_stream']:,.0f} img/s"
+    )
     models = {}
     for architecture in sorted(MODELS):
         rate = training_rate(architecture, in_memory, args.batch_size, args.steps, n_classes)
-        parameters = count_parameters(build_model(
-            architecture, in_shape=tuple(in_memory.images.shape[1:]), n_classes=n_classes))
+        parameters = count_parameters(
+            build_model(
+                architecture, in_shape=tuple(in_memory.images.shape[1:]), n_classes=n_classes
+            )
+        )
         models[architecture] = {"train_images_per_s": rate, "parameters": parameters}
         print(f"{architecture:12s} {parameters:9,d} parameters: {rate:9,.0f} img/s")
     fastest = max(m["train_images_per_s"] for m in models.values())

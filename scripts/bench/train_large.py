@@ -34,11 +34,16 @@ def generate_shard(args: tuple) -> tuple[str, str, int]:
 
     config, process, shard, events, out = args
     gen = config["generation"]
-    settings = GeneratorSettings(process, sqrt_s=gen["sqrt_s"], pt_hat_min=gen["pt_hat"][0],
-                                 pt_hat_max=gen["pt_hat"][1],
-                                 jets=JetSelection(**gen["jets"]))
-    columns = generate_jets(settings, n_events=events,
-                            seed=derive_seed(config["seed"], f"large-{process}", shard))
+    settings = GeneratorSettings(
+        process,
+        sqrt_s=gen["sqrt_s"],
+        pt_hat_min=gen["pt_hat"][0],
+        pt_hat_max=gen["pt_hat"][1],
+        jets=JetSelection(**gen["jets"]),
+    )
+    columns = generate_jets(
+        settings, n_events=events, seed=derive_seed(config["seed"], f"large-{process}", shard)
+    )
     write_jets_root(out, columns)
     return process, out, len(columns["jet_pt"])
 
@@ -80,15 +85,29 @@ def main() -> None:
     classes = tuple(config["classes"])
     work = Path(args.work)
     (work / "jets").mkdir(parents=True, exist_ok=True)
-    result = {"benchmark": "train-large", "machine": {
-        "platform": platform.platform(), "cpus": os.cpu_count(),
-        "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None},
-        "events_per_class": args.events, "timings_s": {}}
+    result = {
+        "benchmark": "train-large",
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+        },
+        "events_per_class": args.events,
+        "timings_s": {},
+    }
 
     tic = time.perf_counter()
-    jobs = [(config, process, shard, args.events // args.shards,
-             str(work / "jets" / f"{process}_{shard:03d}.root"))
-            for process in classes for shard in range(args.shards)]
+    jobs = [
+        (
+            config,
+            process,
+            shard,
+            args.events // args.shards,
+            str(work / "jets" / f"{process}_{shard:03d}.root"),
+        )
+        for process in classes
+        for shard in range(args.shards)
+    ]
     with ProcessPoolExecutor(args.workers) as pool:
         shards = list(pool.map(generate_shard, jobs))
     result["timings_s"]["generate"] = time.perf_counter() - tic
@@ -101,13 +120,23 @@ def main() -> None:
     for name, path, _ in shards:
         labels = readers.Labels(classes, class_name=name)
         out = str(work / "images" / (Path(path).stem + ".zarr"))
-        write_image_store(out, readers.read(path, format="root", labels=labels, step=16384),
-                          spec, attrs={"sample": name, "classes": list(classes), "source": path},
-                          num_workers=args.workers)
+        write_image_store(
+            out,
+            readers.read(path, format="root", labels=labels, step=16384),
+            spec,
+            attrs={"sample": name, "classes": list(classes), "source": path},
+            num_workers=args.workers,
+        )
         stores.append(out)
     data = str(work / "dataset.zarr")
-    dataset.build_dataset(data, stores, classes=classes, fractions=config["dataset"]["split"],
-                          seed=config["seed"], num_workers=args.workers)
+    dataset.build_dataset(
+        data,
+        stores,
+        classes=classes,
+        fractions=config["dataset"]["split"],
+        seed=config["seed"],
+        num_workers=args.workers,
+    )
     result["timings_s"]["images_and_dataset"] = time.perf_counter() - tic
 
     device = choose_device("auto")
@@ -116,33 +145,60 @@ def main() -> None:
     binary = (labels == signal).astype(int)
     scores, result["models"] = {}, {}
     for name in args.models:
-        settings = {**config["training"], "architecture": name, "epochs": args.epochs,
-                    "seed": config["seed"], "patience": 6}
+        settings = {
+            **config["training"],
+            "architecture": name,
+            "epochs": args.epochs,
+            "seed": config["seed"],
+            "patience": 6,
+        }
         tic = time.perf_counter()
-        history = train_model(data, work / "models" / name, TrainConfig.from_dict(settings),
-                              name=name, progress=lambda line: print(line, flush=True))
+        history = train_model(
+            data,
+            work / "models" / name,
+            TrainConfig.from_dict(settings),
+            name=name,
+            progress=lambda line: print(line, flush=True),
+        )
         seconds = time.perf_counter() - tic
         model, info = load_model(work / "models" / name / "model.pt")
         probabilities = predict_scores(model, images, info["normalization"], device=str(device))
         scores[name] = probabilities[:, signal]
-        metrics = classification_metrics(labels, probabilities, list(classes),
-                                         signal=config["signal"], efficiencies=(0.3, 0.5),
-                                         bootstrap=100, seed=0)
+        metrics = classification_metrics(
+            labels,
+            probabilities,
+            list(classes),
+            signal=config["signal"],
+            efficiencies=(0.3, 0.5),
+            bootstrap=100,
+            seed=0,
+        )
         result["models"][name] = {
-            "auc": metrics["auc"], "rejection_at_0.3": metrics["rejection_at_0.3"],
-            "rejection_at_0.5": metrics["rejection_at_0.5"], "epochs": len(history),
-            "best_epoch": info["best_epoch"], "train_seconds": seconds,
-            "train_images_per_second": float(np.median([h["images_per_second"]
-                                                        for h in history]))}
-        print(f"{name}: AUC {metrics['auc']['value']:.4f} ± {metrics['auc']['std']:.4f}, "
-              f"1/eB(0.3) {metrics['rejection_at_0.3']['value']:.0f}, {len(history)} epochs "
-              f"in {seconds:.0f} s", flush=True)
+            "auc": metrics["auc"],
+            "rejection_at_0.3": metrics["rejection_at_0.3"],
+            "rejection_at_0.5": metrics["rejection_at_0.5"],
+            "epochs": len(history),
+            "best_epoch": info["best_epoch"],
+            "train_seconds": seconds,
+            "train_images_per_second": float(np.median([h["images_per_second"] for h in history])),
+        }
+        print(
+            f"{name}: AUC {metrics['auc']['value']:.4f} ± {metrics['auc']['std']:.4f}, "
+            f"1/eB(0.3) {metrics['rejection_at_0.3']['value']:.0f}, {len(history)} epochs "
+            f"in {seconds:.0f} s",
+            flush=True,
+        )
     if "hsf-cnn" in scores:
         result["auc_minus_hsf_cnn"] = {
             name: paired_auc_difference(binary, s, scores["hsf-cnn"])
-            for name, s in scores.items() if name != "hsf-cnn"}
-    result.update(device=str(device), train_jets=int(len(dataset.load_split(data, "train")[1])),
-                  test_jets=int(len(labels)))
+            for name, s in scores.items()
+            if name != "hsf-cnn"
+        }
+    result.update(
+        device=str(device),
+        train_jets=int(len(dataset.load_split(data, "train")[1])),
+        test_jets=int(len(labels)),
+    )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2))
     print(json.dumps({k: result[k] for k in ("jets", "timings_s")}), flush=True)

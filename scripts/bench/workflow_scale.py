@@ -43,19 +43,30 @@ def make_inputs(folder: Path, n_files: int, events: int) -> list[Path]:
     gen = config["generation"]
     columns = []
     for label, process in enumerate(("qcd", "top")):
-        settings = GeneratorSettings(process, sqrt_s=gen["sqrt_s"], pt_hat_min=gen["pt_hat"][0],
-                                     pt_hat_max=gen["pt_hat"][1], jets=JetSelection(**gen["jets"]))
+        settings = GeneratorSettings(
+            process,
+            sqrt_s=gen["sqrt_s"],
+            pt_hat_min=gen["pt_hat"][0],
+            pt_hat_max=gen["pt_hat"][1],
+            jets=JetSelection(**gen["jets"]),
+        )
         tic = time.perf_counter()
         jets = generate_jets(settings, n_events=events, seed=100 + label)
-        print(f"generated {len(jets['jet_pt'])} {process} jets in "
-              f"{time.perf_counter() - tic:.0f} s", flush=True)
+        print(
+            f"generated {len(jets['jet_pt'])} {process} jets in {time.perf_counter() - tic:.0f} s",
+            flush=True,
+        )
         jets["label_QCD"] = np.full(len(jets["jet_pt"]), label == 0)
         jets["label_Tbqq"] = np.full(len(jets["jet_pt"]), label == 1)
         columns.append(jets)
     import awkward as ak
 
-    both = {k: ak.concatenate([c[k] for c in columns]) if isinstance(columns[0][k], ak.Array)
-            else np.concatenate([c[k] for c in columns]) for k in columns[0]}
+    both = {
+        k: ak.concatenate([c[k] for c in columns])
+        if isinstance(columns[0][k], ak.Array)
+        else np.concatenate([c[k] for c in columns])
+        for k in columns[0]
+    }
     n = len(both["jet_pt"])
     for f, path in enumerate(paths):
         index = np.random.default_rng(f).integers(0, n, JETS_PER_FILE)
@@ -73,8 +84,9 @@ def stage_figures(workdir: Path) -> dict:
             rule = rule[:-4]
         with tsv.open() as handle:
             row = next(csv.DictReader(handle, delimiter="\t"))
-        entry = figures.setdefault(rule, {"jobs": 0, "longest_s": 0.0, "summed_s": 0.0,
-                                          "peak_rss_mb": 0.0})
+        entry = figures.setdefault(
+            rule, {"jobs": 0, "longest_s": 0.0, "summed_s": 0.0, "peak_rss_mb": 0.0}
+        )
         seconds, rss = float(row["s"]), float(row["max_rss"] or 0)
         entry["jobs"] += 1
         entry["longest_s"] = max(entry["longest_s"], seconds)
@@ -87,33 +99,65 @@ def run_size(base: Path, inputs: list[Path], n: int, memory_mb: float) -> dict:
     workdir = base / f"run-{n}"
     shutil.rmtree(workdir, ignore_errors=True)
     (workdir / "inputs").mkdir(parents=True)
-    for path in inputs[:n // JETS_PER_FILE]:
+    for path in inputs[: n // JETS_PER_FILE]:
         (workdir / "inputs" / path.name).symlink_to(path.resolve())
     from jetimage.dataset import buckets_needed
 
     buckets = buckets_needed(n, 40 * 40 * 4, memory_mb)
     config = {
-        "seed": 1, "classes": ["qcd", "top"], "signal": "top",
-        "samples": {"jets": {"source": "files", "files": "inputs/*.root", "format": "root",
-                             "labels": {"label_QCD": "qcd", "label_Tbqq": "top"}}},
+        "seed": 1,
+        "classes": ["qcd", "top"],
+        "signal": "top",
+        "samples": {
+            "jets": {
+                "source": "files",
+                "files": "inputs/*.root",
+                "format": "root",
+                "labels": {"label_QCD": "qcd", "label_Tbqq": "top"},
+            }
+        },
         "images": {"npix": [40, 40], "width": [1.6, 1.6]},
         "dataset": {"name": "scale", "buckets": buckets, "memory_mb": memory_mb},
         "training": {"epochs": 1, "batch_size": 128},
-        "models": {"logistic": {"architecture": "logistic"},
-                   "hsf-cnn": {"architecture": "hsf-cnn"}},
+        "models": {
+            "logistic": {"architecture": "logistic"},
+            "hsf-cnn": {"architecture": "hsf-cnn"},
+        },
         "evaluation": {"bootstrap": 20},
     }
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
     snakemake = str(Path(sys.executable).with_name("snakemake"))
     tic = time.perf_counter()
-    subprocess.run([snakemake, "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
-                    "--configfile", str(workdir / "config.yaml"), "--cores", "2", "--quiet"],
-                   check=True)
+    subprocess.run(
+        [
+            snakemake,
+            "-s",
+            str(REPO / "Snakefile"),
+            "--directory",
+            str(workdir),
+            "--configfile",
+            str(workdir / "config.yaml"),
+            "--cores",
+            "2",
+            "--quiet",
+        ],
+        check=True,
+    )
     wall = time.perf_counter() - tic
-    metrics = {m: json.loads((workdir / "results" / "evaluation" / m / "metrics.json")
-                             .read_text())["auc"]["value"] for m in config["models"]}
-    return {"jets": n, "files": n // JETS_PER_FILE, "buckets": buckets, "wall_s": wall,
-            "stages": stage_figures(workdir), "auc": metrics}
+    metrics = {
+        m: json.loads((workdir / "results" / "evaluation" / m / "metrics.json").read_text())["auc"][
+            "value"
+        ]
+        for m in config["models"]
+    }
+    return {
+        "jets": n,
+        "files": n // JETS_PER_FILE,
+        "buckets": buckets,
+        "wall_s": wall,
+        "stages": stage_figures(workdir),
+        "auc": metrics,
+    }
 
 
 def main() -> None:

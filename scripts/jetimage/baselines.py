@@ -42,8 +42,7 @@ from jetimage.files import InputError, atomic_path
 
 #: Default high-level features: the groomed mass and the classic ratios (hls4ml's jet set uses
 #: ECF ratios on mMDT-groomed jets, the groomed mass and the multiplicity).
-FEATURES = ("msd", "mass", "tau21", "tau32", "c2_b1", "d2_b1", "d2_b2", "n2_b1",
-            "multiplicity")
+FEATURES = ("msd", "mass", "tau21", "tau32", "c2_b1", "d2_b1", "d2_b2", "n2_b1", "multiplicity")
 
 #: The baselines' trainers by architecture name (the image models are jetimage.models').
 BASELINES: dict[str, Callable] = {}
@@ -54,21 +53,25 @@ RUN_ARGUMENTS = ("signal", "n_classes", "seed", "weights")
 
 def register(name: str):
     """Add a baseline's trainer to the registry (its keyword options are the config's)."""
+
     def add(trainer):
         BASELINES[name] = trainer
         return trainer
+
     return add
 
 
-def feature_matrix(table: dict[str, np.ndarray], features, *, what: str = "feature"
-                   ) -> np.ndarray:
+def feature_matrix(table: dict[str, np.ndarray], features, *, what: str = "feature") -> np.ndarray:
     """(jets, features) float64 of a split's table; a missing feature is an error naming it
     (and ``what`` it is for)."""
     missing = [f for f in features if f not in table]
     if missing:
-        raise InputError(f"the dataset's jets lack {what}(s) {missing} (it has "
-                            f"{sorted(table)}): observables come from the observables stage, "
-                            f"which needs constituents")
+        msg = (
+            f"the dataset's jets lack {what}(s) {missing} (it has "
+            f"{sorted(table)}): observables come from the observables stage, "
+            f"which needs constituents"
+        )
+        raise InputError(msg)
     return np.stack([np.asarray(table[f], dtype=np.float64) for f in features], axis=1)
 
 
@@ -84,10 +87,20 @@ class BoostedTrees:
 
 
 @register("bdt")
-def bdt(train: dict, val: dict, labels: tuple[np.ndarray, np.ndarray], *, signal: int,
-        n_classes: int, seed: int, weights: tuple[np.ndarray, np.ndarray] | None = None,
-        features: tuple[str, ...] = FEATURES, max_iter: int = 300,
-        learning_rate: float = 0.1, max_leaf_nodes: int = 31) -> BoostedTrees:
+def bdt(
+    train: dict,
+    val: dict,
+    labels: tuple[np.ndarray, np.ndarray],
+    *,
+    signal: int,
+    n_classes: int,
+    seed: int,
+    weights: tuple[np.ndarray, np.ndarray] | None = None,
+    features: tuple[str, ...] = FEATURES,
+    max_iter: int = 300,
+    learning_rate: float = 0.1,
+    max_leaf_nodes: int = 31,
+) -> BoostedTrees:
     """Histogram gradient-boosted trees (NaN features handled natively), fitted on the train
     and val splits' jets with early stopping on a held-out share of them the size of the val
     split (scikit-learn draws it itself)."""
@@ -97,9 +110,14 @@ def bdt(train: dict, val: dict, labels: tuple[np.ndarray, np.ndarray], *, signal
     x = np.concatenate([feature_matrix(train, features), feature_matrix(val, features)])
     y = np.concatenate(labels)
     estimator = HistGradientBoostingClassifier(
-        max_iter=max_iter, learning_rate=learning_rate, max_leaf_nodes=max_leaf_nodes,
-        early_stopping=True, validation_fraction=len(labels[1]) / len(y),
-        n_iter_no_change=20, random_state=seed)
+        max_iter=max_iter,
+        learning_rate=learning_rate,
+        max_leaf_nodes=max_leaf_nodes,
+        early_stopping=True,
+        validation_fraction=len(labels[1]) / len(y),
+        n_iter_no_change=20,
+        random_state=seed,
+    )
     estimator.fit(x, y, sample_weight=None if weights is None else np.concatenate(weights))
     return BoostedTrees(features, estimator)
 
@@ -128,11 +146,23 @@ class FeatureNetwork:
 
 
 @register("hlf-mlp")
-def hlf_mlp(train: dict, val: dict, labels: tuple[np.ndarray, np.ndarray], *, signal: int,
-            n_classes: int, seed: int, weights: tuple[np.ndarray, np.ndarray] | None = None,
-            features: tuple[str, ...] = FEATURES, hidden: tuple[int, ...] = (64, 64),
-            dropout: float = 0.1, epochs: int = 200, batch_size: int = 256,
-            learning_rate: float = 0.001, patience: int = 15) -> FeatureNetwork:
+def hlf_mlp(
+    train: dict,
+    val: dict,
+    labels: tuple[np.ndarray, np.ndarray],
+    *,
+    signal: int,
+    n_classes: int,
+    seed: int,
+    weights: tuple[np.ndarray, np.ndarray] | None = None,
+    features: tuple[str, ...] = FEATURES,
+    hidden: tuple[int, ...] = (64, 64),
+    dropout: float = 0.1,
+    epochs: int = 200,
+    batch_size: int = 256,
+    learning_rate: float = 0.001,
+    patience: int = 15,
+) -> FeatureNetwork:
     """The registry's ``mlp`` on the standardised features, trained on the train split with
     Adam (weighted cross-entropy with planing weights); the weights of the epoch with the
     lowest val loss are kept."""
@@ -145,13 +175,20 @@ def hlf_mlp(train: dict, val: dict, labels: tuple[np.ndarray, np.ndarray], *, si
     mean, std = np.nanmean(raw, axis=0), np.nanstd(raw, axis=0)
     std = np.where(std > 0, std, 1.0)
     torch.manual_seed(seed)
-    network = build_model("mlp", in_shape=(len(features), 1, 1), n_classes=n_classes,
-                          hidden=tuple(hidden), dropout=dropout)
+    network = build_model(
+        "mlp",
+        in_shape=(len(features), 1, 1),
+        n_classes=n_classes,
+        hidden=tuple(hidden),
+        dropout=dropout,
+    )
     tagger = FeatureNetwork(features, mean, std, network)
     x, x_val = tagger.inputs(train), tagger.inputs(val)
     y, y_val = (torch.from_numpy(np.asarray(a, dtype=np.int64)) for a in labels)
-    w, w_val = (torch.ones(len(a)) if weights is None else torch.from_numpy(weights[i])
-                for i, a in enumerate(labels))
+    w, w_val = (
+        torch.ones(len(a)) if weights is None else torch.from_numpy(weights[i])
+        for i, a in enumerate(labels)
+    )
     optimizer = torch.optim.Adam(network.parameters(), lr=learning_rate)
     generator = torch.Generator().manual_seed(seed)
     best = (np.inf, None, -1)
@@ -164,9 +201,13 @@ def hlf_mlp(train: dict, val: dict, labels: tuple[np.ndarray, np.ndarray], *, si
             optimizer.step()
         network.eval()
         with torch.no_grad():
-            val_loss = float((torch.nn.functional.cross_entropy(network(x_val), y_val,
-                                                                reduction="none") * w_val
-                              ).sum() / w_val.sum())
+            val_loss = float(
+                (
+                    torch.nn.functional.cross_entropy(network(x_val), y_val, reduction="none")
+                    * w_val
+                ).sum()
+                / w_val.sum()
+            )
         if val_loss < best[0]:
             best = (val_loss, {k: v.clone() for k, v in network.state_dict().items()}, epoch)
         elif epoch - best[2] > patience:
@@ -211,10 +252,18 @@ def _rejection_at_half(is_signal: np.ndarray, score: np.ndarray) -> float:
 
 
 @register("cuts")
-def cuts(train: dict, val: dict, labels: tuple[np.ndarray, np.ndarray], *, signal: int,
-         n_classes: int, seed: int, weights: tuple[np.ndarray, np.ndarray] | None = None,
-         mass: str = "msd",
-         shapes: tuple[str, ...] = ("tau32", "tau21")) -> CutBased:
+def cuts(
+    train: dict,
+    val: dict,
+    labels: tuple[np.ndarray, np.ndarray],
+    *,
+    signal: int,
+    n_classes: int,
+    seed: int,
+    weights: tuple[np.ndarray, np.ndarray] | None = None,
+    mass: str = "msd",
+    shapes: tuple[str, ...] = ("tau32", "tau21"),
+) -> CutBased:
     """The window and the τ ratio that give the highest rejection at εS = 0.5 on the train
     split (windows between signal-mass quantiles 2-30% and 70-98%); ``weights`` are not used
     (a cut on the mass cannot be decorrelated from it)."""
@@ -246,17 +295,26 @@ def _loss_and_accuracy(probabilities: np.ndarray, labels: np.ndarray) -> tuple[f
     return float(-np.mean(np.log(picked))), float(np.mean(probabilities.argmax(axis=1) == labels))
 
 
-def train_baseline(dataset_path: str | os.PathLike, out_dir: str | os.PathLike, *,
-                   architecture: str, options: dict, signal: str, seed: int,
-                   planing: tuple[str, ...] = (), planing_bins: int = 10,
-                   progress: Callable[[str], None] | None = None) -> dict:
+def train_baseline(
+    dataset_path: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    architecture: str,
+    options: dict,
+    signal: str,
+    seed: int,
+    planing: tuple[str, ...] = (),
+    planing_bins: int = 10,
+    progress: Callable[[str], None] | None = None,
+) -> dict:
     """Fit a baseline on the train (and val) split's jets, weighted by planing in the
     ``planing`` variables if any; write ``model.pt`` and ``history.json`` into ``out_dir``
     atomically; returns the model's ``info``."""
     import torch
 
     if architecture not in BASELINES:
-        raise ValueError(f"unknown baseline {architecture!r}; choose from {BASELINES}")
+        msg = f"unknown baseline {architecture!r}; choose from {BASELINES}"
+        raise ValueError(msg)
     root = zarr_store.open_store(dataset_path)
     classes = list(root.attrs["classes"])
     train, val = (zarr_store.read_table(root[s]) for s in ("train", "val"))
@@ -265,35 +323,60 @@ def train_baseline(dataset_path: str | os.PathLike, out_dir: str | os.PathLike, 
     if planing:
         from jetimage.planing import Planing
 
-        fitted = Planing.fit(train, labels[0], planing, n_classes=len(classes),
-                             bins=planing_bins)
+        fitted = Planing.fit(train, labels[0], planing, n_classes=len(classes), bins=planing_bins)
         weights = (fitted.weights(train, labels[0]), fitted.weights(val, labels[1]))
     tic = time.perf_counter()
-    tagger = BASELINES[architecture](train, val, labels, signal=classes.index(signal),
-                                     n_classes=len(classes), seed=seed, weights=weights,
-                                     **options)
+    tagger = BASELINES[architecture](
+        train,
+        val,
+        labels,
+        signal=classes.index(signal),
+        n_classes=len(classes),
+        seed=seed,
+        weights=weights,
+        **options,
+    )
     seconds = time.perf_counter() - tic
-    scores = {name: _loss_and_accuracy(tagger.probabilities(table), y)
-              for name, table, y in (("train", train, labels[0]), ("val", val, labels[1]))}
+    scores = {
+        name: _loss_and_accuracy(tagger.probabilities(table), y)
+        for name, table, y in (("train", train, labels[0]), ("val", val, labels[1]))
+    }
     val_accuracy = scores["val"][1]
-    info = {"architecture": architecture, "options": options, "classes": classes,
-            "features": list(tagger.features), "inputs": "features", "seed": seed,
-            "planing": list(planing), "normalization": None, "in_shape": None}
+    info = {
+        "architecture": architecture,
+        "options": options,
+        "classes": classes,
+        "features": list(tagger.features),
+        "inputs": "features",
+        "seed": seed,
+        "planing": list(planing),
+        "normalization": None,
+        "in_shape": None,
+    }
     if isinstance(tagger, CutBased):
-        info["cuts"] = {"mass": tagger.mass, "window": list(tagger.window),
-                        "shape": tagger.shape}
+        info["cuts"] = {"mass": tagger.mass, "window": list(tagger.window), "shape": tagger.shape}
     if progress:
-        progress(f"{architecture} on {list(tagger.features)}: fitted in {seconds:.1f} s, val "
-                 f"accuracy {val_accuracy:.4f}" + (f", cuts {info['cuts']}" if "cuts" in info
-                                                   else ""))
+        progress(
+            f"{architecture} on {list(tagger.features)}: fitted in {seconds:.1f} s, val "
+            f"accuracy {val_accuracy:.4f}" + (f", cuts {info['cuts']}" if "cuts" in info else "")
+        )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(out_dir / "model.pt") as tmp:
         torch.save({"info": info, "tagger": tagger}, tmp)
-    history = {"epochs": [{"epoch": 1, "seconds": seconds,
-                           **{f"{split}_{what}": value for split, (loss, accuracy) in
-                              scores.items() for what, value in (("loss", loss),
-                                                                 ("accuracy", accuracy))}}]}
+    history = {
+        "epochs": [
+            {
+                "epoch": 1,
+                "seconds": seconds,
+                **{
+                    f"{split}_{what}": value
+                    for split, (loss, accuracy) in scores.items()
+                    for what, value in (("loss", loss), ("accuracy", accuracy))
+                },
+            }
+        ]
+    }
     with atomic_path(out_dir / "history.json") as tmp:
         tmp.write_text(json.dumps(history, indent=2))
     return info

@@ -34,9 +34,22 @@ from jetimage.suggest import did_you_mean
 #: The config's JSON Schema, shipped with the package (workflow/schemas/ links to it).
 #: No generated jet reaches REACH times the pT-hat range's upper edge.
 REACH = 2.0
-TRAINING_KEYS = ("epochs", "batch_size", "learning_rate", "weight_decay", "optimizer", "schedule",
-                 "patience", "device", "memory_budget_mb", "mixed_precision", "channels_last",
-                 "compile", "planing", "planing_bins")
+TRAINING_KEYS = (
+    "epochs",
+    "batch_size",
+    "learning_rate",
+    "weight_decay",
+    "optimizer",
+    "schedule",
+    "patience",
+    "device",
+    "memory_budget_mb",
+    "mixed_precision",
+    "channels_last",
+    "compile",
+    "planing",
+    "planing_bins",
+)
 
 
 class ConfigError(ValueError):
@@ -63,30 +76,37 @@ def load(path: str | os.PathLike) -> dict:
     try:
         text = path.read_text()
     except OSError as err:
-        raise ConfigError(f"{path}: cannot read the config file ({err.strerror})") from err
+        msg = f"{path}: cannot read the config file ({err.strerror})"
+        raise ConfigError(msg) from err
     try:
         config = yaml.safe_load(text)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f", line {mark.line + 1} column {mark.column + 1}" if mark else ""
         problem = getattr(err, "problem", None) or str(err)
-        raise ConfigError(f"{path}{where}: not valid YAML ({problem})") from err
+        msg = f"{path}{where}: not valid YAML ({problem})"
+        raise ConfigError(msg) from err
     if config is None:
-        raise ConfigError(f"{path}: the config file is empty; it needs at least classes, "
-                          f"samples and models")
+        msg = f"{path}: the config file is empty; it needs at least classes, samples and models"
+        raise ConfigError(msg)
     if not isinstance(config, dict):
-        raise ConfigError(f"{path}, line 1: the config must be a mapping of keys (classes, "
-                          f"samples, models, ...), not a {type(config).__name__}")
+        msg = (
+            f"{path}, line 1: the config must be a mapping of keys (classes, "
+            f"samples, models, ...), not a {type(config).__name__}"
+        )
+        raise ConfigError(msg)
     return config
 
 
 def _names() -> dict[str, list[str]]:
     """The lists of names the schema marks with ``x-names``, from their homes in the code."""
-    return {"jetimage.generate.PROCESSES": list(PROCESSES),
-            "jetimage.readers.FORMATS": list(readers.FORMATS),
-            "jetimage.readers.CONSTITUENT_FORMATS": list(readers.CONSTITUENT_FORMATS),
-            "jetimage.pixelate.CHANNELS": list(CHANNELS),
-            "jetimage.models.MODELS + jetimage.baselines.BASELINES": [*MODELS, *BASELINES]}
+    return {
+        "jetimage.generate.PROCESSES": list(PROCESSES),
+        "jetimage.readers.FORMATS": list(readers.FORMATS),
+        "jetimage.readers.CONSTITUENT_FORMATS": list(readers.CONSTITUENT_FORMATS),
+        "jetimage.pixelate.CHANNELS": list(CHANNELS),
+        "jetimage.models.MODELS + jetimage.baselines.BASELINES": [*MODELS, *BASELINES],
+    }
 
 
 def _fill_names(node, names: dict[str, list[str]]):
@@ -117,7 +137,8 @@ def validate(config: dict) -> dict:
     if errors:
         err = errors[0]
         where = "/".join(str(p) for p in err.absolute_path) or "(top level)"
-        raise ConfigError(f"config key {where}: {err.message}{_hint(err, schema_doc)}")
+        msg = f"config key {where}: {err.message}{_hint(err, schema_doc)}"
+        raise ConfigError(msg)
     check(config)
     return config
 
@@ -131,15 +152,17 @@ def _check_finite(value, where: str) -> None:
         for i, item in enumerate(value):
             _check_finite(item, f"{where}/{i}")
     elif isinstance(value, float) and not math.isfinite(value):
-        raise ConfigError(f"config key {where}: {value} is not a finite number")
+        msg = f"config key {where}: {value} is not a finite number"
+        raise ConfigError(msg)
 
 
 def _hint(err: jsonschema.ValidationError, schema_doc: dict) -> str:
     """'; did you mean ...?' for an unknown key or name close to a known one."""
     if err.validator == "enum":
         return did_you_mean(err.instance, err.validator_value)
-    if err.validator not in ("additionalProperties", "unevaluatedProperties") or \
-            not isinstance(err.instance, dict):
+    if err.validator not in ("additionalProperties", "unevaluatedProperties") or not isinstance(
+        err.instance, dict
+    ):
         return ""
     known = set(err.schema.get("properties", {}))
     ref = err.schema.get("$ref", "")
@@ -149,8 +172,11 @@ def _hint(err: jsonschema.ValidationError, schema_doc: dict) -> str:
     for name in err.instance:
         if name not in known:
             hint = did_you_mean(name, known)
-            hints.append(f"{name!r}:{hint[1:]}" if hint else
-                         f"{name!r} is not a key here (known: {', '.join(sorted(known))})")
+            hints.append(
+                f"{name!r}:{hint[1:]}"
+                if hint
+                else f"{name!r} is not a key here (known: {', '.join(sorted(known))})"
+            )
     return "; " + "; ".join(hints) if hints else ""
 
 
@@ -159,46 +185,62 @@ def check(config: dict) -> None:
     classes = config["classes"]
     signal = config.get("signal", classes[-1])
     if signal not in classes:
-        raise ConfigError(f"config key signal: {signal!r} is not one of the classes {classes}")
+        msg = f"config key signal: {signal!r} is not one of the classes {classes}"
+        raise ConfigError(msg)
     used = set()
     if "files" in config["samples"]:
-        raise ConfigError("config key samples/files: 'files' is reserved (predictions of "
-                          "predict.files are written under results/predictions/{model}/files/)")
+        msg = (
+            "config key samples/files: 'files' is reserved (predictions of "
+            "predict.files are written under results/predictions/{model}/files/)"
+        )
+        raise ConfigError(msg)
     for name, sample in config["samples"].items():
         used.update(_check_sample(config, name, sample))
     formats = {sample_format(s) in IMAGE_FORMATS for s in config["samples"].values()}
     if len(formats) > 1:
-        raise ConfigError("config key samples: already-pixelated samples (format images-h5) "
-                          "cannot be mixed with samples of constituents in one dataset")
+        msg = (
+            "config key samples: already-pixelated samples (format images-h5) "
+            "cannot be mixed with samples of constituents in one dataset"
+        )
+        raise ConfigError(msg)
     missing = [c for c in classes if c not in used]
     if missing:
-        raise ConfigError(f"config key classes: no sample provides class(es) {missing}")
+        msg = f"config key classes: no sample provides class(es) {missing}"
+        raise ConfigError(msg)
     _check_shared_files(config)
     predict = config.get("predict", {})
     for kind, known in (("models", config["models"]), ("samples", config["samples"])):
         unknown = [n for n in predict.get(kind, []) if n not in known]
         if unknown:
-            raise ConfigError(f"config key predict/{kind}: {unknown} not in {kind} "
-                              f"{sorted(known)}")
+            msg = f"config key predict/{kind}: {unknown} not in {kind} {sorted(known)}"
+            raise ConfigError(msg)
     _check_predict_entries(config)
     if predict.get("files") and formats == {True}:
-        raise ConfigError("config key predict/files: the models are trained on already-"
-                          "pixelated images (format images-h5), whose grid and preprocessing "
-                          "jetimage does not know, so they cannot score constituent files; "
-                          "list images-h5 samples under predict/samples instead")
+        msg = (
+            "config key predict/files: the models are trained on already-"
+            "pixelated images (format images-h5), whose grid and preprocessing "
+            "jetimage does not know, so they cannot score constituent files; "
+            "list images-h5 samples under predict/samples instead"
+        )
+        raise ConfigError(msg)
     try:
         check_scheduler(config.get("dask", {}).get("scheduler", "threads"))
     except ValueError as err:
-        raise ConfigError(f"config key dask/scheduler: {err}") from err
+        msg = f"config key dask/scheduler: {err}"
+        raise ConfigError(msg) from err
     split = config.get("dataset", {}).get("split")
     if split and abs(sum(split.values()) - 1.0) > 1e-9:
-        raise ConfigError(f"config key dataset/split: fractions must sum to 1, got {split}")
+        msg = f"config key dataset/split: fractions must sum to 1, got {split}"
+        raise ConfigError(msg)
     _check_generation(config)
     _check_images(config)
     reference = config.get("evaluation", {}).get("reference_model")
     if reference is not None and reference not in config["models"]:
-        raise ConfigError(f"config key evaluation/reference_model: {reference!r} is not a "
-                          f"model (models: {sorted(config['models'])})")
+        msg = (
+            f"config key evaluation/reference_model: {reference!r} is not a "
+            f"model (models: {sorted(config['models'])})"
+        )
+        raise ConfigError(msg)
     _check_planing(config)
 
 
@@ -215,15 +257,20 @@ def _check_planing(config: dict) -> None:
         if not planing or (model["architecture"] == "cuts" and not own):
             continue  # the cut-based tagger ignores the training default
         if model["architecture"] == "cuts":
-            raise ConfigError(f"{where}: the cut-based tagger takes no training weights; "
-                              f"planing applies to image models, bdt and hlf-mlp")
+            msg = (
+                f"{where}: the cut-based tagger takes no training weights; "
+                f"planing applies to image models, bdt and hlf-mlp"
+            )
+            raise ConfigError(msg)
         unknown = sorted(set(planing) - known)
         if unknown:
-            raise ConfigError(f"{where}: {unknown} are not jet-table variables (known: "
-                              f"{sorted(known)})")
+            msg = f"{where}: {unknown} are not jet-table variables (known: {sorted(known)})"
+            raise ConfigError(msg)
         if pixelated:
-            raise ConfigError(f"{where}: already-pixelated samples (images-h5) carry no jet "
-                              f"variables to plane in")
+            msg = (
+                f"{where}: already-pixelated samples (images-h5) carry no jet variables to plane in"
+            )
+            raise ConfigError(msg)
 
 
 def _check_generation(config: dict) -> None:
@@ -231,17 +278,21 @@ def _check_generation(config: dict) -> None:
     generation = config.get("generation", {})
     jets, pt_hat = generation.get("jets"), generation.get("pt_hat")
     if jets and jets["pt_min"] >= jets["pt_max"]:
-        raise ConfigError("config key generation/jets: pt_min must be below pt_max")
+        msg = "config key generation/jets: pt_min must be below pt_max"
+        raise ConfigError(msg)
     if pt_hat and pt_hat[0] >= pt_hat[1]:
-        raise ConfigError(f"config key generation/pt_hat: [low, high] in GeV with low below "
-                          f"high, got {pt_hat}")
+        msg = f"config key generation/pt_hat: [low, high] in GeV with low below high, got {pt_hat}"
+        raise ConfigError(msg)
     generated = any(s.get("source") == "generate" for s in config["samples"].values())
     if generated and jets and pt_hat and jets["pt_min"] >= REACH * pt_hat[1]:
-        raise ConfigError(f"config key generation/jets/pt_min: jets of pT above "
-                          f"{jets['pt_min']} GeV are out of reach of generation/pt_hat "
-                          f"{pt_hat} (a jet's pT seldom exceeds the hard process's pT-hat, and "
-                          f"never by {REACH}×): raise pt_hat to cover the jet window "
-                          f"[{jets['pt_min']}, {jets['pt_max']}]")
+        msg = (
+            f"config key generation/jets/pt_min: jets of pT above "
+            f"{jets['pt_min']} GeV are out of reach of generation/pt_hat "
+            f"{pt_hat} (a jet's pT seldom exceeds the hard process's pT-hat, and "
+            f"never by {REACH}×): raise pt_hat to cover the jet window "
+            f"[{jets['pt_min']}, {jets['pt_max']}]"
+        )
+        raise ConfigError(msg)
 
 
 def _check_shared_files(config: dict) -> None:
@@ -257,18 +308,26 @@ def _check_shared_files(config: dict) -> None:
                 seen[key] = (name, sample)
                 continue
             other, first = seen[key]
-            selects = [s.get("unmapped_labels") == "drop" and "labels" in s
-                       for s in (first, sample)]
-            overlap = (set(map(str, first.get("labels", {})))
-                       & set(map(str, sample.get("labels", {}))))
+            selects = [
+                s.get("unmapped_labels") == "drop" and "labels" in s for s in (first, sample)
+            ]
+            overlap = set(map(str, first.get("labels", {}))) & set(
+                map(str, sample.get("labels", {}))
+            )
             if not all(selects) or overlap:
-                why = (f"both map label value(s) {sorted(overlap)}" if all(selects) else
-                       f"its jets would be {_describe_classes(first)} in {other!r} and "
-                       f"{_describe_classes(sample)} in {name!r}")
-                raise ConfigError(f"config key samples: {path!r} is in samples {other!r} and "
-                                  f"{name!r}: {why}. A file may be in two samples only if "
-                                  f"each maps disjoint labels and drops the rest "
-                                  f"(unmapped_labels: drop)")
+                why = (
+                    f"both map label value(s) {sorted(overlap)}"
+                    if all(selects)
+                    else f"its jets would be {_describe_classes(first)} in {other!r} and "
+                    f"{_describe_classes(sample)} in {name!r}"
+                )
+                msg = (
+                    f"config key samples: {path!r} is in samples {other!r} and "
+                    f"{name!r}: {why}. A file may be in two samples only if "
+                    f"each maps disjoint labels and drops the rest "
+                    f"(unmapped_labels: drop)"
+                )
+                raise ConfigError(msg)
 
 
 def _describe_classes(sample: dict) -> str:
@@ -291,10 +350,14 @@ def model_options() -> dict[str, dict[str, str]]:
     """Keyword options of each registered architecture (image models and baselines) and their
     annotations (``int``, ``float``, ``str``, ``tuple[int, int]``, ``tuple[int, ...]``,
     ``tuple[str, ...]``), from the factories' signatures."""
-    return {name: {p.name: str(p.annotation)
-                   for p in inspect.signature(factory).parameters.values()
-                   if p.kind is p.KEYWORD_ONLY and p.name not in RUN_ARGUMENTS}
-            for name, factory in (MODELS | BASELINES).items()}
+    return {
+        name: {
+            p.name: str(p.annotation)
+            for p in inspect.signature(factory).parameters.values()
+            if p.kind is p.KEYWORD_ONLY and p.name not in RUN_ARGUMENTS
+        }
+        for name, factory in (MODELS | BASELINES).items()
+    }
 
 
 def _is_int(value) -> bool:
@@ -315,14 +378,20 @@ def option_value_problem(name: str, annotation: str, value) -> str | None:
     if annotation == "str":
         return None if isinstance(value, str) else "a name (text)"
     if annotation == "tuple[str, ...]":
-        ok = isinstance(value, list | tuple) and len(value) >= 1 and all(
-            isinstance(v, str) for v in value)
+        ok = (
+            isinstance(value, list | tuple)
+            and len(value) >= 1
+            and all(isinstance(v, str) for v in value)
+        )
         return None if ok else "a list of names"
     if annotation.startswith("tuple[int"):
         length = None if annotation.endswith("...]") else annotation.count("int")
-        ok = (isinstance(value, list | tuple) and len(value) >= 1
-              and all(_is_int(v) and v >= 1 for v in value)
-              and (length is None or len(value) == length))
+        ok = (
+            isinstance(value, list | tuple)
+            and len(value) >= 1
+            and all(_is_int(v) and v >= 1 for v in value)
+            and (length is None or len(value) == length)
+        )
         what = f"{length} positive integers" if length else "a list of positive integers"
         return None if ok else what
     return None
@@ -332,72 +401,100 @@ def _check_model_options(name: str, model: dict) -> None:
     known = model_options().get(model["architecture"], {})
     for option, value in model.get("options", {}).items():
         if option not in known:
-            raise ConfigError(f"config key models/{name}/options: {model['architecture']} has "
-                              f"no option {option!r} (it has {sorted(known) or 'none'})"
-                              f"{did_you_mean(option, known)}")
+            msg = (
+                f"config key models/{name}/options: {model['architecture']} has "
+                f"no option {option!r} (it has {sorted(known) or 'none'})"
+                f"{did_you_mean(option, known)}"
+            )
+            raise ConfigError(msg)
         problem = option_value_problem(option, known[option], value)
         if problem:
-            raise ConfigError(f"config key models/{name}/options/{option}: must be {problem}, "
-                              f"not {value!r}")
+            msg = f"config key models/{name}/options/{option}: must be {problem}, not {value!r}"
+            raise ConfigError(msg)
 
 
 def _check_images(config: dict) -> None:
     """The image window against the generated jets' radius, the grid against the models."""
     images = config.get("images", {})
-    constituents = [s for s in config["samples"].values()
-                    if sample_format(s) not in IMAGE_FORMATS]
+    constituents = [s for s in config["samples"].values() if sample_format(s) not in IMAGE_FORMATS]
     for name, model in config["models"].items():
         _check_model_options(name, model)
         if model["architecture"] in baseline_architectures() and not constituents:
-            raise ConfigError(f"config key models/{name}: {model['architecture']} tags jets by "
-                              f"their substructure observables, which need constituents; "
-                              f"already-pixelated samples (images-h5) have none")
-    baselines = [m for m in config.get("predict", {}).get("models", [])
-                 if config["models"][m]["architecture"] in baseline_architectures()]
+            msg = (
+                f"config key models/{name}: {model['architecture']} tags jets by "
+                f"their substructure observables, which need constituents; "
+                f"already-pixelated samples (images-h5) have none"
+            )
+            raise ConfigError(msg)
+    baselines = [
+        m
+        for m in config.get("predict", {}).get("models", [])
+        if config["models"][m]["architecture"] in baseline_architectures()
+    ]
     if baselines:
-        raise ConfigError(f"config key predict/models: {baselines} are baselines on high-level "
-                          f"features; predict scores files with image models (ONNX)")
+        msg = (
+            f"config key predict/models: {baselines} are baselines on high-level "
+            f"features; predict scores files with image models (ONNX)"
+        )
+        raise ConfigError(msg)
     if not images or not constituents:
         return  # pre-pixelated inputs bring their own grid
     radius = config.get("generation", {}).get("jets", {}).get("radius")
     generated = any(s["source"] == "generate" for s in constituents)
     if generated and radius and min(images["width"]) < 2 * radius:
-        raise ConfigError(f"config key images/width: {images['width']} is narrower than the "
-                          f"generated jets (R = {radius}): constituents beyond ±width/2 of the "
-                          f"axis would be cut; use a width of at least 2R = {2 * radius}")
+        msg = (
+            f"config key images/width: {images['width']} is narrower than the "
+            f"generated jets (R = {radius}): constituents beyond ±width/2 of the "
+            f"axis would be cut; use a width of at least 2R = {2 * radius}"
+        )
+        raise ConfigError(msg)
     for name, model in config["models"].items():
         if model["architecture"] in baseline_architectures():
             continue
         needed = MIN_PIXELS.get(model["architecture"], 1)
         if min(images["npix"]) < needed:
-            raise ConfigError(f"config key models/{name}: {model['architecture']} needs images "
-                              f"of at least {needed}×{needed} pixels, images/npix is "
-                              f"{images['npix']}")
+            msg = (
+                f"config key models/{name}: {model['architecture']} needs images "
+                f"of at least {needed}×{needed} pixels, images/npix is "
+                f"{images['npix']}"
+            )
+            raise ConfigError(msg)
 
 
 def _check_sample(config: dict, name: str, sample: dict) -> set[str]:
     """Check one sample entry; returns the classes it provides."""
     classes, key = config["classes"], f"config key samples/{name}"
     if ("class" in sample) == ("labels" in sample):
-        raise ConfigError(f"{key}: give either class (every jet one class) or labels (a map "
-                          f"from the file's label values to classes), not "
-                          f"{'both' if 'class' in sample else 'neither'}")
+        msg = (
+            f"{key}: give either class (every jet one class) or labels (a map "
+            f"from the file's label values to classes), not "
+            f"{'both' if 'class' in sample else 'neither'}"
+        )
+        raise ConfigError(msg)
     targets = _label_targets(key, sample, classes)
     if sample["source"] == "generate":
         if "process" not in sample:
-            raise ConfigError(f"{key}/process: a generated sample needs a process")
+            msg = f"{key}/process: a generated sample needs a process"
+            raise ConfigError(msg)
         extra = [k for k in ("files", "format", "labels", "label_field") if k in sample]
         if extra or sample.get("reader"):
-            raise ConfigError(f"{key}: {extra or ['reader']} apply to source: files only")
+            msg = f"{key}: {extra or ['reader']} apply to source: files only"
+            raise ConfigError(msg)
         return set(targets)
     for field_name in ("files", "format"):
         if field_name not in sample:
-            raise ConfigError(f"{key}/{field_name}: a source: files sample needs {field_name}")
+            msg = f"{key}/{field_name}: a source: files sample needs {field_name}"
+            raise ConfigError(msg)
     _check_reader(key, sample)
-    if any(map(remote.is_remote, sample_files(config, name).values())) and \
-            sample["format"] not in ("root", "nanoaod"):
-        raise ConfigError(f"{key}/files: root:// files are read as ROOT (format root or "
-                          f"nanoaod), not {sample['format']}")
+    if any(map(remote.is_remote, sample_files(config, name).values())) and sample["format"] not in (
+        "root",
+        "nanoaod",
+    ):
+        msg = (
+            f"{key}/files: root:// files are read as ROOT (format root or "
+            f"nanoaod), not {sample['format']}"
+        )
+        raise ConfigError(msg)
     return set(targets)
 
 
@@ -406,14 +503,18 @@ def _label_targets(key: str, entry: dict, classes: list[str]) -> list[str]:
     class, no two map keys one label value."""
     clash = readers.clashing_keys(entry.get("labels", {}))
     if clash:
-        raise ConfigError(f"{key}/labels: keys {clash} are the same label value "
-                          f"{str(clash[0])!r} (a file's label values are compared as text); "
-                          f"keep one")
+        msg = (
+            f"{key}/labels: keys {clash} are the same label value "
+            f"{str(clash[0])!r} (a file's label values are compared as text); "
+            f"keep one"
+        )
+        raise ConfigError(msg)
     targets = [entry["class"]] if "class" in entry else list(entry.get("labels", {}).values())
     for target in targets:
         if target not in classes:
             where = "class" if "class" in entry else "labels"
-            raise ConfigError(f"{key}/{where}: {target!r} is not one of the classes {classes}")
+            msg = f"{key}/{where}: {target!r} is not one of the classes {classes}"
+            raise ConfigError(msg)
     return targets
 
 
@@ -423,7 +524,8 @@ def _check_reader(key: str, entry: dict) -> None:
         readers.check_options(sample_format(entry), entry.get("reader", {}))
         readers.check_option_values(sample_format(entry), entry.get("reader", {}))
     except ValueError as err:
-        raise ConfigError(f"{key}/reader: {err}") from err
+        msg = f"{key}/reader: {err}"
+        raise ConfigError(msg) from err
 
 
 def sample_format(sample: dict) -> str:
@@ -435,8 +537,11 @@ def sample_files(config: dict, sample: str) -> dict[str, str]:
     sorted order; globs are expanded here, when the DAG is built."""
     entry = config["samples"][sample]
     patterns = [entry["files"]] if isinstance(entry["files"], str) else entry["files"]
-    found = _expand_globs(patterns, f"samples/{sample}/files",
-                          "have the same name {name!r}; put them in separate samples")
+    found = _expand_globs(
+        patterns,
+        f"samples/{sample}/files",
+        "have the same name {name!r}; put them in separate samples",
+    )
     return dict(sorted(found.items()))
 
 
@@ -446,19 +551,26 @@ def _expand_globs(patterns: list[str], key: str, clash: str) -> dict[str, str]:
     found: dict[str, str] = {}
     for pattern in patterns:
         try:
-            matches = remote.expand(pattern) if remote.is_remote(pattern) else \
-                sorted(glob.glob(pattern))
+            matches = (
+                remote.expand(pattern) if remote.is_remote(pattern) else sorted(glob.glob(pattern))
+            )
         except readers.InputError as err:
-            raise ConfigError(f"config key {key}: {err}") from err
+            msg = f"config key {key}: {err}"
+            raise ConfigError(msg) from err
         if not matches:
-            relative = "" if Path(pattern).is_absolute() else \
-                f" (relative paths are relative to the working directory {os.getcwd()})"
-            raise ConfigError(f"config key {key}: {pattern!r} matches no file{relative}")
+            relative = (
+                ""
+                if Path(pattern).is_absolute()
+                else f" (relative paths are relative to the working directory {os.getcwd()})"
+            )
+            msg = f"config key {key}: {pattern!r} matches no file{relative}"
+            raise ConfigError(msg)
         for path in matches:
             name = part_name(path)
             if found.get(name, path) != path:
-                raise ConfigError(f"config key {key}: {found[name]!r} and {path!r} "
-                                  + clash.format(name=name))
+                raise ConfigError(
+                    f"config key {key}: {found[name]!r} and {path!r} " + clash.format(name=name)
+                )
             found[name] = path
     return found
 
@@ -477,19 +589,26 @@ def reader_settings(config: dict, sample: str) -> dict:
 
 def _reader_of(entry: dict) -> dict:
     """Reader settings of a sample or a ``predict.files`` entry (labels None if it has none)."""
-    labels = {"class_name": entry.get("class"), "field": entry.get("label_field"),
-              "unmapped": entry.get("unmapped_labels", "error"),
-              "mapping": {str(k): v for k, v in entry["labels"].items()}
-              if "labels" in entry else None}
-    return {"format": sample_format(entry), "options": dict(entry.get("reader", {})),
-            "labels": labels if "class" in entry or "labels" in entry else None}
+    labels = {
+        "class_name": entry.get("class"),
+        "field": entry.get("label_field"),
+        "unmapped": entry.get("unmapped_labels", "error"),
+        "mapping": {str(k): v for k, v in entry["labels"].items()} if "labels" in entry else None,
+    }
+    return {
+        "format": sample_format(entry),
+        "options": dict(entry.get("reader", {})),
+        "labels": labels if "class" in entry or "labels" in entry else None,
+    }
 
 
 def predict_entries(config: dict) -> list[dict]:
     """``predict.files`` as entries with ``files`` and the reader settings (a plain path or
     glob is a JetClass-layout ROOT file without labels)."""
-    return [{"files": e} if isinstance(e, str) else e
-            for e in config.get("predict", {}).get("files", [])]
+    return [
+        {"files": e} if isinstance(e, str) else e
+        for e in config.get("predict", {}).get("files", [])
+    ]
 
 
 def predict_file_readers(config: dict) -> dict[str, tuple[str, dict]]:
@@ -498,11 +617,15 @@ def predict_file_readers(config: dict) -> dict[str, tuple[str, dict]]:
     found: dict[str, tuple[str, dict]] = {}
     for i, entry in enumerate(predict_entries(config)):
         patterns = [entry["files"]] if isinstance(entry["files"], str) else entry["files"]
-        for name, path in _expand_globs(patterns, f"predict/files/{i}",
-                                        "would both be written as {name!r}").items():
+        for name, path in _expand_globs(
+            patterns, f"predict/files/{i}", "would both be written as {name!r}"
+        ).items():
             if found.get(name, (path,))[0] != path:
-                raise ConfigError(f"config key predict/files: {found[name][0]!r} and {path!r} "
-                                  f"would both be written as {name!r}")
+                msg = (
+                    f"config key predict/files: {found[name][0]!r} and {path!r} "
+                    f"would both be written as {name!r}"
+                )
+                raise ConfigError(msg)
             found[name] = (path, _reader_of(entry))
     return found
 
@@ -512,7 +635,8 @@ def _check_predict_entries(config: dict) -> None:
     for i, entry in enumerate(predict_entries(config)):
         key = f"config key predict/files/{i}"
         if "class" in entry and "labels" in entry:
-            raise ConfigError(f"{key}: give class or labels, not both")
+            msg = f"{key}: give class or labels, not both"
+            raise ConfigError(msg)
         _label_targets(key, entry, config["classes"])
         _check_reader(key, entry)
 
@@ -526,9 +650,12 @@ def canonical(value):
 def generator_settings(config: dict, sample: str) -> GeneratorSettings:
     gen = config["generation"]
     return GeneratorSettings(
-        process=config["samples"][sample]["process"], sqrt_s=gen["sqrt_s"],
-        pt_hat_min=gen["pt_hat"][0], pt_hat_max=gen["pt_hat"][1],
-        jets=JetSelection(**gen["jets"]), extra=tuple(gen["pythia_settings"]),
+        process=config["samples"][sample]["process"],
+        sqrt_s=gen["sqrt_s"],
+        pt_hat_min=gen["pt_hat"][0],
+        pt_hat_max=gen["pt_hat"][1],
+        jets=JetSelection(**gen["jets"]),
+        extra=tuple(gen["pythia_settings"]),
         detector=_detector(gen["detector"]),
     )
 
@@ -563,8 +690,12 @@ def train_config(config: dict, model: str) -> dict:
     ``training`` defaults, with the run seed."""
     entry = config["models"][model]
     merged = {k: entry.get(k, config["training"][k]) for k in TRAINING_KEYS}
-    return {"architecture": entry["architecture"], "options": dict(entry.get("options", {})),
-            "seed": config["seed"], **merged}
+    return {
+        "architecture": entry["architecture"],
+        "options": dict(entry.get("options", {})),
+        "seed": config["seed"],
+        **merged,
+    }
 
 
 #: What each input format's jets are, for the report's "where the jets come from".
@@ -582,8 +713,11 @@ def sample_origins(config: dict, files: Mapping[str, Mapping]) -> list[str]:
     with jetimage's calorimeter model) or read from the user's files (``files``: sample → its
     files, as :func:`sample_files` gives them) and what those are."""
     detector = config.get("generation", {}).get("detector", {}).get("enabled", False)
-    level = ("with jetimage's simple calorimeter model (smeared neutral energy in 0.1 × 0.1 "
-             "cells)" if detector else "at particle level (no detector simulation)")
+    level = (
+        "with jetimage's simple calorimeter model (smeared neutral energy in 0.1 × 0.1 cells)"
+        if detector
+        else "at particle level (no detector simulation)"
+    )
     out = []
     for name, sample in sorted(config.get("samples", {}).items()):
         if sample["source"] == "generate":
@@ -599,10 +733,10 @@ def model_kinds(config: dict) -> dict[str, str]:
     """model → what it is: its architecture, and what it is planed in, if anything."""
     kinds = {}
     for name, entry in config.get("models", {}).items():
-        planing = train_config(config, name)["planing"] if entry["architecture"] != "cuts" \
-            else []
-        kinds[name] = entry["architecture"] + (f", planed in {', '.join(planing)}"
-                                               if planing else "")
+        planing = train_config(config, name)["planing"] if entry["architecture"] != "cuts" else []
+        kinds[name] = entry["architecture"] + (
+            f", planed in {', '.join(planing)}" if planing else ""
+        )
     return kinds
 
 
@@ -626,8 +760,10 @@ def main(argv: list[str] | None = None) -> int:
         try:
             validate(load(path))
         except ConfigError as err:
-            print(f"{path}: {err}" if not str(err).startswith(str(path)) else str(err),
-                  file=sys.stderr)
+            print(
+                f"{path}: {err}" if not str(err).startswith(str(path)) else str(err),
+                file=sys.stderr,
+            )
             status = 1
         else:
             print(f"{path}: valid")

@@ -101,7 +101,8 @@ def split_of(hashes: np.ndarray, fractions: dict[str, float]) -> np.ndarray:
     """
     total = sum(fractions[s] for s in SPLITS)
     if not np.isclose(total, 1.0):
-        raise ValueError(f"split fractions must sum to 1, got {fractions} (sum {total})")
+        msg = f"split fractions must sum to 1, got {fractions} (sum {total})"
+        raise ValueError(msg)
     uniform = (hashes >> np.uint64(11)).astype(np.float64) * 2.0**-53
     edges = np.cumsum([fractions["train"], fractions["val"]]) / total
     return np.searchsorted(edges, uniform, side="right").astype(np.int8)
@@ -126,7 +127,7 @@ class _Source:
             return array[low:high]
         block = np.empty(chunk, dtype=array.dtype)
         read(low // chunk, block)
-        return block[low % chunk:low % chunk + high - low]
+        return block[low % chunk : low % chunk + high - low]
 
     @property
     def chunk(self) -> int:
@@ -142,53 +143,75 @@ def _open_source(path: str, classes: Sequence[str], observables: str | None = No
     table."""
     group = zarr_store.open_store(path)
     if list(group.attrs.get("classes", classes)) != list(classes):
-        raise InputError(f"{path}: store classes {group.attrs['classes']} differ from "
-                            f"the run's {list(classes)}")
+        msg = (
+            f"{path}: store classes {group.attrs['classes']} differ from the run's {list(classes)}"
+        )
+        raise InputError(msg)
     attrs = group.attrs
-    identity = attrs.get("jets_sha256") or attrs.get("source_sha256") or attrs.get("source") \
-        or path
-    arrays = {"labels": group["labels"], **{f"jets/{name}": array
-                                            for name, array in group["jets"].arrays()}}
+    identity = attrs.get("jets_sha256") or attrs.get("source_sha256") or attrs.get("source") or path
+    arrays = {
+        "labels": group["labels"],
+        **{f"jets/{name}": array for name, array in group["jets"].arrays()},
+    }
     if observables is not None:
         extra = zarr_store.open_store(observables)
         if extra.attrs.get("n_jets") != group["labels"].shape[0]:
-            raise InputError(f"{observables}: {extra.attrs.get('n_jets')} jets, its image "
-                                f"store {path} {group['labels'].shape[0]}")
+            msg = (
+                f"{observables}: {extra.attrs.get('n_jets')} jets, its image "
+                f"store {path} {group['labels'].shape[0]}"
+            )
+            raise InputError(msg)
         arrays |= {f"jets/{name}": array for name, array in extra["jets"].arrays()}
     images = group["images"]
-    return _Source(path, group, str(identity), images, arrays, zarr_store.chunk_file_reader(images),
-                   {name: zarr_store.chunk_file_reader(a) for name, a in arrays.items()})
+    return _Source(
+        path,
+        group,
+        str(identity),
+        images,
+        arrays,
+        zarr_store.chunk_file_reader(images),
+        {name: zarr_store.chunk_file_reader(a) for name, a in arrays.items()},
+    )
 
 
-def _open_sources(paths: Sequence[str | os.PathLike], classes: Sequence[str],
-                  observables: Sequence[str | os.PathLike] | None = None) -> list[_Source]:
+def _open_sources(
+    paths: Sequence[str | os.PathLike],
+    classes: Sequence[str],
+    observables: Sequence[str | os.PathLike] | None = None,
+) -> list[_Source]:
     """The per-file stores (with their observables stores, if given, in the same order),
     checked to agree on the classes and the image spec."""
     if observables is not None and len(observables) != len(paths):
-        raise ValueError(f"{len(observables)} observables stores for {len(paths)} image stores")
+        msg = f"{len(observables)} observables stores for {len(paths)} image stores"
+        raise ValueError(msg)
     extras = list(map(str, observables)) if observables is not None else [None] * len(paths)
-    sources = [_open_source(path, classes, extra) for path, extra in zip(map(str, paths),
-                                                                         extras)]
+    sources = [_open_source(path, classes, extra) for path, extra in zip(map(str, paths), extras)]
     if not sources:
-        raise InputError("no image store to build a dataset from")
+        msg = "no image store to build a dataset from"
+        raise InputError(msg)
     specs = {str(s.group.attrs.get("image_spec")) for s in sources}
     if len(specs) > 1:
-        raise InputError(f"image stores disagree on the image spec: {sorted(specs)}")
+        msg = f"image stores disagree on the image spec: {sorted(specs)}"
+        raise InputError(msg)
     shapes = {s.images.shape[1:] for s in sources}
     if len(shapes) > 1:
-        raise InputError(f"image stores disagree on the image shape: {sorted(shapes)}")
+        msg = f"image stores disagree on the image shape: {sorted(shapes)}"
+        raise InputError(msg)
     return sources
 
 
 def _columns(sources: list[_Source]) -> dict[str, np.dtype]:
     """The per-jet table columns every source has, with a dtype that holds each source's."""
     names = set.intersection(*({n for n in s.arrays if n.startswith("jets/")} for s in sources))
-    return {n.removeprefix("jets/"): np.result_type(*(s.arrays[n].dtype for s in sources))
-            for n in sorted(names)}
+    return {
+        n.removeprefix("jets/"): np.result_type(*(s.arrays[n].dtype for s in sources))
+        for n in sorted(names)
+    }
 
 
-def bucket_chunks(sources: list[_Source], *, seed: int, bucket: int,
-                  buckets: int) -> list[tuple[int, int, int]]:
+def bucket_chunks(
+    sources: list[_Source], *, seed: int, bucket: int, buckets: int
+) -> list[tuple[int, int, int]]:
     """(source index, first row, end row) of each source chunk that belongs to ``bucket``."""
     plan = []
     for index, source in enumerate(sources):
@@ -212,18 +235,26 @@ def buckets_needed(n_jets: int, jet_bytes: int, memory_mb: float) -> int:
 class _Bucket:
     """One bucket's jets in memory: images, labels, table, and each jet's split and order."""
 
-    def __init__(self, sources: list[_Source], plan: list[tuple[int, int, int]],
-                 columns: dict[str, np.dtype], *, seed: int, fractions: dict[str, float]):
+    def __init__(
+        self,
+        sources: list[_Source],
+        plan: list[tuple[int, int, int]],
+        columns: dict[str, np.dtype],
+        *,
+        seed: int,
+        fractions: dict[str, float],
+    ):
         self.sources, self.plan, self.seed, self.fractions = sources, plan, seed, fractions
         sizes = np.array([stop - start for _, start, stop in plan], dtype=np.int64)
         self.offsets = np.concatenate([[0], np.cumsum(sizes)])
         n = int(self.offsets[-1])
         self.images = np.empty((n, *sources[0].images.shape[1:]), dtype=np.float32)
-        self.arrays = {"labels": np.empty(n, dtype=np.int64),
-                       **{f"jets/{name}": np.empty(n, dtype=dtype)
-                          for name, dtype in columns.items()},
-                       "jets/source": np.empty(n, dtype=np.int64),
-                       "jets/source_row": np.empty(n, dtype=np.int64)}
+        self.arrays = {
+            "labels": np.empty(n, dtype=np.int64),
+            **{f"jets/{name}": np.empty(n, dtype=dtype) for name, dtype in columns.items()},
+            "jets/source": np.empty(n, dtype=np.int64),
+            "jets/source_row": np.empty(n, dtype=np.int64),
+        }
         self.split = np.empty(n, dtype=np.int8)
         self.order = np.empty(n, dtype=np.uint64)
 
@@ -245,8 +276,11 @@ class _Bucket:
         index = self.plan[ks[0]][0]
         source = self.sources[index]
         low, high = self.plan[ks[0]][1], self.plan[ks[-1]][2]
-        columns = {name: source.column(name, low, high) for name in self.arrays
-                   if name not in ("jets/source", "jets/source_row")}
+        columns = {
+            name: source.column(name, low, high)
+            for name in self.arrays
+            if name not in ("jets/source", "jets/source_row")
+        }
         for k in ks:
             _, start, stop = self.plan[k]
             rows = slice(self.offsets[k], self.offsets[k + 1])
@@ -255,13 +289,17 @@ class _Bucket:
             else:
                 self.images[rows] = source.images[start:stop]
             for name, values in columns.items():
-                self.arrays[name][rows] = values[start - low:stop - low]
+                self.arrays[name][rows] = values[start - low : stop - low]
             self.arrays["jets/source"][rows] = index
             self.arrays["jets/source_row"][rows] = np.arange(start, stop)
-            entries = (self.arrays["jets/entry"][rows] if "jets/entry" in self.arrays
-                       else np.arange(start, stop))
-            self.split[rows] = split_of(jet_hashes(self.seed, source.identity, entries, "split"),
-                                        self.fractions)
+            entries = (
+                self.arrays["jets/entry"][rows]
+                if "jets/entry" in self.arrays
+                else np.arange(start, stop)
+            )
+            self.split[rows] = split_of(
+                jet_hashes(self.seed, source.identity, entries, "split"), self.fractions
+            )
             self.order[rows] = jet_hashes(self.seed, source.identity, entries, "order")
 
     def rows_of(self, split: int) -> np.ndarray:
@@ -278,10 +316,17 @@ class _SplitWriter:
         self.rows, self.chunk = rows, chunk_jets
         self.sources = {"images": data.images, **data.arrays}
         group.create_group("jets")
-        self.targets = {name: zarr_store.create_array(group, name, shape=(len(rows), *v.shape[1:]),
-                                                 dtype=v.dtype, chunk_jets=chunk_jets,
-                                                 level=ZSTD_LEVEL)
-                        for name, v in self.sources.items()}
+        self.targets = {
+            name: zarr_store.create_array(
+                group,
+                name,
+                shape=(len(rows), *v.shape[1:]),
+                dtype=v.dtype,
+                chunk_jets=chunk_jets,
+                level=ZSTD_LEVEL,
+            )
+            for name, v in self.sources.items()
+        }
         self.writers = {name: zarr_store.chunk_file_writer(t) for name, t in self.targets.items()}
 
     def chunks(self) -> range:
@@ -290,13 +335,13 @@ class _SplitWriter:
     def write(self, j: int, with_sums: bool) -> np.ndarray | None:
         """Write chunk ``j``; returns its images' per-channel sum, sum of squares and number of
         pixels if ``with_sums``."""
-        rows = self.rows[j * self.chunk:(j + 1) * self.chunk]
+        rows = self.rows[j * self.chunk : (j + 1) * self.chunk]
         for name, values in self.sources.items():
             block = values[rows]
             if self.writers[name] is not None:
                 self.writers[name](j, block)
             else:
-                self.targets[name][j * self.chunk:j * self.chunk + len(rows)] = block
+                self.targets[name][j * self.chunk : j * self.chunk + len(rows)] = block
             if name == "images":
                 images = block
         return _channel_sums(images) if with_sums else None
@@ -339,7 +384,8 @@ def write_bucket(
         The bucket store's attributes: jets per split and class, train-split sums.
     """
     if not 0 <= bucket < buckets:
-        raise ValueError(f"bucket {bucket} is not in 0..{buckets - 1}")
+        msg = f"bucket {bucket} is not in 0..{buckets - 1}"
+        raise ValueError(msg)
     parallel.check_scheduler(scheduler)
     opened = _open_sources(sources, classes, observables)
     plan = bucket_chunks(opened, seed=seed, bucket=bucket, buckets=buckets)
@@ -347,20 +393,30 @@ def write_bucket(
     jet_bytes = _image_bytes(opened)
     if n * jet_bytes > memory_mb * 1e6:
         total = sum(len(s) for s in opened)
-        raise InputError(
+        msg = (
             f"bucket {bucket} of {buckets} holds {n} jets ({n * jet_bytes / 1e6:.0f} MB of "
             f"images), over dataset.memory_mb = {memory_mb:g}: set dataset.buckets to at least "
             f"{max(buckets_needed(total, jet_bytes, memory_mb), buckets + 1)} for these "
-            f"{total} jets")
+            f"{total} jets"
+        )
+        raise InputError(msg)
     data = _Bucket(opened, plan, _columns(opened), seed=seed, fractions=fractions)
     # the bucket lives in this process's memory, so its tasks run on this process's threads
     # whatever the scheduler (processes or a cluster could not fill it)
     local = scheduler if scheduler in ("threads", "synchronous") else "threads"
     if progress:
-        progress(f"bucket {bucket} of {buckets}: reading {n} jets in {len(plan)} chunk(s) of "
-                 f"{len(opened)} store(s) ({local}, {num_workers} worker(s))")
-    attrs: dict = {"bucket": bucket, "buckets": buckets, "seed": seed,
-                   "fractions": dict(fractions), "classes": list(classes), "splits": {}}
+        progress(
+            f"bucket {bucket} of {buckets}: reading {n} jets in {len(plan)} chunk(s) of "
+            f"{len(opened)} store(s) ({local}, {num_workers} worker(s))"
+        )
+    attrs: dict = {
+        "bucket": bucket,
+        "buckets": buckets,
+        "seed": seed,
+        "fractions": dict(fractions),
+        "classes": list(classes),
+        "splits": {},
+    }
     with atomic_path(path) as tmp, parallel.dask_runner(local, num_workers) as run:
         tic = time.perf_counter()
         run(data.read, data.read_tasks())
@@ -372,8 +428,10 @@ def write_bucket(
             writer = _SplitWriter(root.create_group(name), data, rows, chunk_jets)
             sums = run(writer.write, [(j, s == 0) for j in writer.chunks()])
             labels = data.arrays["labels"][rows]
-            attrs["splits"][name] = {"n": len(rows), "counts": {
-                c: int(np.sum(labels == i)) for i, c in enumerate(classes)}}
+            attrs["splits"][name] = {
+                "n": len(rows),
+                "counts": {c: int(np.sum(labels == i)) for i, c in enumerate(classes)},
+            }
             if s == 0:
                 totals = np.sum(sums, axis=0) if sums else np.zeros((3, data.images.shape[1]))
                 attrs["train_sums"] = totals.tolist()
@@ -385,11 +443,13 @@ def write_bucket(
 
 def _same_chunk_format(a: zarr.Array, b: zarr.Array) -> bool:
     """Whether chunk files of ``a`` can serve as chunks of ``b`` as they are."""
+
     def fmt(array):
         meta = array.metadata.to_dict()
         meta.pop("shape", None)
         meta.pop("attributes", None)
         return meta
+
     return fmt(a) == fmt(b)
 
 
@@ -409,27 +469,39 @@ def _place_chunks(source: zarr.Array, target: zarr.Array, n_chunks: int, first: 
             except OSError:  # another file system, or one without hard links
                 shutil.copyfile(src, dst)
             continue
-        target[(first + i) * chunk:(first + i + 1) * chunk] = source[i * chunk:(i + 1) * chunk]
+        target[(first + i) * chunk : (first + i + 1) * chunk] = source[i * chunk : (i + 1) * chunk]
         decoded += 1
     return decoded
 
 
-def _check_buckets(buckets: Sequence[str | os.PathLike], parts: list[zarr.Group], *,
-                   classes: Sequence[str], fractions: dict[str, float], seed: int) -> None:
+def _check_buckets(
+    buckets: Sequence[str | os.PathLike],
+    parts: list[zarr.Group],
+    *,
+    classes: Sequence[str],
+    fractions: dict[str, float],
+    seed: int,
+) -> None:
     """Raise unless the buckets were made with these settings and are 0..K-1, each once."""
-    wanted = {"buckets": len(buckets), "seed": seed, "fractions": dict(fractions),
-              "classes": list(classes)}
+    wanted = {
+        "buckets": len(buckets),
+        "seed": seed,
+        "fractions": dict(fractions),
+        "classes": list(classes),
+    }
     for b, part in zip(buckets, parts):
         made = {k: part.attrs.get(k) for k in wanted}
         if made != wanted:
-            raise InputError(f"{b}: bucket made with {made}, the dataset needs {wanted}")
+            msg = f"{b}: bucket made with {made}, the dataset needs {wanted}"
+            raise InputError(msg)
     if sorted(p.attrs["bucket"] for p in parts) != list(range(len(parts))):
-        raise InputError(f"buckets {[p.attrs['bucket'] for p in parts]} are not "
-                         f"0..{len(parts) - 1} each once")
+        msg = f"buckets {[p.attrs['bucket'] for p in parts]} are not 0..{len(parts) - 1} each once"
+        raise InputError(msg)
 
 
-def _assemble_split(root: zarr.Group, split: str, parts: list[zarr.Group], *,
-                    chunk_jets: int, seed: int) -> tuple[int, int]:
+def _assemble_split(
+    root: zarr.Group, split: str, parts: list[zarr.Group], *, chunk_jets: int, seed: int
+) -> tuple[int, int]:
     """Write one split of the dataset from the buckets' parts of it: their whole chunks one
     after the other (linked where the chunk format allows, else decoded and rewritten), then
     the buckets' remainders (< one chunk each) shuffled together. Returns (chunks linked,
@@ -441,29 +513,46 @@ def _assemble_split(root: zarr.Group, split: str, parts: list[zarr.Group], *,
     group.create_group("jets")
     names = ["images", "labels"] + [f"jets/{n}" for n, _ in parts[0][split]["jets"].arrays()]
     tail_order = np.random.default_rng([seed, SPLITS.index(split)]).permutation(
-        sum(sizes) - sum(wholes))
+        sum(sizes) - sum(wholes)
+    )
     for name in names:
         like = parts[0][f"{split}/{name}"]
-        target = zarr_store.create_array(group, name, shape=(sum(sizes), *like.shape[1:]),
-                                         dtype=like.dtype, chunk_jets=chunk_jets,
-                                         level=ZSTD_LEVEL)
+        target = zarr_store.create_array(
+            group,
+            name,
+            shape=(sum(sizes), *like.shape[1:]),
+            dtype=like.dtype,
+            chunk_jets=chunk_jets,
+            level=ZSTD_LEVEL,
+        )
         offset = 0
         for part, whole in zip(parts, wholes):
-            n_decoded = _place_chunks(part[f"{split}/{name}"], target, whole // chunk_jets,
-                                      offset // chunk_jets)
+            n_decoded = _place_chunks(
+                part[f"{split}/{name}"], target, whole // chunk_jets, offset // chunk_jets
+            )
             decoded += n_decoded
             linked += whole // chunk_jets - n_decoded
             offset += whole
         if len(tail_order):
-            tails = [part[f"{split}/{name}"][whole:n]
-                     for part, whole, n in zip(parts, wholes, sizes)]
+            tails = [
+                part[f"{split}/{name}"][whole:n] for part, whole, n in zip(parts, wholes, sizes)
+            ]
             target[offset:] = np.concatenate(tails)[tail_order]
     return linked, decoded
 
 
 #: Attributes of each per-file store that the dataset records in ``sources``.
-SOURCE_ATTRS = ("sample", "source", "source_sha256", "jets_sha256", "format", "n_read",
-                "n_jets", "dropped", "label_counts")
+SOURCE_ATTRS = (
+    "sample",
+    "source",
+    "source_sha256",
+    "jets_sha256",
+    "format",
+    "n_read",
+    "n_jets",
+    "dropped",
+    "label_counts",
+)
 
 
 def _normalization(parts: list[zarr.Group]) -> dict[str, list]:
@@ -495,15 +584,18 @@ def assemble_dataset(
     opened = _open_sources(sources, classes)
     parts = [zarr_store.open_store(b) for b in buckets]
     _check_buckets(buckets, parts, classes=classes, fractions=fractions, seed=seed)
-    summary = {split: {c: sum(int(p.attrs["splits"][split]["counts"][c]) for p in parts)
-                       for c in classes} for split in SPLITS}
+    summary = {
+        split: {c: sum(int(p.attrs["splits"][split]["counts"][c]) for p in parts) for c in classes}
+        for split in SPLITS
+    }
     check_class_splits(summary, sources)
     linked, decoded = 0, 0
     with atomic_path(path) as tmp:
         root = zarr.open_group(tmp, mode="w")
         for split in SPLITS:
-            n_linked, n_decoded = _assemble_split(root, split, parts, chunk_jets=chunk_jets,
-                                                  seed=seed)
+            n_linked, n_decoded = _assemble_split(
+                root, split, parts, chunk_jets=chunk_jets, seed=seed
+            )
             linked, decoded = linked + n_linked, decoded + n_decoded
         attrs = {
             "classes": list(classes),
@@ -513,15 +605,18 @@ def assemble_dataset(
             "buckets": len(parts),
             "normalization": _normalization(parts),
             "image_spec": dict(opened[0].group.attrs["image_spec"]),
-            "sources": [{"path": s.path, **{k: s.group.attrs.get(k) for k in SOURCE_ATTRS}}
-                        for s in opened],
+            "sources": [
+                {"path": s.path, **{k: s.group.attrs.get(k) for k in SOURCE_ATTRS}} for s in opened
+            ],
             "versions": zarr_store.versions(),
         }
         root.attrs.update(attrs)
     if progress:
-        progress(f"assembled {sum(sum(c.values()) for c in summary.values())} jets from "
-                 f"{len(parts)} bucket(s): {linked} chunk(s) linked, {decoded} decoded and "
-                 f"rewritten")
+        progress(
+            f"assembled {sum(sum(c.values()) for c in summary.values())} jets from "
+            f"{len(parts)} bucket(s): {linked} chunk(s) linked, {decoded} decoded and "
+            f"rewritten"
+        )
     return attrs
 
 
@@ -530,19 +625,26 @@ def check_class_splits(summary: dict[str, dict[str, int]], sources: Sequence) ->
     every class with jets has some in every split (the metrics compare classes on the test
     split, early stopping on val)."""
     table = "; ".join(f"{split}: {counts}" for split, counts in summary.items())
-    present = [c for c in next(iter(summary.values()))
-               if any(counts[c] for counts in summary.values())]
+    present = [
+        c for c in next(iter(summary.values())) if any(counts[c] for counts in summary.values())
+    ]
     if len(present) < 2:
-        raise InputError(f"the dataset of {len(sources)} image store(s) has jets of "
-                            f"{len(present)} class(es) {present}: a classifier needs two "
-                            f"(jets per split and class: {table})")
+        msg = (
+            f"the dataset of {len(sources)} image store(s) has jets of "
+            f"{len(present)} class(es) {present}: a classifier needs two "
+            f"(jets per split and class: {table})"
+        )
+        raise InputError(msg)
     empty = [(split, c) for split, counts in summary.items() for c in present if not counts[c]]
     if empty:
         split, c = empty[0]
-        raise InputError(f"class {c!r} has no jet in the {split} split: each class is "
-                            f"split by the fractions jet by jet, and {c!r} has too few jets "
-                            f"for every split (jets per split and class: {table}); add jets "
-                            f"of {c!r} or drop the class")
+        msg = (
+            f"class {c!r} has no jet in the {split} split: each class is "
+            f"split by the fractions jet by jet, and {c!r} has too few jets "
+            f"for every split (jets per split and class: {table}); add jets "
+            f"of {c!r} or drop the class"
+        )
+        raise InputError(msg)
 
 
 def build_dataset(
@@ -567,12 +669,31 @@ def build_dataset(
     with tempfile.TemporaryDirectory(prefix=f".{path.name}.buckets-", dir=path.parent) as tmp:
         parts = [Path(tmp) / f"{k}.zarr" for k in range(buckets)]
         for k, part in enumerate(parts):
-            write_bucket(part, sources, bucket=k, buckets=buckets, classes=classes,
-                         fractions=fractions, seed=seed, chunk_jets=chunk_jets,
-                         memory_mb=memory_mb, scheduler=scheduler, num_workers=num_workers,
-                         progress=progress, observables=observables)
-        return assemble_dataset(path, parts, sources, classes=classes, fractions=fractions,
-                                seed=seed, chunk_jets=chunk_jets, progress=progress)
+            write_bucket(
+                part,
+                sources,
+                bucket=k,
+                buckets=buckets,
+                classes=classes,
+                fractions=fractions,
+                seed=seed,
+                chunk_jets=chunk_jets,
+                memory_mb=memory_mb,
+                scheduler=scheduler,
+                num_workers=num_workers,
+                progress=progress,
+                observables=observables,
+            )
+        return assemble_dataset(
+            path,
+            parts,
+            sources,
+            classes=classes,
+            fractions=fractions,
+            seed=seed,
+            chunk_jets=chunk_jets,
+            progress=progress,
+        )
 
 
 def load_split(path: str | os.PathLike, split: str) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -582,8 +703,9 @@ def load_split(path: str | os.PathLike, split: str) -> tuple[np.ndarray, np.ndar
     return group["images"][...], group["labels"][...], zarr_store.read_table(group)
 
 
-def class_mean_images(path: str | os.PathLike, split: str, n_classes: int
-                      ) -> tuple[np.ndarray, np.ndarray]:
+def class_mean_images(
+    path: str | os.PathLike, split: str, n_classes: int
+) -> tuple[np.ndarray, np.ndarray]:
     """(mean image per class (classes, channels, η, φ), jets per class) of one split, summed
     one chunk at a time."""
     group = zarr_store.open_store(path)[split]
@@ -591,7 +713,7 @@ def class_mean_images(path: str | os.PathLike, split: str, n_classes: int
     sums = np.zeros((n_classes, *images.shape[1:]), dtype=np.float64)
     step = images.chunks[0]
     for start in range(0, images.shape[0], step):
-        block, y = images[start:start + step], labels[start:start + step]
+        block, y = images[start : start + step], labels[start : start + step]
         for i in range(n_classes):
             sums[i] += block[y == i].sum(axis=0)
     counts = np.bincount(labels, minlength=n_classes)

@@ -21,8 +21,7 @@ from jetimage.inference import load_model, score_saved_model, scores_frame
 MASSES = {"mass": ("mass_sculpting", "Jet mass"), "msd": ("msd_sculpting", "Soft-drop mass")}
 
 
-def _linear_direction(model_path: str | os.PathLike, info: dict, signal: int
-                      ) -> np.ndarray | None:
+def _linear_direction(model_path: str | os.PathLike, info: dict, signal: int) -> np.ndarray | None:
     """The pixel weights of a model linear in the pixels (``info`` as saved), as an image;
     None for others."""
     from jetimage.interpret import discriminant_direction
@@ -33,9 +32,18 @@ def _linear_direction(model_path: str | os.PathLike, info: dict, signal: int
     return discriminant_direction(load_model(model_path)[0], info["in_shape"], signal)
 
 
-def test_metrics(labels: np.ndarray, probabilities: np.ndarray, jets: dict[str, np.ndarray],
-                 classes: list[str], *, signal: str, efficiencies: list[float],
-                 working_point: float, bootstrap: int, seed: int) -> dict:
+def test_metrics(
+    labels: np.ndarray,
+    probabilities: np.ndarray,
+    jets: dict[str, np.ndarray],
+    classes: list[str],
+    *,
+    signal: str,
+    efficiencies: list[float],
+    working_point: float,
+    bootstrap: int,
+    seed: int,
+) -> dict:
     """The metrics of one model's scores on the test split: classification metrics, the AUC and
     the efficiencies at ``working_point`` in pT bins (quantiles), background mass sculpting and
     the metrics inside the soft-drop mass window (where the jet table has those masses)."""
@@ -48,34 +56,53 @@ def test_metrics(labels: np.ndarray, probabilities: np.ndarray, jets: dict[str, 
         quantile_edges,
     )
 
-    metrics = classification_metrics(labels, probabilities, classes, signal=signal,
-                                     efficiencies=efficiencies, bootstrap=bootstrap, seed=seed)
+    metrics = classification_metrics(
+        labels,
+        probabilities,
+        classes,
+        signal=signal,
+        efficiencies=efficiencies,
+        bootstrap=bootstrap,
+        seed=seed,
+    )
     binary = (labels == classes.index(signal)).astype(int)
     score = probabilities[:, classes.index(signal)]
     pt_edges = quantile_edges(jets["pt"])
     metrics["working_point"] = working_point
-    metrics["auc_in_pt_bins"] = auc_in_bins(binary, score, jets["pt"], pt_edges,
-                                            bootstrap=min(bootstrap, 50), seed=seed)
-    metrics["efficiency_in_pt_bins"] = efficiency_in_bins(binary, score, jets["pt"], pt_edges,
-                                                          working_point=working_point)
+    metrics["auc_in_pt_bins"] = auc_in_bins(
+        binary, score, jets["pt"], pt_edges, bootstrap=min(bootstrap, 50), seed=seed
+    )
+    metrics["efficiency_in_pt_bins"] = efficiency_in_bins(
+        binary, score, jets["pt"], pt_edges, working_point=working_point
+    )
     for column, mass in _masses(jets).items():
-        metrics[MASSES[column][0]] = mass_sculpting(binary, score, mass,
-                                                    signal_efficiency=working_point)
+        metrics[MASSES[column][0]] = mass_sculpting(
+            binary, score, mass, signal_efficiency=working_point
+        )
     if "msd" in _masses(jets):
-        metrics["in_msd_window"] = in_mass_window(binary, score, jets["msd"],
-                                                  efficiencies=efficiencies,
-                                                  bootstrap=bootstrap, seed=seed)
+        metrics["in_msd_window"] = in_mass_window(
+            binary, score, jets["msd"], efficiencies=efficiencies, bootstrap=bootstrap, seed=seed
+        )
     return metrics
 
 
 def _masses(jets: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The jet-table masses of :data:`MASSES` the jets have (pre-pixelated inputs carry none)."""
-    return {column: jets[column] for column in MASSES
-            if column in jets and np.any(np.isfinite(jets[column]))}
+    return {
+        column: jets[column]
+        for column in MASSES
+        if column in jets and np.any(np.isfinite(jets[column]))
+    }
 
 
-def _write_scores(path, dataset_path, jets: dict[str, np.ndarray], probabilities: np.ndarray,
-                  labels: np.ndarray, classes: list[str]) -> None:
+def _write_scores(
+    path,
+    dataset_path,
+    jets: dict[str, np.ndarray],
+    probabilities: np.ndarray,
+    labels: np.ndarray,
+    classes: list[str],
+) -> None:
     """``scores.parquet``: the score table of :func:`jetimage.inference.scores_frame` with
     each jet's source file, truth label and class name."""
     attrs = zarr_store.open_store(dataset_path).attrs
@@ -87,9 +114,21 @@ def _write_scores(path, dataset_path, jets: dict[str, np.ndarray], probabilities
         frame.to_parquet(tmp, index=False)
 
 
-def _figures(outputs, metrics: dict, labels: np.ndarray, score: np.ndarray,
-             jets: dict[str, np.ndarray], *, model_path, history_path, dataset_path,
-             info: dict, name: str, signal: str, efficiencies: list[float]) -> None:
+def _figures(
+    outputs,
+    metrics: dict,
+    labels: np.ndarray,
+    score: np.ndarray,
+    jets: dict[str, np.ndarray],
+    *,
+    model_path,
+    history_path,
+    dataset_path,
+    info: dict,
+    name: str,
+    signal: str,
+    efficiencies: list[float],
+) -> None:
     """Every figure of the evaluate stage (PNG + PDF), from the scores; the figures of images
     stream the test split or read only the jets they show."""
     import json
@@ -103,40 +142,91 @@ def _figures(outputs, metrics: dict, labels: np.ndarray, score: np.ndarray,
     binary = (labels == classes.index(signal)).astype(int)
     spec = zarr_store.open_store(dataset_path).attrs["image_spec"]
     background = ", ".join(c for c in classes if c != signal)
-    plots.save(plots.roc_figure({name: (binary, score)}, signal=signal, background=background,
-                                title=name, efficiencies=efficiencies), outputs.roc)
+    plots.save(
+        plots.roc_figure(
+            {name: (binary, score)},
+            signal=signal,
+            background=background,
+            title=name,
+            efficiencies=efficiencies,
+        ),
+        outputs.roc,
+    )
     shown = np.concatenate(list(plots.example_rows(score, signal=signal).values()))
-    plots.save(plots.example_jets_figure(images_at(dataset_path, "test", shown), score,
-                                         np.asarray(classes)[labels], spec, signal=signal),
-               outputs.examples)
+    plots.save(
+        plots.example_jets_figure(
+            images_at(dataset_path, "test", shown),
+            score,
+            np.asarray(classes)[labels],
+            spec,
+            signal=signal,
+        ),
+        outputs.examples,
+    )
     masses = _masses(jets)
     if masses:
         cut = metrics[MASSES[next(iter(masses))][0]]["cut"]
-        plots.save(plots.sculpting_figure({MASSES[c][1]: m for c, m in masses.items()}, binary,
-                                          score, cut, signal=signal,
-                                          signal_efficiency=working_point), outputs.sculpting)
+        plots.save(
+            plots.sculpting_figure(
+                {MASSES[c][1]: m for c, m in masses.items()},
+                binary,
+                score,
+                cut,
+                signal=signal,
+                signal_efficiency=working_point,
+            ),
+            outputs.sculpting,
+        )
     else:
-        plots.save(plots.note_figure("No jet mass in this dataset (pre-pixelated images):\n"
-                                     "mass sculpting cannot be shown."), outputs.sculpting)
-    plots.save(plots.auc_vs_feature_figure(metrics["auc_in_pt_bins"], feature="$p_T$",
-                                           unit="GeV", title=name), outputs.auc_vs_pt)
-    plots.save(plots.pt_dependence_figure({name: metrics["efficiency_in_pt_bins"]},
-                                          working_point=working_point, signal=signal),
-               outputs.pt_dependence)
+        plots.save(
+            plots.note_figure(
+                "No jet mass in this dataset (pre-pixelated images):\n"
+                "mass sculpting cannot be shown."
+            ),
+            outputs.sculpting,
+        )
+    plots.save(
+        plots.auc_vs_feature_figure(
+            metrics["auc_in_pt_bins"], feature="$p_T$", unit="GeV", title=name
+        ),
+        outputs.auc_vs_pt,
+    )
+    plots.save(
+        plots.pt_dependence_figure(
+            {name: metrics["efficiency_in_pt_bins"]}, working_point=working_point, signal=signal
+        ),
+        outputs.pt_dependence,
+    )
     direction = _linear_direction(model_path, info, classes.index(signal))
-    plots.save(plots.learned_figure(pixel_correlation(dataset_path, "test", score), spec,
-                                    title=name, weights=direction), outputs.learned)
+    plots.save(
+        plots.learned_figure(
+            pixel_correlation(dataset_path, "test", score), spec, title=name, weights=direction
+        ),
+        outputs.learned,
+    )
     history = json.loads(Path(history_path).read_text())["epochs"]
     plots.save(plots.history_figure(history, title=name), outputs.history)
     cm = metrics["confusion_matrix"]
-    plots.save(plots.confusion_figure(np.array(cm["normalized"]), cm["counts"], classes,
-                                      title=name), outputs.confusion)
+    plots.save(
+        plots.confusion_figure(np.array(cm["normalized"]), cm["counts"], classes, title=name),
+        outputs.confusion,
+    )
 
 
-def evaluate_model(model_path: str | os.PathLike, history_path: str | os.PathLike,
-                   dataset_path: str | os.PathLike, outputs, *, name: str, signal: str,
-                   efficiencies: list[float], working_point: float, bootstrap: int, seed: int,
-                   log) -> dict:
+def evaluate_model(
+    model_path: str | os.PathLike,
+    history_path: str | os.PathLike,
+    dataset_path: str | os.PathLike,
+    outputs,
+    *,
+    name: str,
+    signal: str,
+    efficiencies: list[float],
+    working_point: float,
+    bootstrap: int,
+    seed: int,
+    log,
+) -> dict:
     """Score the test split with a saved model and write ``outputs.metrics`` (metrics.json),
     ``outputs.scores`` (scores.parquet) and each figure of ``outputs`` (roc, history,
     confusion, examples, sculpting, auc_vs_pt, pt_dependence, learned; PNG + PDF). Only
@@ -146,17 +236,46 @@ def evaluate_model(model_path: str | os.PathLike, history_path: str | os.PathLik
 
     probabilities, labels, jets, info = score_saved_model(model_path, dataset_path, "test")
     classes = info["classes"]
-    metrics = {"model": name, **test_metrics(
-        labels, probabilities, jets, classes, signal=signal, efficiencies=efficiencies,
-        working_point=working_point, bootstrap=bootstrap, seed=seed)}
-    rejections = ", ".join(f"1/eB({e:g}) {metrics[f'rejection_at_{e:g}']['value']:.1f}"
-                           for e in efficiencies)
-    log.info("%s: AUC %.4f, accuracy %.4f, %s on %d test jets", name, metrics["auc"]["value"],
-             metrics["accuracy"]["value"], rejections, len(labels))
+    metrics = {
+        "model": name,
+        **test_metrics(
+            labels,
+            probabilities,
+            jets,
+            classes,
+            signal=signal,
+            efficiencies=efficiencies,
+            working_point=working_point,
+            bootstrap=bootstrap,
+            seed=seed,
+        ),
+    }
+    rejections = ", ".join(
+        f"1/eB({e:g}) {metrics[f'rejection_at_{e:g}']['value']:.1f}" for e in efficiencies
+    )
+    log.info(
+        "%s: AUC %.4f, accuracy %.4f, %s on %d test jets",
+        name,
+        metrics["auc"]["value"],
+        metrics["accuracy"]["value"],
+        rejections,
+        len(labels),
+    )
     with atomic_path(outputs.metrics) as tmp:
         tmp.write_text(json.dumps(metrics, indent=2))
     _write_scores(outputs.scores, dataset_path, jets, probabilities, labels, classes)
-    _figures(outputs, metrics, labels, probabilities[:, classes.index(signal)], jets,
-             model_path=model_path, history_path=history_path, dataset_path=dataset_path,
-             info=info, name=name, signal=signal, efficiencies=efficiencies)
+    _figures(
+        outputs,
+        metrics,
+        labels,
+        probabilities[:, classes.index(signal)],
+        jets,
+        model_path=model_path,
+        history_path=history_path,
+        dataset_path=dataset_path,
+        info=info,
+        name=name,
+        signal=signal,
+        efficiencies=efficiencies,
+    )
     return metrics

@@ -62,8 +62,7 @@ def sha256sum(path: str | os.PathLike, *, block: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def write_jets_root(path: str | os.PathLike, columns: dict, *,
-                    basket_jets: int = 10_000) -> None:
+def write_jets_root(path: str | os.PathLike, columns: dict, *, basket_jets: int = 10_000) -> None:
     """Write jets in the JetClass layout (tree ``tree``) with uproot, atomically.
 
     Compressed with LZ4 level 1, which ROOT ≥ 6.12 reads (why LZ4: docs/benchmarks.md).
@@ -75,17 +74,17 @@ def write_jets_root(path: str | os.PathLike, columns: dict, *,
     """
     import uproot
 
-    part = {k[len("part_"):]: v for k, v in columns.items() if k.startswith("part_")}
+    part = {k[len("part_") :]: v for k, v in columns.items() if k.startswith("part_")}
     flat = {k: np.asarray(v) for k, v in columns.items() if not k.startswith("part_")}
     data = {"part": ak.zip(part), **flat}
     types = {k: (v.type if isinstance(v, ak.Array) else v.dtype) for k, v in data.items()}
-    with atomic_path(path) as tmp:
-        with uproot.recreate(tmp, compression=uproot.LZ4(1)) as file:
-            tree = file.mktree(
-                "tree", types,
-                field_name=lambda outer, inner: f"{outer}_{inner}",
-                counter_name=lambda counted: f"n{counted}",
-            )
-            n = len(next(iter(data.values())))
-            for start in range(0, max(n, 1), basket_jets):
-                tree.extend({k: v[start:start + basket_jets] for k, v in data.items()})
+    with atomic_path(path) as tmp, uproot.recreate(tmp, compression=uproot.LZ4(1)) as file:
+        tree = file.mktree(
+            "tree",
+            types,
+            field_name=lambda outer, inner: f"{outer}_{inner}",
+            counter_name=lambda counted: f"n{counted}",
+        )
+        n = len(next(iter(data.values())))
+        for start in range(0, max(n, 1), basket_jets):
+            tree.extend({k: v[start : start + basket_jets] for k, v in data.items()})

@@ -13,8 +13,14 @@ from jetimage.files import atomic_path
 from jetimage.readers import open_root, option_default, root_tree
 
 
-def write_friend_tree(frame: pd.DataFrame, jets_path: str | os.PathLike,
-                      out: str | os.PathLike, *, format: str, options: dict) -> int:
+def write_friend_tree(
+    frame: pd.DataFrame,
+    jets_path: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    format: str,
+    options: dict,
+) -> int:
     """Write the scores of one ROOT input file as a ROOT friend tree (a TTree of the input
     tree's name, one entry per input entry, in order): ``score_<class>`` per jet, and the truth
     ``label`` where the frame has one (-1 where unknown); NaN for entries whose jet was not
@@ -27,10 +33,12 @@ def write_friend_tree(frame: pd.DataFrame, jets_path: str | os.PathLike,
     with open_root(jets_path) as file:
         source = root_tree(jets_path, file, tree)
         n = int(source.num_entries)
-        per_event = ak.num(source.arrays([f"{jets}_pt"])[f"{jets}_pt"]) if format == "nanoaod" \
-            else None
-    columns = [c for c in frame.columns if c.startswith("score_")] + \
-        (["label"] if "label" in frame else [])
+        per_event = (
+            ak.num(source.arrays([f"{jets}_pt"])[f"{jets}_pt"]) if format == "nanoaod" else None
+        )
+    columns = [c for c in frame.columns if c.startswith("score_")] + (
+        ["label"] if "label" in frame else []
+    )
     entry = frame["entry"].to_numpy()
     if per_event is None:
         slots, counts = entry, None
@@ -46,7 +54,8 @@ def write_friend_tree(frame: pd.DataFrame, jets_path: str | os.PathLike,
         name = column if counts is None else f"{jets}_{column}"
         branches[name] = values if counts is None else ak.unflatten(values, counts)
     with atomic_path(out) as tmp, uproot.recreate(tmp) as target:
-        target.mktree(tree, {k: v.type if isinstance(v, ak.Array) else v.dtype
-                             for k, v in branches.items()})
+        target.mktree(
+            tree, {k: v.type if isinstance(v, ak.Array) else v.dtype for k, v in branches.items()}
+        )
         target[tree].extend(branches)
     return n

@@ -65,21 +65,40 @@ PROCESSES: dict[str, Process] = {
     # QCD dijets: every 2 -> 2 QCD process; any jet in the window, its nearest parton recorded.
     "qcd": Process(("HardQCD:all = on",)),
     # gluon jets: the 2 -> 2 processes with an outgoing gluon; jets matched to a gluon.
-    "gluon": Process(("HardQCD:gg2gg = on", "HardQCD:qg2qg = on", "HardQCD:qqbar2gg = on"),
-                     flavours=(21,)),
+    "gluon": Process(
+        ("HardQCD:gg2gg = on", "HardQCD:qg2qg = on", "HardQCD:qqbar2gg = on"), flavours=(21,)
+    ),
     # light-quark jets: the 2 -> 2 processes with an outgoing quark (new pairs u, d, s only);
     # jets matched to a u, d or s quark (c and b from the sea are dropped).
-    "quark": Process(("HardQCD:qg2qg = on", "HardQCD:qq2qq = on",
-                      "HardQCD:qqbar2qqbarNew = on", "HardQCD:gg2qqbar = on"),
-                     flavours=_LIGHT_QUARKS),
+    "quark": Process(
+        (
+            "HardQCD:qg2qg = on",
+            "HardQCD:qq2qq = on",
+            "HardQCD:qqbar2qqbarNew = on",
+            "HardQCD:gg2qqbar = on",
+        ),
+        flavours=_LIGHT_QUARKS,
+    ),
     # hadronic ttbar: both W bosons forced to decay to quarks (d u s c b).
-    "top": Process(("Top:gg2ttbar = on", "Top:qqbar2ttbar = on", *_HADRONIC_W),
-                   resonance=6, n_quarks=3, via=(24,)),
+    "top": Process(
+        ("Top:gg2ttbar = on", "Top:qqbar2ttbar = on", *_HADRONIC_W),
+        resonance=6,
+        n_quarks=3,
+        via=(24,),
+    ),
     # WW pairs, both W -> q q'; a jet must hold a W and its two quarks.
     "w": Process(("WeakDoubleBoson:ffbar2WW = on", *_HADRONIC_W), resonance=24, n_quarks=2),
     # ZZ pairs (pure Z, no photon), both Z -> q qbar; a jet must hold a Z and its two quarks.
-    "z": Process(("WeakDoubleBoson:ffbar2gmZgmZ = on", "WeakZ0:gmZmode = 2", "23:onMode = off",
-                  "23:onIfAny = 1 2 3 4 5"), resonance=23, n_quarks=2),
+    "z": Process(
+        (
+            "WeakDoubleBoson:ffbar2gmZgmZ = on",
+            "WeakZ0:gmZmode = 2",
+            "23:onMode = off",
+            "23:onIfAny = 1 2 3 4 5",
+        ),
+        resonance=23,
+        n_quarks=2,
+    ),
 }
 
 #: Settings that keep Pythia quiet: the per-shard log says what happened instead.
@@ -96,8 +115,11 @@ def check_finite(settings) -> None:
     for f in dataclasses.fields(settings):
         values = np.ravel(getattr(settings, f.name))
         if values.dtype.kind == "f" and not np.all(np.isfinite(values)):
-            raise ValueError(f"{type(settings).__name__}.{f.name} must be finite, got "
-                             f"{getattr(settings, f.name)}")
+            msg = (
+                f"{type(settings).__name__}.{f.name} must be finite, got "
+                f"{getattr(settings, f.name)}"
+            )
+            raise ValueError(msg)
 
 
 @dataclass(frozen=True)
@@ -114,8 +136,10 @@ class JetSelection:
     def __post_init__(self) -> None:
         check_finite(self)
         if not 0 <= self.pt_min < self.pt_max:
-            raise ValueError(f"the jet pT window needs 0 <= pt_min < pt_max, got "
-                             f"[{self.pt_min}, {self.pt_max}]")
+            msg = (
+                f"the jet pT window needs 0 <= pt_min < pt_max, got [{self.pt_min}, {self.pt_max}]"
+            )
+            raise ValueError(msg)
 
 
 @dataclass(frozen=True)
@@ -139,11 +163,13 @@ class Detector:
     @classmethod
     def from_dict(cls, data: dict) -> Detector:
         """From config (``enabled`` is the caller's business) or ``dataclasses.asdict``."""
-        return cls(**{k: tuple(v) if isinstance(v, list) else v
-                      for k, v in data.items() if k != "enabled"})
+        return cls(
+            **{k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k != "enabled"}
+        )
 
-    def apply(self, particles: dict[str, np.ndarray], event: np.ndarray,
-              rng: np.random.Generator) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    def apply(
+        self, particles: dict[str, np.ndarray], event: np.ndarray, rng: np.random.Generator
+    ) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """Flat particle columns (px, py, pz, E, pid, charge) and their event index → the same
         with neutrals replaced by cells; rows are ordered by event."""
         neutral = particles["charge"] == 0
@@ -160,15 +186,19 @@ class Detector:
         span = i_eta.max(initial=0) - offset + 1
         key = (event[neutral] * span + (i_eta - offset)) * n_phi + i_phi
         keys, inverse = np.unique(key, return_inverse=True)
-        cell_energy = np.bincount(inverse, weights=np.clip(energy, 0, None),
-                                  minlength=len(keys))
+        cell_energy = np.bincount(inverse, weights=np.clip(energy, 0, None), minlength=len(keys))
         cell_phi_index = keys % n_phi
         cell_eta = ((keys // n_phi) % span + offset + 0.5) * self.cell_eta
         cell_phi = (cell_phi_index + 0.5) * (2 * np.pi / n_phi) - np.pi
         cell_pt = cell_energy / np.cosh(cell_eta)
-        cells = {"px": cell_pt * np.cos(cell_phi), "py": cell_pt * np.sin(cell_phi),
-                 "pz": cell_pt * np.sinh(cell_eta), "E": cell_energy,
-                 "pid": np.zeros(len(keys), np.int64), "charge": np.zeros(len(keys))}
+        cells = {
+            "px": cell_pt * np.cos(cell_phi),
+            "py": cell_pt * np.sin(cell_phi),
+            "pz": cell_pt * np.sinh(cell_eta),
+            "E": cell_energy,
+            "pid": np.zeros(len(keys), np.int64),
+            "charge": np.zeros(len(keys)),
+        }
         cell_event = keys // (n_phi * span)
         keep = cell_energy > 0
         merged = {k: np.concatenate([v[~neutral], cells[k][keep]]) for k, v in particles.items()}
@@ -192,16 +222,25 @@ class GeneratorSettings:
     def __post_init__(self) -> None:
         check_finite(self)
         if not 0 <= self.pt_hat_min < self.pt_hat_max:
-            raise ValueError(f"the pT-hat range needs 0 <= pt_hat_min < pt_hat_max, got "
-                             f"[{self.pt_hat_min}, {self.pt_hat_max}]")
+            msg = (
+                f"the pT-hat range needs 0 <= pt_hat_min < pt_hat_max, got "
+                f"[{self.pt_hat_min}, {self.pt_hat_max}]"
+            )
+            raise ValueError(msg)
 
     @classmethod
     def from_dict(cls, data: dict) -> GeneratorSettings:
         detector = data.get("detector")
         if detector is not None:
             detector = Detector.from_dict(detector)
-        return cls(**{**data, "jets": JetSelection(**data["jets"]),
-                      "extra": tuple(data.get("extra", ())), "detector": detector})
+        return cls(
+            **{
+                **data,
+                "jets": JetSelection(**data["jets"]),
+                "extra": tuple(data.get("extra", ())),
+                "detector": detector,
+            }
+        )
 
 
 class PythiaSettingError(ValueError):
@@ -224,9 +263,8 @@ def make_pythia(settings: GeneratorSettings, seed: int):
     import pythia8mc
 
     if settings.process not in PROCESSES:
-        raise PythiaSettingError(
-            f"unknown process {settings.process!r}; known: {sorted(PROCESSES)}"
-        )
+        msg = f"unknown process {settings.process!r}; known: {sorted(PROCESSES)}"
+        raise PythiaSettingError(msg)
     pythia = pythia8mc.Pythia("", False)
     lines = [
         f"Beams:eCM = {settings.sqrt_s}",
@@ -239,17 +277,18 @@ def make_pythia(settings: GeneratorSettings, seed: int):
         *_QUIET,
     ]
     if not pythia.settings.isParm("Beams:eCM"):
-        raise PythiaSettingError(
+        msg = (
             "Pythia found no settings database (its xmldoc folder): point PYTHIA8DATA at "
             "share/Pythia8/xmldoc of the pythia8mc installation"
         )
+        raise PythiaSettingError(msg)
     for line in lines:
         if not pythia.readString(line):
-            raise PythiaSettingError(f"Pythia rejected the setting {line!r}")
+            msg = f"Pythia rejected the setting {line!r}"
+            raise PythiaSettingError(msg)
     if not pythia.init():
-        raise PythiaSettingError(
-            f"Pythia failed to initialise for process {settings.process!r} with settings {lines}"
-        )
+        msg = f"Pythia failed to initialise for process {settings.process!r} with settings {lines}"
+        raise PythiaSettingError(msg)
     return pythia
 
 
@@ -283,8 +322,14 @@ def _resonance_decays(event: dict, process: Process) -> list[tuple[tuple, tuple,
     rows = {
         i: (pid, m1, d1, (pid, px, py, pz, e))
         for i, pid, m1, d1, px, py, pz, e in zip(
-            event["idx"], event["id"], event["mother1"], event["daughter1"],
-            event["px"], event["py"], event["pz"], event["e"],
+            event["idx"],
+            event["id"],
+            event["mother1"],
+            event["daughter1"],
+            event["px"],
+            event["py"],
+            event["pz"],
+            event["e"],
         )
     }
     found: dict[int, tuple[tuple, tuple, list]] = {}
@@ -302,8 +347,9 @@ def _resonance_decays(event: dict, process: Process) -> list[tuple[tuple, tuple,
     return list(found.values())
 
 
-def _match_resonances(jets_eta, jets_phi, candidates, process: Process,
-                      radius: float) -> list[list[tuple]]:
+def _match_resonances(
+    jets_eta, jets_phi, candidates, process: Process, radius: float
+) -> list[list[tuple]]:
     """Per event and jet: the (id, px, py, pz, E) of the resonance that lies, with all its
     decay quarks, within ``radius`` of the jet axis; :data:`_NO_MATCH` if none."""
     out = []
@@ -313,8 +359,9 @@ def _match_resonances(jets_eta, jets_phi, candidates, process: Process,
         for eta, phi in zip(etas, phis):
             match = _NO_MATCH
             for p4, (r_eta, r_phi), quarks in decays:
-                if (_delta_r(eta, phi, r_eta, r_phi) < radius
-                        and all(_delta_r(eta, phi, qe, qp) < radius for qe, qp in quarks)):
+                if _delta_r(eta, phi, r_eta, r_phi) < radius and all(
+                    _delta_r(eta, phi, qe, qp) < radius for qe, qp in quarks
+                ):
                     match = p4
                     break
             matches.append(match)
@@ -343,12 +390,14 @@ def _match_partons(jets_eta, jets_phi, partons, radius: float) -> list[list[tupl
 
 def _columns(records, *names):
     """The named fields of Pythia's particle records, momentum components from ``p``."""
-    return ak.zip({k: records[k] if k in records.fields else records.p[k] for k in names},
-                  depth_limit=1)
+    return ak.zip(
+        {k: records[k] if k in records.fields else records.p[k] for k in names}, depth_limit=1
+    )
 
 
-def _cluster_batch(pythia, batch, settings: GeneratorSettings,
-                   rng: np.random.Generator | None) -> dict[str, ak.Array]:
+def _cluster_batch(
+    pythia, batch, settings: GeneratorSettings, rng: np.random.Generator | None
+) -> dict[str, ak.Array]:
     """Cluster one batch of events and return the selected, truth-matched jets' columns."""
     import fastjet
 
@@ -359,8 +408,13 @@ def _cluster_batch(pythia, batch, settings: GeneratorSettings,
     abs_id = abs(prt.id)
     visible = prt[(prt.status > 0) & (abs_id != 12) & (abs_id != 14) & (abs_id != 16)]
     counts = ak.to_numpy(ak.num(visible))
-    flat = {"px": visible.p.px, "py": visible.p.py, "pz": visible.p.pz, "E": visible.p.e,
-            "pid": visible.id}
+    flat = {
+        "px": visible.p.px,
+        "py": visible.p.py,
+        "pz": visible.p.pz,
+        "E": visible.p.e,
+        "pid": visible.id,
+    }
     flat = {k: ak.to_numpy(ak.flatten(v)) for k, v in flat.items()}
     flat["charge"] = _charges(pythia, flat["pid"])
     if settings.detector is not None:
@@ -368,14 +422,19 @@ def _cluster_batch(pythia, batch, settings: GeneratorSettings,
         flat, event = settings.detector.apply(flat, event, rng)
         counts = np.bincount(event, minlength=len(counts))
     particles = ak.unflatten(ak.zip(flat, with_name="Momentum4D"), counts)
-    algorithm = {"antikt": fastjet.antikt_algorithm, "kt": fastjet.kt_algorithm,
-                 "cambridge": fastjet.cambridge_algorithm}[sel.algorithm]
-    sequence = fastjet.ClusterSequence(particles[["px", "py", "pz", "E"]],
-                                       fastjet.JetDefinition(algorithm, sel.radius))
+    algorithm = {
+        "antikt": fastjet.antikt_algorithm,
+        "kt": fastjet.kt_algorithm,
+        "cambridge": fastjet.cambridge_algorithm,
+    }[sel.algorithm]
+    sequence = fastjet.ClusterSequence(
+        particles[["px", "py", "pz", "E"]], fastjet.JetDefinition(algorithm, sel.radius)
+    )
     jets = sequence.inclusive_jets(min_pt=sel.pt_min)
     index = sequence.constituent_index(min_pt=sel.pt_min)
-    jets = ak.zip({"px": jets.px, "py": jets.py, "pz": jets.pz, "E": jets.E},
-                  with_name="Momentum4D")
+    jets = ak.zip(
+        {"px": jets.px, "py": jets.py, "pz": jets.pz, "E": jets.E}, with_name="Momentum4D"
+    )
     keep = (jets.pt >= sel.pt_min) & (jets.pt < sel.pt_max) & (abs(jets.eta) < sel.abs_eta_max)
 
     jets_eta, jets_phi = ak.to_list(jets.eta), ak.to_list(jets.phi)
@@ -391,9 +450,12 @@ def _cluster_batch(pythia, batch, settings: GeneratorSettings,
         match = _match_partons(jets_eta, jets_phi, ak.to_list(hard), sel.match_dr)
     flat_match = np.array([m for event in match for m in event], dtype=np.float64).reshape(-1, 5)
     ids = flat_match[:, 0].astype(np.int64)
-    match = ak.unflatten(ak.zip({"id": ids, **{k: flat_match[:, i + 1]
-                                               for i, k in enumerate(("px", "py", "pz", "E"))}}),
-                         ak.num(jets))
+    match = ak.unflatten(
+        ak.zip(
+            {"id": ids, **{k: flat_match[:, i + 1] for i, k in enumerate(("px", "py", "pz", "E"))}}
+        ),
+        ak.num(jets),
+    )
     if process.resonance or process.flavours:
         matched = ids != 0 if process.resonance else np.isin(np.abs(ids), process.flavours)
         keep = keep & ak.unflatten(matched, ak.num(jets))

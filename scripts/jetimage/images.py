@@ -54,15 +54,17 @@ def _pixelate_task(spec: ImageSpec, flat) -> tuple[np.ndarray, np.ndarray]:
 def _write_task(target: zarr.Array, images: np.ndarray, row: int) -> None:
     """Write ``images`` as rows ``row...`` of ``target`` (the store's images array, opened
     once per batch: opening it costs ~1.3 ms)."""
-    target[row:row + len(images)] = images
+    target[row : row + len(images)] = images
 
 
 def _concat(a: ImageBatch | None, b: ImageBatch) -> ImageBatch:
     """Two batches of images as one."""
     if a is None:
         return b
-    return ImageBatch(np.concatenate([a.images, b.images]),
-                         {k: np.concatenate([a.table[k], b.table[k]]) for k in a.table})
+    return ImageBatch(
+        np.concatenate([a.images, b.images]),
+        {k: np.concatenate([a.table[k], b.table[k]]) for k in a.table},
+    )
 
 
 def _packed(batch: ImageBatch) -> ImageBatch:
@@ -79,8 +81,16 @@ class _StoreWriter:
     instead rewrote the column's last chunk every time (read, decompress, merge, compress),
     30% of the images stage."""
 
-    def __init__(self, path: str, spec: ImageSpec | None, *, normalize: str,
-                 chunk_jets: int, run: Callable, counts: Counts):
+    def __init__(
+        self,
+        path: str,
+        spec: ImageSpec | None,
+        *,
+        normalize: str,
+        chunk_jets: int,
+        run: Callable,
+        counts: Counts,
+    ):
         self.group = zarr.open_group(path, mode="w")
         self.group.require_group("jets")
         self.spec, self.normalize = spec, normalize
@@ -100,8 +110,11 @@ class _StoreWriter:
         if isinstance(batch, ImageBatch):
             self.digest.update(np.ascontiguousarray(batch.images).tobytes())
         if "label" not in batch.table:
-            raise ValueError("each batch's table needs 'label' (class index per jet), as "
-                             "jetimage.readers gives it")
+            msg = (
+                "each batch's table needs 'label' (class index per jet), as "
+                "jetimage.readers gives it"
+            )
+            raise ValueError(msg)
         self.n_given += len(batch)
         images = self._images(batch)
         empty = ~np.any(images.images, axis=tuple(range(1, images.images.ndim)))
@@ -125,12 +138,17 @@ class _StoreWriter:
         n = len(batch)
         flat = flatten_constituents(batch.constituents, need_charge=self.spec.needs_charge)
         shape = (0, len(self.spec.channels), *self.spec.npix)
-        done = self.run(partial(_pixelate_task, self.spec),
-                        [(flat.chunk(start, min(start + self.chunk_jets, n)),)
-                         for start in range(0, n, self.chunk_jets)])
+        done = self.run(
+            partial(_pixelate_task, self.spec),
+            [
+                (flat.chunk(start, min(start + self.chunk_jets, n)),)
+                for start in range(0, n, self.chunk_jets)
+            ],
+        )
         images = np.concatenate([i for i, _ in done]) if done else np.zeros(shape, np.float32)
-        table["n_outside_window"] = (np.concatenate([o for _, o in done]) if done
-                                     else np.zeros(0, dtype=np.int64))
+        table["n_outside_window"] = (
+            np.concatenate([o for _, o in done]) if done else np.zeros(0, dtype=np.int64)
+        )
         return ImageBatch(images, table)
 
     def finish(self) -> int:
@@ -139,8 +157,9 @@ class _StoreWriter:
         self._write_table(everything=True)
         if "images" not in self.group:
             shape = (0, len(self.spec.channels), *self.spec.npix) if self.spec else (0, 1, 1, 1)
-            create_array(self.group, "images", shape=shape, dtype="float32",
-                         chunk_jets=self.chunk_jets)
+            create_array(
+                self.group, "images", shape=shape, dtype="float32", chunk_jets=self.chunk_jets
+            )
         return self.n
 
     def _write_table(self, *, everything: bool = False) -> None:
@@ -154,25 +173,39 @@ class _StoreWriter:
             values = np.concatenate(parts)
             group = self.group[group_name] if group_name else self.group
             if name not in group:
-                create_array(group, name, shape=(0, *values.shape[1:]), dtype=values.dtype,
-                             chunk_jets=TABLE_CHUNK_JETS)
+                create_array(
+                    group,
+                    name,
+                    shape=(0, *values.shape[1:]),
+                    dtype=values.dtype,
+                    chunk_jets=TABLE_CHUNK_JETS,
+                )
             array = group[name].with_config(WRITE_CONFIG)
             array.resize((self.table_rows + rows, *values.shape[1:]))
-            array[self.table_rows:] = values[:rows]
+            array[self.table_rows :] = values[:rows]
             self.table[group_name, name] = [values[rows:]]
         self.table_rows += rows
 
     def _write(self, batch: ImageBatch) -> None:
         n = len(batch)
         if "images" not in self.group:
-            create_array(self.group, "images", shape=(0, *batch.images.shape[1:]),
-                         dtype="float32", chunk_jets=self.chunk_jets)
+            create_array(
+                self.group,
+                "images",
+                shape=(0, *batch.images.shape[1:]),
+                dtype="float32",
+                chunk_jets=self.chunk_jets,
+            )
         images = self.group["images"]
         images.resize((self.n + n, *batch.images.shape[1:]))
         target = images.with_config(WRITE_CONFIG)
-        self.run(partial(_write_task, target),
-                 [(batch.images[start:start + self.chunk_jets], self.n + start)
-                  for start in range(0, n, self.chunk_jets)])
+        self.run(
+            partial(_write_task, target),
+            [
+                (batch.images[start : start + self.chunk_jets], self.n + start)
+                for start in range(0, n, self.chunk_jets)
+            ],
+        )
         table = dict(batch.table)
         columns = {("", "labels"): np.asarray(table.pop("label"), dtype=np.int64)}
         columns |= {("jets", name): np.asarray(values) for name, values in table.items()}
@@ -224,11 +257,13 @@ def write_image_store(
     check_scheduler(scheduler)
     counts = counts if counts is not None else Counts()
     with atomic_path(path) as tmp, dask_runner(scheduler, num_workers) as run:
-        writer = _StoreWriter(str(tmp), spec, normalize=normalize, chunk_jets=chunk_jets,
-                              run=run, counts=counts)
+        writer = _StoreWriter(
+            str(tmp), spec, normalize=normalize, chunk_jets=chunk_jets, run=run, counts=counts
+        )
         if progress:
-            progress(f"pixelating in chunks of {chunk_jets} jets ({scheduler}, "
-                     f"{num_workers} worker(s))")
+            progress(
+                f"pixelating in chunks of {chunk_jets} jets ({scheduler}, {num_workers} worker(s))"
+            )
         for batch in batches:
             writer.add(batch)
             if progress:
@@ -239,16 +274,21 @@ def write_image_store(
         attrs = {**attrs, "n_read": counts.read, "dropped": counts.dropped}
         source = attrs.get("source", path)
         if n == 0:
-            raise InputError(f"{source}: no jet left to write (dropped: {counts.dropped})")
+            msg = f"{source}: no jet left to write (dropped: {counts.dropped})"
+            raise InputError(msg)
         _check_dropped(source, counts, max_dropped_fraction)
         labels = group["labels"][...]
         classes = attrs.get("classes")
         if classes:
             attrs["label_counts"] = {c: int(np.sum(labels == i)) for i, c in enumerate(classes)}
-        attrs = {**attrs, "image_spec": spec.to_dict() if spec else attrs.get("image_spec"),
-                 "jets_sha256": writer.digest.hexdigest(), "n_jets": n,
-                 "n_constituents_outside_window": writer.n_outside,
-                 "versions": versions()}
+        attrs = {
+            **attrs,
+            "image_spec": spec.to_dict() if spec else attrs.get("image_spec"),
+            "jets_sha256": writer.digest.hexdigest(),
+            "n_jets": n,
+            "n_constituents_outside_window": writer.n_outside,
+            "versions": versions(),
+        }
         group.attrs.update(attrs)
     return attrs
 
@@ -259,15 +299,29 @@ def _check_dropped(source, counts: Counts, max_fraction: float) -> None:
     lost = {k: v for k, v in counts.dropped.items() if v and k != "unmapped_label"}
     n_lost = sum(lost.values())
     if counts.read and n_lost > max_fraction * counts.read:
-        raise InputError(f"{source}: {n_lost} of {counts.read} jets "
-                            f"({n_lost / counts.read:.1%}) were dropped, more than the sample's "
-                            f"max_dropped_fraction {max_fraction:g}; by reason: {lost}")
+        msg = (
+            f"{source}: {n_lost} of {counts.read} jets "
+            f"({n_lost / counts.read:.1%}) were dropped, more than the sample's "
+            f"max_dropped_fraction {max_fraction:g}; by reason: {lost}"
+        )
+        raise InputError(msg)
 
 
-def image_file(source: str | os.PathLike, output: str | os.PathLike, *, reader: dict,
-               spec: dict, sample: str, classes: list[str], batch_jets: int, chunk_jets: int,
-               max_dropped_fraction: float, scheduler: str = "threads", num_workers: int = 1,
-               progress: Callable[[str], None] | None = None) -> dict:
+def image_file(
+    source: str | os.PathLike,
+    output: str | os.PathLike,
+    *,
+    reader: dict,
+    spec: dict,
+    sample: str,
+    classes: list[str],
+    batch_jets: int,
+    chunk_jets: int,
+    max_dropped_fraction: float,
+    scheduler: str = "threads",
+    num_workers: int = 1,
+    progress: Callable[[str], None] | None = None,
+) -> dict:
     """The images stage for one input file (a path or a ``root://`` URL): read it with its
     reader settings (``format``, ``labels``, ``options``, as
     :func:`jetimage.config.reader_settings` gives them), pixelate with ``spec`` (an
@@ -277,15 +331,37 @@ def image_file(source: str | os.PathLike, output: str | os.PathLike, *, reader: 
 
     labels = readers.Labels(tuple(classes), **reader["labels"])
     pixelated = reader["format"] in readers.IMAGE_FORMATS
-    attrs = {"sample": sample, "classes": classes, "source": str(source),
-             "source_sha256": remote.checksum(source), "format": reader["format"]}
+    attrs = {
+        "sample": sample,
+        "classes": classes,
+        "source": str(source),
+        "source_sha256": remote.checksum(source),
+        "format": reader["format"],
+    }
     if pixelated:
-        attrs["image_spec"] = {**readers.image_grid(source, labels=labels, **reader["options"]),
-                               "normalize": spec["normalize"]}
+        attrs["image_spec"] = {
+            **readers.image_grid(source, labels=labels, **reader["options"]),
+            "normalize": spec["normalize"],
+        }
     counts = Counts()
-    batches = readers.read(source, format=reader["format"], labels=labels, step=batch_jets,
-                           counts=counts, **reader["options"])
-    return write_image_store(output, batches, None if pixelated else ImageSpec.from_dict(spec),
-                             attrs=attrs, normalize=spec["normalize"], chunk_jets=chunk_jets,
-                             scheduler=scheduler, num_workers=num_workers, progress=progress,
-                             counts=counts, max_dropped_fraction=max_dropped_fraction)
+    batches = readers.read(
+        source,
+        format=reader["format"],
+        labels=labels,
+        step=batch_jets,
+        counts=counts,
+        **reader["options"],
+    )
+    return write_image_store(
+        output,
+        batches,
+        None if pixelated else ImageSpec.from_dict(spec),
+        attrs=attrs,
+        normalize=spec["normalize"],
+        chunk_jets=chunk_jets,
+        scheduler=scheduler,
+        num_workers=num_workers,
+        progress=progress,
+        counts=counts,
+        max_dropped_fraction=max_dropped_fraction,
+    )

@@ -51,16 +51,27 @@ def export_model(model: nn.Module, path: str | os.PathLike, example: torch.Tenso
         expected = model(example).numpy()
     with atomic_path(path) as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporter's own deprecation chatter
-        program = torch.onnx.export(model, (example,), dynamo=True, opset_version=ONNX_OPSET,
-                                    input_names=["images"], output_names=["logits"],
-                                    dynamic_shapes=({0: batch},), verbose=False)
+        program = torch.onnx.export(
+            model,
+            (example,),
+            dynamo=True,
+            opset_version=ONNX_OPSET,
+            input_names=["images"],
+            output_names=["logits"],
+            dynamic_shapes=({0: batch},),
+            verbose=False,
+        )
         program.save(str(tmp))
-        diff = float(np.abs(onnx_session(tmp).run(None, {"images": example.numpy()})[0]
-                            - expected).max())
+        diff = float(
+            np.abs(onnx_session(tmp).run(None, {"images": example.numpy()})[0] - expected).max()
+        )
         scale = max(1.0, float(np.abs(expected).max()))
         if diff > EXPORT_TOLERANCE * scale:
-            raise RuntimeError(f"exported model differs from torch by {diff:.2e} "
-                               f"(> {EXPORT_TOLERANCE} × the largest logit, {scale:.3g})")
+            msg = (
+                f"exported model differs from torch by {diff:.2e} "
+                f"(> {EXPORT_TOLERANCE} × the largest logit, {scale:.3g})"
+            )
+            raise RuntimeError(msg)
     return diff
 
 
@@ -77,31 +88,42 @@ def load_model(path: str | os.PathLike) -> tuple[nn.Module, dict]:
     """Rebuild a trained model from ``model.pt`` alone (no config needed)."""
     saved = torch.load(path, map_location="cpu", weights_only=False)
     info = saved["info"]
-    model = build_model(info["architecture"], in_shape=tuple(info["in_shape"]),
-                        n_classes=len(info["classes"]), **info["options"])
+    model = build_model(
+        info["architecture"],
+        in_shape=tuple(info["in_shape"]),
+        n_classes=len(info["classes"]),
+        **info["options"],
+    )
     model.load_state_dict(saved["state_dict"])
     return model.eval(), info
 
 
-def predict_scores(model: nn.Module, images: np.ndarray, normalization: dict, *,
-                   batch_size: int = 1024, device: str = "cpu") -> np.ndarray:
+def predict_scores(
+    model: nn.Module,
+    images: np.ndarray,
+    normalization: dict,
+    *,
+    batch_size: int = 1024,
+    device: str = "cpu",
+) -> np.ndarray:
     """Class probabilities (softmax) for raw images."""
     model = model.to(device).eval()
     out = []
     with torch.no_grad():
         for start in range(0, len(images), batch_size):
-            x = normalize(images[start:start + batch_size], normalization).to(device)
+            x = normalize(images[start : start + batch_size], normalization).to(device)
             out.append(torch.softmax(model(x), dim=1).cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
 
 
-def onnx_scores(session, images: np.ndarray, normalization: dict, *,
-                batch_size: int = 1024) -> np.ndarray:
+def onnx_scores(
+    session, images: np.ndarray, normalization: dict, *, batch_size: int = 1024
+) -> np.ndarray:
     """Class probabilities (softmax) of raw images from an exported model's onnxruntime
     session, normalised as in training."""
     scores = []
     for start in range(0, len(images), batch_size):
-        x = normalize(images[start:start + batch_size], normalization).numpy()
+        x = normalize(images[start : start + batch_size], normalization).numpy()
         logits = session.run(None, {"images": x})[0]
         scores.append(torch.softmax(torch.from_numpy(logits), dim=1).numpy())
     n_classes = session.get_outputs()[0].shape[1]
@@ -114,9 +136,15 @@ def load_exported(model_pt: str | os.PathLike, exported: str | os.PathLike):
     return onnx_session(exported), info
 
 
-def score_split(model: nn.Module, path: str | os.PathLike, split: str, normalization: dict, *,
-                batch_size: int = 1024, device: str = "cpu"
-                ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+def score_split(
+    model: nn.Module,
+    path: str | os.PathLike,
+    split: str,
+    normalization: dict,
+    *,
+    batch_size: int = 1024,
+    device: str = "cpu",
+) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """Class probabilities (softmax), labels and jet table of one split, in the store's order;
     the images are streamed (decoded on every core while the model runs)."""
     group = zarr_store.open_store(path)[split]
@@ -130,8 +158,9 @@ def score_split(model: nn.Module, path: str | os.PathLike, split: str, normaliza
     return probabilities, stream.labels, zarr_store.read_table(group)
 
 
-def score_saved_model(model_path: str | os.PathLike, path: str | os.PathLike, split: str
-                      ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], dict]:
+def score_saved_model(
+    model_path: str | os.PathLike, path: str | os.PathLike, split: str
+) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], dict]:
     """(probabilities, labels, jet table, model info) of a saved model on one split: an image
     model (:func:`score_split`, streamed) or a baseline on the jets' table
     (:mod:`jetimage.baselines`, no image read)."""
@@ -145,8 +174,12 @@ def score_saved_model(model_path: str | os.PathLike, path: str | os.PathLike, sp
     return (*score_split(model, path, split, info["normalization"]), info)
 
 
-def scores_frame(source_file: np.ndarray, table: dict[str, np.ndarray],
-                 probabilities: np.ndarray, classes: list[str]) -> pd.DataFrame:
+def scores_frame(
+    source_file: np.ndarray,
+    table: dict[str, np.ndarray],
+    probabilities: np.ndarray,
+    classes: list[str],
+) -> pd.DataFrame:
     """Per-jet scores keyed by (``source_file``, ``entry``) so they join back to the input:
     those keys, a ``score_<class>`` column per class, then the jet features as ``jet_*``."""
     frame = pd.DataFrame({"source_file": source_file, "entry": table["entry"]})
@@ -156,4 +189,3 @@ def scores_frame(source_file: np.ndarray, table: dict[str, np.ndarray],
         if column != "entry":
             frame[f"jet_{column}"] = values
     return frame
-

@@ -22,13 +22,14 @@ def pixel_correlation(path: str | os.PathLike, split: str, scores: np.ndarray) -
     images = zarr_store.open_store(path)[split]["images"]
     scores = np.asarray(scores, dtype=np.float64)
     if len(scores) != images.shape[0]:
-        raise ValueError(f"{len(scores)} scores for the {images.shape[0]} jets of {split}")
+        msg = f"{len(scores)} scores for the {images.shape[0]} jets of {split}"
+        raise ValueError(msg)
     shape = images.shape[1:]
     sx, sxx, sxs = (np.zeros(int(np.prod(shape))) for _ in range(3))
     step = images.chunks[0]
     for start in range(0, images.shape[0], step):
-        x = np.asarray(images[start:start + step], dtype=np.float64).reshape(-1, sx.size)
-        s = scores[start:start + len(x)]
+        x = np.asarray(images[start : start + step], dtype=np.float64).reshape(-1, sx.size)
+        s = scores[start : start + len(x)]
         sx += x.sum(axis=0)
         sxx += np.einsum("ij,ij->j", x, x)
         sxs += s @ x
@@ -37,8 +38,11 @@ def pixel_correlation(path: str | os.PathLike, split: str, scores: np.ndarray) -
     var_x = sxx / n - (sx / n) ** 2
     var_s = scores.var()
     with np.errstate(divide="ignore", invalid="ignore"):
-        r = np.where((var_x > 1e-30 * np.maximum(sxx / n, 1e-300)) & (var_s > 0),
-                     cov / np.sqrt(var_x * var_s), np.nan)
+        r = np.where(
+            (var_x > 1e-30 * np.maximum(sxx / n, 1e-300)) & (var_s > 0),
+            cov / np.sqrt(var_x * var_s),
+            np.nan,
+        )
     return r.reshape(shape)
 
 
@@ -94,8 +98,9 @@ def fit_fisher(path: str | os.PathLike, *, memory_budget_mb: float = 4000.0) -> 
     and the train and val loss and accuracy."""
     root = zarr_store.open_store(path)
     n_classes = len(root.attrs["classes"])
-    train, val = (loader.open_split(path, s, memory_budget_mb=memory_budget_mb)
-                  for s in ("train", "val"))
+    train, val = (
+        loader.open_split(path, s, memory_budget_mb=memory_budget_mb) for s in ("train", "val")
+    )
     n_features = int(np.prod(root["train/images"].shape[1:]))
     counts, sums, outer = _class_sums(train, n_classes, n_features)
     means = sums / np.maximum(counts, 1)[:, None]
@@ -117,8 +122,14 @@ def fit_fisher(path: str | os.PathLike, *, memory_budget_mb: float = 4000.0) -> 
     biases = np.asarray(biases) - np.mean(biases, axis=1, keepdims=True)
     val_loss, val_accuracy = _losses(val, weights, biases)
     best = int(np.argmin(val_loss))
-    train_loss, train_accuracy = _losses(train, weights[best:best + 1], biases[best:best + 1])
-    return {"weight": weights[best].astype(np.float32), "bias": biases[best].astype(np.float32),
-            "shrinkage": SHRINKAGES[best], "n_train": int(counts.sum()),
-            "train_loss": float(train_loss[0]), "train_accuracy": float(train_accuracy[0]),
-            "val_loss": float(val_loss[best]), "val_accuracy": float(val_accuracy[best])}
+    train_loss, train_accuracy = _losses(train, weights[best : best + 1], biases[best : best + 1])
+    return {
+        "weight": weights[best].astype(np.float32),
+        "bias": biases[best].astype(np.float32),
+        "shrinkage": SHRINKAGES[best],
+        "n_train": int(counts.sum()),
+        "train_loss": float(train_loss[0]),
+        "train_accuracy": float(train_accuracy[0]),
+        "val_loss": float(val_loss[best]),
+        "val_accuracy": float(val_accuracy[best]),
+    }

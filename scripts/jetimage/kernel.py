@@ -62,11 +62,32 @@ def _principal_axes(a, b, c):
     return -vy, vx, vx, vy
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy", boundscheck=False,
-           fastmath=REASSOCIATE)
-def images_kernel(y_in, phi_in, px, py, pz, energy, charge, offsets, n_y, n_phi, w_y,
-                  w_phi, coordinate, phi_ref, center, rotate, reflect_y, reflect_phi,
-                  centroid_shift, channels, normalize, images, outside):
+@numba.njit(cache=True, nogil=True, error_model="numpy", boundscheck=False, fastmath=REASSOCIATE)
+def images_kernel(
+    y_in,
+    phi_in,
+    px,
+    py,
+    pz,
+    energy,
+    charge,
+    offsets,
+    n_y,
+    n_phi,
+    w_y,
+    w_phi,
+    coordinate,
+    phi_ref,
+    center,
+    rotate,
+    reflect_y,
+    reflect_phi,
+    centroid_shift,
+    channels,
+    normalize,
+    images,
+    outside,
+):
     """Fill ``images`` (jets, channels, n_y, n_phi; float32, C-contiguous, any content on
     entry) and ``outside`` (jets): how many constituents of each jet fall outside the window.
 
@@ -108,7 +129,7 @@ def images_kernel(y_in, phi_in, px, py, pz, energy, charge, offsets, n_y, n_phi,
         sx = sy = sz = se = sum_pt = 0.0
         for i in range(n):
             x, v, f = jet_px[i], jet_py[i], jet_phi[i]  # locals: stores into the scratch
-            p = math.sqrt(x * x + v * v)                 # arrays would force reloads
+            p = math.sqrt(x * x + v * v)  # arrays would force reloads
             pt[i] = p
             y[i] = jet_y[i] if p > 0.0 else 0.0
             phi[i] = f + TWO_PI if f < 0 else f
@@ -193,8 +214,7 @@ def images_kernel(y_in, phi_in, px, py, pz, energy, charge, offsets, n_y, n_phi,
         shift_y = shift_phi = 0.0
         if centroid_shift and sum_pt > 0:
             shift_y = math.ceil(sign_y * wy / sum_pt / pix_y - 0.5) - math.floor(n_y / 2)
-            shift_phi = math.ceil(sign_phi * wphi / sum_pt / pix_phi - 0.5) \
-                - math.floor(n_phi / 2)
+            shift_phi = math.ceil(sign_phi * wphi / sum_pt / pix_phi - 0.5) - math.floor(n_phi / 2)
 
         # bin: the pixel of each constituent, the count outside and the in-window sums
         in_pt = in_e = 0.0
@@ -223,7 +243,7 @@ def images_kernel(y_in, phi_in, px, py, pz, energy, charge, offsets, n_y, n_phi,
         scale_e = 1.0 / in_e if normalize and in_e > 0 else 1.0
         for ch in range(n_channels):
             code = channels[ch]
-            channel = image[ch * n_pixels:(ch + 1) * n_pixels]
+            channel = image[ch * n_pixels : (ch + 1) * n_pixels]
             for i in range(n):
                 q = pixel[i]
                 if q < 0:

@@ -29,16 +29,19 @@ def _imports(tree: ast.AST) -> set[str]:
     """``jetimage`` modules a syntax tree imports ("" for the package itself)."""
     found = set()
     for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.module and \
-                node.module.split(".")[0] == "jetimage":
-            base = node.module[len("jetimage."):] if node.module != "jetimage" else ""
+        if (
+            isinstance(node, ast.ImportFrom)
+            and node.module
+            and node.module.split(".")[0] == "jetimage"
+        ):
+            base = node.module[len("jetimage.") :] if node.module != "jetimage" else ""
             for alias in node.names:
                 sub = f"{base}.{alias.name}" if base else alias.name
                 found.add(sub if _module_path(sub) else base)
         elif isinstance(node, ast.Import):
             for alias in node.names:
                 if alias.name.split(".")[0] == "jetimage":
-                    found.add(alias.name[len("jetimage."):] if "." in alias.name else "")
+                    found.add(alias.name[len("jetimage.") :] if "." in alias.name else "")
     return found
 
 
@@ -46,8 +49,12 @@ def _without_docstrings(tree: ast.AST) -> ast.AST:
     for node in ast.walk(tree):
         if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
             body = node.body
-            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
-                    and isinstance(body[0].value.value, str):
+            if (
+                body
+                and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)
+            ):
                 node.body = body[1:] or [ast.Pass()]
     return tree
 

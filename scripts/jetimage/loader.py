@@ -41,30 +41,37 @@ class InMemory:
 
     streaming = False
 
-    def __init__(self, images: np.ndarray, labels: np.ndarray, normalization: dict,
-                 weights: np.ndarray | None = None):
+    def __init__(
+        self,
+        images: np.ndarray,
+        labels: np.ndarray,
+        normalization: dict,
+        weights: np.ndarray | None = None,
+    ):
         """Takes ownership of ``images``, normalised in place."""
         self.images = normalize(images, normalization, copy=False)
         self.labels = torch.from_numpy(np.asarray(labels))
-        self.weights = None if weights is None else torch.from_numpy(
-            np.asarray(weights, dtype=np.float32))
+        self.weights = (
+            None if weights is None else torch.from_numpy(np.asarray(weights, dtype=np.float32))
+        )
 
     def __len__(self) -> int:
         return len(self.labels)
 
-    def batches(self, batch_size: int, generator: torch.Generator | None = None
-                ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def batches(
+        self, batch_size: int, generator: torch.Generator | None = None
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Shuffled batches if a generator is given, in order otherwise."""
         n = len(self)
         order = torch.randperm(n, generator=generator) if generator is not None else None
         columns = (self.images, self.labels) + (() if self.weights is None else (self.weights,))
         for start in range(0, n, batch_size):
             if order is None:
-                yield tuple(c[start:start + batch_size] for c in columns)
+                yield tuple(c[start : start + batch_size] for c in columns)
             else:  # a gather per batch: small buffers the allocator reuses (a whole-split
                 # gather per epoch measured 2x slower here, paying page faults on fresh memory);
                 # index_select is the fastest gather torch has on the CPU
-                idx = order[start:start + batch_size]
+                idx = order[start : start + batch_size]
                 yield tuple(torch.index_select(c, 0, idx) for c in columns)
 
 
@@ -85,15 +92,23 @@ class ZarrStream:
     #: Groups decoded ahead of the one being consumed.
     LOOKAHEAD = 2
 
-    def __init__(self, group, normalization: dict, *, buffer_chunks: int = 8,
-                 workers: int | None = None, weights: np.ndarray | None = None):
+    def __init__(
+        self,
+        group,
+        normalization: dict,
+        *,
+        buffer_chunks: int = 8,
+        workers: int | None = None,
+        weights: np.ndarray | None = None,
+    ):
         self.images = group["images"]
         self.labels = np.asarray(group["labels"][...], dtype=np.int64)
         self.weights = None if weights is None else np.asarray(weights, dtype=np.float32)
         channels = self.images.shape[1]
         self.mean = np.asarray(normalization["mean"], dtype=np.float32).reshape(channels, 1, 1)
         self.scale = (1 / np.asarray(normalization["std"], dtype=np.float32)).reshape(
-            channels, 1, 1)
+            channels, 1, 1
+        )
         self.chunk = int(self.images.chunks[0])
         self.buffer_chunks = buffer_chunks
         self.workers = workers or len(os.sched_getaffinity(0))
@@ -111,8 +126,9 @@ class ZarrStream:
         for buffer in self._buffers:
             if sys.getrefcount(buffer) <= 3:  # the list, this loop, getrefcount's argument
                 return buffer
-        buffer = np.empty((self.buffer_chunks * self.chunk, *self.images.shape[1:]),
-                          dtype=np.float32)
+        buffer = np.empty(
+            (self.buffer_chunks * self.chunk, *self.images.shape[1:]), dtype=np.float32
+        )
         self._buffers.append(buffer)
         return buffer
 
@@ -121,31 +137,44 @@ class ZarrStream:
         if self._chunk_file is not None and self._rows(c) == self.chunk:
             self._chunk_file(c, out)
         else:
-            out[...] = self.images[c * self.chunk:c * self.chunk + len(out)]
+            out[...] = self.images[c * self.chunk : c * self.chunk + len(out)]
         np.subtract(out, self.mean, out=out)
         np.multiply(out, self.scale, out=out)
 
     def _submit(self, pool, chunks: list[int]):
         buffer = self._buffer()
         offsets = np.concatenate([[0], np.cumsum([self._rows(c) for c in chunks])])
-        futures = [pool.submit(self._fill, buffer[offsets[i]:offsets[i + 1]], c)
-                   for i, c in enumerate(chunks)]
+        futures = [
+            pool.submit(self._fill, buffer[offsets[i] : offsets[i + 1]], c)
+            for i, c in enumerate(chunks)
+        ]
         columns = [self.labels] + ([] if self.weights is None else [self.weights])
-        columns = [torch.from_numpy(np.concatenate(
-            [column[c * self.chunk:c * self.chunk + self._rows(c)] for c in chunks]))
-            for column in columns]
+        columns = [
+            torch.from_numpy(
+                np.concatenate(
+                    [column[c * self.chunk : c * self.chunk + self._rows(c)] for c in chunks]
+                )
+            )
+            for column in columns
+        ]
         return buffer, int(offsets[-1]), columns, futures
 
-    def batches(self, batch_size: int, generator: torch.Generator | None = None
-                ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def batches(
+        self, batch_size: int, generator: torch.Generator | None = None
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Normalised batches (x, y), or (x, y, w) with weights, in the store's order
         without a generator."""
         n_chunks = -(-len(self) // self.chunk)
-        chunks = (torch.randperm(n_chunks, generator=generator).tolist()
-                  if generator is not None else list(range(n_chunks)))
-        groups = [chunks[i:i + self.buffer_chunks] for i in range(0, n_chunks, self.buffer_chunks)]
+        chunks = (
+            torch.randperm(n_chunks, generator=generator).tolist()
+            if generator is not None
+            else list(range(n_chunks))
+        )
+        groups = [
+            chunks[i : i + self.buffer_chunks] for i in range(0, n_chunks, self.buffer_chunks)
+        ]
         with ThreadPoolExecutor(self.workers) as pool:
-            ahead = deque(self._submit(pool, g) for g in groups[:self.LOOKAHEAD])
+            ahead = deque(self._submit(pool, g) for g in groups[: self.LOOKAHEAD])
             for k in range(len(groups)):
                 buffer, n, columns, futures = ahead.popleft()
                 for future in futures:
@@ -157,27 +186,36 @@ class ZarrStream:
                 yield from _contiguous_batches((x, *columns), batch_size, generator)
 
 
-def _contiguous_batches(columns: tuple[torch.Tensor, ...], batch_size: int,
-                        generator: torch.Generator | None) -> Iterator[tuple[torch.Tensor, ...]]:
+def _contiguous_batches(
+    columns: tuple[torch.Tensor, ...], batch_size: int, generator: torch.Generator | None
+) -> Iterator[tuple[torch.Tensor, ...]]:
     """Batches of consecutive rows of every column (views); with a generator, the boundaries
     shifted by a random offset (the rows before it join the last batch) and the batches in
     random order."""
     n = len(columns[0])
-    shift = int(torch.randint(min(batch_size, n), (1,), generator=generator)) \
-        if generator is not None and n > batch_size else 0
+    shift = (
+        int(torch.randint(min(batch_size, n), (1,), generator=generator))
+        if generator is not None and n > batch_size
+        else 0
+    )
     starts = list(range(shift, n - batch_size + 1, batch_size)) if n >= batch_size else []
     end = starts[-1] + batch_size if starts else shift
     if generator is not None:
         starts = [starts[i] for i in torch.randperm(len(starts), generator=generator)]
     for start in starts:
-        yield tuple(c[start:start + batch_size] for c in columns)
+        yield tuple(c[start : start + batch_size] for c in columns)
     rest = torch.cat([torch.arange(end, n), torch.arange(0, shift)])  # after the last batch,
     for piece in torch.tensor_split(rest, -(-len(rest) // batch_size)) if len(rest) else ():
         yield tuple(c[piece] for c in columns)  # and before the shift: one or two, evenly
 
 
-def open_split(path: str | os.PathLike, split: str, *, memory_budget_mb: float,
-               weights: np.ndarray | None = None):
+def open_split(
+    path: str | os.PathLike,
+    split: str,
+    *,
+    memory_budget_mb: float,
+    weights: np.ndarray | None = None,
+):
     """:class:`InMemory` if the split's images fit in the budget, :class:`ZarrStream` if not;
     with per-jet ``weights`` (in the split's order), batches carry them as a third tensor."""
     root = zarr_store.open_store(path)

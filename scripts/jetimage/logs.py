@@ -11,8 +11,12 @@ import warnings
 def setup(log_path: str, name: str = "jetimage") -> logging.Logger:
     """Send the ``jetimage`` loggers and uncaught exceptions to ``log_path`` and stderr."""
     handlers = [logging.FileHandler(log_path, mode="w"), logging.StreamHandler(sys.stderr)]
-    logging.basicConfig(level=logging.WARNING, handlers=handlers, force=True,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.WARNING,
+        handlers=handlers,
+        force=True,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     logging.getLogger("jetimage").setLevel(logging.INFO)
     logging.captureWarnings(True)
     warnings.simplefilter("default")

@@ -53,13 +53,21 @@ def _bootstrap(fn, labels, scores, *, n: int, seed: int) -> dict:
     if len(finite) == 0:
         return {"value": value, "std": None, "interval68": None}
     low, high = np.percentile(finite, [16, 84])
-    return {"value": value, "std": float(np.std(finite)),
-            "interval68": [float(min(low, value)), float(max(high, value))]}
+    return {
+        "value": value,
+        "std": float(np.std(finite)),
+        "interval68": [float(min(low, value)), float(max(high, value))],
+    }
 
 
-def binary_metrics(labels: np.ndarray, scores: np.ndarray, *,
-                   efficiencies: Sequence[float] = (0.3, 0.5), bootstrap: int = 100,
-                   seed: int = 0) -> dict:
+def binary_metrics(
+    labels: np.ndarray,
+    scores: np.ndarray,
+    *,
+    efficiencies: Sequence[float] = (0.3, 0.5),
+    bootstrap: int = 100,
+    seed: int = 0,
+) -> dict:
     """AUC and background rejection at fixed εS, each with a bootstrap uncertainty.
 
     Args:
@@ -69,15 +77,23 @@ def binary_metrics(labels: np.ndarray, scores: np.ndarray, *,
         bootstrap: resamplings of the test set for the uncertainties.
     """
     labels, scores = np.asarray(labels), np.asarray(scores)
-    out = {"auc": _bootstrap(lambda y, s: float(roc_auc_score(y, s)), labels, scores,
-                             n=bootstrap, seed=seed)}
+    out = {
+        "auc": _bootstrap(
+            lambda y, s: float(roc_auc_score(y, s)), labels, scores, n=bootstrap, seed=seed
+        )
+    }
     n_background = int(np.sum(labels == 0))
     for eff in efficiencies:
-        entry = _bootstrap(lambda y, s, e=eff: rejection_at(y, s, e), labels, scores,
-                           n=bootstrap, seed=seed)
+        entry = _bootstrap(
+            lambda y, s, e=eff: rejection_at(y, s, e), labels, scores, n=bootstrap, seed=seed
+        )
         if entry["value"] == float("inf"):  # no background jet passes: a lower limit
-            entry = {"value": rejection_lower_limit(n_background), "std": None,
-                     "interval68": None, "lower_limit": True}
+            entry = {
+                "value": rejection_lower_limit(n_background),
+                "std": None,
+                "interval68": None,
+                "lower_limit": True,
+            }
         out[f"rejection_at_{eff:g}"] = entry
     return out
 
@@ -93,10 +109,16 @@ def rejection_lower_limit(n_background: int, cl: float = 0.68) -> float:
     return 1.0 / (1.0 - (1.0 - cl) ** (1.0 / max(n_background, 1)))
 
 
-def classification_metrics(labels: np.ndarray, probabilities: np.ndarray,
-                           classes: Sequence[str], *, signal: str | None = None,
-                           efficiencies: Sequence[float] = (0.3, 0.5),
-                           bootstrap: int = 100, seed: int = 0) -> dict:
+def classification_metrics(
+    labels: np.ndarray,
+    probabilities: np.ndarray,
+    classes: Sequence[str],
+    *,
+    signal: str | None = None,
+    efficiencies: Sequence[float] = (0.3, 0.5),
+    bootstrap: int = 100,
+    seed: int = 0,
+) -> dict:
     """Everything ``metrics.json`` holds for one model on the test split.
 
     Args:
@@ -117,19 +139,24 @@ def classification_metrics(labels: np.ndarray, probabilities: np.ndarray,
         target = labels == i
         if 0 < target.sum() < len(target):
             per_class[name] = float(roc_auc_score(target, probabilities[:, i]))
-    out = {
+    return {
         "classes": list(classes),
         "signal": signal,
         "n_test": int(len(labels)),
-        "accuracy": _bootstrap(lambda y, p: float(np.mean(p == y)), labels, predicted,
-                               n=bootstrap, seed=seed),
-        **binary_metrics((labels == s).astype(int), probabilities[:, s],
-                         efficiencies=efficiencies, bootstrap=bootstrap, seed=seed),
+        "accuracy": _bootstrap(
+            lambda y, p: float(np.mean(p == y)), labels, predicted, n=bootstrap, seed=seed
+        ),
+        **binary_metrics(
+            (labels == s).astype(int),
+            probabilities[:, s],
+            efficiencies=efficiencies,
+            bootstrap=bootstrap,
+            seed=seed,
+        ),
         "confusion_matrix": {"counts": counts.tolist(), "normalized": normalized.tolist()},
         "auc_one_vs_rest": per_class,
         "auc_macro": float(np.mean(list(per_class.values()))) if per_class else None,
     }
-    return out
 
 
 #: A cut reaches a working point when the signal it passes exceeds it by at most this much (more
@@ -147,8 +174,15 @@ def threshold_at(labels: np.ndarray, scores: np.ndarray, signal_efficiency: floa
     return float(np.quantile(scores[labels == 1], 1.0 - signal_efficiency))
 
 
-def auc_in_bins(labels: np.ndarray, scores: np.ndarray, values: np.ndarray, edges: np.ndarray,
-                *, bootstrap: int = 50, seed: int = 0) -> list[dict]:
+def auc_in_bins(
+    labels: np.ndarray,
+    scores: np.ndarray,
+    values: np.ndarray,
+    edges: np.ndarray,
+    *,
+    bootstrap: int = 50,
+    seed: int = 0,
+) -> list[dict]:
     """AUC (with bootstrap uncertainty) in bins of a jet feature such as pT.
 
     Bins holding only one class get ``None``.
@@ -161,14 +195,21 @@ def auc_in_bins(labels: np.ndarray, scores: np.ndarray, values: np.ndarray, edge
         if len(np.unique(y)) < 2:
             entry["auc"] = None
         else:
-            entry["auc"] = _bootstrap(lambda a, b: float(roc_auc_score(a, b)), y, s,
-                                      n=bootstrap, seed=seed)
+            entry["auc"] = _bootstrap(
+                lambda a, b: float(roc_auc_score(a, b)), y, s, n=bootstrap, seed=seed
+            )
         out.append(entry)
     return out
 
 
-def mass_sculpting(labels: np.ndarray, scores: np.ndarray, mass: np.ndarray, *,
-                   signal_efficiency: float = 0.5, bins: int = 30) -> dict:
+def mass_sculpting(
+    labels: np.ndarray,
+    scores: np.ndarray,
+    mass: np.ndarray,
+    *,
+    signal_efficiency: float = 0.5,
+    bins: int = 30,
+) -> dict:
     """How a cut at fixed signal efficiency reshapes the background jet-mass spectrum.
 
     Returns the cut, the signal and background efficiencies it gives, the background mass mean
@@ -196,18 +237,27 @@ def mass_sculpting(labels: np.ndarray, scores: np.ndarray, mass: np.ndarray, *,
             return float(np.sum(a[nz] * np.log2(a[nz] / b[nz])))
 
         jsd = 0.5 * kl(p, m) + 0.5 * kl(q, m)
-    return {"signal_efficiency": signal_efficiency, "cut": cut,
-            "signal_efficiency_passed": reached,
-            "background_efficiency": float(len(after) / max(len(before), 1)),
-            "background_mass_mean_before": float(np.mean(before)) if len(before) else None,
-            "background_mass_mean_after": float(np.mean(after)) if len(after) else None,
-            "jensen_shannon_bits": jsd}
+    return {
+        "signal_efficiency": signal_efficiency,
+        "cut": cut,
+        "signal_efficiency_passed": reached,
+        "background_efficiency": float(len(after) / max(len(before), 1)),
+        "background_mass_mean_before": float(np.mean(before)) if len(before) else None,
+        "background_mass_mean_after": float(np.mean(after)) if len(after) else None,
+        "jensen_shannon_bits": jsd,
+    }
 
 
-def in_mass_window(labels: np.ndarray, scores: np.ndarray, mass: np.ndarray, *,
-                   window: Sequence[float] | None = None,
-                   efficiencies: Sequence[float] = (0.3, 0.5), bootstrap: int = 100,
-                   seed: int = 0) -> dict:
+def in_mass_window(
+    labels: np.ndarray,
+    scores: np.ndarray,
+    mass: np.ndarray,
+    *,
+    window: Sequence[float] | None = None,
+    efficiencies: Sequence[float] = (0.3, 0.5),
+    bootstrap: int = 100,
+    seed: int = 0,
+) -> dict:
     """AUC and 1/εB at fixed εS among the jets inside a narrow window of (soft-drop) mass
     around the signal's, where the mass alone no longer separates (de Oliveira et al.,
     arXiv:1511.05190): what a tagger learns beyond the mass. ``window``: [low, high) in GeV,
@@ -219,12 +269,23 @@ def in_mass_window(labels: np.ndarray, scores: np.ndarray, mass: np.ndarray, *,
         window = np.quantile(mass[(labels == 1) & finite], [0.25, 0.75])
     low, high = (float(w) for w in window)
     inside = finite & (mass >= low) & (mass < high)
-    out = {"window": [low, high], "n_signal": int(np.sum(inside & (labels == 1))),
-           "n_background": int(np.sum(inside & (labels == 0)))}
+    out = {
+        "window": [low, high],
+        "n_signal": int(np.sum(inside & (labels == 1))),
+        "n_background": int(np.sum(inside & (labels == 0))),
+    }
     if out["n_signal"] == 0 or out["n_background"] == 0:
         return {**out, "auc": None}
-    return {**out, **binary_metrics(labels[inside], scores[inside], efficiencies=efficiencies,
-                                    bootstrap=bootstrap, seed=seed)}
+    return {
+        **out,
+        **binary_metrics(
+            labels[inside],
+            scores[inside],
+            efficiencies=efficiencies,
+            bootstrap=bootstrap,
+            seed=seed,
+        ),
+    }
 
 
 def binomial_efficiency(passed: int, total: int) -> dict:
@@ -245,8 +306,14 @@ def binomial_rejection(passed: int, total: int) -> dict:
     return {"value": 1.0 / eps["value"], "std": eps["std"] / eps["value"] ** 2}
 
 
-def efficiency_in_bins(labels: np.ndarray, scores: np.ndarray, values: np.ndarray,
-                       edges: np.ndarray, *, working_point: float = 0.5) -> list[dict]:
+def efficiency_in_bins(
+    labels: np.ndarray,
+    scores: np.ndarray,
+    values: np.ndarray,
+    edges: np.ndarray,
+    *,
+    working_point: float = 0.5,
+) -> list[dict]:
     """Signal efficiency and background rejection in bins of a jet feature (pT) at one working
     point, both ways the field quotes them (as ATLAS's puma does): ``global``, one cut keeping
     ``working_point`` of all signal jets, so εS varies from bin to bin; and ``flat``, a cut set
@@ -260,19 +327,32 @@ def efficiency_in_bins(labels: np.ndarray, scores: np.ndarray, values: np.ndarra
     for low, high in zip(edges[:-1], edges[1:]):
         inside = (values >= low) & (values < high)
         signal, background = inside & (labels == 1), inside & (labels == 0)
-        entry = {"low": float(low), "high": float(high), "n_signal": int(signal.sum()),
-                 "n_background": int(background.sum()), "global": None, "flat": None}
+        entry = {
+            "low": float(low),
+            "high": float(high),
+            "n_signal": int(signal.sum()),
+            "n_background": int(background.sum()),
+            "global": None,
+            "flat": None,
+        }
         if entry["n_signal"] and entry["n_background"] and reachable:
             passed = scores >= cut
             entry["global"] = {
-                "signal_efficiency": binomial_efficiency(int(np.sum(signal & passed)),
-                                                         entry["n_signal"]),
-                "rejection": binomial_rejection(int(np.sum(background & passed)),
-                                                entry["n_background"])}
+                "signal_efficiency": binomial_efficiency(
+                    int(np.sum(signal & passed)), entry["n_signal"]
+                ),
+                "rejection": binomial_rejection(
+                    int(np.sum(background & passed)), entry["n_background"]
+                ),
+            }
             bin_cut = threshold_at(labels[inside], scores[inside], working_point)
             if reaches(np.mean(scores[signal] >= bin_cut), working_point):
-                entry["flat"] = {"cut": bin_cut, "rejection": binomial_rejection(
-                    int(np.sum(background & (scores >= bin_cut))), entry["n_background"])}
+                entry["flat"] = {
+                    "cut": bin_cut,
+                    "rejection": binomial_rejection(
+                        int(np.sum(background & (scores >= bin_cut))), entry["n_background"]
+                    ),
+                }
         out.append(entry)
     return out
 
@@ -285,8 +365,9 @@ def quantile_edges(values: np.ndarray, bins: int = 5) -> np.ndarray:
     return edges
 
 
-def rejection_band(labels: np.ndarray, scores: np.ndarray, signal_efficiencies: np.ndarray
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def rejection_band(
+    labels: np.ndarray, scores: np.ndarray, signal_efficiencies: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """1/εB at each signal efficiency (interpolated along the ROC curve) and the band
     1/(εB ± σ) of its binomial standard deviation σ = sqrt(εB(1 - εB)/N_B) (the upper edge
     infinite where σ ≥ εB); NaN where less than one background jet passes (the curve's end is
@@ -298,5 +379,4 @@ def rejection_band(labels: np.ndarray, scores: np.ndarray, signal_efficiencies: 
     eps = np.where(eps * n_background >= 1.0, eps, np.nan)
     sigma = np.sqrt(eps * (1.0 - eps) / n_background)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return 1.0 / eps, 1.0 / (eps + sigma), np.where(eps > sigma, 1.0 / (eps - sigma),
-                                                         np.inf)
+        return 1.0 / eps, 1.0 / (eps + sigma), np.where(eps > sigma, 1.0 / (eps - sigma), np.inf)

@@ -26,14 +26,17 @@ MIN_PIXELS: dict[str, int] = {"hsf-cnn": 4, "deeptop-cnn": 4}
 
 def register(name: str):
     """Decorator adding a factory to :data:`MODELS` under ``name``."""
+
     def add(factory):
         MODELS[name] = factory
         return factory
+
     return add
 
 
-def build_model(architecture: str, *, in_shape: tuple[int, int, int], n_classes: int,
-                **options) -> nn.Module:
+def build_model(
+    architecture: str, *, in_shape: tuple[int, int, int], n_classes: int, **options
+) -> nn.Module:
     """Build a registered model.
 
     Raises:
@@ -41,10 +44,14 @@ def build_model(architecture: str, *, in_shape: tuple[int, int, int], n_classes:
         ValueError: images too small for the architecture.
     """
     if architecture not in MODELS:
-        raise KeyError(f"unknown model architecture {architecture!r}; known: {sorted(MODELS)}")
+        msg = f"unknown model architecture {architecture!r}; known: {sorted(MODELS)}"
+        raise KeyError(msg)
     if min(in_shape[1:]) < MIN_PIXELS.get(architecture, 1):
-        raise ValueError(f"{architecture} needs images of at least {MIN_PIXELS[architecture]} "
-                         f"pixels a side, not {tuple(in_shape[1:])}")
+        msg = (
+            f"{architecture} needs images of at least {MIN_PIXELS[architecture]} "
+            f"pixels a side, not {tuple(in_shape[1:])}"
+        )
+        raise ValueError(msg)
     return MODELS[architecture](tuple(in_shape), n_classes, **options)
 
 
@@ -87,8 +94,15 @@ def mlp(in_shape, n_classes, *, hidden: tuple[int, ...] = (256, 128), dropout: f
 
 
 @register("hsf-cnn")
-def hsf_cnn(in_shape, n_classes, *, filters: tuple[int, int] = (16, 32), kernel: int = 3,
-            dense: int = 64, dropout: float = 0.0):
+def hsf_cnn(
+    in_shape,
+    n_classes,
+    *,
+    filters: tuple[int, int] = (16, 32),
+    kernel: int = 3,
+    dense: int = 64,
+    dropout: float = 0.0,
+):
     """The seed lesson's CNN: two conv + ReLU + max-pool blocks and a fully connected head."""
     from torch import nn
 
@@ -97,16 +111,28 @@ def hsf_cnn(in_shape, n_classes, *, filters: tuple[int, int] = (16, 32), kernel:
     channels, height, width = in_shape
     flat = filters[1] * (height // 4) * (width // 4)
     return nn.Sequential(
-        *conv_block(channels, filters[0], kernel), nn.MaxPool2d(2),
-        *conv_block(filters[0], filters[1], kernel), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(flat, dense), nn.ReLU(), nn.Dropout(dropout),
+        *conv_block(channels, filters[0], kernel),
+        nn.MaxPool2d(2),
+        *conv_block(filters[0], filters[1], kernel),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(flat, dense),
+        nn.ReLU(),
+        nn.Dropout(dropout),
         nn.Linear(dense, n_classes),
     )
 
 
 @register("deeptop-cnn")
-def deeptop_cnn(in_shape, n_classes, *, filters: tuple[int, int] = (32, 64), kernel: int = 4,
-                dense: int = 300, dropout: float = 0.5):
+def deeptop_cnn(
+    in_shape,
+    n_classes,
+    *,
+    filters: tuple[int, int] = (32, 64),
+    kernel: int = 4,
+    dense: int = 300,
+    dropout: float = 0.5,
+):
     """DeepTop-style CNN: four conv layers in two pooled pairs, dropout, a 300-unit dense layer."""
     from torch import nn
 
@@ -115,18 +141,30 @@ def deeptop_cnn(in_shape, n_classes, *, filters: tuple[int, int] = (32, 64), ker
     channels, height, width = in_shape
     flat = filters[1] * (height // 4) * (width // 4)
     return nn.Sequential(
-        *conv_block(channels, filters[0], kernel), *conv_block(filters[0], filters[0], kernel),
+        *conv_block(channels, filters[0], kernel),
+        *conv_block(filters[0], filters[0], kernel),
         nn.MaxPool2d(2),
-        *conv_block(filters[0], filters[1], kernel), *conv_block(filters[1], filters[1], kernel),
+        *conv_block(filters[0], filters[1], kernel),
+        *conv_block(filters[1], filters[1], kernel),
         nn.MaxPool2d(2),
-        nn.Flatten(), nn.Dropout(dropout), nn.Linear(flat, dense), nn.ReLU(),
-        nn.Dropout(dropout), nn.Linear(dense, n_classes),
+        nn.Flatten(),
+        nn.Dropout(dropout),
+        nn.Linear(flat, dense),
+        nn.ReLU(),
+        nn.Dropout(dropout),
+        nn.Linear(dense, n_classes),
     )
 
 
 @register("resnet")
-def resnet(in_shape, n_classes, *, widths: tuple[int, ...] = (16, 32, 64),
-           blocks_per_stage: int = 2, dropout: float = 0.0):
+def resnet(
+    in_shape,
+    n_classes,
+    *,
+    widths: tuple[int, ...] = (16, 32, 64),
+    blocks_per_stage: int = 2,
+    dropout: float = 0.0,
+):
     """A small ResNet (He et al. 2016) for images of any size: a 3×3 stem, stages of basic blocks
     (each stage after the first halves the image), global average pooling, a linear head."""
     from torch import nn
@@ -134,16 +172,23 @@ def resnet(in_shape, n_classes, *, widths: tuple[int, ...] = (16, 32, 64),
     from jetimage.layers import BasicBlock
 
     channels = in_shape[0]
-    layers: list[nn.Module] = [nn.Conv2d(channels, widths[0], 3, padding=1, bias=False),
-                               nn.BatchNorm2d(widths[0]), nn.ReLU()]
+    layers: list[nn.Module] = [
+        nn.Conv2d(channels, widths[0], 3, padding=1, bias=False),
+        nn.BatchNorm2d(widths[0]),
+        nn.ReLU(),
+    ]
     c_in = widths[0]
     for stage, width in enumerate(widths):
         for block in range(blocks_per_stage):
             stride = 2 if stage > 0 and block == 0 else 1
             layers.append(BasicBlock(c_in, width, stride))
             c_in = width
-    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout),
-               nn.Linear(c_in, n_classes)]
+    layers += [
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Dropout(dropout),
+        nn.Linear(c_in, n_classes),
+    ]
     return nn.Sequential(*layers)
 
 

@@ -29,8 +29,11 @@ def check_scheduler(scheduler: str) -> None:
     """Raise ``ValueError`` unless ``scheduler`` is one of :data:`SCHEDULERS` or the address of
     a ``dask.distributed`` scheduler (``tcp://host:port``)."""
     if "://" not in scheduler and scheduler not in SCHEDULERS:
-        raise ValueError(f"dask scheduler must be threads, processes, synchronous or an address, "
-                         f"not {scheduler!r}")
+        msg = (
+            f"dask scheduler must be threads, processes, synchronous or an address, "
+            f"not {scheduler!r}"
+        )
+        raise ValueError(msg)
 
 
 @contextmanager
@@ -57,7 +60,8 @@ def dask_runner(scheduler: str, num_workers: int):
         try:
             from dask.distributed import Client
         except ImportError as err:  # pragma: no cover - optional dependency
-            raise ImportError("a scheduler address needs 'pip install distributed'") from err
+            msg = "a scheduler address needs 'pip install distributed'"
+            raise ImportError(msg) from err
         with Client(scheduler) as client:
             # the cluster's threads; none yet (an adaptive cluster): a task per call
             threads = sum(client.nthreads().values()) or 1 << 30
@@ -65,6 +69,7 @@ def dask_runner(scheduler: str, num_workers: int):
         return
     if scheduler == "threads":
         with ThreadPoolExecutor(num_workers) as pool:
+
             def get(graph, keys):
                 return dask.local.get_async(pool.submit, len(graph), graph, keys)
 
@@ -80,8 +85,9 @@ def dask_runner(scheduler: str, num_workers: int):
     yield partial(_run_from_shared_queue, dask.get, 1)
 
 
-def _run_from_shared_queue(get: Callable, workers: int, function: Callable,
-                           arguments: Iterable[tuple]) -> list:
+def _run_from_shared_queue(
+    get: Callable, workers: int, function: Callable, arguments: Iterable[tuple]
+) -> list:
     """``workers`` Dask tasks of one process, each calling ``function`` on the next arguments
     not yet taken until none is left; the first error stops them all and reaches the caller."""
     arguments = list(arguments)
@@ -108,18 +114,18 @@ def _run_from_shared_queue(get: Callable, workers: int, function: Callable,
     return results
 
 
-def _run_graph(get: Callable, workers: int, function: Callable,
-               arguments: Iterable[tuple]) -> list:
+def _run_graph(get: Callable, workers: int, function: Callable, arguments: Iterable[tuple]) -> list:
     arguments = list(arguments)
     if not arguments:
         return []
     n_tasks = min(len(arguments), TASKS_PER_WORKER * max(workers, 1))
-    shares = [arguments[i * len(arguments) // n_tasks:(i + 1) * len(arguments) // n_tasks]
-              for i in range(n_tasks)]
+    shares = [
+        arguments[i * len(arguments) // n_tasks : (i + 1) * len(arguments) // n_tasks]
+        for i in range(n_tasks)
+    ]
     # each task is a call without arguments of a partial, which Dask neither traverses nor
     # mistakes for keys or nested tasks
-    graph = {("task", i): (partial(_call_each, function, share),)
-             for i, share in enumerate(shares)}
+    graph = {("task", i): (partial(_call_each, function, share),) for i, share in enumerate(shares)}
     return [result for results in get(graph, list(graph)) for result in results]
 
 

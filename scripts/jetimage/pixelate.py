@@ -22,9 +22,13 @@ CHANNELS = ("pt", "charged_pt", "neutral_pt", "counts", "charged_counts", "energ
 _NEEDS_CHARGE = {"charged_pt", "neutral_pt", "charged_counts"}
 _PT_LIKE = {"pt", "charged_pt", "neutral_pt"}
 #: The values each choice of :class:`ImageSpec` takes.
-_CHOICES = {"coordinate": ("rapidity", "pseudorapidity"), "phi_ref": ("hardest", "axis"),
-            "center": ("escheme", "ptcentroid", "leading", "none"),
-            "reflect": ("both", "eta", "phi", "none"), "normalize": ("l1", "none")}
+_CHOICES = {
+    "coordinate": ("rapidity", "pseudorapidity"),
+    "phi_ref": ("hardest", "axis"),
+    "center": ("escheme", "ptcentroid", "leading", "none"),
+    "reflect": ("both", "eta", "phi", "none"),
+    "normalize": ("l1", "none"),
+}
 
 
 @dataclass(frozen=True)
@@ -68,36 +72,51 @@ class ImageSpec:
             if np.ndim(value) == 0:
                 value = (value, value)
             if len(value) != 2:
-                raise ValueError(f"{name} must be one number or a pair (η, φ), got {value!r}")
+                msg = f"{name} must be one number or a pair (η, φ), got {value!r}"
+                raise ValueError(msg)
             object.__setattr__(self, name, tuple(value))
-        if not all(isinstance(n, int | np.integer) and not isinstance(n, bool)
-                   for n in self.npix):
-            raise ValueError(f"npix must be whole numbers of pixels, got {self.npix}")
+        if not all(isinstance(n, int | np.integer) and not isinstance(n, bool) for n in self.npix):
+            msg = f"npix must be whole numbers of pixels, got {self.npix}"
+            raise ValueError(msg)
         object.__setattr__(self, "npix", tuple(int(n) for n in self.npix))
         object.__setattr__(self, "width", tuple(float(w) for w in self.width))
         object.__setattr__(self, "channels", tuple(self.channels))
         unknown = [c for c in self.channels if c not in CHANNELS]
         if unknown or not self.channels:
-            raise ValueError(f"unknown image channel(s) {unknown}; choose from {CHANNELS}")
+            msg = f"unknown image channel(s) {unknown}; choose from {CHANNELS}"
+            raise ValueError(msg)
         if not all(np.isfinite(self.width)):
-            raise ValueError(f"width must be finite, got {self.width}")
+            msg = f"width must be finite, got {self.width}"
+            raise ValueError(msg)
         if min(self.npix) < 1 or min(self.width) <= 0:
-            raise ValueError(f"npix and width must be positive, got {self.npix}, {self.width}")
+            msg = f"npix and width must be positive, got {self.npix}, {self.width}"
+            raise ValueError(msg)
         for name, allowed in _CHOICES.items():
             if getattr(self, name) not in allowed:
-                raise ValueError(f"{name} must be one of {allowed}, not {getattr(self, name)!r}")
+                msg = f"{name} must be one of {allowed}, not {getattr(self, name)!r}"
+                raise ValueError(msg)
         for name in ("rotate", "centroid_pixel_shift"):
             if not isinstance(getattr(self, name), bool | np.bool_):
-                raise ValueError(f"{name} must be true or false, not {getattr(self, name)!r}")
+                msg = f"{name} must be true or false, not {getattr(self, name)!r}"
+                raise ValueError(msg)
 
     @classmethod
     def energyflow(cls, *, npix: int = 33, width: float = 0.8, **changes) -> ImageSpec:
         """energyflow 1.4's recipe: ``ptyphims_from_p4s(phi_ref="hardest")``, E-scheme
         ``center_ptyphims``, ``rotate_ptyphims``, ``reflect_ptyphims`` and
         ``pixelate(npix, img_width, nb_chan=1, norm=True)``."""
-        base = dict(npix=npix, width=width, coordinate="rapidity", phi_ref="hardest",
-                    center="escheme", rotate=True, reflect="both", centroid_pixel_shift=True,
-                    channels=("pt",), normalize="l1")
+        base = {
+            "npix": npix,
+            "width": width,
+            "coordinate": "rapidity",
+            "phi_ref": "hardest",
+            "center": "escheme",
+            "rotate": True,
+            "reflect": "both",
+            "centroid_pixel_shift": True,
+            "channels": ("pt",),
+            "normalize": "l1",
+        }
         return cls(**{**base, **changes})
 
     @property
@@ -122,14 +141,16 @@ def normalize_images(images: np.ndarray, how: str) -> np.ndarray:
     if how == "none":
         return images
     if how != "l1":
-        raise ValueError(f"normalize must be 'l1' or 'none', not {how!r}")
+        msg = f"normalize must be 'l1' or 'none', not {how!r}"
+        raise ValueError(msg)
     total = images[:, 0].sum(axis=(1, 2), dtype=np.float64)
     scale = 1.0 / np.where(total > 0, total, 1.0)
     return (images * scale[:, None, None, None]).astype(np.float32)
 
 
-def flatten_constituents(constituents: ak.Array, *,
-                         need_charge: bool = False) -> preprocess.FlatJets:
+def flatten_constituents(
+    constituents: ak.Array, *, need_charge: bool = False
+) -> preprocess.FlatJets:
     """Flat numpy arrays of an awkward array of per-jet ``Momentum4D`` records.
 
     Cartesian fields are read directly (vector's properties cost far more per call); other
@@ -140,7 +161,7 @@ def flatten_constituents(constituents: ak.Array, *,
     layout = ak.to_layout(constituents)
     if isinstance(layout, ak.contents.ListOffsetArray):
         offsets = np.asarray(layout.offsets, dtype=np.int64)
-        flat = ak.Array(layout.content[offsets[0]:offsets[-1]], behavior=constituents.behavior)
+        flat = ak.Array(layout.content[offsets[0] : offsets[-1]], behavior=constituents.behavior)
         offsets = offsets - offsets[0]
     else:
         flat = ak.flatten(constituents, axis=1)
@@ -160,14 +181,22 @@ def flatten_constituents(constituents: ak.Array, *,
     charge = None  # read only when asked: converting it to float64 cost more than the rest
     if need_charge:
         if "charge" not in fields:
-            raise ValueError("these image channels need a 'charge' field on the constituents")
+            msg = "these image channels need a 'charge' field on the constituents"
+            raise ValueError(msg)
         charge = column("charge")
-    return preprocess.FlatJets(px=column("px"), py=column("py"), pz=column("pz"),
-                               E=column("E"), charge=charge, offsets=offsets)
+    return preprocess.FlatJets(
+        px=column("px"),
+        py=column("py"),
+        pz=column("pz"),
+        E=column("E"),
+        charge=charge,
+        offsets=offsets,
+    )
 
 
-def make_images(constituents: ak.Array, spec: ImageSpec, *, return_outside: bool = False,
-                engine: str = "numba"):
+def make_images(
+    constituents: ak.Array, spec: ImageSpec, *, return_outside: bool = False, engine: str = "numba"
+):
     """Jet images of shape (jets, channels, η pixels, φ pixels), float32.
 
     Args:
@@ -189,14 +218,21 @@ def make_images(constituents: ak.Array, spec: ImageSpec, *, return_outside: bool
         bad = ~np.isfinite(getattr(flat, name))
         if np.any(bad):
             jet = int(np.searchsorted(flat.offsets, np.flatnonzero(bad)[0], side="right")) - 1
-            raise ValueError(f"{name} of {int(bad.sum())} constituent(s) is NaN or infinite "
-                             f"(first in jet {jet})")
+            msg = (
+                f"{name} of {int(bad.sum())} constituent(s) is NaN or infinite (first in jet {jet})"
+            )
+            raise ValueError(msg)
     images, outside = images_from_flat(flat, spec, engine=engine)
     return (images, outside) if return_outside else images
 
 
-def images_from_flat(jets: preprocess.FlatJets, spec: ImageSpec, *, engine: str = "numba",
-                     out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def images_from_flat(
+    jets: preprocess.FlatJets,
+    spec: ImageSpec,
+    *,
+    engine: str = "numba",
+    out: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """:func:`make_images` on :class:`~jetimage.preprocess.FlatJets`: (images, outside).
 
     ``out``, a float32 array of the images' shape, is filled instead of a new array (numba
@@ -205,12 +241,14 @@ def images_from_flat(jets: preprocess.FlatJets, spec: ImageSpec, *, engine: str 
     if engine == "numba":
         return _numba_images(jets, spec, out)
     if engine != "numpy":
-        raise ValueError(f"engine must be 'numba' or 'numpy', not {engine!r}")
+        msg = f"engine must be 'numba' or 'numpy', not {engine!r}"
+        raise ValueError(msg)
     return _numpy_images(jets, spec)
 
 
-def _numba_images(jets: preprocess.FlatJets, spec: ImageSpec,
-                  out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def _numba_images(
+    jets: preprocess.FlatJets, spec: ImageSpec, out: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     from jetimage import kernel
 
     shape = (jets.n_jets, len(spec.channels), *spec.npix)
@@ -218,31 +256,50 @@ def _numba_images(jets: preprocess.FlatJets, spec: ImageSpec,
         images = np.empty(shape, dtype=np.float32)  # the kernel zeroes each image itself
     else:
         if out.shape != shape or out.dtype != np.float32:
-            raise ValueError(f"out must be float32 of shape {shape}, not {out.dtype} {out.shape}")
+            msg = f"out must be float32 of shape {shape}, not {out.dtype} {out.shape}"
+            raise ValueError(msg)
         images = out
     outside = np.zeros(jets.n_jets, dtype=np.int64)
     charge = jets.charge if jets.charge is not None else np.zeros(0)
     y = preprocess.longitudinal(jets, coordinate=spec.coordinate)
     phi = np.arctan2(jets.py, jets.px)
     kernel.images_kernel(
-        y, phi, jets.px, jets.py, jets.pz, jets.E, charge,
+        y,
+        phi,
+        jets.px,
+        jets.py,
+        jets.pz,
+        jets.E,
+        charge,
         np.asarray(jets.offsets, dtype=np.int64),
-        spec.npix[0], spec.npix[1], spec.width[0], spec.width[1],
-        kernel.COORDINATES[spec.coordinate], kernel.PHI_REFS[spec.phi_ref],
-        kernel.CENTERS[spec.center], spec.rotate, spec.reflect in ("both", "eta"),
-        spec.reflect in ("both", "phi"), spec.centroid_pixel_shift,
+        spec.npix[0],
+        spec.npix[1],
+        spec.width[0],
+        spec.width[1],
+        kernel.COORDINATES[spec.coordinate],
+        kernel.PHI_REFS[spec.phi_ref],
+        kernel.CENTERS[spec.center],
+        spec.rotate,
+        spec.reflect in ("both", "eta"),
+        spec.reflect in ("both", "phi"),
+        spec.centroid_pixel_shift,
         np.array([kernel.CHANNELS[c] for c in spec.channels], dtype=np.int64),
-        spec.normalize == "l1", images, outside)
+        spec.normalize == "l1",
+        images,
+        outside,
+    )
     return images, outside
 
 
 def _numpy_images(jets: preprocess.FlatJets, spec: ImageSpec) -> tuple[np.ndarray, np.ndarray]:
     """The numpy reference of the kernel (bincount scatter, no Python loop over jets)."""
     pt, y, phi = preprocess.hadronic_coordinates(
-        jets, coordinate=spec.coordinate, phi_ref=spec.phi_ref)
+        jets, coordinate=spec.coordinate, phi_ref=spec.phi_ref
+    )
     if spec.center != "none":
         axis_y, axis_phi = preprocess.jet_axis(
-            jets, pt, y, phi, center=spec.center, coordinate=spec.coordinate)
+            jets, pt, y, phi, center=spec.center, coordinate=spec.coordinate
+        )
         y, phi = y - axis_y[jets.jet], phi - axis_phi[jets.jet]
     if spec.rotate:
         y, phi = preprocess.rotate(jets, pt, y, phi)
@@ -266,8 +323,9 @@ def _numpy_images(jets: preprocess.FlatJets, spec: ImageSpec) -> tuple[np.ndarra
     positive = pt > 0
     inside = positive & (iy >= 0) & (iy < n_y) & (iphi >= 0) & (iphi < n_phi)
     outside = np.bincount(jets.jet[positive & ~inside], minlength=jets.n_jets)
-    pixel = ((jets.jet[inside] * n_y + iy[inside].astype(np.int64)) * n_phi
-             + iphi[inside].astype(np.int64))
+    pixel = (jets.jet[inside] * n_y + iy[inside].astype(np.int64)) * n_phi + iphi[inside].astype(
+        np.int64
+    )
     size = jets.n_jets * n_y * n_phi
 
     charge = jets.charge[inside] if jets.charge is not None else None
@@ -281,8 +339,10 @@ def _numpy_images(jets: preprocess.FlatJets, spec: ImageSpec) -> tuple[np.ndarra
     }
     images = np.empty((jets.n_jets, len(spec.channels), n_y, n_phi), dtype=np.float32)
     if spec.normalize == "l1":
-        in_window = {"pt": jets.jet_sum(np.where(inside, pt, 0.0)),
-                     "energy": jets.jet_sum(np.where(inside, jets.E, 0.0))}
+        in_window = {
+            "pt": jets.jet_sum(np.where(inside, pt, 0.0)),
+            "energy": jets.jet_sum(np.where(inside, jets.E, 0.0)),
+        }
     for c, channel in enumerate(spec.channels):
         image = np.bincount(pixel, weights=weights[channel](), minlength=size)
         image = image.reshape(jets.n_jets, n_y, n_phi)

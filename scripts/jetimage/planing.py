@@ -34,8 +34,15 @@ class Planing:
     inverse_density: np.ndarray  # (classes, bins of variable 1, bins of variable 2, ...)
 
     @classmethod
-    def fit(cls, table: Mapping[str, np.ndarray], labels: np.ndarray,
-            variables: Sequence[str], *, n_classes: int, bins: int = 10) -> Planing:
+    def fit(
+        cls,
+        table: Mapping[str, np.ndarray],
+        labels: np.ndarray,
+        variables: Sequence[str],
+        *,
+        n_classes: int,
+        bins: int = 10,
+    ) -> Planing:
         """Histogram each class of a split's jets in ``bins`` equal-width bins per variable."""
         variables = tuple(variables)
         values = _values(table, variables)
@@ -54,8 +61,12 @@ class Planing:
 
     def _cells(self, values: np.ndarray) -> np.ndarray:
         """(jets, variables) bin indices, clipped into the edge bins (NaN: the first bin)."""
-        cells = [np.clip(np.searchsorted(e, np.nan_to_num(v, nan=-np.inf), side="right") - 1,
-                         0, len(e) - 2) for v, e in zip(values.T, self.edges)]
+        cells = [
+            np.clip(
+                np.searchsorted(e, np.nan_to_num(v, nan=-np.inf), side="right") - 1, 0, len(e) - 2
+            )
+            for v, e in zip(values.T, self.edges)
+        ]
         return np.stack(cells, axis=1)
 
     def weights(self, table: Mapping[str, np.ndarray], labels: np.ndarray) -> np.ndarray:
@@ -83,10 +94,12 @@ def _values(table: Mapping[str, np.ndarray], variables: Sequence[str]) -> np.nda
     return feature_matrix(table, variables, what="planing variable")
 
 
-def split_weights(planing: Planing, root, splits: Sequence[str] = ("train", "val")
-                  ) -> dict[str, np.ndarray]:
+def split_weights(
+    planing: Planing, root, splits: Sequence[str] = ("train", "val")
+) -> dict[str, np.ndarray]:
     """The weights of each named split of a dataset store (``jetimage.zarr_store.open_store``)."""
     from jetimage import zarr_store
 
-    return {s: planing.weights(zarr_store.read_table(root[s]), root[s]["labels"][...])
-            for s in splits}
+    return {
+        s: planing.weights(zarr_store.read_table(root[s]), root[s]["labels"][...]) for s in splits
+    }

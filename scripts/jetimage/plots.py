@@ -32,8 +32,14 @@ def save(fig, path: str | os.PathLike) -> list[Path]:
     return written
 
 
-def roc_figure(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], *, signal: str,
-               background: str, title: str = "", efficiencies: Sequence[float] = (0.3, 0.5)):
+def roc_figure(
+    curves: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    *,
+    signal: str,
+    background: str,
+    title: str = "",
+    efficiencies: Sequence[float] = (0.3, 0.5),
+):
     """Two panels: the ROC curve (εB vs εS) and background rejection 1/εB vs εS (log), with
     the working points ``efficiencies`` marked."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(16, 7))
@@ -43,11 +49,18 @@ def roc_figure(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], *, signal: s
         ok = eps_b > 0
         right.plot(eps_s[ok], 1.0 / eps_b[ok], label=name)
     left.plot([0, 1], [0, 1], ls=":", color="grey", label="random")
-    left.set(xlabel=f"Signal efficiency $\\varepsilon_S$ ({signal})",
-             ylabel=f"Background efficiency $\\varepsilon_B$ ({background})", xlim=(0, 1),
-             ylim=(0, 1))
-    right.set(xlabel=f"Signal efficiency $\\varepsilon_S$ ({signal})",
-              ylabel="Background rejection $1/\\varepsilon_B$", yscale="log", xlim=(0, 1))
+    left.set(
+        xlabel=f"Signal efficiency $\\varepsilon_S$ ({signal})",
+        ylabel=f"Background efficiency $\\varepsilon_B$ ({background})",
+        xlim=(0, 1),
+        ylim=(0, 1),
+    )
+    right.set(
+        xlabel=f"Signal efficiency $\\varepsilon_S$ ({signal})",
+        ylabel="Background rejection $1/\\varepsilon_B$",
+        yscale="log",
+        xlim=(0, 1),
+    )
     for eff in efficiencies:
         right.axvline(eff, ls=":", color="grey")
     left.legend(loc="lower right")
@@ -74,16 +87,24 @@ def history_figure(history: Sequence[dict], *, title: str = ""):
     return fig
 
 
-def confusion_figure(normalized: np.ndarray, counts: np.ndarray, classes: Sequence[str], *,
-                     title: str = ""):
+def confusion_figure(
+    normalized: np.ndarray, counts: np.ndarray, classes: Sequence[str], *, title: str = ""
+):
     """Row-normalised confusion matrix with class names and counts."""
     normalized = np.asarray(normalized)
     fig, ax = plt.subplots(figsize=(3 + 1.6 * len(classes), 2.5 + 1.6 * len(classes)))
     image = ax.imshow(normalized, cmap="Blues", vmin=0, vmax=1)
     for i in range(len(classes)):
         for j in range(len(classes)):
-            ax.text(j, i, f"{normalized[i, j]:.2f}\n({counts[i][j]})", ha="center", va="center",
-                    color="white" if normalized[i, j] > 0.5 else "black", fontsize=13)
+            ax.text(
+                j,
+                i,
+                f"{normalized[i, j]:.2f}\n({counts[i][j]})",
+                ha="center",
+                va="center",
+                color="white" if normalized[i, j] > 0.5 else "black",
+                fontsize=13,
+            )
     ax.set_xticks(range(len(classes)), classes)
     ax.set_yticks(range(len(classes)), classes)
     ax.set(xlabel="Predicted class", ylabel="True class")
@@ -119,23 +140,33 @@ def _axis_labels(spec: dict) -> tuple[str, str]:
     return "$\\phi$ pixel", "$\\eta$ pixel"
 
 
-def _diverging(ax, fig, image: np.ndarray, spec: dict, *, title: str, label: str,
-               symlog: bool = False) -> None:
+def _diverging(
+    ax, fig, image: np.ndarray, spec: dict, *, title: str, label: str, symlog: bool = False
+) -> None:
     """An image on a symmetric red-blue scale around 0 (NaN pixels left blank); ``symlog``:
     logarithmic beyond a thousandth of the largest value, so that small structures show."""
     finite = np.abs(image[np.isfinite(image)])
     limit = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
-    norm = (matplotlib.colors.SymLogNorm(limit * 1e-3, vmin=-limit, vmax=limit) if symlog
-            else matplotlib.colors.Normalize(-limit, limit))
-    shown = ax.imshow(image, origin="lower", extent=image_extent(spec), cmap="RdBu_r",
-                      norm=norm)
+    norm = (
+        matplotlib.colors.SymLogNorm(limit * 1e-3, vmin=-limit, vmax=limit)
+        if symlog
+        else matplotlib.colors.Normalize(-limit, limit)
+    )
+    shown = ax.imshow(image, origin="lower", extent=image_extent(spec), cmap="RdBu_r", norm=norm)
     xlabel, ylabel = _axis_labels(spec)
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
     fig.colorbar(shown, ax=ax, label=label)
 
 
-def mean_images_figure(means: np.ndarray, counts: np.ndarray, classes: Sequence[str],
-                       spec: dict, *, signal: int | None = None, channel: int = 0):
+def mean_images_figure(
+    means: np.ndarray,
+    counts: np.ndarray,
+    classes: Sequence[str],
+    spec: dict,
+    *,
+    signal: int | None = None,
+    channel: int = 0,
+):
     """Mean image of each class (log colour scale), in the image's (y or η, φ) coordinates,
     and, given the ``signal`` class, the difference between its mean image and the others'
     (linear, red where the signal deposits more); ``means`` (classes, channels, η, φ) and
@@ -148,36 +179,64 @@ def mean_images_figure(means: np.ndarray, counts: np.ndarray, classes: Sequence[
         mean = means[i, channel]
         positive = mean[mean > 0]
         vmin = positive.min() if positive.size else 1e-6
-        shown = ax.imshow(np.where(mean > 0, mean, np.nan), origin="lower", extent=extent,
-                          norm=matplotlib.colors.LogNorm(vmin=vmin,
-                                                         vmax=max(mean.max(), vmin * 10)),
-                          cmap="viridis")
+        shown = ax.imshow(
+            np.where(mean > 0, mean, np.nan),
+            origin="lower",
+            extent=extent,
+            norm=matplotlib.colors.LogNorm(vmin=vmin, vmax=max(mean.max(), vmin * 10)),
+            cmap="viridis",
+        )
         ax.set(title=f"{name} (mean of {int(counts[i])})", xlabel=xlabel, ylabel=ylabel)
         fig.colorbar(shown, ax=ax, label="Mean pixel value")
     if signal is not None:
         others = [i for i in range(len(classes)) if i != signal]
         weights = np.asarray(counts, dtype=float)[others]
-        background = np.average(means[others, channel], axis=0,
-                                weights=weights if weights.sum() > 0 else None)
-        _diverging(axes[0, -1], fig, means[signal, channel] - background, spec,
-                   title=f"{classes[signal]} minus the rest", label="Difference of means",
-                   symlog=True)
+        background = np.average(
+            means[others, channel], axis=0, weights=weights if weights.sum() > 0 else None
+        )
+        _diverging(
+            axes[0, -1],
+            fig,
+            means[signal, channel] - background,
+            spec,
+            title=f"{classes[signal]} minus the rest",
+            label="Difference of means",
+            symlog=True,
+        )
     return fig
 
 
-def learned_figure(correlation: np.ndarray, spec: dict, *, title: str = "",
-                   weights: np.ndarray | None = None, channel: int = 0):
+def learned_figure(
+    correlation: np.ndarray,
+    spec: dict,
+    *,
+    title: str = "",
+    weights: np.ndarray | None = None,
+    channel: int = 0,
+):
     """What a model looks at: the per-pixel Pearson correlation between its signal score and
     the pixel intensity over the test jets (de Oliveira et al., arXiv:1511.05190), and for a
     model linear in the pixels its discriminant direction drawn as an image (the Fisher jet
     image of Cogan et al., arXiv:1407.5675)."""
     panels = 1 + (weights is not None)
     fig, axes = plt.subplots(1, panels, figsize=(8 * panels, 6.5), squeeze=False)
-    _diverging(axes[0, 0], fig, correlation[channel], spec,
-               title="Score–pixel correlation", label="Pearson correlation")
+    _diverging(
+        axes[0, 0],
+        fig,
+        correlation[channel],
+        spec,
+        title="Score–pixel correlation",
+        label="Pearson correlation",
+    )
     if weights is not None:
-        _diverging(axes[0, 1], fig, weights[channel], spec, title="Linear weights",
-                   label="Signal − background weight (normalised pixel)")
+        _diverging(
+            axes[0, 1],
+            fig,
+            weights[channel],
+            spec,
+            title="Linear weights",
+            label="Signal − background weight (normalised pixel)",
+        )
     if title:
         fig.suptitle(title)
     return fig
@@ -187,13 +246,23 @@ def example_rows(scores: np.ndarray, *, signal: str, per_row: int = 5) -> dict[s
     """The jets :func:`example_jets_figure` shows, by row title: the most signal-like, most
     background-like and most uncertain."""
     order = np.argsort(scores)
-    return {f"most {signal}-like": order[::-1][:per_row],
-            "most background-like": order[:per_row],
-            "most uncertain (score ≈ 0.5)": np.argsort(np.abs(scores - 0.5))[:per_row]}
+    return {
+        f"most {signal}-like": order[::-1][:per_row],
+        "most background-like": order[:per_row],
+        "most uncertain (score ≈ 0.5)": np.argsort(np.abs(scores - 0.5))[:per_row],
+    }
 
 
-def example_jets_figure(images, scores: np.ndarray, truth: Sequence[str], spec: dict,
-                        *, signal: str, per_row: int = 5, channel: int = 0):
+def example_jets_figure(
+    images,
+    scores: np.ndarray,
+    truth: Sequence[str],
+    spec: dict,
+    *,
+    signal: str,
+    per_row: int = 5,
+    channel: int = 0,
+):
     """The most signal-like, most background-like and most uncertain test jets, with their
     signal score and true class; ``images[i]`` is jet ``i``'s image (an array of all jets, or
     a mapping holding those of :func:`example_rows`)."""
@@ -210,16 +279,27 @@ def example_jets_figure(images, scores: np.ndarray, truth: Sequence[str], spec: 
             image = images[int(index[c])][channel]
             positive = image[image > 0]
             vmin = positive.min() if positive.size else 1e-6
-            ax.imshow(np.where(image > 0, image, np.nan), origin="lower", extent=extent,
-                      norm=matplotlib.colors.LogNorm(vmin=vmin, vmax=max(image.max(), vmin * 10)),
-                      cmap="viridis")
+            ax.imshow(
+                np.where(image > 0, image, np.nan),
+                origin="lower",
+                extent=extent,
+                norm=matplotlib.colors.LogNorm(vmin=vmin, vmax=max(image.max(), vmin * 10)),
+                cmap="viridis",
+            )
             ax.set_title(f"{scores[index[c]]:.3f} (true: {truth[index[c]]})", fontsize=12)
         axes[r, 0].set_ylabel(title, fontsize=13)
     return fig
 
 
-def sculpting_figure(masses: Mapping[str, np.ndarray], labels: np.ndarray, scores: np.ndarray,
-                     cut: float, *, signal: str, signal_efficiency: float = 0.5):
+def sculpting_figure(
+    masses: Mapping[str, np.ndarray],
+    labels: np.ndarray,
+    scores: np.ndarray,
+    cut: float,
+    *,
+    signal: str,
+    signal_efficiency: float = 0.5,
+):
     """Background (and signal) spectra of each mass (name → values: the plain and the
     soft-drop mass) before and after the cut at fixed εS, one panel each."""
     fig, axes = plt.subplots(1, len(masses), figsize=(8 * len(masses), 7), squeeze=False)
@@ -228,14 +308,35 @@ def sculpting_figure(masses: Mapping[str, np.ndarray], labels: np.ndarray, score
     for ax, (name, mass) in zip(axes[0], masses.items()):
         finite = np.isfinite(mass)
         edges = np.linspace(0, max(np.quantile(mass[finite], 0.995), 1.0), 41)
-        ax.hist(mass[(labels == 0) & finite], edges, density=True, histtype="step", lw=2,
-                color="C0", label="background, all")
-        ax.hist(mass[(labels == 0) & passed & finite], edges, density=True, histtype="step",
-                lw=2, ls="--", color="C0",
-                label=f"background after the cut at $\\varepsilon_S$ = {signal_efficiency:g} "
-                      f"({n_passed} jets)")
-        ax.hist(mass[(labels == 1) & finite], edges, density=True, histtype="stepfilled",
-                alpha=0.25, color="C1", label=f"{signal}, all")
+        ax.hist(
+            mass[(labels == 0) & finite],
+            edges,
+            density=True,
+            histtype="step",
+            lw=2,
+            color="C0",
+            label="background, all",
+        )
+        ax.hist(
+            mass[(labels == 0) & passed & finite],
+            edges,
+            density=True,
+            histtype="step",
+            lw=2,
+            ls="--",
+            color="C0",
+            label=f"background after the cut at $\\varepsilon_S$ = {signal_efficiency:g} "
+            f"({n_passed} jets)",
+        )
+        ax.hist(
+            mass[(labels == 1) & finite],
+            edges,
+            density=True,
+            histtype="stepfilled",
+            alpha=0.25,
+            color="C1",
+            label=f"{signal}, all",
+        )
         ax.set(xlabel=f"{name} [GeV]", ylabel="Normalised to unit area")
         ax.legend(fontsize=12)
     return fig
@@ -256,41 +357,62 @@ def auc_vs_feature_figure(bins: Sequence[dict], *, feature: str, unit: str, titl
     return fig
 
 
-def rejection_comparison_figure(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], *,
-                                reference: str, signal: str, background: str,
-                                efficiencies: Sequence[float] = (0.3, 0.5)):
+def rejection_comparison_figure(
+    curves: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    *,
+    reference: str,
+    signal: str,
+    background: str,
+    efficiencies: Sequence[float] = (0.3, 0.5),
+):
     """Background rejection 1/εB against signal efficiency of several models, with binomial
     uncertainty bands from the number of background jets, and a ratio panel to the
     ``reference`` model (the layout of ATLAS's puma)."""
-    fig, (top, ratio) = plt.subplots(2, 1, figsize=(9, 9), sharex=True,
-                                     gridspec_kw={"height_ratios": [3, 1], "hspace": 0.05})
+    fig, (top, ratio) = plt.subplots(
+        2, 1, figsize=(9, 9), sharex=True, gridspec_kw={"height_ratios": [3, 1], "hspace": 0.05}
+    )
     grid = np.linspace(0.1, 1.0, 181)
-    bands = {name: rejection_band(labels, scores, grid) for name, (labels, scores)
-             in curves.items()}
+    bands = {
+        name: rejection_band(labels, scores, grid) for name, (labels, scores) in curves.items()
+    }
     ref_value = bands[reference][0]
     ceiling = 10 * np.nanmax([np.nanmax(b[0]) for b in bands.values()] + [1.0])
     for i, (name, (value, low, high)) in enumerate(bands.items()):
         color = _color(i)
         high = np.minimum(high, ceiling)
-        top.plot(grid, value, color=color, label=name + (" (reference)" if name == reference
-                                                           else ""))
+        top.plot(
+            grid, value, color=color, label=name + (" (reference)" if name == reference else "")
+        )
         top.fill_between(grid, low, high, color=color, alpha=0.2, lw=0)
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio.plot(grid, value / ref_value, color=color)
-            ratio.fill_between(grid, low / ref_value, high / ref_value, color=color,
-                               alpha=0.2, lw=0)
+            ratio.fill_between(
+                grid, low / ref_value, high / ref_value, color=color, alpha=0.2, lw=0
+            )
     for eff in efficiencies:
         top.axvline(eff, ls=":", color="grey")
         ratio.axvline(eff, ls=":", color="grey")
-    top.set(ylabel=f"Background rejection $1/\\varepsilon_B$ ({background})", yscale="log",
-            ylim=(1.0, ceiling / 3))
+    top.set(
+        ylabel=f"Background rejection $1/\\varepsilon_B$ ({background})",
+        yscale="log",
+        ylim=(1.0, ceiling / 3),
+    )
     top.legend(loc="upper right", fontsize=13)
-    ratio.set(xlabel=f"Signal efficiency $\\varepsilon_S$ ({signal})",
-              ylabel=f"Ratio to\n{reference}", xlim=(grid[0], 1.0))
+    ratio.set(
+        xlabel=f"Signal efficiency $\\varepsilon_S$ ({signal})",
+        ylabel=f"Ratio to\n{reference}",
+        xlim=(grid[0], 1.0),
+    )
     ratio.axhline(1.0, color="grey", lw=1)
     ratio.set_ylim(0, min(ratio.get_ylim()[1], 3.0))
-    top.text(0.02, 0.02, "curves end where fewer than one background jet passes",
-             transform=top.transAxes, fontsize=11, color="grey")
+    top.text(
+        0.02,
+        0.02,
+        "curves end where fewer than one background jet passes",
+        transform=top.transAxes,
+        fontsize=11,
+        color="grey",
+    )
     return fig
 
 
@@ -310,17 +432,23 @@ def _bin_points(bins: Sequence[dict], way: str, quantity: str):
     return centres, widths, values, errors, limits
 
 
-def pt_dependence_figure(bins_by_model: Mapping[str, Sequence[dict]], *, working_point: float,
-                         signal: str):
+def pt_dependence_figure(
+    bins_by_model: Mapping[str, Sequence[dict]], *, working_point: float, signal: str
+):
     """Signal efficiency and background rejection against jet pT at one working point: with
     one cut for all jets (εS and 1/εB per bin), and with the cut set per bin to keep
     ``working_point`` of each bin's signal (1/εB per bin); binomial error bars, lower limits
     as upward triangles. ``bins_by_model``: model → :func:`jetimage.metrics.efficiency_in_bins`."""
     fig, axes = plt.subplots(1, 3, figsize=(24, 7))
-    panels = [("global", "signal_efficiency", f"$\\varepsilon_S$ ({signal}), one cut"),
-              ("global", "rejection", "$1/\\varepsilon_B$, one cut"),
-              ("flat", "rejection", f"$1/\\varepsilon_B$, cut per bin ($\\varepsilon_S$ = "
-                                    f"{working_point:g} in each)")]
+    panels = [
+        ("global", "signal_efficiency", f"$\\varepsilon_S$ ({signal}), one cut"),
+        ("global", "rejection", "$1/\\varepsilon_B$, one cut"),
+        (
+            "flat",
+            "rejection",
+            (f"$1/\\varepsilon_B$, cut per bin ($\\varepsilon_S$ = {working_point:g} in each)"),
+        ),
+    ]
     for ax, (way, quantity, label) in zip(axes, panels):
         for i, (name, bins) in enumerate(bins_by_model.items()):
             x, dx, y, dy, limits = _bin_points(bins, way, quantity)
@@ -329,37 +457,66 @@ def pt_dependence_figure(bins_by_model: Mapping[str, Sequence[dict]], *, working
             exact = ~np.asarray(limits, dtype=bool)
             y, dy = np.asarray(y, dtype=float), np.asarray(dy, dtype=float)
             low = np.minimum(dy, y - 1.0) if quantity == "rejection" else dy  # 1/εB ≥ 1
-            ax.errorbar(x[exact], y[exact], xerr=np.asarray(dx)[exact],
-                        yerr=np.stack([low, dy])[:, exact], fmt="o", color=_color(i),
-                        label=name)
+            ax.errorbar(
+                x[exact],
+                y[exact],
+                xerr=np.asarray(dx)[exact],
+                yerr=np.stack([low, dy])[:, exact],
+                fmt="o",
+                color=_color(i),
+                label=name,
+            )
             ax.plot(x[~exact], y[~exact], "^", color=_color(i), ms=10)
         ax.set(xlabel="Jet $p_T$ [GeV]", ylabel=label)
         if quantity == "rejection":
             ax.set_yscale("log")
     axes[0].axhline(working_point, ls=":", color="grey")
     axes[0].legend(fontsize=12)
-    fig.suptitle(f"Working point $\\varepsilon_S$ = {working_point:g} (triangles: no "
-                 f"background jet passes, 68% CL lower limit)")
+    fig.suptitle(
+        f"Working point $\\varepsilon_S$ = {working_point:g} (triangles: no "
+        f"background jet passes, 68% CL lower limit)"
+    )
     return fig
 
 
-def sculpting_comparison_figure(background: np.ndarray,
-                                mass: Mapping[str, tuple[np.ndarray, np.ndarray, float]], *,
-                                name: str, signal_efficiency: float = 0.5):
+def sculpting_comparison_figure(
+    background: np.ndarray,
+    mass: Mapping[str, tuple[np.ndarray, np.ndarray, float]],
+    *,
+    name: str,
+    signal_efficiency: float = 0.5,
+):
     """The ``background`` jets' (soft-drop) mass spectrum before any cut and after each model's
     cut at fixed εS, overlaid: which models sculpt it (a mass-decorrelated model keeps its
     shape). ``mass``: model → (background masses, their scores, the model's cut)."""
     fig, ax = plt.subplots(figsize=(10, 7))
     finite = background[np.isfinite(background)]
     edges = np.linspace(0, max(np.quantile(finite, 0.995), 1.0) if finite.size else 1.0, 26)
-    ax.hist(finite, edges, density=True, histtype="stepfilled", color="grey", alpha=0.3,
-            label="background, all")
+    ax.hist(
+        finite,
+        edges,
+        density=True,
+        histtype="stepfilled",
+        color="grey",
+        alpha=0.3,
+        label="background, all",
+    )
     for i, (model, (values, scores, cut)) in enumerate(mass.items()):
         kept = values[(scores >= cut) & np.isfinite(values)]
         if kept.size:
-            ax.hist(kept, edges, density=True, histtype="step", lw=2, color=_color(i),
-                    label=f"{model} ({kept.size} jets pass)")
-    ax.set(xlabel=f"{name} [GeV]", ylabel="Normalised to unit area",
-           title=f"Background after each model's cut at $\\varepsilon_S$ = {signal_efficiency:g}")
+            ax.hist(
+                kept,
+                edges,
+                density=True,
+                histtype="step",
+                lw=2,
+                color=_color(i),
+                label=f"{model} ({kept.size} jets pass)",
+            )
+    ax.set(
+        xlabel=f"{name} [GeV]",
+        ylabel="Normalised to unit area",
+        title=f"Background after each model's cut at $\\varepsilon_S$ = {signal_efficiency:g}",
+    )
     ax.legend(fontsize=12)
     return fig

@@ -18,8 +18,14 @@ from jetimage.inference import onnx_scores, scores_frame
 from jetimage.pixelate import ImageSpec, make_images, normalize_images
 
 
-def score_batches(batches: Iterable[Jets | ImageBatch], session, info: dict, *,
-                  source: str, batch_size: int = 1024) -> pd.DataFrame:
+def score_batches(
+    batches: Iterable[Jets | ImageBatch],
+    session,
+    info: dict,
+    *,
+    source: str,
+    batch_size: int = 1024,
+) -> pd.DataFrame:
     """One row per jet: ``source_file``, ``entry`` (row in the file), the truth ``label`` and
     ``class_name`` when the file was read with labels, a ``score_<class>`` column per class
     (softmax), and the jet features. Jets are pixelated with the image spec the model was
@@ -39,5 +45,6 @@ def score_batches(batches: Iterable[Jets | ImageBatch], session, info: dict, *,
             frame.insert(3, "class_name", np.asarray(info["classes"])[batch.table["label"]])
         frames.append(frame)
     if not frames:
-        raise InputError(f"{source}: no jet to score")
+        msg = f"{source}: no jet to score"
+        raise InputError(msg)
     return pd.concat(frames, ignore_index=True)

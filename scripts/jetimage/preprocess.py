@@ -34,14 +34,20 @@ class FlatJets:
 
     def chunk(self, start: int, stop: int) -> FlatJets:
         """Jets ``start`` to ``stop`` as views of the same arrays (no copy)."""
-        offsets = self.offsets[start:stop + 1]
+        offsets = self.offsets[start : stop + 1]
         first, last = offsets[0], offsets[-1]
 
         def view(values):
             return None if values is None else values[first:last]
 
-        return FlatJets(px=view(self.px), py=view(self.py), pz=view(self.pz), E=view(self.E),
-                        charge=view(self.charge), offsets=offsets - first)
+        return FlatJets(
+            px=view(self.px),
+            py=view(self.py),
+            pz=view(self.pz),
+            E=view(self.E),
+            charge=view(self.charge),
+            offsets=offsets - first,
+        )
 
     @cached_property
     def jet(self) -> np.ndarray:
@@ -84,7 +90,8 @@ def longitudinal(jets: FlatJets, *, coordinate: str = "rapidity") -> np.ndarray:
             return np.arctanh(jets.pz / jets.E)
         if coordinate == "pseudorapidity":
             return np.arcsinh(jets.pz / np.sqrt(jets.px**2 + jets.py**2))
-    raise ValueError(f"coordinate must be 'rapidity' or 'pseudorapidity', not {coordinate!r}")
+    msg = f"coordinate must be 'rapidity' or 'pseudorapidity', not {coordinate!r}"
+    raise ValueError(msg)
 
 
 def coordinates(jets: FlatJets, *, coordinate: str = "rapidity"):
@@ -115,13 +122,19 @@ def hadronic_coordinates(
     elif phi_ref == "axis":
         ref = np.arctan2(jets.jet_sum(jets.py), jets.jet_sum(jets.px)) % TWO_PI
     else:
-        raise ValueError(f"phi_ref must be 'hardest' or 'axis', not {phi_ref!r}")
+        msg = f"phi_ref must be 'hardest' or 'axis', not {phi_ref!r}"
+        raise ValueError(msg)
     return pt, y, phi_fix(phi, ref[jets.jet])
 
 
 def jet_axis(
-    jets: FlatJets, pt: np.ndarray, y: np.ndarray, phi: np.ndarray, *,
-    center: str, coordinate: str = "rapidity",
+    jets: FlatJets,
+    pt: np.ndarray,
+    y: np.ndarray,
+    phi: np.ndarray,
+    *,
+    center: str,
+    coordinate: str = "rapidity",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-jet (y, φ) of the centring axis.
 
@@ -150,13 +163,12 @@ def jet_axis(
         hardest = np.maximum(first_argmax(pt, jets.jet, n), 0)
         axis_y, axis_phi = y[hardest], phi[hardest]
     else:
-        raise ValueError(f"center must be 'escheme', 'ptcentroid' or 'leading', not {center!r}")
+        msg = f"center must be 'escheme', 'ptcentroid' or 'leading', not {center!r}"
+        raise ValueError(msg)
     return np.nan_to_num(axis_y), np.nan_to_num(axis_phi)
 
 
-def _flip_if_heavier_below(
-    jets: FlatJets, pt: np.ndarray, coord: np.ndarray
-) -> np.ndarray:
+def _flip_if_heavier_below(jets: FlatJets, pt: np.ndarray, coord: np.ndarray) -> np.ndarray:
     """Per-jet boolean: more pT at negative ``coord`` than at positive (energyflow's rule)."""
     above = jets.jet_sum(np.where(coord > 0, pt, 0.0))
     below = jets.jet_sum(np.where(coord < 0, pt, 0.0))
@@ -189,7 +201,8 @@ def reflect(jets: FlatJets, pt: np.ndarray, y: np.ndarray, phi: np.ndarray, *, w
         which: ``"both"``, ``"eta"``, ``"phi"`` or ``"none"``.
     """
     if which not in ("both", "eta", "phi", "none"):
-        raise ValueError(f"reflect must be 'both', 'eta', 'phi' or 'none', not {which!r}")
+        msg = f"reflect must be 'both', 'eta', 'phi' or 'none', not {which!r}"
+        raise ValueError(msg)
     if which in ("both", "eta"):
         y = np.where(_flip_if_heavier_below(jets, pt, y)[jets.jet], -y, y)
     if which in ("both", "phi"):

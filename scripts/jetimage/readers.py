@@ -77,8 +77,14 @@ INVALID = -2
 SPACELIKE_TOLERANCE = 1e-4
 
 #: The JetClass / particle_transformer constituent branches.
-JETCLASS_BRANCHES = {"px": "part_px", "py": "part_py", "pz": "part_pz", "energy": "part_energy",
-                     "charge": "part_charge", "pid": "part_pid"}
+JETCLASS_BRANCHES = {
+    "px": "part_px",
+    "py": "part_py",
+    "pz": "part_pz",
+    "energy": "part_energy",
+    "charge": "part_charge",
+    "pid": "part_pid",
+}
 _OPTIONAL = ("charge", "pid")
 _STANDARD = ("pt", "eta", "phi", "mass")
 
@@ -115,23 +121,31 @@ class Labels:
 
     def __post_init__(self) -> None:
         if (self.class_name is None) == (self.mapping is None):
-            raise ValueError("give exactly one of class_name and mapping")
+            msg = "give exactly one of class_name and mapping"
+            raise ValueError(msg)
         targets = [self.class_name] if self.mapping is None else list(self.mapping.values())
         unknown = sorted({c for c in targets if c not in self.classes})
         if unknown:
-            raise ValueError(f"label target(s) {unknown} are not classes {list(self.classes)}")
+            msg = f"label target(s) {unknown} are not classes {list(self.classes)}"
+            raise ValueError(msg)
         if self.mapping is not None:
             clash = clashing_keys(self.mapping)
             if clash:
-                raise ValueError(f"labels map keys {clash} are the same label value "
-                                 f"{str(clash[0])!r} (keys are compared as text)")
+                msg = (
+                    f"labels map keys {clash} are the same label value "
+                    f"{str(clash[0])!r} (keys are compared as text)"
+                )
+                raise ValueError(msg)
             object.__setattr__(self, "mapping", {str(k): v for k, v in self.mapping.items()})
 
     @property
     def one_hot(self) -> bool:
         """Labels are one-hot branches (JetClass ``label_*``): the mapping's keys name them."""
-        return self.mapping is not None and self.field is None and all(
-            k.startswith("label_") for k in self.mapping)
+        return (
+            self.mapping is not None
+            and self.field is None
+            and all(k.startswith("label_") for k in self.mapping)
+        )
 
     def assign(self, raw: np.ndarray | None, n: int, *, path, field: str) -> np.ndarray:
         """Class index per jet, -1 where ``unmapped: drop`` drops it."""
@@ -139,21 +153,31 @@ class Labels:
             return np.full(n, self.classes.index(self.class_name), dtype=np.int64)
         raw = np.asarray(raw)
         values, inverse = np.unique(raw.astype(str), return_inverse=True)
-        index = np.array([self.classes.index(self.mapping[v]) if v in self.mapping else -1
-                          for v in values], dtype=np.int64)
+        index = np.array(
+            [self.classes.index(self.mapping[v]) if v in self.mapping else -1 for v in values],
+            dtype=np.int64,
+        )
         out = index[inverse.reshape(-1)]
         if self.unmapped == "error" and np.any(out < 0):
-            bad = {str(v): int(np.sum(inverse == i)) for i, v in enumerate(values)
-                   if index[i] < 0}
-            raise InputError(f"{path}: field {field!r} holds label value(s) that map to no "
-                             f"class: {bad} (jets per value); the labels map has "
-                             f"{sorted(self.mapping)}. Map them or set unmapped_labels: drop")
+            bad = {str(v): int(np.sum(inverse == i)) for i, v in enumerate(values) if index[i] < 0}
+            msg = (
+                f"{path}: field {field!r} holds label value(s) that map to no "
+                f"class: {bad} (jets per value); the labels map has "
+                f"{sorted(self.mapping)}. Map them or set unmapped_labels: drop"
+            )
+            raise InputError(msg)
         return out
 
 
-def read(path: str | os.PathLike, *, format: str, labels: Labels | None = None,
-         step: int = default("dask", "batch_jets"),
-         counts: Counts | None = None, **options) -> Iterator[Jets | ImageBatch]:
+def read(
+    path: str | os.PathLike,
+    *,
+    format: str,
+    labels: Labels | None = None,
+    step: int = default("dask", "batch_jets"),
+    counts: Counts | None = None,
+    **options,
+) -> Iterator[Jets | ImageBatch]:
     """Stream a file as batches of at most ``step`` jets (see the module docstring).
 
     Args:
@@ -173,19 +197,21 @@ def read(path: str | os.PathLike, *, format: str, labels: Labels | None = None,
         ...                labels=labels)  # doctest: +SKIP
     """
     if format not in FORMATS:
-        raise ValueError(f"unknown format {format!r}; choose from {FORMATS}")
+        msg = f"unknown format {format!r}; choose from {FORMATS}"
+        raise ValueError(msg)
     check_options(format, options)
     check_option_values(format, options)
     labels = labels if labels is not None else Labels(("jets",), class_name="jets")
     if remote.is_remote(path):  # streamed over XRootD by uproot
         if format not in ("root", "nanoaod"):
-            raise InputError(f"{path}: root:// files are read as ROOT (format root or "
-                             f"nanoaod), not {format}")
+            msg = f"{path}: root:// files are read as ROOT (format root or nanoaod), not {format}"
+            raise InputError(msg)
         path = str(path)
     else:
         path = Path(path)
         if not path.exists():
-            raise InputError(f"{path}: file does not exist")
+            msg = f"{path}: file does not exist"
+            raise InputError(msg)
     counts = counts if counts is not None else Counts()
     for batch in _READERS[format](path, labels=labels, step=step, **options):
         counts.read += len(batch)
@@ -206,8 +232,14 @@ def read(path: str | os.PathLike, *, format: str, labels: Labels | None = None,
             yield batch[keep]
 
 
-def read_jets(path: str | os.PathLike, *, format: str = "root", labels: Labels | None = None,
-              counts: Counts | None = None, **options) -> Jets:
+def read_jets(
+    path: str | os.PathLike,
+    *,
+    format: str = "root",
+    labels: Labels | None = None,
+    counts: Counts | None = None,
+    **options,
+) -> Jets:
     """A whole file of constituents at once (a notebook's entry point; the workflow streams).
 
     Examples:
@@ -216,10 +248,15 @@ def read_jets(path: str | os.PathLike, *, format: str = "root", labels: Labels |
     """
     batches = list(read(path, format=format, labels=labels, counts=counts, **options))
     if any(isinstance(b, ImageBatch) for b in batches):
-        raise ValueError(f"{path}: format {format!r} holds images, not constituents")
+        msg = f"{path}: format {format!r} holds images, not constituents"
+        raise ValueError(msg)
     if not batches:
-        return Jets(ak.zip({k: ak.Array([[]])[:0] for k in ("px", "py", "pz", "E")},
-                           with_name="Momentum4D"), {})
+        return Jets(
+            ak.zip(
+                {k: ak.Array([[]])[:0] for k in ("px", "py", "pz", "E")}, with_name="Momentum4D"
+            ),
+            {},
+        )
     table = {k: np.concatenate([b.table[k] for b in batches]) for k in batches[0].table}
     return Jets(ak.concatenate([b.constituents for b in batches]), table)
 
@@ -229,24 +266,45 @@ def check_options(format: str, options: dict) -> None:
     known = OPTIONS[format]
     for name in options:
         if name not in known:
-            raise ValueError(f"format {format!r} has no reader option {name!r} (it has "
-                             f"{sorted(known)}){did_you_mean(name, known)}")
+            msg = (
+                f"format {format!r} has no reader option {name!r} (it has "
+                f"{sorted(known)}){did_you_mean(name, known)}"
+            )
+            raise ValueError(msg)
 
 
 #: Reader options whose values are checked before any file is read: name → (test, what).
 _OPTION_VALUES = {
     "invalid_constituents": (lambda v: v in ("error", "drop"), "'error' or 'drop'"),
-    "max_constituents": (lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool)
-                                                 and v >= 1), "a positive integer"),
+    "max_constituents": (
+        lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool) and v >= 1),
+        "a positive integer",
+    ),
     "puppi_weight": (lambda v: v is None or isinstance(v, bool), "true or false"),
     "image_axes": (lambda v: v in ("auto", "NHW", "NHWC", "NCHW"), "auto, NHW, NHWC or NCHW"),
-    "branches": (lambda v: v is None or (isinstance(v, dict) and all(
-        isinstance(b, str) for b in v.values())), "a map of field to branch name"),
-    "jet_branches": (lambda v: v is None or (isinstance(v, dict) and all(
-        isinstance(b, str) for b in v.values())), "a map of feature to branch name"),
-    "width": (lambda v: v is None or (isinstance(v, list | tuple) and len(v) == 2 and all(
-        isinstance(w, int | float) and np.isfinite(w) and w > 0 for w in v)),
-        "two positive numbers"),
+    "branches": (
+        lambda v: (
+            v is None or (isinstance(v, dict) and all(isinstance(b, str) for b in v.values()))
+        ),
+        "a map of field to branch name",
+    ),
+    "jet_branches": (
+        lambda v: (
+            v is None or (isinstance(v, dict) and all(isinstance(b, str) for b in v.values()))
+        ),
+        "a map of feature to branch name",
+    ),
+    "width": (
+        lambda v: (
+            v is None
+            or (
+                isinstance(v, list | tuple)
+                and len(v) == 2
+                and all(isinstance(w, int | float) and np.isfinite(w) and w > 0 for w in v)
+            )
+        ),
+        "two positive numbers",
+    ),
 }
 for _name in ("tree", "key", "jets", "links", "candidates", "images"):
     _OPTION_VALUES[_name] = (lambda v: v is None or isinstance(v, str), "a name (text)")
@@ -257,29 +315,34 @@ def check_option_values(format: str, options: dict) -> None:
     for name, value in options.items():
         test, what = _OPTION_VALUES.get(name, (lambda v: True, ""))
         if not test(value):
-            raise ValueError(f"format {format!r}: reader option {name!r} must be {what}, "
-                             f"not {value!r}")
+            msg = f"format {format!r}: reader option {name!r} must be {what}, not {value!r}"
+            raise ValueError(msg)
 
 
 # --- shared helpers ---------------------------------------------------------------------------
 
 
-def _check_finite(path, named: dict[str, np.ndarray], entry: np.ndarray,
-                  counts: np.ndarray) -> None:
+def _check_finite(
+    path, named: dict[str, np.ndarray], entry: np.ndarray, counts: np.ndarray
+) -> None:
     """Raise naming the field and the first entry (``entry``: the file entry of each jet) if a
     constituent value is NaN/inf."""
     for name, values in named.items():
         bad = ~np.isfinite(values)
         if np.any(bad):
             jet = np.searchsorted(np.cumsum(counts), np.flatnonzero(bad)[0], side="right")
-            raise InputError(f"{path}: field {name!r} holds {int(bad.sum())} NaN/inf value(s) "
-                             f"(first in entry {int(entry[jet])})")
+            msg = (
+                f"{path}: field {name!r} holds {int(bad.sum())} NaN/inf value(s) "
+                f"(first in entry {int(entry[jet])})"
+            )
+            raise InputError(msg)
 
 
 def _constituents(counts: np.ndarray, columns: dict[str, np.ndarray]) -> ak.Array:
     """Per-jet ``Momentum4D`` records from flat columns (px, py, pz, E, charge, pid)."""
-    record = {name: ak.unflatten(np.ascontiguousarray(values), counts)
-              for name, values in columns.items()}
+    record = {
+        name: ak.unflatten(np.ascontiguousarray(values), counts) for name, values in columns.items()
+    }
     return ak.zip(record, with_name="Momentum4D")
 
 
@@ -292,16 +355,28 @@ def _cartesian(pt, eta, phi, mass) -> dict[str, np.ndarray]:
 def _jet_kinematics(counts: np.ndarray, px, py, pz, E) -> dict[str, np.ndarray]:
     """pt, eta, phi, mass of each jet from the sum of its constituents."""
     flat = preprocess.FlatJets(px, py, pz, E, None, np.concatenate([[0], np.cumsum(counts)]))
-    s = vector.array({q: flat.jet_sum(v) for q, v in zip(("px", "py", "pz", "E"),
-                                                         (px, py, pz, E))})
+    s = vector.array({q: flat.jet_sum(v) for q, v in zip(("px", "py", "pz", "E"), (px, py, pz, E))})
     with np.errstate(invalid="ignore", divide="ignore"):
-        return {"pt": s.pt, "eta": np.where(s.pt > 0, s.eta, 0.0), "phi": s.phi,
-                "mass": np.nan_to_num(s.mass)}
+        return {
+            "pt": s.pt,
+            "eta": np.where(s.pt > 0, s.eta, 0.0),
+            "phi": s.phi,
+            "mass": np.nan_to_num(s.mass),
+        }
 
 
-def _jets(path, *, counts, columns: dict[str, np.ndarray], names: dict[str, str],
-          features: dict[str, np.ndarray], entry: np.ndarray, label: np.ndarray,
-          invalid: str = "error", checks: tuple = ()) -> Jets:
+def _jets(
+    path,
+    *,
+    counts,
+    columns: dict[str, np.ndarray],
+    names: dict[str, str],
+    features: dict[str, np.ndarray],
+    entry: np.ndarray,
+    label: np.ndarray,
+    invalid: str = "error",
+    checks: tuple = (),
+) -> Jets:
     """A checked batch: finite, physical momenta (``checks``: more (field, what, bad mask)
     of the caller), standard table (the file's kinematics where it has them, else the sum of
     the constituents). A jet with an invalid constituent raises (``invalid="error"``) or gets
@@ -311,21 +386,23 @@ def _jets(path, *, counts, columns: dict[str, np.ndarray], names: dict[str, str]
     px, py, pz, E = momenta
     p = np.sqrt(px**2 + py**2 + pz**2)
     negative = E < 0
-    checks = (*checks, (names["E"], "negative energy", negative),
-              (names["E"], "E < |p| (spacelike)",
-               ~negative & (E < p * (1 - SPACELIKE_TOLERANCE))))
+    checks = (
+        *checks,
+        (names["E"], "negative energy", negative),
+        (names["E"], "E < |p| (spacelike)", ~negative & (p * (1 - SPACELIKE_TOLERANCE) > E)),
+    )
     bad_jets = _invalid_jets(path, checks, counts, entry, invalid)
     if np.any(bad_jets):
         label = np.where(bad_jets, INVALID, label)
     table = {} if all(k in features for k in _STANDARD) else _jet_kinematics(counts, *momenta)
     table.update({k: np.asarray(v) for k, v in features.items()})
-    table.update({"n_constituents": np.asarray(counts, dtype=np.int64), "entry": entry,
-                  "label": label})
+    table.update(
+        {"n_constituents": np.asarray(counts, dtype=np.int64), "entry": entry, "label": label}
+    )
     return Jets(_constituents(counts, columns), table)
 
 
-def _invalid_jets(path, checks, counts: np.ndarray, entry: np.ndarray,
-                  invalid: str) -> np.ndarray:
+def _invalid_jets(path, checks, counts: np.ndarray, entry: np.ndarray, invalid: str) -> np.ndarray:
     """Per jet: holds a constituent that a check flags. Raises naming the field, what is wrong
     and the first entry, unless ``invalid`` is ``"drop"``."""
     bad_jets = np.zeros(len(counts), dtype=bool)
@@ -336,10 +413,13 @@ def _invalid_jets(path, checks, counts: np.ndarray, entry: np.ndarray,
         jet_of = np.repeat(np.arange(len(counts)), counts) if jet_of is None else jet_of
         if invalid != "drop":
             first = int(entry[jet_of[np.flatnonzero(bad)[0]]])
-            raise InputError(f"{path}: field {field_name!r}: {int(bad.sum())} constituent(s) "
-                             f"with {what} (first in entry {first}); a wrong unit or column? "
-                             f"Set the reader option invalid_constituents: drop to drop "
-                             f"their jets")
+            msg = (
+                f"{path}: field {field_name!r}: {int(bad.sum())} constituent(s) "
+                f"with {what} (first in entry {first}); a wrong unit or column? "
+                f"Set the reader option invalid_constituents: drop to drop "
+                f"their jets"
+            )
+            raise InputError(msg)
         bad_jets[jet_of[bad]] = True
     return bad_jets
 
@@ -353,17 +433,21 @@ def _check_aligned(path, arrays, branches, entry0: int) -> np.ndarray:
         n = ak.to_numpy(ak.num(arrays[other], axis=1))
         if not np.array_equal(n, first):
             entry = entry0 + int(np.flatnonzero(n != first)[0])
-            raise InputError(f"{path}: ragged columns {branches[0]!r} and {other!r} differ in "
-                             f"length (first in entry {entry}: {first[entry - entry0]} against "
-                             f"{n[entry - entry0]}); every constituent column of a jet must "
-                             f"have one value per constituent")
+            msg = (
+                f"{path}: ragged columns {branches[0]!r} and {other!r} differ in "
+                f"length (first in entry {entry}: {first[entry - entry0]} against "
+                f"{n[entry - entry0]}); every constituent column of a jet must "
+                f"have one value per constituent"
+            )
+            raise InputError(msg)
     return first.astype(np.int64)
 
 
 def _missing(path, where: str, wanted, available) -> None:
     missing = [w for w in wanted if w not in available]
     if missing:
-        raise InputError(f"{path}: {where} lacks {missing}; it has {sorted(available)}")
+        msg = f"{path}: {where} lacks {missing}; it has {sorted(available)}"
+        raise InputError(msg)
 
 
 def _flat(array) -> np.ndarray:
@@ -374,10 +458,14 @@ def _branch_map(branches: dict | None) -> tuple[dict[str, str], list[str]]:
     """(field → branch, required fields) of a ``branches`` option (JetClass by default)."""
     if branches is None:
         return dict(JETCLASS_BRANCHES), ["px", "py", "pz", "energy"]
-    if not any(all(f in branches for f in kind)
-               for kind in (("px", "py", "pz", "energy"), _STANDARD)):
-        raise ValueError(f"reader option branches must name px, py, pz, energy or pt, eta, phi, "
-                         f"mass; got {sorted(branches)}")
+    if not any(
+        all(f in branches for f in kind) for kind in (("px", "py", "pz", "energy"), _STANDARD)
+    ):
+        msg = (
+            f"reader option branches must name px, py, pz, energy or pt, eta, phi, "
+            f"mass; got {sorted(branches)}"
+        )
+        raise ValueError(msg)
     return dict(branches), list(branches)
 
 
@@ -389,16 +477,13 @@ def _columns_from_record(path, arrays, fields: dict[str, str], entry0: int):
     checks = ()
     if "px" in raw:
         columns = {"px": raw["px"], "py": raw["py"], "pz": raw["pz"], "E": raw["energy"]}
-        names = {"px": fields["px"], "py": fields["py"], "pz": fields["pz"],
-                 "E": fields["energy"]}
+        names = {"px": fields["px"], "py": fields["py"], "pz": fields["pz"], "E": fields["energy"]}
         source = {}
     else:
         source = {fields[k]: raw[k] for k in _STANDARD}
         columns = _cartesian(*(raw[k] for k in _STANDARD))
-        names = {"px": fields["pt"], "py": fields["phi"], "pz": fields["eta"],
-                 "E": fields["mass"]}
-        checks = _polar_checks(fields["pt"], fields["mass"], raw["pt"], raw["eta"],
-                               raw["mass"])
+        names = {"px": fields["pt"], "py": fields["phi"], "pz": fields["eta"], "E": fields["mass"]}
+        checks = _polar_checks(fields["pt"], fields["mass"], raw["pt"], raw["eta"], raw["mass"])
     for name in _OPTIONAL:
         if name in raw:
             columns[name] = raw[name]
@@ -411,9 +496,14 @@ def _polar_checks(pt_name: str, mass_name: str, pt, eta, mass) -> tuple:
     pt, eta, mass = (np.asarray(a, dtype=np.float64) for a in (pt, eta, mass))
     with np.errstate(over="ignore"):
         p = np.abs(pt) * np.cosh(eta)
-    return ((pt_name, "negative pT", pt < 0),
-            (mass_name, "negative mass (spacelike)",
-             (mass < 0) & (mass**2 > 2 * SPACELIKE_TOLERANCE * p**2)))
+    return (
+        (pt_name, "negative pT", pt < 0),
+        (
+            mass_name,
+            "negative mass (spacelike)",
+            (mass < 0) & (mass**2 > 2 * SPACELIKE_TOLERANCE * p**2),
+        ),
+    )
 
 
 def _raw_labels(arrays, labels: Labels) -> tuple[np.ndarray | None, str]:
@@ -443,8 +533,9 @@ def _features(arrays, jet_branches: dict | None, available) -> dict[str, np.ndar
     return {b.removeprefix("jet_"): ak.to_numpy(arrays[b]) for b in available}
 
 
-def _batch_from_arrays(path, arrays, entry0, *, fields, labels, jet_branches, jet_available,
-                       invalid):
+def _batch_from_arrays(
+    path, arrays, entry0, *, fields, labels, jet_branches, jet_available, invalid
+):
     counts, columns, names, source, checks = _columns_from_record(path, arrays, fields, entry0)
     _check_finite(path, source, np.arange(entry0, entry0 + len(counts)), counts)
     raw, label_field = _raw_labels(arrays, labels)
@@ -452,9 +543,17 @@ def _batch_from_arrays(path, arrays, entry0, *, fields, labels, jet_branches, je
     label = labels.assign(raw, n, path=path, field=label_field)
     features = _features(arrays, jet_branches, jet_available)
     features.pop("nparticles", None)  # the table's n_constituents counts them
-    return _jets(path, counts=counts, columns=columns, names=names, features=features,
-                 entry=np.arange(entry0, entry0 + n), label=label, invalid=invalid,
-                 checks=checks)
+    return _jets(
+        path,
+        counts=counts,
+        columns=columns,
+        names=names,
+        features=features,
+        entry=np.arange(entry0, entry0 + n),
+        label=label,
+        invalid=invalid,
+        checks=checks,
+    )
 
 
 def _is_jet_feature(name: str) -> bool:
@@ -472,14 +571,16 @@ def open_root(path):
 
     if remote.is_remote(path):
         remote.client()
-        file = remote.retry(f"{path}: opening it over XRootD",  # the XRootD client itself
-                            lambda: uproot.open(str(path), timeout=60,
-                                                handler=uproot.source.xrootd.XRootDSource))
+        file = remote.retry(
+            f"{path}: opening it over XRootD",  # the XRootD client itself
+            lambda: uproot.open(str(path), timeout=60, handler=uproot.source.xrootd.XRootDSource),
+        )
     else:
         try:
             file = uproot.open(path)
         except Exception as err:  # uproot raises many kinds for a corrupt file
-            raise InputError(f"{path}: not a readable ROOT file ({err})") from err
+            msg = f"{path}: not a readable ROOT file ({err})"
+            raise InputError(msg) from err
     try:
         yield file
     finally:
@@ -500,23 +601,30 @@ def root_tree(path, file, tree: str):
     import uproot
 
     if tree not in file:
-        raise InputError(f"{path}: no tree {tree!r}; the file has {_keys(file)}")
+        msg = f"{path}: no tree {tree!r}; the file has {_keys(file)}"
+        raise InputError(msg)
     found = file[tree]
     if not isinstance(found, uproot.behaviors.TTree.TTree | uproot.behaviors.RNTuple.RNTuple):
-        raise InputError(f"{path}: key {tree!r} is a {getattr(found, 'classname', type(found))}, "
-                         f"not a TTree or an RNTuple")
+        msg = (
+            f"{path}: key {tree!r} is a {getattr(found, 'classname', type(found))}, "
+            f"not a TTree or an RNTuple"
+        )
+        raise InputError(msg)
     return found
 
 
 #: C++ type names of one number per entry, as uproot gives them for TTree and RNTuple fields.
-_SCALAR_TYPE = re.compile(r"^(std::)?(bool|char|short|int|long|float|double|u?int(8|16|32|64)_t"
-                          r"|unsigned (char|short|int|long))$")
+_SCALAR_TYPE = re.compile(
+    r"^(std::)?(bool|char|short|int|long|float|double|u?int(8|16|32|64)_t"
+    r"|unsigned (char|short|int|long))$"
+)
 
 
 def _scalar_fields(ttree) -> list[str]:
     """Branches (TTree) or fields (RNTuple) holding one number per entry."""
-    return [name for name, typename in ttree.typenames().items()
-            if _SCALAR_TYPE.match(typename.strip())]
+    return [
+        name for name, typename in ttree.typenames().items() if _SCALAR_TYPE.match(typename.strip())
+    ]
 
 
 def _iterate(path, ttree, branches: list[str], step: int):
@@ -533,7 +641,8 @@ def _iterate(path, ttree, branches: list[str], step: int):
         except StopIteration:
             return
         except Exception as err:  # uproot raises many kinds for a damaged basket
-            raise InputError(f"{path}: tree {ttree.name!r} could not be read ({err})") from err
+            msg = f"{path}: tree {ttree.name!r} could not be read ({err})"
+            raise InputError(msg) from err
 
 
 def _iterate_remote(path, ttree, branches: list[str], step: int):
@@ -542,14 +651,25 @@ def _iterate_remote(path, ttree, branches: list[str], step: int):
 
     for start in range(0, int(ttree.num_entries), step):
         stop = min(start + step, int(ttree.num_entries))
-        arrays = remote.retry(f"{path}: reading entries {start}-{stop} of {ttree.name!r}",
-                              lambda a=start, b=stop: ttree.arrays(branches, entry_start=a,
-                                                                   entry_stop=b, library="ak"))
+        arrays = remote.retry(
+            f"{path}: reading entries {start}-{stop} of {ttree.name!r}",
+            lambda a=start, b=stop: ttree.arrays(
+                branches, entry_start=a, entry_stop=b, library="ak"
+            ),
+        )
         yield arrays, SimpleNamespace(tree_entry_start=start)
 
 
-def _read_root(path, *, labels: Labels, step: int, tree: str = "tree", branches=None,
-               jet_branches=None, invalid_constituents: str = "error") -> Iterator[Jets]:
+def _read_root(
+    path,
+    *,
+    labels: Labels,
+    step: int,
+    tree: str = "tree",
+    branches=None,
+    jet_branches=None,
+    invalid_constituents: str = "error",
+) -> Iterator[Jets]:
     fields, required = _branch_map(branches)
     with open_root(path) as file:
         ttree = root_tree(path, file, tree)
@@ -563,28 +683,49 @@ def _read_root(path, *, labels: Labels, step: int, tree: str = "tree", branches=
         else:
             jet_available = [b for b in sorted(_scalar_fields(ttree)) if _is_jet_feature(b)]
         if ttree.num_entries == 0:
-            raise InputError(f"{path}: tree {tree!r} has no jets")
-        wanted = sorted({*fields.values(), *_label_fields(labels), *jet_available,
-                         *(jet_branches or {}).values()})
+            msg = f"{path}: tree {tree!r} has no jets"
+            raise InputError(msg)
+        wanted = sorted(
+            {
+                *fields.values(),
+                *_label_fields(labels),
+                *jet_available,
+                *(jet_branches or {}).values(),
+            }
+        )
         for arrays, report in _iterate(path, ttree, wanted, step):
-            yield _batch_from_arrays(path, arrays, report.tree_entry_start, fields=fields,
-                                     labels=labels, jet_branches=jet_branches,
-                                     jet_available=jet_available,
-                                     invalid=invalid_constituents)
+            yield _batch_from_arrays(
+                path,
+                arrays,
+                report.tree_entry_start,
+                fields=fields,
+                labels=labels,
+                jet_branches=jet_branches,
+                jet_available=jet_available,
+                invalid=invalid_constituents,
+            )
 
 
 # --- Parquet (particle_transformer layout) ----------------------------------------------------
 
 
-def _read_parquet(path, *, labels: Labels, step: int, branches=None,
-                  jet_branches=None, invalid_constituents: str = "error") -> Iterator[Jets]:
+def _read_parquet(
+    path,
+    *,
+    labels: Labels,
+    step: int,
+    branches=None,
+    jet_branches=None,
+    invalid_constituents: str = "error",
+) -> Iterator[Jets]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
         parquet = pq.ParquetFile(path)
     except (pa.ArrowException, OSError) as err:
-        raise InputError(f"{path}: not a readable Parquet file ({err})") from err
+        msg = f"{path}: not a readable Parquet file ({err})"
+        raise InputError(msg) from err
     schema = parquet.schema_arrow
     available = set(schema.names)
     fields, required = _branch_map(branches)
@@ -595,22 +736,35 @@ def _read_parquet(path, *, labels: Labels, step: int, branches=None,
         _missing(path, "the Parquet schema", list(jet_branches.values()), available)
         jet_available = []
     else:
-        jet_available = [n for n in schema.names if _is_jet_feature(n)
-                         and not pa.types.is_nested(schema.field(n).type)]
+        jet_available = [
+            n
+            for n in schema.names
+            if _is_jet_feature(n) and not pa.types.is_nested(schema.field(n).type)
+        ]
     if parquet.metadata.num_rows == 0:
-        raise InputError(f"{path}: the Parquet file has no jets")
-    wanted = sorted({*fields.values(), *_label_fields(labels), *jet_available,
-                     *(jet_branches or {}).values()})
+        msg = f"{path}: the Parquet file has no jets"
+        raise InputError(msg)
+    wanted = sorted(
+        {*fields.values(), *_label_fields(labels), *jet_available, *(jet_branches or {}).values()}
+    )
     entry0 = 0
     try:
         for record_batch in parquet.iter_batches(batch_size=step, columns=wanted):
             arrays = ak.from_arrow(record_batch)
-            yield _batch_from_arrays(path, arrays, entry0, fields=fields, labels=labels,
-                                     jet_branches=jet_branches, jet_available=jet_available,
-                                     invalid=invalid_constituents)
+            yield _batch_from_arrays(
+                path,
+                arrays,
+                entry0,
+                fields=fields,
+                labels=labels,
+                jet_branches=jet_branches,
+                jet_available=jet_available,
+                invalid=invalid_constituents,
+            )
             entry0 += len(arrays)
     except (pa.ArrowException, OSError) as err:
-        raise InputError(f"{path}: Parquet rows from {entry0} could not be read ({err})") from err
+        msg = f"{path}: Parquet rows from {entry0} could not be read ({err})"
+        raise InputError(msg) from err
 
 
 # --- Top Quark Tagging reference HDF5 ---------------------------------------------------------
@@ -622,7 +776,8 @@ def _open_h5(path):
     try:
         return h5py.File(path, "r")
     except OSError as err:
-        raise InputError(f"{path}: not a readable HDF5 file ({err})") from err
+        msg = f"{path}: not a readable HDF5 file ({err})"
+        raise InputError(msg) from err
 
 
 def _pandas_fixed_columns(path, group) -> tuple[dict[str, tuple[str, int]], int]:
@@ -634,47 +789,75 @@ def _pandas_fixed_columns(path, group) -> tuple[dict[str, tuple[str, int]], int]
             for i, item in enumerate(group[name][...]):
                 columns[item.decode() if isinstance(item, bytes) else str(item)] = (values, i)
     if not columns:
-        raise InputError(f"{path}: group {group.name!r} is not a pandas frame (no block*_items)")
+        msg = f"{path}: group {group.name!r} is not a pandas frame (no block*_items)"
+        raise InputError(msg)
     return columns, int(group["axis1"].shape[0])
 
 
-def _read_toptagging(path, *, labels: Labels, step: int, key: str = "table",
-                     max_constituents: int | None = None,
-                     invalid_constituents: str = "error") -> Iterator[Jets]:
+def _read_toptagging(
+    path,
+    *,
+    labels: Labels,
+    step: int,
+    key: str = "table",
+    max_constituents: int | None = None,
+    invalid_constituents: str = "error",
+) -> Iterator[Jets]:
     label_field = labels.field or "is_signal_new"
     with _open_h5(path) as file:
         if key not in file:
-            raise InputError(f"{path}: no key {key!r}; the file has {sorted(file.keys())}")
+            msg = f"{path}: no key {key!r}; the file has {sorted(file.keys())}"
+            raise InputError(msg)
         frame = _PandasFrame.open(path, file[key], key)
         n_max = sum(1 for c in frame.columns if c.startswith("E_") and c[2:].isdigit())
         n_max = min(n_max, max_constituents or n_max)
         if n_max == 0:
-            raise InputError(f"{path}: frame {key!r} has no constituent columns E_0, E_1, ...; "
-                             f"it has {frame.columns[:10]}...")
+            msg = (
+                f"{path}: frame {key!r} has no constituent columns E_0, E_1, ...; "
+                f"it has {frame.columns[:10]}..."
+            )
+            raise InputError(msg)
         wanted = [f"{q}_{i}" for q in ("E", "PX", "PY", "PZ") for i in range(n_max)]
         if labels.mapping is not None:
             wanted.append(label_field)
         _missing(path, f"frame {key!r}", wanted, frame.columns)
         if frame.n_rows == 0:
-            raise InputError(f"{path}: frame {key!r} has no jets")
+            msg = f"{path}: frame {key!r} has no jets"
+            raise InputError(msg)
         for start in range(0, frame.n_rows, step):
             stop = min(start + step, frame.n_rows)
             rows = frame.read(wanted, start, stop)
-            four = {q: np.stack([rows[f"{q}_{i}"] for i in range(n_max)], axis=1)
-                    for q in ("E", "PX", "PY", "PZ")}
-            _check_finite(path, {f"{q}_*": v.ravel() for q, v in four.items()},
-                          np.arange(start, stop), np.full(stop - start, n_max))
+            four = {
+                q: np.stack([rows[f"{q}_{i}"] for i in range(n_max)], axis=1)
+                for q in ("E", "PX", "PY", "PZ")
+            }
+            _check_finite(
+                path,
+                {f"{q}_*": v.ravel() for q, v in four.items()},
+                np.arange(start, stop),
+                np.full(stop - start, n_max),
+            )
             # zero padding is all four zero; any other slot is a constituent (so that E <= 0
             # with a momentum is reported, not taken for padding)
             present = np.any([four[q] != 0 for q in ("E", "PX", "PY", "PZ")], axis=0)
-            columns = {"px": four["PX"][present], "py": four["PY"][present],
-                       "pz": four["PZ"][present], "E": four["E"][present]}
+            columns = {
+                "px": four["PX"][present],
+                "py": four["PY"][present],
+                "pz": four["PZ"][present],
+                "E": four["E"][present],
+            }
             raw = rows[label_field].astype(np.int64) if labels.mapping is not None else None
             label = labels.assign(raw, stop - start, path=path, field=label_field)
-            yield _jets(path, counts=present.sum(axis=1), columns=columns,
-                        names={"px": "PX_*", "py": "PY_*", "pz": "PZ_*", "E": "E_*"},
-                        features={}, entry=np.arange(start, stop), label=label,
-                        invalid=invalid_constituents)
+            yield _jets(
+                path,
+                counts=present.sum(axis=1),
+                columns=columns,
+                names={"px": "PX_*", "py": "PY_*", "pz": "PZ_*", "E": "E_*"},
+                features={},
+                entry=np.arange(start, stop),
+                label=label,
+                invalid=invalid_constituents,
+            )
 
 
 @dataclass
@@ -699,8 +882,8 @@ class _PandasFrame:
                     n_rows = int(store.get_storer(key).nrows)
                     columns = list(store.select(key, start=0, stop=1).columns)
             except ImportError as err:
-                raise ImportError("a pandas table-format store needs 'pip install tables'") \
-                    from err
+                msg = "a pandas table-format store needs 'pip install tables'"
+                raise ImportError(msg) from err
             return cls(path, key, columns, n_rows)
         blocks, n_rows = _pandas_fixed_columns(path, group)
         return cls(path, key, list(blocks), n_rows, group, blocks)
@@ -711,8 +894,9 @@ class _PandasFrame:
 
             frame = pd.read_hdf(self.path, self.key, start=start, stop=stop)
             return {c: frame[c].to_numpy() for c in columns}
-        values = {name: self.group[name][start:stop]
-                  for name in {self.blocks[c][0] for c in columns}}
+        values = {
+            name: self.group[name][start:stop] for name in {self.blocks[c][0] for c in columns}
+        }
         return {c: values[self.blocks[c][0]][:, self.blocks[c][1]] for c in columns}
 
 
@@ -731,39 +915,65 @@ def pdg_charge(pdg: np.ndarray) -> np.ndarray:
 def _nano_collections(path, available, jets: str, links: str | None, candidates: str | None):
     """(links, link → candidate index branch, candidates) of a NanoAOD file."""
     if links is None:
-        found = sorted({b[:-len("_jetIdx")] for b in available
-                        if b.endswith("_jetIdx") and b.startswith(jets + "PFCand")})
+        found = sorted(
+            {
+                b[: -len("_jetIdx")]
+                for b in available
+                if b.endswith("_jetIdx") and b.startswith(jets + "PFCand")
+            }
+        )
         if not found:
-            raise InputError(f"{path}: no {jets} constituent links ({jets}PFCand(s)_jetIdx); "
-                             f"branches with _jetIdx: "
-                             f"{sorted(b for b in available if b.endswith('_jetIdx'))}")
+            msg = (
+                f"{path}: no {jets} constituent links ({jets}PFCand(s)_jetIdx); "
+                f"branches with _jetIdx: "
+                f"{sorted(b for b in available if b.endswith('_jetIdx'))}"
+            )
+            raise InputError(msg)
         links = found[0]
-    idx = [b for b in available if b.startswith(links + "_") and b.endswith("Idx")
-           and b != f"{links}_jetIdx"]
+    idx = [
+        b
+        for b in available
+        if b.startswith(links + "_") and b.endswith("Idx") and b != f"{links}_jetIdx"
+    ]
     _missing(path, "tree", [f"{links}_jetIdx"], available)
     if not idx:
-        raise InputError(f"{path}: no candidate index branch {links}_*Idx beside "
-                         f"{links}_jetIdx")
+        msg = f"{path}: no candidate index branch {links}_*Idx beside {links}_jetIdx"
+        raise InputError(msg)
     index_branch = idx[0]
     if candidates is None:
-        target = index_branch[len(links) + 1:-len("Idx")].lower()
-        found = sorted({b.split("_")[0] for b in available
-                        if b.split("_")[0].lower() == target and b.endswith("_pt")})
+        target = index_branch[len(links) + 1 : -len("Idx")].lower()
+        found = sorted(
+            {
+                b.split("_")[0]
+                for b in available
+                if b.split("_")[0].lower() == target and b.endswith("_pt")
+            }
+        )
         if not found:
-            raise InputError(f"{path}: no candidate collection for {index_branch}")
+            msg = f"{path}: no candidate collection for {index_branch}"
+            raise InputError(msg)
         candidates = found[0]
     return links, index_branch, candidates
 
 
-def _read_nanoaod(path, *, labels: Labels, step: int, tree: str = "Events",
-                  jets: str = "FatJet", links: str | None = None, candidates: str | None = None,
-                  puppi_weight: bool | None = None,
-                  invalid_constituents: str = "error") -> Iterator[Jets]:
+def _read_nanoaod(
+    path,
+    *,
+    labels: Labels,
+    step: int,
+    tree: str = "Events",
+    jets: str = "FatJet",
+    links: str | None = None,
+    candidates: str | None = None,
+    puppi_weight: bool | None = None,
+    invalid_constituents: str = "error",
+) -> Iterator[Jets]:
     with open_root(path) as file:
         ttree = root_tree(path, file, tree)
         available = set(ttree.keys())
-        links, index_branch, candidates = _nano_collections(path, available, jets, links,
-                                                            candidates)
+        links, index_branch, candidates = _nano_collections(
+            path, available, jets, links, candidates
+        )
         kin = [f"{candidates}_{q}" for q in ("pt", "eta", "phi", "mass")]
         jet_kin = [f"{jets}_{q}" for q in ("pt", "eta", "phi", "mass")]
         _missing(path, f"tree {tree!r}", [*kin, *jet_kin, *_label_fields(labels)], available)
@@ -772,43 +982,96 @@ def _read_nanoaod(path, *, labels: Labels, step: int, tree: str = "Events",
         if use_weight:
             _missing(path, f"tree {tree!r}", [weight], available)
         extras = [b for b in (f"{candidates}_charge", f"{candidates}_pdgId") if b in available]
-        jet_extra = [b for b in (f"{jets}_rawFactor", f"{jets}_msoftdrop",
-                                 f"{jets}_nConstituents", f"{jets}_hadronFlavour")
-                     if b in available]
+        jet_extra = [
+            b
+            for b in (
+                f"{jets}_rawFactor",
+                f"{jets}_msoftdrop",
+                f"{jets}_nConstituents",
+                f"{jets}_hadronFlavour",
+            )
+            if b in available
+        ]
         if ttree.num_entries == 0:
-            raise InputError(f"{path}: tree {tree!r} has no events")
-        wanted = sorted({f"{links}_jetIdx", index_branch, *kin, *jet_kin, *extras, *jet_extra,
-                         *_label_fields(labels), *([weight] if use_weight else [])})
+            msg = f"{path}: tree {tree!r} has no events"
+            raise InputError(msg)
+        wanted = sorted(
+            {
+                f"{links}_jetIdx",
+                index_branch,
+                *kin,
+                *jet_kin,
+                *extras,
+                *jet_extra,
+                *_label_fields(labels),
+                *([weight] if use_weight else []),
+            }
+        )
         for arrays, report in _iterate(path, ttree, wanted, step):
-            yield _nano_batch(path, arrays, report.tree_entry_start, jets=jets, links=links,
-                              index_branch=index_branch, candidates=candidates,
-                              weight=weight if use_weight else None, labels=labels,
-                              invalid=invalid_constituents)
+            yield _nano_batch(
+                path,
+                arrays,
+                report.tree_entry_start,
+                jets=jets,
+                links=links,
+                index_branch=index_branch,
+                candidates=candidates,
+                weight=weight if use_weight else None,
+                labels=labels,
+                invalid=invalid_constituents,
+            )
 
 
-def _nano_batch(path, a, entry0, *, jets, links, index_branch, candidates, weight, labels,
-                invalid):
+def _nano_batch(path, a, entry0, *, jets, links, index_branch, candidates, weight, labels, invalid):
     """One batch of NanoAOD events as jets: each link (jet index, candidate index within the
     event) puts a candidate into a jet; candidates are gathered in jet order, PUPPI-weighted
     if asked, and checked like any constituents."""
     n_jet, n_cand, n_link = (
-        _check_aligned(path, a, sorted(f for f in a.fields if f.startswith(prefix + "_")
-                                       and f.removeprefix(prefix + "_") in wanted), entry0)
-        for prefix, wanted in ((jets, {"pt", "eta", "phi", "mass", "rawFactor", "msoftdrop",
-                                       "nConstituents", "hadronFlavour"}),
-                               (candidates, {"pt", "eta", "phi", "mass", "charge", "pdgId",
-                                             "puppiWeight"}),
-                               (links, {"jetIdx", index_branch.removeprefix(links + "_")})))
+        _check_aligned(
+            path,
+            a,
+            sorted(
+                f
+                for f in a.fields
+                if f.startswith(prefix + "_") and f.removeprefix(prefix + "_") in wanted
+            ),
+            entry0,
+        )
+        for prefix, wanted in (
+            (
+                jets,
+                {
+                    "pt",
+                    "eta",
+                    "phi",
+                    "mass",
+                    "rawFactor",
+                    "msoftdrop",
+                    "nConstituents",
+                    "hadronFlavour",
+                },
+            ),
+            (candidates, {"pt", "eta", "phi", "mass", "charge", "pdgId", "puppiWeight"}),
+            (links, {"jetIdx", index_branch.removeprefix(links + "_")}),
+        )
+    )
     event = np.repeat(np.arange(len(n_jet)), n_link)
     jet_local = _flat(a[f"{links}_jetIdx"]).astype(np.int64)
     cand_local = _flat(a[index_branch]).astype(np.int64)
-    bad = (jet_local < 0) | (jet_local >= n_jet[event]) | (cand_local < 0) | \
-        (cand_local >= n_cand[event])
+    bad = (
+        (jet_local < 0)
+        | (jet_local >= n_jet[event])
+        | (cand_local < 0)
+        | (cand_local >= n_cand[event])
+    )
     if np.any(bad):
         first = entry0 + int(event[np.flatnonzero(bad)[0]])
-        raise InputError(f"{path}: {int(bad.sum())} link(s) in {links}_jetIdx/{index_branch} "
-                         f"point outside their event's {jets} or {candidates} (first in "
-                         f"entry {first})")
+        msg = (
+            f"{path}: {int(bad.sum())} link(s) in {links}_jetIdx/{index_branch} "
+            f"point outside their event's {jets} or {candidates} (first in "
+            f"entry {first})"
+        )
+        raise InputError(msg)
     jet_start = np.concatenate([[0], np.cumsum(n_jet)[:-1]])
     cand_start = np.concatenate([[0], np.cumsum(n_cand)[:-1]])
     jet_global = jet_start[event] + jet_local
@@ -821,8 +1084,9 @@ def _nano_batch(path, a, entry0, *, jets, links, index_branch, candidates, weigh
         return _flat(a[f"{candidates}_{q}"])[take]
 
     pt, eta, phi, mass = (cand(q).astype(np.float64) for q in ("pt", "eta", "phi", "mass"))
-    raw_names = {f"{candidates}_{q}": v for q, v in zip(("pt", "eta", "phi", "mass"),
-                                                         (pt, eta, phi, mass))}
+    raw_names = {
+        f"{candidates}_{q}": v for q, v in zip(("pt", "eta", "phi", "mass"), (pt, eta, phi, mass))
+    }
     jet_entry = entry0 + np.repeat(np.arange(len(n_jet)), n_jet)
     _check_finite(path, raw_names, jet_entry, counts)
     checks = _polar_checks(f"{candidates}_pt", f"{candidates}_mass", pt, eta, mass)
@@ -839,23 +1103,40 @@ def _nano_batch(path, a, entry0, *, jets, links, index_branch, candidates, weigh
     features = {q: _flat(a[f"{jets}_{q}"]).astype(np.float64) for q in _STANDARD}
     if f"{jets}_rawFactor" in a.fields:
         features["raw_pt"] = features["pt"] * (1 - _flat(a[f"{jets}_rawFactor"]))
-    for q, name in (("msoftdrop", "msoftdrop"), ("nConstituents", "n_constituents_nano"),
-                    ("hadronFlavour", "hadron_flavour")):
+    for q, name in (
+        ("msoftdrop", "msoftdrop"),
+        ("nConstituents", "n_constituents_nano"),
+        ("hadronFlavour", "hadron_flavour"),
+    ):
         if f"{jets}_{q}" in a.fields:
             features[name] = _flat(a[f"{jets}_{q}"])
     entry = jet_entry
-    features["subentry"] = np.concatenate([np.arange(n) for n in n_jet]) if len(n_jet) \
-        else np.zeros(0, np.int64)
+    features["subentry"] = (
+        np.concatenate([np.arange(n) for n in n_jet]) if len(n_jet) else np.zeros(0, np.int64)
+    )
     raw = None
     label_field = ""
     if labels.mapping is not None:
         label_field = labels.field or ""
         raw = _flat(a[label_field])
     label = labels.assign(raw, len(counts), path=path, field=label_field)
-    names = {"px": f"{candidates}_pt", "py": f"{candidates}_phi", "pz": f"{candidates}_eta",
-             "E": f"{candidates}_mass"}
-    return _jets(path, counts=counts, columns=columns, names=names, features=features,
-                 entry=entry, label=label, invalid=invalid, checks=checks)
+    names = {
+        "px": f"{candidates}_pt",
+        "py": f"{candidates}_phi",
+        "pz": f"{candidates}_eta",
+        "E": f"{candidates}_mass",
+    }
+    return _jets(
+        path,
+        counts=counts,
+        columns=columns,
+        names=names,
+        features=features,
+        entry=entry,
+        label=label,
+        invalid=invalid,
+        checks=checks,
+    )
 
 
 # --- already-pixelated images (HDF5) ----------------------------------------------------------
@@ -866,13 +1147,15 @@ def axes_order(shape: tuple[int, ...], axes: str = "auto") -> str:
     a last axis of at most 4 is channels, else a second axis of at most 4 is)."""
     if axes != "auto":
         if len(axes) != len(shape) or axes not in ("NHW", "NHWC", "NCHW"):
-            raise ValueError(f"image_axes {axes!r} does not fit a dataset of shape {shape}")
+            msg = f"image_axes {axes!r} does not fit a dataset of shape {shape}"
+            raise ValueError(msg)
         return axes
     if len(shape) == 3:
         return "NHW"
     if len(shape) == 4:
         return "NHWC" if shape[3] <= 4 else "NCHW"
-    raise ValueError(f"an image dataset needs 3 or 4 axes, got shape {shape}")
+    msg = f"an image dataset needs 3 or 4 axes, got shape {shape}"
+    raise ValueError(msg)
 
 
 def _to_nchw(block: np.ndarray, axes: str) -> np.ndarray:
@@ -883,8 +1166,16 @@ def _to_nchw(block: np.ndarray, axes: str) -> np.ndarray:
     return np.ascontiguousarray(block, dtype=np.float32)
 
 
-def _read_images_h5(path, *, labels: Labels, step: int, images: str = "images",
-                    image_axes: str = "auto", width=None, channels=None) -> Iterator[ImageBatch]:
+def _read_images_h5(
+    path,
+    *,
+    labels: Labels,
+    step: int,
+    images: str = "images",
+    image_axes: str = "auto",
+    width=None,
+    channels=None,
+) -> Iterator[ImageBatch]:
     """``images`` + a label dataset (one file, labels per jet), or one dataset per class."""
     with _open_h5(path) as file:
         keys = sorted(file.keys())
@@ -896,41 +1187,54 @@ def _read_images_h5(path, *, labels: Labels, step: int, images: str = "images",
             parts = [(name, name) for name in sorted(labels.mapping)]
             _missing(path, "the HDF5 file (one dataset per class)", [p for p, _ in parts], keys)
         else:
-            raise InputError(f"{path}: no dataset {images!r}, and no labels map naming one "
-                             f"dataset per class; the file has {keys}")
+            msg = (
+                f"{path}: no dataset {images!r}, and no labels map naming one "
+                f"dataset per class; the file has {keys}"
+            )
+            raise InputError(msg)
         shapes = {name: file[name].shape for name, _ in parts}
         grids = {image_axes_grid(s, image_axes) for s in shapes.values()}
         if len(grids) > 1:
-            raise InputError(f"{path}: image datasets disagree on the grid: {shapes}")
+            msg = f"{path}: image datasets disagree on the grid: {shapes}"
+            raise InputError(msg)
         if all(s[0] == 0 for s in shapes.values()):
-            raise InputError(f"{path}: the image datasets are empty: {shapes}")
+            msg = f"{path}: the image datasets are empty: {shapes}"
+            raise InputError(msg)
         entry0 = 0
         for name, class_key in parts:
             data = file[name]
             axes = axes_order(data.shape, image_axes)
             for start in range(0, data.shape[0], step):
-                block = _to_nchw(data[start:start + step], axes)
+                block = _to_nchw(data[start : start + step], axes)
                 n = len(block)
                 bad = ~np.isfinite(block)
                 if np.any(bad):
-                    raise InputError(f"{path}: dataset {name!r} holds {int(bad.sum())} NaN/inf "
-                                     f"pixel(s) (first in image "
-                                     f"{start + int(np.argwhere(bad)[0, 0])})")
+                    msg = (
+                        f"{path}: dataset {name!r} holds {int(bad.sum())} NaN/inf "
+                        f"pixel(s) (first in image "
+                        f"{start + int(np.argwhere(bad)[0, 0])})"
+                    )
+                    raise InputError(msg)
                 if class_key is not None:
                     label = labels.assign(np.full(n, class_key), n, path=path, field=name)
                 else:
                     field_name = labels.field or "labels"
                     raw = None
                     if labels.mapping is not None:
-                        raw = file[field_name][start:start + n]
+                        raw = file[field_name][start : start + n]
                         raw = raw.argmax(axis=1) if raw.ndim == 2 else raw
                     label = labels.assign(raw, n, path=path, field=field_name)
                 pt = block[:, 0].sum(axis=(1, 2), dtype=np.float64)
                 nan = np.full(n, np.nan)
-                table = {"pt": pt, "eta": nan, "phi": nan, "mass": nan,
-                         "n_pixels": np.count_nonzero(block[:, 0], axis=(1, 2)),
-                         "entry": np.arange(start, start + n) + (entry0 if class_key else 0),
-                         "label": label}
+                table = {
+                    "pt": pt,
+                    "eta": nan,
+                    "phi": nan,
+                    "mass": nan,
+                    "n_pixels": np.count_nonzero(block[:, 0], axis=(1, 2)),
+                    "entry": np.arange(start, start + n) + (entry0 if class_key else 0),
+                    "label": label,
+                }
                 yield ImageBatch(block, table)
             entry0 += data.shape[0] if class_key else 0
 
@@ -942,26 +1246,49 @@ def image_axes_grid(shape, axes: str = "auto") -> tuple[int, int, int]:
     return dims.get("C", 1), dims["H"], dims["W"]
 
 
-def image_grid(path: str | os.PathLike, *, labels: Labels, images: str = "images",
-               image_axes: str = "auto", width=None, channels=None) -> dict:
+def image_grid(
+    path: str | os.PathLike,
+    *,
+    labels: Labels,
+    images: str = "images",
+    image_axes: str = "auto",
+    width=None,
+    channels=None,
+) -> dict:
     """The grid of a pre-pixelated file, as recorded in its store's ``image_spec``."""
     with _open_h5(path) as file:
         name = images if images in file else sorted(labels.mapping or {images: None})[0]
         if name not in file:
-            raise InputError(f"{path}: no dataset {name!r}; the file has {sorted(file.keys())}")
+            msg = f"{path}: no dataset {name!r}; the file has {sorted(file.keys())}"
+            raise InputError(msg)
         n_channels, height, width_px = image_axes_grid(file[name].shape, image_axes)
-    channels = list(channels) if channels else (["pt"] if n_channels == 1 else
-                                               [f"channel_{i}" for i in range(n_channels)])
+    channels = (
+        list(channels)
+        if channels
+        else (["pt"] if n_channels == 1 else [f"channel_{i}" for i in range(n_channels)])
+    )
     if len(channels) != n_channels:
-        raise InputError(f"{path}: dataset {name!r} has {n_channels} channel(s), the reader "
-                         f"option channels names {len(channels)}")
-    return {"pixelated": True, "npix": [height, width_px],
-            "width": list(width) if width else None, "channels": channels}
+        msg = (
+            f"{path}: dataset {name!r} has {n_channels} channel(s), the reader "
+            f"option channels names {len(channels)}"
+        )
+        raise InputError(msg)
+    return {
+        "pixelated": True,
+        "npix": [height, width_px],
+        "width": list(width) if width else None,
+        "channels": channels,
+    }
 
 
 #: The reader of each format (:func:`read` dispatches to them).
-_READERS = {"root": _read_root, "parquet": _read_parquet, "toptagging": _read_toptagging,
-            "nanoaod": _read_nanoaod, "images-h5": _read_images_h5}
+_READERS = {
+    "root": _read_root,
+    "parquet": _read_parquet,
+    "toptagging": _read_toptagging,
+    "nanoaod": _read_nanoaod,
+    "images-h5": _read_images_h5,
+}
 
 
 def option_default(format: str, option: str):

@@ -20,8 +20,12 @@ from typing import TypeVar
 from jetimage.files import InputError, sha256sum
 
 #: XRootD client settings (environment variables) bounding how long a dead server is retried.
-CLIENT_SETTINGS = {"XRD_CONNECTIONWINDOW": "5", "XRD_CONNECTIONRETRY": "2",
-                   "XRD_REQUESTTIMEOUT": "60", "XRD_STREAMTIMEOUT": "30"}
+CLIENT_SETTINGS = {
+    "XRD_CONNECTIONWINDOW": "5",
+    "XRD_CONNECTIONRETRY": "2",
+    "XRD_REQUESTTIMEOUT": "60",
+    "XRD_STREAMTIMEOUT": "30",
+}
 #: Tries of each remote operation (open, read a batch, list, stat) before it fails.
 ATTEMPTS = 3
 
@@ -40,7 +44,8 @@ def client():
     try:
         from XRootD import client as xrootd
     except ImportError as err:
-        raise InputError("root:// files need the XRootD client: pip install xrootd") from err
+        msg = "root:// files need the XRootD client: pip install xrootd"
+        raise InputError(msg) from err
     return xrootd
 
 
@@ -51,8 +56,9 @@ def split_url(url: str) -> tuple[str, str]:
     return f"{scheme}://{host}", "/" + path.lstrip("/")
 
 
-def retry(what: str, operation: Callable[[], T], *, attempts: int = ATTEMPTS,
-          wait: float = 1.0) -> T:
+def retry(
+    what: str, operation: Callable[[], T], *, attempts: int = ATTEMPTS, wait: float = 1.0
+) -> T:
     """``operation()``, tried ``attempts`` times (waiting ``wait``, then twice as long, between
     tries); the last failure becomes an InputError that says ``what`` failed and why."""
     for attempt in range(1, attempts + 1):
@@ -60,14 +66,17 @@ def retry(what: str, operation: Callable[[], T], *, attempts: int = ATTEMPTS,
             return operation()
         except Exception as err:  # the client and uproot raise many kinds
             if attempt == attempts:
-                raise InputError(f"{what} failed after {attempts} attempts ({err})") from err
+                msg = f"{what} failed after {attempts} attempts ({err})"
+                raise InputError(msg) from err
             time.sleep(wait * 2 ** (attempt - 1))
-    raise AssertionError("unreachable")
+    msg = "unreachable"
+    raise AssertionError(msg)
 
 
 def _checked(status, what: str):
     if not status.ok:
-        raise OSError(f"{what}: {status.message.strip()}")
+        msg = f"{what}: {status.message.strip()}"
+        raise OSError(msg)
 
 
 def stat(url: str) -> dict:
@@ -89,7 +98,8 @@ def expand(pattern: str) -> list[str]:
     server, path = split_url(pattern)
     directory, _, name = path.rpartition("/")
     if any(c in directory for c in "*?["):
-        raise InputError(f"{pattern}: wildcards only in the file name of a root:// URL")
+        msg = f"{pattern}: wildcards only in the file name of a root:// URL"
+        raise InputError(msg)
     if not any(c in name for c in "*?["):
         return [pattern]
     xrootd = client()

@@ -30,9 +30,12 @@ from jetimage.files import atomic_path
 #: Published figures for comparison (different, much larger dataset: 1.2 M training jets).
 TOP_TAGGING_REFERENCE = {
     "source": "Kasieczka et al., 'The Machine Learning Landscape of Top Taggers', "
-              "SciPost Phys. 7, 014 (2019), Table 1",
-    "rows": [("CNN (image)", 0.981, 914), ("ResNeXt (image)", 0.984, 1122),
-             ("ParticleNet", 0.985, 1615)],
+    "SciPost Phys. 7, 014 (2019), Table 1",
+    "rows": [
+        ("CNN (image)", 0.981, 914),
+        ("ResNeXt (image)", 0.984, 1122),
+        ("ParticleNet", 0.985, 1615),
+    ],
 }
 
 _CSS = """
@@ -77,8 +80,9 @@ def _window(metrics: dict, efficiency: float) -> str:
 
 def git_commit(where: str | os.PathLike = ".") -> str | None:
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=where, capture_output=True,
-                              text=True, check=True).stdout.strip()
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, check=True
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None
 
@@ -89,22 +93,31 @@ def _figure(path: str | os.PathLike, caption: str) -> dict:
 
 def _model_row(name: str, m: dict, *, best: str | None, efficiencies, kinds) -> dict:
     window = m.get("in_msd_window", {})
-    return {"name": name, "best": name == best, "kind": kinds.get(name, ""),
-            "auc": Markup(_fmt(m["auc"], 4)), "accuracy": Markup(_fmt(m["accuracy"], 4)),
-            "rejections": [Markup(_fmt(m[f"rejection_at_{e:g}"], 1)) for e in efficiencies],
-            "window_rejection": Markup(_window(m, efficiencies[-1])),
-            "window_auc": Markup(_fmt(window["auc"], 3)) if window.get("auc") else "–",
-            "jsd_mass": _jsd(m), "jsd_msd": _jsd(m, "msd_sculpting"), "n_test": m["n_test"]}
+    return {
+        "name": name,
+        "best": name == best,
+        "kind": kinds.get(name, ""),
+        "auc": Markup(_fmt(m["auc"], 4)),
+        "accuracy": Markup(_fmt(m["accuracy"], 4)),
+        "rejections": [Markup(_fmt(m[f"rejection_at_{e:g}"], 1)) for e in efficiencies],
+        "window_rejection": Markup(_window(m, efficiencies[-1])),
+        "window_auc": Markup(_fmt(window["auc"], 3)) if window.get("auc") else "–",
+        "jsd_mass": _jsd(m),
+        "jsd_msd": _jsd(m, "msd_sculpting"),
+        "n_test": m["n_test"],
+    }
 
 
 def _source_row(s: dict) -> dict:
-    return {"source": s.get("source"), "format": s.get("format", ""),
-            "per_class": ", ".join(f"{c} {n}" for c, n in (s.get("label_counts") or {}).items()
-                                   if n),
-            "n_read": s.get("n_read", ""), "n_jets": s.get("n_jets"),
-            "dropped": ", ".join(f"{k} {n}" for k, n in (s.get("dropped") or {}).items()
-                                 if n) or "–",
-            "sha": str(s.get("source_sha256"))[:16]}
+    return {
+        "source": s.get("source"),
+        "format": s.get("format", ""),
+        "per_class": ", ".join(f"{c} {n}" for c, n in (s.get("label_counts") or {}).items() if n),
+        "n_read": s.get("n_read", ""),
+        "n_jets": s.get("n_jets"),
+        "dropped": ", ".join(f"{k} {n}" for k, n in (s.get("dropped") or {}).items() if n) or "–",
+        "sha": str(s.get("source_sha256"))[:16],
+    }
 
 
 def build_report(
@@ -140,38 +153,58 @@ def build_report(
     evaluation = config.get("evaluation", {})
     efficiencies = list(evaluation.get("efficiencies", default("evaluation", "efficiencies")))
     kinds = kinds or {}
-    rows = [_model_row(n, metrics[n], best=best, efficiencies=efficiencies, kinds=kinds)
-            for n in ranked]
+    rows = [
+        _model_row(n, metrics[n], best=best, efficiencies=efficiencies, kinds=kinds) for n in ranked
+    ]
     windows = [m["in_msd_window"]["window"] for m in metrics.values() if "in_msd_window" in m]
     resamplings = evaluation.get("bootstrap", 0)
     classes = dataset["classes"]
     environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(Path(__file__).with_name("templates")),
-        autoescape=True, undefined=jinja2.StrictUndefined)
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+    )
     page = environment.get_template("report.html.j2").render(
-        css=Markup(_CSS), best=rows[0] if rows else None, signal=metrics[best]["signal"]
-        if best else "", efficiencies=efficiencies, origins=list(origins), rows=rows,
-        windowed=bool(windows), groomed=any("msd_sculpting" in m for m in metrics.values()),
+        css=Markup(_CSS),
+        best=rows[0] if rows else None,
+        signal=metrics[best]["signal"] if best else "",
+        efficiencies=efficiencies,
+        origins=list(origins),
+        rows=rows,
+        windowed=bool(windows),
+        groomed=any("msd_sculpting" in m for m in metrics.values()),
         window=windows[0] if windows else None,
         working_point=evaluation.get("working_point", default("evaluation", "working_point")),
-        uncertainties=(f"Uncertainties from {resamplings} bootstrap resamplings of the test "
-                       f"set: ± standard deviation, or the 68% interval where it is asymmetric."
-                       if resamplings else "No uncertainties: evaluation/bootstrap is 0."),
-        reference=TOP_TAGGING_REFERENCE if {c.lower() for c in classes} == {"qcd", "top"}
-        else None, n_train=sum(dataset["splits"]["train"].values()),
+        uncertainties=(
+            f"Uncertainties from {resamplings} bootstrap resamplings of the test "
+            f"set: ± standard deviation, or the 68% interval where it is asymmetric."
+            if resamplings
+            else "No uncertainties: evaluation/bootstrap is 0."
+        ),
+        reference=TOP_TAGGING_REFERENCE if {c.lower() for c in classes} == {"qcd", "top"} else None,
+        n_train=sum(dataset["splits"]["train"].values()),
         comparison=[_figure(png, caption) for caption, png in comparison.items()],
-        mean_images=Markup(embed_png(mean_images, "mean image per class")) if mean_images
-        else None,
+        mean_images=Markup(embed_png(mean_images, "mean image per class")) if mean_images else None,
         learned=[_figure(learned[n], f"{n}: what it looks at") for n in ranked if n in learned],
-        models=[{"name": n, "figures": [_figure(png, caption) for caption, png in
-                                         plots.get(n, {}).items()]} for n in ranked],
-        classes=classes, splits=dataset["splits"],
+        models=[
+            {
+                "name": n,
+                "figures": [_figure(png, caption) for caption, png in plots.get(n, {}).items()],
+            }
+            for n in ranked
+        ],
+        classes=classes,
+        splits=dataset["splits"],
         image_spec=json.dumps(dataset["image_spec"], indent=1),
         sources=[_source_row(s) for s in dataset["sources"]],
-        provenance={"git commit": git_commit() or "not a git checkout",
-                    "python": platform.python_version(), "platform": platform.platform(),
-                    **versions},
-        config=yaml.safe_dump(config, sort_keys=False))
+        provenance={
+            "git commit": git_commit() or "not a git checkout",
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            **versions,
+        },
+        config=yaml.safe_dump(config, sort_keys=False),
+    )
     with atomic_path(path) as tmp:
         tmp.write_text(page, encoding="utf-8")
 
@@ -183,55 +216,114 @@ CAPTIONS = {
     "confusion": "Confusion matrix (test split)",
     "examples": "Most signal-like, most background-like and most uncertain test jets",
     "sculpting": "Jet mass (and soft-drop mass) before and after the cut at the working point "
-                 "(sculpting)",
+    "(sculpting)",
     "auc_vs_pt": "AUC in bins of jet pT",
     "pt_dependence": "Signal efficiency and background rejection against jet pT at the "
-                     "working point",
+    "working point",
     "learned": "What it looks at: score-pixel correlation (and, if linear, its weights)",
 }
 
 
-def _comparison_figures(scores: Mapping[str, pd.DataFrame], metrics: Mapping[str, dict],
-                        outputs, *, classes: list[str], signal: str, efficiencies,
-                        working_point: float, reference: str) -> None:
+def _comparison_figures(
+    scores: Mapping[str, pd.DataFrame],
+    metrics: Mapping[str, dict],
+    outputs,
+    *,
+    classes: list[str],
+    signal: str,
+    efficiencies,
+    working_point: float,
+    reference: str,
+) -> None:
     """The figures comparing every model: rejection with ratios to ``reference``, efficiency
     and rejection against pT, background (soft-drop) mass after each model's cut."""
     from jetimage import plots
     from jetimage.metrics import reaches
 
     s = classes.index(signal)
-    curves = {m: ((f["label"].to_numpy() == s).astype(int), f[f"score_{signal}"].to_numpy())
-              for m, f in scores.items()}
+    curves = {
+        m: ((f["label"].to_numpy() == s).astype(int), f[f"score_{signal}"].to_numpy())
+        for m, f in scores.items()
+    }
     background = ", ".join(c for c in classes if c != signal)
-    plots.save(plots.rejection_comparison_figure(curves, reference=reference, signal=signal,
-                                                 background=background,
-                                                 efficiencies=efficiencies), outputs.comparison)
-    plots.save(plots.pt_dependence_figure({m: metrics[m]["efficiency_in_pt_bins"]
-                                           for m in scores}, working_point=working_point,
-                                          signal=signal), outputs.pt_dependence)
-    column, key, label = next(((c, k, lab) for c, k, lab in (
-        ("jet_msd", "msd_sculpting", "Soft-drop mass"), ("jet_mass", "mass_sculpting",
-                                                         "Jet mass"))
-        if all(k in metrics[m] for m in scores)), (None, None, None))
+    plots.save(
+        plots.rejection_comparison_figure(
+            curves,
+            reference=reference,
+            signal=signal,
+            background=background,
+            efficiencies=efficiencies,
+        ),
+        outputs.comparison,
+    )
+    plots.save(
+        plots.pt_dependence_figure(
+            {m: metrics[m]["efficiency_in_pt_bins"] for m in scores},
+            working_point=working_point,
+            signal=signal,
+        ),
+        outputs.pt_dependence,
+    )
+    column, key, label = next(
+        (
+            (c, k, lab)
+            for c, k, lab in (
+                ("jet_msd", "msd_sculpting", "Soft-drop mass"),
+                ("jet_mass", "mass_sculpting", "Jet mass"),
+            )
+            if all(k in metrics[m] for m in scores)
+        ),
+        (None, None, None),
+    )
     if column is None:
-        plots.save(plots.note_figure("No jet mass in this dataset (pre-pixelated images):\n"
-                                     "mass sculpting cannot be shown."), outputs.sculpting)
+        plots.save(
+            plots.note_figure(
+                "No jet mass in this dataset (pre-pixelated images):\n"
+                "mass sculpting cannot be shown."
+            ),
+            outputs.sculpting,
+        )
         return
     background_jets = {m: f["label"].to_numpy() != s for m, f in scores.items()}
-    reach = {m for m in scores  # taggers whose cut reaches the working point
-             if reaches(metrics[m][key]["signal_efficiency_passed"], working_point)}
+    reach = {
+        m
+        for m in scores  # taggers whose cut reaches the working point
+        if reaches(metrics[m][key]["signal_efficiency_passed"], working_point)
+    }
     first = next(iter(scores))
-    plots.save(plots.sculpting_comparison_figure(
-        scores[first][column].to_numpy()[background_jets[first]],
-        {m: (f[column].to_numpy()[background_jets[m]],
-             f[f"score_{signal}"].to_numpy()[background_jets[m]], metrics[m][key]["cut"])
-         for m, f in scores.items() if m in reach}, name=label,
-        signal_efficiency=working_point), outputs.sculpting)
+    plots.save(
+        plots.sculpting_comparison_figure(
+            scores[first][column].to_numpy()[background_jets[first]],
+            {
+                m: (
+                    f[column].to_numpy()[background_jets[m]],
+                    f[f"score_{signal}"].to_numpy()[background_jets[m]],
+                    metrics[m][key]["cut"],
+                )
+                for m, f in scores.items()
+                if m in reach
+            },
+            name=label,
+            signal_efficiency=working_point,
+        ),
+        outputs.sculpting,
+    )
 
 
-def write_report(inputs, outputs, *, models: list[str], plot_names: list[str], signal: str,
-                 efficiencies: list[float], working_point: float, reference_model: str | None,
-                 origins: list[str], kinds: Mapping[str, str], config: dict) -> None:
+def write_report(
+    inputs,
+    outputs,
+    *,
+    models: list[str],
+    plot_names: list[str],
+    signal: str,
+    efficiencies: list[float],
+    working_point: float,
+    reference_model: str | None,
+    origins: list[str],
+    kinds: Mapping[str, str],
+    config: dict,
+) -> None:
     """Rule report: the figures comparing every model and of the dataset (``outputs``), then
     the HTML page (``outputs.html``) from every model's metrics, scores and figures."""
     from jetimage import plots
@@ -242,21 +334,45 @@ def write_report(inputs, outputs, *, models: list[str], plot_names: list[str], s
     attrs = dict(zarr_store.open_store(inputs.dataset).attrs)
     classes = list(attrs["classes"])
     reference = reference_model or max(metrics, key=lambda m: metrics[m]["auc"]["value"])
-    _comparison_figures(scores, metrics, outputs, classes=classes, signal=signal,
-                        efficiencies=efficiencies, working_point=working_point,
-                        reference=reference)
+    _comparison_figures(
+        scores,
+        metrics,
+        outputs,
+        classes=classes,
+        signal=signal,
+        efficiencies=efficiencies,
+        working_point=working_point,
+        reference=reference,
+    )
     means, counts = class_mean_images(inputs.dataset, "test", len(classes))
-    plots.save(plots.mean_images_figure(means, counts, classes, attrs["image_spec"],
-                                        signal=classes.index(signal)), outputs.mean_images)
-    figure = {(m, p): str(Path(inputs.metrics[i]).with_name(f"{p}.png"))
-              for i, m in enumerate(models) for p in plot_names}
+    plots.save(
+        plots.mean_images_figure(
+            means, counts, classes, attrs["image_spec"], signal=classes.index(signal)
+        ),
+        outputs.mean_images,
+    )
+    figure = {
+        (m, p): str(Path(inputs.metrics[i]).with_name(f"{p}.png"))
+        for i, m in enumerate(models)
+        for p in plot_names
+    }
     build_report(
-        outputs.html, metrics=metrics,
-        plots={m: {CAPTIONS[p]: figure[m, p] for p in plot_names if p != "learned"}
-               for m in models},
-        comparison={"Background rejection of every model, with the ratio to "
-                    f"{reference}": outputs.comparison,
-                    "Efficiency and rejection against jet pT": outputs.pt_dependence,
-                    "Background mass after each model's cut": outputs.sculpting},
-        learned={m: figure[m, "learned"] for m in models}, mean_images=outputs.mean_images,
-        dataset=attrs, config=config, versions=attrs["versions"], origins=origins, kinds=kinds)
+        outputs.html,
+        metrics=metrics,
+        plots={
+            m: {CAPTIONS[p]: figure[m, p] for p in plot_names if p != "learned"} for m in models
+        },
+        comparison={
+            "Background rejection of every model, with the ratio to "
+            f"{reference}": outputs.comparison,
+            "Efficiency and rejection against jet pT": outputs.pt_dependence,
+            "Background mass after each model's cut": outputs.sculpting,
+        },
+        learned={m: figure[m, "learned"] for m in models},
+        mean_images=outputs.mean_images,
+        dataset=attrs,
+        config=config,
+        versions=attrs["versions"],
+        origins=origins,
+        kinds=kinds,
+    )

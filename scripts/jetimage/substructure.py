@@ -21,8 +21,20 @@ import awkward as ak
 import numpy as np
 
 #: The observables :func:`observables` returns, in order.
-NAMES = ("msd", "pt_sd", "tau1", "tau2", "tau3", "tau21", "tau32", "c2_b1", "d2_b1", "d2_b2",
-         "n2_b1", "multiplicity")
+NAMES = (
+    "msd",
+    "pt_sd",
+    "tau1",
+    "tau2",
+    "tau3",
+    "tau21",
+    "tau32",
+    "c2_b1",
+    "d2_b1",
+    "d2_b2",
+    "n2_b1",
+    "multiplicity",
+)
 
 #: Soft-drop settings: the modified mass-drop tagger (β = 0) at z_cut = 0.1.
 SOFT_DROP = {"beta": 0.0, "symmetry_cut": 0.1}
@@ -41,8 +53,9 @@ def _cambridge_aachen():
 def _sequence(constituents: ak.Array):
     import fastjet
 
-    four = ak.zip({q: ak.values_astype(constituents[q], np.float64)
-                   for q in ("px", "py", "pz", "E")})
+    four = ak.zip(
+        {q: ak.values_astype(constituents[q], np.float64) for q in ("px", "py", "pz", "E")}
+    )
     return fastjet.ClusterSequence(four, _cambridge_aachen())
 
 
@@ -83,8 +96,9 @@ def observables(constituents: ak.Array, *, radius: float) -> dict[str, np.ndarra
     out["tau32"] = _ratio(out["tau3"], out["tau2"])
     groomed_sequence = _sequence(groomed.constituents)
     for name, (function, beta) in CORRELATORS.items():
-        values = groomed_sequence.exclusive_jets_energy_correlator(njets=1, beta=beta,
-                                                                   func=function)
+        values = groomed_sequence.exclusive_jets_energy_correlator(
+            njets=1, beta=beta, func=function
+        )
         out[name][has] = ak.to_numpy(values)
     return out
 
@@ -97,8 +111,7 @@ def _keys(table) -> np.ndarray:
     return entry
 
 
-def write_observables_store(path, batches, image_store, *, radius: float,
-                            progress=None) -> dict:
+def write_observables_store(path, batches, image_store, *, radius: float, progress=None) -> dict:
     """The observables of the jets of ``image_store``, row for row, as a Zarr store (atomic).
 
     ``batches`` stream the file the image store was made from, with the same reader settings:
@@ -135,16 +148,24 @@ def write_observables_store(path, batches, image_store, *, radius: float,
     found_pts = np.concatenate(found_pt) if found_pt else np.zeros(0)
     same = np.array_equal(found_keys, wanted) and np.array_equal(found_pts, table["pt"])
     if not same:
-        raise InputError(f"{image_store}: its {len(wanted)} jets are not the file's "
-                            f"({len(found_keys)} match): was the file changed after the "
-                            f"images stage?")
+        msg = (
+            f"{image_store}: its {len(wanted)} jets are not the file's "
+            f"({len(found_keys)} match): was the file changed after the "
+            f"images stage?"
+        )
+        raise InputError(msg)
     with atomic_path(path) as tmp:
         group = zarr.open_group(tmp, mode="w")
         jets = group.require_group("jets")
         for name, parts in values.items():
             column = np.concatenate(parts) if parts else np.zeros(0)
             zarr_store.create_array(jets, name, column, chunk_jets=zarr_store.TABLE_CHUNK_JETS)
-        attrs = {"image_store": str(image_store), "radius": radius, "n_jets": len(wanted),
-                 "soft_drop": SOFT_DROP, "observables": list(NAMES)}
+        attrs = {
+            "image_store": str(image_store),
+            "radius": radius,
+            "n_jets": len(wanted),
+            "soft_drop": SOFT_DROP,
+            "observables": list(NAMES),
+        }
         group.attrs.update(attrs)
     return attrs

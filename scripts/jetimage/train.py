@@ -36,7 +36,6 @@ from jetimage.models import build_model, count_parameters
 log = logging.getLogger(__name__)
 
 
-
 @dataclass(frozen=True)
 class TrainConfig:
     """One model's training settings (the ``models:`` entry merged over ``training:``)."""
@@ -62,15 +61,16 @@ class TrainConfig:
     def __post_init__(self) -> None:
         for name in ("learning_rate", "weight_decay", "memory_budget_mb"):
             if not math.isfinite(getattr(self, name)):
-                raise ValueError(f"TrainConfig.{name} must be finite, got "
-                                 f"{getattr(self, name)}")
+                msg = f"TrainConfig.{name} must be finite, got {getattr(self, name)}"
+                raise ValueError(msg)
 
     @classmethod
     def from_dict(cls, data: dict) -> TrainConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:
-            raise ValueError(f"unknown training option(s) {unknown}; known: {sorted(names)}")
+            msg = f"unknown training option(s) {unknown}; known: {sorted(names)}"
+            raise ValueError(msg)
         return cls(**{**data, "planing": tuple(data.get("planing", ()))})
 
     def digest(self) -> str:
@@ -97,9 +97,11 @@ def _optimizer(config: TrainConfig, params):
     if config.optimizer == "adamw":
         return torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
     if config.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=config.learning_rate, momentum=0.9,
-                               weight_decay=config.weight_decay)
-    raise ValueError(f"unknown optimizer {config.optimizer!r}; known: adam, adamw, sgd")
+        return torch.optim.SGD(
+            params, lr=config.learning_rate, momentum=0.9, weight_decay=config.weight_decay
+        )
+    msg = f"unknown optimizer {config.optimizer!r}; known: adam, adamw, sgd"
+    raise ValueError(msg)
 
 
 def _scheduler(config: TrainConfig, optimizer):
@@ -107,30 +109,36 @@ def _scheduler(config: TrainConfig, optimizer):
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(config.epochs, 1))
     if config.schedule == "constant":
         return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 1.0)
-    raise ValueError(f"unknown schedule {config.schedule!r}; known: cosine, constant")
+    msg = f"unknown schedule {config.schedule!r}; known: cosine, constant"
+    raise ValueError(msg)
 
 
 def check_device(name: str) -> None:
     """Raise, naming the ``device`` setting, if the named torch device is not on this node."""
     device = torch.device(name)
-    where = (f"the device setting {name!r} (training/device, or the model's own device)")
+    where = f"the device setting {name!r} (training/device, or the model's own device)"
     if device.type == "cuda":
         if not torch.cuda.is_available():
             built = torch.version.cuda or "no CUDA"
-            raise RuntimeError(f"{where}: torch {torch.__version__} (built with {built}) sees "
-                               f"no CUDA device on this node; use device: auto or cpu, or run "
-                               f"the train job on a GPU node (gpu: true)")
+            msg = (
+                f"{where}: torch {torch.__version__} (built with {built}) sees "
+                f"no CUDA device on this node; use device: auto or cpu, or run "
+                f"the train job on a GPU node (gpu: true)"
+            )
+            raise RuntimeError(msg)
         if device.index is not None and device.index >= torch.cuda.device_count():
-            raise RuntimeError(f"{where}: this node has {torch.cuda.device_count()} CUDA "
-                               f"device(s)")
+            msg = f"{where}: this node has {torch.cuda.device_count()} CUDA device(s)"
+            raise RuntimeError(msg)
     elif device.type == "mps":
         mps = getattr(torch.backends, "mps", None)
         if not (mps and mps.is_available()):
-            raise RuntimeError(f"{where}: Apple MPS is not available on this node")
+            msg = f"{where}: Apple MPS is not available on this node"
+            raise RuntimeError(msg)
 
 
-def _weighted_loss(logits: torch.Tensor, y: torch.Tensor, weights: list[torch.Tensor]
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
+def _weighted_loss(
+    logits: torch.Tensor, y: torch.Tensor, weights: list[torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(loss, summed weight) of a batch: the weighted mean cross-entropy with per-jet
     ``weights`` (planing; ``weights`` is the batch's tail, empty for none), the mean otherwise."""
     losses = nn.functional.cross_entropy(logits.float(), y, reduction="none")
@@ -169,8 +177,11 @@ def _accelerations(config: TrainConfig, device: torch.device):
     channels_last = config.channels_last == "on" or (config.channels_last == "auto" and cuda)
     if not amp:
         return contextlib.nullcontext, None, channels_last
-    return (lambda: torch.autocast(device.type, dtype=torch.float16 if cuda else torch.bfloat16),
-            torch.amp.GradScaler(device.type) if cuda else None, channels_last)
+    return (
+        lambda: torch.autocast(device.type, dtype=torch.float16 if cuda else torch.bfloat16),
+        torch.amp.GradScaler(device.type) if cuda else None,
+        channels_last,
+    )
 
 
 def _rng_state() -> dict:
@@ -200,24 +211,34 @@ class _Run:
     start_epoch: int = 0
 
 
-def _start(config: TrainConfig, device: torch.device, in_shape: tuple[int, ...],
-           n_classes: int) -> _Run:
+def _start(
+    config: TrainConfig, device: torch.device, in_shape: tuple[int, ...], n_classes: int
+) -> _Run:
     """A fresh model, optimizer, learning-rate schedule and shuffle generator on ``device``."""
     torch.manual_seed(config.seed)
-    model = build_model(config.architecture, in_shape=in_shape, n_classes=n_classes,
-                        **config.options).to(device)
+    model = build_model(
+        config.architecture, in_shape=in_shape, n_classes=n_classes, **config.options
+    ).to(device)
     autocast, scaler, channels_last = _accelerations(config, device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = _optimizer(config, model.parameters())
-    return _Run(model=model, step_model=torch.compile(model) if config.compile else model,
-                optimizer=optimizer, scheduler=_scheduler(config, optimizer), scaler=scaler,
-                generator=torch.Generator().manual_seed(config.seed), autocast=autocast,
-                channels_last=channels_last, device=device)
+    return _Run(
+        model=model,
+        step_model=torch.compile(model) if config.compile else model,
+        optimizer=optimizer,
+        scheduler=_scheduler(config, optimizer),
+        scaler=scaler,
+        generator=torch.Generator().manual_seed(config.seed),
+        autocast=autocast,
+        channels_last=channels_last,
+        device=device,
+    )
 
 
-def _resume(run: _Run, checkpoint_path: Path, digest: str, *, name: str,
-            progress: Callable[[str], None]) -> None:
+def _resume(
+    run: _Run, checkpoint_path: Path, digest: str, *, name: str, progress: Callable[[str], None]
+) -> None:
     """Continue ``run`` from its checkpoint when one was made with the same settings and data
     (``digest``)."""
     if not checkpoint_path.exists():
@@ -239,13 +260,13 @@ def _resume(run: _Run, checkpoint_path: Path, digest: str, *, name: str,
     progress(f"resuming {name} from its checkpoint after epoch {run.start_epoch}")
 
 
-def _train_epoch(run: _Run, train, batch_size: int, description: str
-                 ) -> tuple[float, float, int]:
+def _train_epoch(run: _Run, train, batch_size: int, description: str) -> tuple[float, float, int]:
     """One pass over the train split: (mean loss, accuracy, images seen)."""
     run.model.train()
     total_loss, correct, seen = 0.0, 0, 0
-    bar = tqdm(total=len(train), desc=description, unit="img", leave=False,
-               disable=not sys.stderr.isatty())
+    bar = tqdm(
+        total=len(train), desc=description, unit="img", leave=False, disable=not sys.stderr.isatty()
+    )
     for x, y, *w in train.batches(batch_size, run.generator):
         x, y = x.to(run.device), y.to(run.device)
         if run.channels_last:
@@ -269,26 +290,45 @@ def _train_epoch(run: _Run, train, batch_size: int, description: str
     return total_loss / seen, correct / seen, seen
 
 
-def _epoch(run: _Run, epoch: int, train, val, config: TrainConfig, *, name: str,
-           progress: Callable[[str], None]) -> None:
+def _epoch(
+    run: _Run,
+    epoch: int,
+    train,
+    val,
+    config: TrainConfig,
+    *,
+    name: str,
+    progress: Callable[[str], None],
+) -> None:
     """Train one epoch, score the val split, keep the best state and log the epoch."""
     tic = time.perf_counter()
     train_loss, train_acc, seen = _train_epoch(
-        run, train, config.batch_size, f"{name} epoch {epoch + 1}/{config.epochs}")
+        run, train, config.batch_size, f"{name} epoch {epoch + 1}/{config.epochs}"
+    )
     lr = run.optimizer.param_groups[0]["lr"]
     run.scheduler.step()
     seconds = time.perf_counter() - tic
     val_loss, val_acc = _evaluate(run.step_model, val, run.device, run.autocast)
-    run.history.append({"epoch": epoch + 1, "train_loss": train_loss,
-                        "train_accuracy": train_acc, "val_loss": val_loss,
-                        "val_accuracy": val_acc, "learning_rate": lr, "seconds": seconds,
-                        "images_per_second": seen / seconds})
+    run.history.append(
+        {
+            "epoch": epoch + 1,
+            "train_loss": train_loss,
+            "train_accuracy": train_acc,
+            "val_loss": val_loss,
+            "val_accuracy": val_acc,
+            "learning_rate": lr,
+            "seconds": seconds,
+            "images_per_second": seen / seconds,
+        }
+    )
     if val_loss < run.best["loss"]:
         state = {k: v.detach().cpu().clone() for k, v in run.model.state_dict().items()}
         run.best = {"loss": val_loss, "epoch": epoch, "state": state}
-    progress(f"epoch {epoch + 1}/{config.epochs}: train loss {train_loss:.4f} "
-             f"acc {train_acc:.3f} | val loss {val_loss:.4f} acc {val_acc:.3f}"
-             f" | lr {lr:.2e} | {seconds:.1f} s, {seen / seconds:.0f} img/s")
+    progress(
+        f"epoch {epoch + 1}/{config.epochs}: train loss {train_loss:.4f} "
+        f"acc {train_acc:.3f} | val loss {val_loss:.4f} acc {val_acc:.3f}"
+        f" | lr {lr:.2e} | {seconds:.1f} s, {seen / seconds:.0f} img/s"
+    )
 
 
 def train_model(
@@ -324,22 +364,34 @@ def train_model(
     if config.architecture in CLOSED_FORM:
         return _fit_closed_form(dataset_path, out_dir, config, name=name, progress=progress)
     weights = _planing_weights(root, config, len(classes), progress)
-    train, val = (loader.open_split(dataset_path, split, memory_budget_mb=config.memory_budget_mb,
-                                    weights=weights.get(split)) for split in ("train", "val"))
+    train, val = (
+        loader.open_split(
+            dataset_path,
+            split,
+            memory_budget_mb=config.memory_budget_mb,
+            weights=weights.get(split),
+        )
+        for split in ("train", "val")
+    )
     if len(train) == 0 or len(val) == 0:
-        raise InputError(f"{dataset_path}: the train and val splits must not be empty "
-                         f"(train {len(train)}, val {len(val)})")
+        msg = (
+            f"{dataset_path}: the train and val splits must not be empty "
+            f"(train {len(train)}, val {len(val)})"
+        )
+        raise InputError(msg)
     in_shape = tuple(int(s) for s in root["train/images"].shape[1:])
     run = _start(config, device, in_shape, len(classes))
     checkpoint_path = out_dir / "checkpoint.pt"
     digest = config.digest() + ":" + _dataset_digest(root)
     _resume(run, checkpoint_path, digest, name=name, progress=progress)
-    progress(f"training {name} ({config.architecture}, {count_parameters(run.model)} "
-             f"parameters) on {device} with {len(train)} train / {len(val)} val images of "
-             f"{in_shape}{' streamed from Zarr' if train.streaming else ''}"
-             f"{', mixed precision' if run.autocast is not contextlib.nullcontext else ''}"
-             f"{', channels-last' if run.channels_last else ''}"
-             f"{', compiled' if config.compile else ''}")
+    progress(
+        f"training {name} ({config.architecture}, {count_parameters(run.model)} "
+        f"parameters) on {device} with {len(train)} train / {len(val)} val images of "
+        f"{in_shape}{' streamed from Zarr' if train.streaming else ''}"
+        f"{', mixed precision' if run.autocast is not contextlib.nullcontext else ''}"
+        f"{', channels-last' if run.channels_last else ''}"
+        f"{', compiled' if config.compile else ''}"
+    )
     for epochs_run, epoch in enumerate(range(run.start_epoch, config.epochs)):
         if run.best["epoch"] >= 0 and epoch - run.best["epoch"] > config.patience:
             progress(f"early stopping: no val-loss improvement for {config.patience} epochs")
@@ -350,46 +402,80 @@ def train_model(
         _save_checkpoint(checkpoint_path, run, epoch, digest)
 
     run.model.load_state_dict(run.best["state"])
-    _finish(run.model, out_dir, root, config, name=name, history=run.history,
-            best_epoch=run.best["epoch"] + 1, example=next(val.batches(256))[0],
-            progress=progress)
+    _finish(
+        run.model,
+        out_dir,
+        root,
+        config,
+        name=name,
+        history=run.history,
+        best_epoch=run.best["epoch"] + 1,
+        example=next(val.batches(256))[0],
+        progress=progress,
+    )
     return run.history
 
 
-def _finish(model: nn.Module, out_dir: Path, root, config: TrainConfig, *, name: str,
-            history: list[dict], best_epoch: int, example: torch.Tensor,
-            progress: Callable[[str], None]) -> None:
+def _finish(
+    model: nn.Module,
+    out_dir: Path,
+    root,
+    config: TrainConfig,
+    *,
+    name: str,
+    history: list[dict],
+    best_epoch: int,
+    example: torch.Tensor,
+    progress: Callable[[str], None],
+) -> None:
     """Write ``model.pt`` (weights and everything to rebuild the model), ``model.onnx``
     (checked against torch on ``example``) and ``history.json``."""
     model = model.to("cpu", memory_format=torch.contiguous_format).eval()
     in_shape = [int(s) for s in root["train/images"].shape[1:]]
-    info = {"name": name, "architecture": config.architecture, "options": config.options,
-            "in_shape": in_shape, "classes": list(root.attrs["classes"]),
-            "normalization": dict(root.attrs["normalization"]),
-            "image_spec": dict(root.attrs["image_spec"]), "best_epoch": best_epoch,
-            "config": dataclasses.asdict(config)}
+    info = {
+        "name": name,
+        "architecture": config.architecture,
+        "options": config.options,
+        "in_shape": in_shape,
+        "classes": list(root.attrs["classes"]),
+        "normalization": dict(root.attrs["normalization"]),
+        "image_spec": dict(root.attrs["image_spec"]),
+        "best_epoch": best_epoch,
+        "config": dataclasses.asdict(config),
+    }
     with atomic_path(out_dir / "model.pt") as tmp:
         torch.save({"state_dict": model.state_dict(), "info": info}, tmp)
     diff = export_model(model, out_dir / "model.onnx", example)
-    progress(f"exported to {out_dir / 'model.onnx'} (ONNX opset {ONNX_OPSET}, max deviation "
-             f"from torch {diff:.1e})")
+    progress(
+        f"exported to {out_dir / 'model.onnx'} (ONNX opset {ONNX_OPSET}, max deviation "
+        f"from torch {diff:.1e})"
+    )
     with atomic_path(out_dir / "history.json") as tmp:
-        tmp.write_text(json.dumps({"model": name, "best_epoch": best_epoch,
-                                   "epochs": history}, indent=2))
+        tmp.write_text(
+            json.dumps({"model": name, "best_epoch": best_epoch, "epochs": history}, indent=2)
+        )
 
 
-def _planing_weights(root, config: TrainConfig, n_classes: int,
-                     progress: Callable[[str], None]) -> dict[str, np.ndarray]:
+def _planing_weights(
+    root, config: TrainConfig, n_classes: int, progress: Callable[[str], None]
+) -> dict[str, np.ndarray]:
     """Per-jet weights of the train and val splits when the model is planed (none if not)."""
     if not config.planing:
         return {}
     from jetimage.planing import Planing, split_weights
 
-    planing = Planing.fit(zarr_store.read_table(root["train"]), root["train/labels"][...],
-                          config.planing, n_classes=n_classes, bins=config.planing_bins)
+    planing = Planing.fit(
+        zarr_store.read_table(root["train"]),
+        root["train/labels"][...],
+        config.planing,
+        n_classes=n_classes,
+        bins=config.planing_bins,
+    )
     weights = split_weights(planing, root)
-    progress(f"planing in {list(config.planing)} ({config.planing_bins} bins each): train "
-             f"weights from {weights['train'].min():.3g} to {weights['train'].max():.3g}")
+    progress(
+        f"planing in {list(config.planing)} ({config.planing_bins} bins each): train "
+        f"weights from {weights['train'].min():.3g} to {weights['train'].max():.3g}"
+    )
     return weights
 
 
@@ -397,16 +483,21 @@ def _planing_weights(root, config: TrainConfig, n_classes: int,
 CLOSED_FORM = ("fisher",)
 
 
-def _fit_closed_form(dataset_path, out_dir: Path, config: TrainConfig, *, name: str,
-                     progress: Callable[[str], None]) -> list[dict]:
+def _fit_closed_form(
+    dataset_path, out_dir: Path, config: TrainConfig, *, name: str, progress: Callable[[str], None]
+) -> list[dict]:
     """Fit Fisher's linear discriminant (:func:`jetimage.interpret.fit_fisher`) into the
     registry's ``fisher`` model and write the same outputs as a trained model."""
     from jetimage.interpret import fit_fisher
 
     root = zarr_store.open_store(dataset_path)
     in_shape = tuple(int(s) for s in root["train/images"].shape[1:])
-    model = build_model(config.architecture, in_shape=in_shape,
-                        n_classes=len(root.attrs["classes"]), **config.options)
+    model = build_model(
+        config.architecture,
+        in_shape=in_shape,
+        n_classes=len(root.attrs["classes"]),
+        **config.options,
+    )
     tic = time.perf_counter()
     fit = fit_fisher(dataset_path, memory_budget_mb=config.memory_budget_mb)
     linear = model[-1]
@@ -414,32 +505,66 @@ def _fit_closed_form(dataset_path, out_dir: Path, config: TrainConfig, *, name: 
         linear.weight.copy_(torch.from_numpy(fit["weight"]))
         linear.bias.copy_(torch.from_numpy(fit["bias"]))
     seconds = time.perf_counter() - tic
-    record = {"epoch": 1, "train_loss": fit["train_loss"], "train_accuracy": fit["train_accuracy"],
-              "val_loss": fit["val_loss"], "val_accuracy": fit["val_accuracy"],
-              "learning_rate": 0.0, "seconds": seconds,
-              "images_per_second": fit["n_train"] / seconds, "shrinkage": fit["shrinkage"]}
-    progress(f"fisher discriminant of {name} fitted in closed form on {fit['n_train']} train "
-             f"images in {seconds:.1f} s: shrinkage {fit['shrinkage']:g} (chosen on val), val "
-             f"loss {fit['val_loss']:.4f} acc {fit['val_accuracy']:.3f}")
-    example = next(loader.open_split(dataset_path, "val",
-                                     memory_budget_mb=config.memory_budget_mb).batches(256))[0]
-    _finish(model, out_dir, root, config, name=name, history=[record], best_epoch=1,
-            example=example, progress=progress)
+    record = {
+        "epoch": 1,
+        "train_loss": fit["train_loss"],
+        "train_accuracy": fit["train_accuracy"],
+        "val_loss": fit["val_loss"],
+        "val_accuracy": fit["val_accuracy"],
+        "learning_rate": 0.0,
+        "seconds": seconds,
+        "images_per_second": fit["n_train"] / seconds,
+        "shrinkage": fit["shrinkage"],
+    }
+    progress(
+        f"fisher discriminant of {name} fitted in closed form on {fit['n_train']} train "
+        f"images in {seconds:.1f} s: shrinkage {fit['shrinkage']:g} (chosen on val), val "
+        f"loss {fit['val_loss']:.4f} acc {fit['val_accuracy']:.3f}"
+    )
+    example = next(
+        loader.open_split(dataset_path, "val", memory_budget_mb=config.memory_budget_mb).batches(
+            256
+        )
+    )[0]
+    _finish(
+        model,
+        out_dir,
+        root,
+        config,
+        name=name,
+        history=[record],
+        best_epoch=1,
+        example=example,
+        progress=progress,
+    )
     return [record]
 
 
 def _dataset_digest(root) -> str:
-    return hashlib.sha256(json.dumps(
-        {k: root.attrs[k] for k in ("splits", "seed", "image_spec", "sources")},
-        sort_keys=True, default=str).encode()).hexdigest()
+    return hashlib.sha256(
+        json.dumps(
+            {k: root.attrs[k] for k in ("splits", "seed", "image_spec", "sources")},
+            sort_keys=True,
+            default=str,
+        ).encode()
+    ).hexdigest()
 
 
 def _save_checkpoint(path: Path, run: _Run, epoch: int, digest: str) -> None:
     """Save everything :func:`_resume` needs to continue after ``epoch``, atomically."""
     with atomic_path(path) as tmp:
-        torch.save({"model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
-                    "scheduler": run.scheduler.state_dict(),
-                    "generator": run.generator.get_state(),
-                    "scaler": run.scaler.state_dict() if run.scaler is not None else None,
-                    "rng": _rng_state(), "history": run.history, "best": run.best,
-                    "epoch": epoch, "digest": digest}, tmp)
+        torch.save(
+            {
+                "model": run.model.state_dict(),
+                "optimizer": run.optimizer.state_dict(),
+                "scheduler": run.scheduler.state_dict(),
+                "generator": run.generator.get_state(),
+                "scaler": run.scaler.state_dict() if run.scaler is not None else None,
+                "rng": _rng_state(),
+                "history": run.history,
+                "best": run.best,
+                "epoch": epoch,
+                "digest": digest,
+            },
+            tmp,
+        )

@@ -47,21 +47,40 @@ def versions() -> dict[str, str]:
 
     import jetimage
 
-    return {"jetimage": jetimage.__version__, "numpy": np.__version__,
-            "awkward": awkward.__version__, "uproot": uproot.__version__,
-            "zarr": zarr.__version__, "dask": dask.__version__}
+    return {
+        "jetimage": jetimage.__version__,
+        "numpy": np.__version__,
+        "awkward": awkward.__version__,
+        "uproot": uproot.__version__,
+        "zarr": zarr.__version__,
+        "dask": dask.__version__,
+    }
 
 
-def create_array(group: zarr.Group, name: str, data=None, *, shape=None, dtype=None,
-                 chunk_jets: int = DEFAULT_CHUNK_JETS, level: int = 1) -> zarr.Array:
+def create_array(
+    group: zarr.Group,
+    name: str,
+    data=None,
+    *,
+    shape=None,
+    dtype=None,
+    chunk_jets: int = DEFAULT_CHUNK_JETS,
+    level: int = 1,
+) -> zarr.Array:
     """An array chunked along its first (jet) axis only, compressed with :func:`compressor` at
     Zstandard ``level``."""
     shape = np.shape(data) if data is not None else shape
     # an empty array grows as batches arrive (resize), so it gets whole chunks from the start
     chunks = (min(chunk_jets, shape[0]) if shape[0] else chunk_jets, *shape[1:])
-    array = group.create_array(name, shape=shape, chunks=chunks,
-                               dtype=dtype if data is None else np.asarray(data).dtype,
-                               compressors=compressor(level), fill_value=0, config=WRITE_CONFIG)
+    array = group.create_array(
+        name,
+        shape=shape,
+        chunks=chunks,
+        dtype=dtype if data is None else np.asarray(data).dtype,
+        compressors=compressor(level),
+        fill_value=0,
+        config=WRITE_CONFIG,
+    )
     if data is not None and shape[0]:
         array[...] = data
     return array
@@ -82,9 +101,13 @@ def _plain_zstd(array: zarr.Array):
     chunks are little-endian bytes compressed by Zstandard alone, as :func:`create_array`
     writes them; ``None`` otherwise."""
     codecs = array.metadata.codecs if array.metadata.zarr_format == 3 else ()
-    plain = (len(codecs) == 2 and isinstance(codecs[0], zarr.codecs.BytesCodec)
-             and str(getattr(codecs[0].endian, "value", codecs[0].endian)) == "little"
-             and isinstance(codecs[1], ZstdCodec) and not codecs[1].checksum)
+    plain = (
+        len(codecs) == 2
+        and isinstance(codecs[0], zarr.codecs.BytesCodec)
+        and str(getattr(codecs[0].endian, "value", codecs[0].endian)) == "little"
+        and isinstance(codecs[1], ZstdCodec)
+        and not codecs[1].checksum
+    )
     if not plain or chunk_path(array, 0) is None or array.dtype.str[0] == ">":
         return None
     import numcodecs
@@ -125,7 +148,7 @@ def chunk_file_writer(array: zarr.Array) -> Callable[[int, np.ndarray], None] | 
         block = np.ascontiguousarray(block, dtype=array.dtype)
         if len(block) < chunk:
             full = np.full((chunk, *block.shape[1:]), array.metadata.fill_value, array.dtype)
-            full[:len(block)] = block
+            full[: len(block)] = block
             block = full
         path = chunk_path(array, c)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -140,11 +163,13 @@ def open_store(path: str | os.PathLike) -> zarr.Group:
     try:
         return zarr.open_group(path, mode="r")
     except (FileNotFoundError, zarr.errors.GroupNotFoundError) as err:
-        raise InputError(f"{path}: not a Zarr store") from err
+        msg = f"{path}: not a Zarr store"
+        raise InputError(msg) from err
 
 
 def read_table(group: zarr.Group, rows=None) -> dict[str, np.ndarray]:
     """The ``jets`` table of a store (optionally only ``rows``) as numpy arrays."""
     table = group["jets"]
-    return {name: (array[...] if rows is None else array.oindex[rows])
-            for name, array in table.arrays()}
+    return {
+        name: (array[...] if rows is None else array.oindex[rows]) for name, array in table.arrays()
+    }

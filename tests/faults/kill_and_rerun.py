@@ -38,8 +38,18 @@ STAGES = ("generate", "images", "observables", "dataset_bucket", "train", "datas
 
 
 def command(workdir: Path, config: Path, *extra: str) -> list[str]:
-    return [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
-            "--configfile", str(config), "--cores", "2", *extra]
+    return [
+        SNAKEMAKE,
+        "-s",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(config),
+        "--cores",
+        "2",
+        *extra,
+    ]
 
 
 def running_outputs(workdir: Path) -> list[str]:
@@ -60,13 +70,18 @@ def stage_started(workdir: Path, stage: str, since: float) -> bool:
     return logs.exists() and any(p.stat().st_mtime >= since for p in logs.rglob("*.log"))
 
 
-def kill_during(workdir: Path, config: Path, stage: str, rng: random.Random,
-                timeout: float) -> dict:
+def kill_during(
+    workdir: Path, config: Path, stage: str, rng: random.Random, timeout: float
+) -> dict:
     """Run until ``stage`` has a job running, then SIGKILL everything after a random delay."""
     subprocess.run(command(workdir, config, "--unlock"), capture_output=True, check=True)
     start = time.time()
-    proc = subprocess.Popen(command(workdir, config), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        command(workdir, config),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     while proc.poll() is None and not stage_started(workdir, stage, start):
         if time.time() - start > timeout:
             break
@@ -77,36 +92,50 @@ def kill_during(workdir: Path, config: Path, stage: str, rng: random.Random,
     running = running_outputs(workdir)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    return {"stage": stage, "killed": True, "after_s": round(time.time() - start, 2),
-            "running": running}
+    return {
+        "stage": stage,
+        "killed": True,
+        "after_s": round(time.time() - start, 2),
+        "running": running,
+    }
 
 
 def complete(workdir: Path, config: Path) -> None:
     subprocess.run(command(workdir, config, "--unlock"), capture_output=True, check=True)
     result = subprocess.run(command(workdir, config), capture_output=True, text=True)
     if result.returncode != 0:
-        raise SystemExit(f"the rerun after the kills failed:\n{result.stderr[-6000:]}")
+        msg = f"the rerun after the kills failed:\n{result.stderr[-6000:]}"
+        raise SystemExit(msg)
 
 
 def compare(run: Path, reference: Path) -> list[str]:
     """Differences between two finished runs' images, dataset and metrics (empty if none)."""
     problems = []
-    stores = sorted(p.relative_to(reference) for p in (reference / "results").glob(
-        "images/*/*.zarr"))
-    stores += sorted(p.relative_to(reference) for p in (reference / "results").glob(
-        "datasets/*.zarr"))
+    stores = sorted(
+        p.relative_to(reference) for p in (reference / "results").glob("images/*/*.zarr")
+    )
+    stores += sorted(
+        p.relative_to(reference) for p in (reference / "results").glob("datasets/*.zarr")
+    )
     for rel in stores:
         a, b = zarr.open_group(reference / rel, mode="r"), zarr.open_group(run / rel, mode="r")
-        arrays = ["images"] if "images" in a else [f"{s}/{n}" for s in ("train", "val", "test")
-                                                   for n in ("images", "labels")]
+        arrays = (
+            ["images"]
+            if "images" in a
+            else [f"{s}/{n}" for s in ("train", "val", "test") for n in ("images", "labels")]
+        )
         for name in arrays:
             if not np.array_equal(a[name][...], b[name][...]):
                 problems.append(f"{rel}/{name} differs")
     for metrics in sorted((reference / "results" / "evaluation").glob("*/metrics.json")):
         rel = metrics.relative_to(reference)
         ref, got = json.loads(metrics.read_text()), json.loads((run / rel).read_text())
-        for key in ["auc", "accuracy", "confusion_matrix",
-                    *(k for k in ref if k.startswith("rejection_at_"))]:
+        for key in [
+            "auc",
+            "accuracy",
+            "confusion_matrix",
+            *(k for k in ref if k.startswith("rejection_at_")),
+        ]:
             if ref.get(key) != got.get(key):
                 problems.append(f"{rel}: {key} {got.get(key)} != {ref.get(key)}")
     leftovers = [str(p.relative_to(run)) for p in (run / "results").rglob(".*.tmp-*")]
@@ -139,13 +168,20 @@ def main() -> int:
         complete(reference, reference / "config.yaml")
     run = workdir / "run"
     run.mkdir(exist_ok=True)
-    kills = [kill_during(run, config, STAGES[i % len(STAGES)], rng, args.timeout)
-             for i in range(args.kills)]
+    kills = [
+        kill_during(run, config, STAGES[i % len(STAGES)], rng, args.timeout)
+        for i in range(args.kills)
+    ]
     complete(run, config)
     problems = compare(run, reference)
-    summary = {"kills": kills, "survived": sum(k["killed"] for k in kills) if not problems
-               else 0, "attempted": args.kills, "outputs_equal": not problems,
-               "problems": problems, "workdir": str(workdir)}
+    summary = {
+        "kills": kills,
+        "survived": sum(k["killed"] for k in kills) if not problems else 0,
+        "attempted": args.kills,
+        "outputs_equal": not problems,
+        "problems": problems,
+        "workdir": str(workdir),
+    }
     print(json.dumps(summary, indent=2))
     return 0 if not problems else 1
 
