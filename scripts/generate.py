@@ -1,7 +1,6 @@
 """Rule generate: Pythia 8 + FastJet jets of one shard, written as JetClass-layout ROOT."""
 
-from jetimage.files import write_jets_root
-from jetimage.generate import GeneratorSettings, generate_jets
+from jetimage.generate import GeneratorSettings, write_shard
 from jetimage.logs import setup
 
 log = setup(snakemake.log[0], "jetimage.generate")
@@ -14,34 +13,12 @@ log.info(
     params["seed"],
     settings,
 )
-
-
-def progress(events: int, jets: int, seconds: float) -> None:
-    log.info(
-        "%d/%d events, %d jets kept, %.0f events/s, %.0f jets/s",
-        events,
-        params["events"],
-        jets,
-        events / seconds,
-        jets / seconds,
-    )
-
-
-columns = generate_jets(
+n = write_shard(
+    snakemake.output[0],
     settings,
-    n_events=params["events"],
+    events=params["events"],
     seed=params["seed"],
     batch_size=params["batch_size"],
-    progress=progress,
+    log=log,
 )
-if len(columns["jet_pt"]) == 0:
-    jets = settings.jets
-    msg = (
-        f"{params['events']} events of process {settings.process!r} gave no jet "
-        f"in the window {jets.pt_min} < pT < {jets.pt_max} GeV, |eta| < "
-        f"{jets.abs_eta_max} (generation/jets) from pT-hat {settings.pt_hat_min}-"
-        f"{settings.pt_hat_max} GeV (generation/pt_hat); no shard written"
-    )
-    raise RuntimeError(msg)
-write_jets_root(snakemake.output[0], columns)
-log.info("wrote %d jets to %s", len(columns["jet_pt"]), snakemake.output[0])
+log.info("wrote %d jets to %s", n, snakemake.output[0])

@@ -32,8 +32,9 @@ import dataclasses
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -61,7 +62,9 @@ def register(name: str):
     return add
 
 
-def feature_matrix(table: dict[str, np.ndarray], features, *, what: str = "feature") -> np.ndarray:
+def feature_matrix(
+    table: Mapping[str, np.ndarray], features, *, what: str = "feature"
+) -> np.ndarray:
     """(jets, features) float64 of a split's table; a missing feature is an error naming it
     (and ``what`` it is for)."""
     missing = [f for f in features if f not in table]
@@ -80,7 +83,7 @@ class BoostedTrees:
     """A fitted gradient-boosted classifier on named features."""
 
     features: tuple[str, ...]
-    estimator: object
+    estimator: Any
 
     def probabilities(self, table: dict[str, np.ndarray]) -> np.ndarray:
         return self.estimator.predict_proba(feature_matrix(table, self.features))
@@ -129,7 +132,7 @@ class FeatureNetwork:
     features: tuple[str, ...]
     mean: np.ndarray
     std: np.ndarray
-    network: object
+    network: Any
 
     def inputs(self, table: dict[str, np.ndarray]):
         import torch
@@ -191,7 +194,7 @@ def hlf_mlp(
     )
     optimizer = torch.optim.Adam(network.parameters(), lr=learning_rate)
     generator = torch.Generator().manual_seed(seed)
-    best = (np.inf, None, -1)
+    best: tuple[float, dict | None, int] = (np.inf, None, -1)
     for epoch in range(epochs):
         network.train()
         for idx in torch.randperm(len(y), generator=generator).split(batch_size):
@@ -212,7 +215,8 @@ def hlf_mlp(
             best = (val_loss, {k: v.clone() for k, v in network.state_dict().items()}, epoch)
         elif epoch - best[2] > patience:
             break
-    network.load_state_dict(best[1])
+    if best[1] is not None:
+        network.load_state_dict(best[1])
     return tagger
 
 
@@ -275,7 +279,7 @@ def cuts(
     for shape in shapes:
         tau = np.nan_to_num(np.asarray(train[shape], dtype=np.float64), nan=1.0)
         aucs[shape] = roc_auc_score(is_signal, -tau)
-    shape = max(aucs, key=aucs.get)
+    shape = max(aucs, key=aucs.__getitem__)
     signal_mass = np.asarray(train[mass], dtype=np.float64)[is_signal]
     lows = np.nanquantile(signal_mass, np.linspace(0.02, 0.30, 8))
     highs = np.nanquantile(signal_mass, np.linspace(0.70, 0.98, 8))
@@ -295,6 +299,41 @@ def _loss_and_accuracy(probabilities: np.ndarray, labels: np.ndarray) -> tuple[f
     return float(-np.mean(np.log(picked))), float(np.mean(probabilities.argmax(axis=1) == labels))
 
 
+def _planing(
+    train: dict,
+    val: dict,
+    labels: tuple[np.ndarray, np.ndarray],
+    planing: tuple[str, ...],
+    *,
+    n_classes: int,
+    bins: int,
+):
+    """Per-jet (train, val) weights flattening the ``planing`` variables per class
+    (:mod:`jetimage.planing`, fitted on the train split), or None without planing."""
+    if not planing:
+        return None
+    from jetimage.planing import Planing
+
+    fitted = Planing.fit(train, labels[0], planing, n_classes=n_classes, bins=bins)
+    return fitted.weights(train, labels[0]), fitted.weights(val, labels[1])
+
+
+def _write_baseline(out_dir, info: dict, tagger, scores: dict, seconds: float) -> None:
+    """``model.pt`` (the info and the pickled tagger) and ``history.json`` (one "epoch": the
+    fit, with train and val loss and accuracy), each atomically."""
+    import torch
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out_dir / "model.pt") as tmp:
+        torch.save({"info": info, "tagger": tagger}, tmp)
+    epoch = {"epoch": 1, "seconds": seconds}
+    for split, (loss, accuracy) in scores.items():
+        epoch |= {f"{split}_loss": loss, f"{split}_accuracy": accuracy}
+    with atomic_path(out_dir / "history.json") as tmp:
+        tmp.write_text(json.dumps({"epochs": [epoch]}, indent=2))
+
+
 def train_baseline(
     dataset_path: str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -310,8 +349,6 @@ def train_baseline(
     """Fit a baseline on the train (and val) split's jets, weighted by planing in the
     ``planing`` variables if any; write ``model.pt`` and ``history.json`` into ``out_dir``
     atomically; returns the model's ``info``."""
-    import torch
-
     if architecture not in BASELINES:
         msg = f"unknown baseline {architecture!r}; choose from {BASELINES}"
         raise ValueError(msg)
@@ -319,12 +356,7 @@ def train_baseline(
     classes = list(root.attrs["classes"])
     train, val = (zarr_store.read_table(root[s]) for s in ("train", "val"))
     labels = (root["train/labels"][...], root["val/labels"][...])
-    weights = None
-    if planing:
-        from jetimage.planing import Planing
-
-        fitted = Planing.fit(train, labels[0], planing, n_classes=len(classes), bins=planing_bins)
-        weights = (fitted.weights(train, labels[0]), fitted.weights(val, labels[1]))
+    weights = _planing(train, val, labels, planing, n_classes=len(classes), bins=planing_bins)
     tic = time.perf_counter()
     tagger = BASELINES[architecture](
         train,
@@ -360,23 +392,5 @@ def train_baseline(
             f"{architecture} on {list(tagger.features)}: fitted in {seconds:.1f} s, val "
             f"accuracy {val_accuracy:.4f}" + (f", cuts {info['cuts']}" if "cuts" in info else "")
         )
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out_dir / "model.pt") as tmp:
-        torch.save({"info": info, "tagger": tagger}, tmp)
-    history = {
-        "epochs": [
-            {
-                "epoch": 1,
-                "seconds": seconds,
-                **{
-                    f"{split}_{what}": value
-                    for split, (loss, accuracy) in scores.items()
-                    for what, value in (("loss", loss), ("accuracy", accuracy))
-                },
-            }
-        ]
-    }
-    with atomic_path(out_dir / "history.json") as tmp:
-        tmp.write_text(json.dumps(history, indent=2))
+    _write_baseline(out_dir, info, tagger, scores, seconds)
     return info

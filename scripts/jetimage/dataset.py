@@ -338,8 +338,9 @@ class _SplitWriter:
         rows = self.rows[j * self.chunk : (j + 1) * self.chunk]
         for name, values in self.sources.items():
             block = values[rows]
-            if self.writers[name] is not None:
-                self.writers[name](j, block)
+            writer = self.writers[name]
+            if writer is not None:
+                writer(j, block)
             else:
                 self.targets[name][j * self.chunk : j * self.chunk + len(rows)] = block
             if name == "images":
@@ -355,6 +356,25 @@ def _channel_sums(images: np.ndarray) -> np.ndarray:
         pixels = np.ascontiguousarray(images[:, c]).ravel()
         sums[:, c] = pixels.sum(dtype=np.float64), np.dot(pixels, pixels), pixels.size
     return sums
+
+
+def _check_bucket_memory(
+    opened: list[_Source], plan, *, bucket: int, buckets: int, memory_mb: float
+) -> int:
+    """The bucket's jets; an InputError naming the buckets needed if their images would exceed
+    ``memory_mb``."""
+    n = sum(stop - start for _, start, stop in plan)
+    jet_bytes = _image_bytes(opened)
+    if n * jet_bytes > memory_mb * 1e6:
+        total = sum(len(s) for s in opened)
+        needed = max(buckets_needed(total, jet_bytes, memory_mb), buckets + 1)
+        msg = (
+            f"bucket {bucket} of {buckets} holds {n} jets ({n * jet_bytes / 1e6:.0f} MB of "
+            f"images), over dataset.memory_mb = {memory_mb:g}: set dataset.buckets to at "
+            f"least {needed} for these {total} jets"
+        )
+        raise InputError(msg)
+    return n
 
 
 def write_bucket(
@@ -389,17 +409,7 @@ def write_bucket(
     parallel.check_scheduler(scheduler)
     opened = _open_sources(sources, classes, observables)
     plan = bucket_chunks(opened, seed=seed, bucket=bucket, buckets=buckets)
-    n = sum(stop - start for _, start, stop in plan)
-    jet_bytes = _image_bytes(opened)
-    if n * jet_bytes > memory_mb * 1e6:
-        total = sum(len(s) for s in opened)
-        msg = (
-            f"bucket {bucket} of {buckets} holds {n} jets ({n * jet_bytes / 1e6:.0f} MB of "
-            f"images), over dataset.memory_mb = {memory_mb:g}: set dataset.buckets to at least "
-            f"{max(buckets_needed(total, jet_bytes, memory_mb), buckets + 1)} for these "
-            f"{total} jets"
-        )
-        raise InputError(msg)
+    n = _check_bucket_memory(opened, plan, bucket=bucket, buckets=buckets, memory_mb=memory_mb)
     data = _Bucket(opened, plan, _columns(opened), seed=seed, fractions=fractions)
     # the bucket lives in this process's memory, so its tasks run on this process's threads
     # whatever the scheduler (processes or a cluster could not fill it)

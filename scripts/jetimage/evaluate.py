@@ -114,103 +114,115 @@ def _write_scores(
         frame.to_parquet(tmp, index=False)
 
 
-def _figures(
+def _score_figures(
     outputs,
     metrics: dict,
-    labels: np.ndarray,
+    binary: np.ndarray,
     score: np.ndarray,
     jets: dict[str, np.ndarray],
     *,
-    model_path,
     history_path,
-    dataset_path,
-    info: dict,
+    classes: list[str],
     name: str,
     signal: str,
     efficiencies: list[float],
 ) -> None:
-    """Every figure of the evaluate stage (PNG + PDF), from the scores; the figures of images
-    stream the test split or read only the jets they show."""
+    """The evaluate stage's figures drawn from the scores and metrics alone: ROC, background
+    mass after the cut, AUC and efficiencies against pT, training history, confusion."""
     import json
     from pathlib import Path
 
     from jetimage import plots
-    from jetimage.dataset import images_at
-    from jetimage.interpret import pixel_correlation
 
-    classes, working_point = info["classes"], metrics["working_point"]
-    binary = (labels == classes.index(signal)).astype(int)
-    spec = zarr_store.open_store(dataset_path).attrs["image_spec"]
     background = ", ".join(c for c in classes if c != signal)
-    plots.save(
-        plots.roc_figure(
-            {name: (binary, score)},
-            signal=signal,
-            background=background,
-            title=name,
-            efficiencies=efficiencies,
-        ),
-        outputs.roc,
+    roc = plots.roc_figure(
+        {name: (binary, score)},
+        signal=signal,
+        background=background,
+        title=name,
+        efficiencies=efficiencies,
     )
-    shown = np.concatenate(list(plots.example_rows(score, signal=signal).values()))
-    plots.save(
-        plots.example_jets_figure(
-            images_at(dataset_path, "test", shown),
-            score,
-            np.asarray(classes)[labels],
-            spec,
-            signal=signal,
-        ),
-        outputs.examples,
+    plots.save(roc, outputs.roc)
+    plots.save(_sculpting_figure(metrics, binary, score, jets, signal=signal), outputs.sculpting)
+    auc = plots.auc_vs_feature_figure(
+        metrics["auc_in_pt_bins"], feature="$p_T$", unit="GeV", title=name
     )
-    masses = _masses(jets)
-    if masses:
-        cut = metrics[MASSES[next(iter(masses))][0]]["cut"]
-        plots.save(
-            plots.sculpting_figure(
-                {MASSES[c][1]: m for c, m in masses.items()},
-                binary,
-                score,
-                cut,
-                signal=signal,
-                signal_efficiency=working_point,
-            ),
-            outputs.sculpting,
-        )
-    else:
-        plots.save(
-            plots.note_figure(
-                "No jet mass in this dataset (pre-pixelated images):\n"
-                "mass sculpting cannot be shown."
-            ),
-            outputs.sculpting,
-        )
-    plots.save(
-        plots.auc_vs_feature_figure(
-            metrics["auc_in_pt_bins"], feature="$p_T$", unit="GeV", title=name
-        ),
-        outputs.auc_vs_pt,
+    plots.save(auc, outputs.auc_vs_pt)
+    pt = plots.pt_dependence_figure(
+        {name: metrics["efficiency_in_pt_bins"]},
+        working_point=metrics["working_point"],
+        signal=signal,
     )
-    plots.save(
-        plots.pt_dependence_figure(
-            {name: metrics["efficiency_in_pt_bins"]}, working_point=working_point, signal=signal
-        ),
-        outputs.pt_dependence,
-    )
-    direction = _linear_direction(model_path, info, classes.index(signal))
-    plots.save(
-        plots.learned_figure(
-            pixel_correlation(dataset_path, "test", score), spec, title=name, weights=direction
-        ),
-        outputs.learned,
-    )
+    plots.save(pt, outputs.pt_dependence)
     history = json.loads(Path(history_path).read_text())["epochs"]
     plots.save(plots.history_figure(history, title=name), outputs.history)
     cm = metrics["confusion_matrix"]
-    plots.save(
-        plots.confusion_figure(np.array(cm["normalized"]), cm["counts"], classes, title=name),
-        outputs.confusion,
+    confusion = plots.confusion_figure(
+        np.array(cm["normalized"]), cm["counts"], classes, title=name
     )
+    plots.save(confusion, outputs.confusion)
+
+
+def _sculpting_figure(
+    metrics: dict,
+    binary: np.ndarray,
+    score: np.ndarray,
+    jets: dict[str, np.ndarray],
+    *,
+    signal: str,
+):
+    """The jet masses before and after the cut at the working point, or a note where the
+    jets have no mass (pre-pixelated images)."""
+    from jetimage import plots
+
+    masses = _masses(jets)
+    if not masses:
+        return plots.no_mass_figure()
+    cut = metrics[MASSES[next(iter(masses))][0]]["cut"]
+    return plots.sculpting_figure(
+        {MASSES[c][1]: m for c, m in masses.items()},
+        binary,
+        score,
+        cut,
+        signal=signal,
+        signal_efficiency=metrics["working_point"],
+    )
+
+
+def _image_figures(
+    outputs,
+    labels: np.ndarray,
+    score: np.ndarray,
+    *,
+    model_path,
+    dataset_path,
+    info: dict,
+    name: str,
+    signal: str,
+) -> None:
+    """The evaluate stage's figures of images: example jets (only those are read) and what the
+    model looks at (the score-pixel correlation streams the test split; a linear model's
+    weights)."""
+    from jetimage import plots
+    from jetimage.dataset import images_at
+    from jetimage.interpret import pixel_correlation
+
+    classes = info["classes"]
+    spec = zarr_store.open_store(dataset_path).attrs["image_spec"]
+    shown = np.concatenate(list(plots.example_rows(score, signal=signal).values()))
+    examples = plots.example_jets_figure(
+        images_at(dataset_path, "test", shown),
+        score,
+        np.asarray(classes)[labels],
+        spec,
+        signal=signal,
+    )
+    plots.save(examples, outputs.examples)
+    direction = _linear_direction(model_path, info, classes.index(signal))
+    learned = plots.learned_figure(
+        pixel_correlation(dataset_path, "test", score), spec, title=name, weights=direction
+    )
+    plots.save(learned, outputs.learned)
 
 
 def evaluate_model(
@@ -264,18 +276,28 @@ def evaluate_model(
     with atomic_path(outputs.metrics) as tmp:
         tmp.write_text(json.dumps(metrics, indent=2))
     _write_scores(outputs.scores, dataset_path, jets, probabilities, labels, classes)
-    _figures(
+    s = classes.index(signal)
+    binary, score = (labels == s).astype(int), probabilities[:, s]
+    _score_figures(
         outputs,
         metrics,
-        labels,
-        probabilities[:, classes.index(signal)],
+        binary,
+        score,
         jets,
-        model_path=model_path,
         history_path=history_path,
+        classes=classes,
+        name=name,
+        signal=signal,
+        efficiencies=efficiencies,
+    )
+    _image_figures(
+        outputs,
+        labels,
+        score,
+        model_path=model_path,
         dataset_path=dataset_path,
         info=info,
         name=name,
         signal=signal,
-        efficiencies=efficiencies,
     )
     return metrics

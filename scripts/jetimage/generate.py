@@ -25,6 +25,7 @@ import hashlib
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import awkward as ak
 import numpy as np
@@ -163,9 +164,10 @@ class Detector:
     @classmethod
     def from_dict(cls, data: dict) -> Detector:
         """From config (``enabled`` is the caller's business) or ``dataclasses.asdict``."""
-        return cls(
-            **{k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k != "enabled"}
-        )
+        values: dict[str, Any] = {
+            k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k != "enabled"
+        }
+        return cls(**values)
 
     def apply(
         self, particles: dict[str, np.ndarray], event: np.ndarray, rng: np.random.Generator
@@ -417,7 +419,7 @@ def _cluster_batch(
     }
     flat = {k: ak.to_numpy(ak.flatten(v)) for k, v in flat.items()}
     flat["charge"] = _charges(pythia, flat["pid"])
-    if settings.detector is not None:
+    if settings.detector is not None and rng is not None:
         event = np.repeat(np.arange(len(counts)), counts)
         flat, event = settings.detector.apply(flat, event, rng)
         counts = np.bincount(event, minlength=len(counts))
@@ -534,3 +536,47 @@ def generate_jets(
         "jet_parton_energy": ak.to_numpy(parton.E),
         "event_index": ak.to_numpy(ak.concatenate([c["event"] for c in chunks])).astype(np.int64),
     }
+
+
+def write_shard(
+    path,
+    settings: GeneratorSettings,
+    *,
+    events: int,
+    seed: int,
+    batch_size: int,
+    log: logging.Logger = log,
+) -> int:
+    """The generate stage for one shard: ``events`` Pythia events of ``settings`` clustered into
+    jets (:func:`generate_jets`), written to ``path`` in the JetClass layout with progress in
+    ``log``. Returns the jets written.
+
+    Raises:
+        RuntimeError: no jet fell into the jet window (nothing is written).
+    """
+    from jetimage.files import write_jets_root
+
+    def progress(done: int, jets: int, seconds: float) -> None:
+        log.info(
+            "%d/%d events, %d jets kept, %.0f events/s, %.0f jets/s",
+            done,
+            events,
+            jets,
+            done / seconds,
+            jets / seconds,
+        )
+
+    columns = generate_jets(
+        settings, n_events=events, seed=seed, batch_size=batch_size, progress=progress
+    )
+    if len(columns["jet_pt"]) == 0:
+        jets = settings.jets
+        msg = (
+            f"{events} events of process {settings.process!r} gave no jet in the window "
+            f"{jets.pt_min} < pT < {jets.pt_max} GeV, |eta| < {jets.abs_eta_max} "
+            f"(generation/jets) from pT-hat {settings.pt_hat_min}-{settings.pt_hat_max} GeV "
+            f"(generation/pt_hat); no shard written"
+        )
+        raise RuntimeError(msg)
+    write_jets_root(path, columns)
+    return len(columns["jet_pt"])

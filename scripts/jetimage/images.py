@@ -135,6 +135,9 @@ class _StoreWriter:
         if isinstance(batch, ImageBatch):
             table["n_outside_window"] = np.zeros(len(batch), dtype=np.int64)
             return ImageBatch(normalize_images(batch.images, self.normalize), table)
+        if self.spec is None:
+            msg = "jets with constituents need an image spec to be pixelated"
+            raise ValueError(msg)
         n = len(batch)
         flat = flatten_constituents(batch.constituents, need_charge=self.spec.needs_charge)
         shape = (0, len(self.spec.channels), *self.spec.npix)

@@ -61,6 +61,9 @@ def export_model(model: nn.Module, path: str | os.PathLike, example: torch.Tenso
             dynamic_shapes=({0: batch},),
             verbose=False,
         )
+        if program is None:
+            msg = "torch.onnx.export returned no program"
+            raise RuntimeError(msg)
         program.save(str(tmp))
         diff = float(
             np.abs(onnx_session(tmp).run(None, {"images": example.numpy()})[0] - expected).max()

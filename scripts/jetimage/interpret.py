@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from jetimage import loader, zarr_store
+from jetimage.models import output_layer
 
 
 def pixel_correlation(path: str | os.PathLike, split: str, scores: np.ndarray) -> np.ndarray:
@@ -50,7 +51,7 @@ def discriminant_direction(model: torch.nn.Module, in_shape, signal: int) -> np.
     """The pixel weights of a model that is one linear layer on the pixels (``logistic``,
     ``fisher``): the signal's row minus the mean of the others' (for two classes the weights of
     the log-likelihood ratio), shaped as an image (channels, η, φ)."""
-    weight = model[-1].weight.detach().cpu().numpy().astype(np.float64)
+    weight = output_layer(model).weight.detach().cpu().numpy().astype(np.float64)
     others = np.delete(weight, signal, axis=0).mean(axis=0)
     return (weight[signal] - others).reshape(tuple(in_shape))
 

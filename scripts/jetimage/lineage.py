@@ -82,6 +82,8 @@ def code_digest(script: str | Path) -> str:
     """SHA-256 (16 hex digits) of the syntax of every library module ``script`` reaches."""
     digest = hashlib.sha256()
     for name in library_modules(script):
-        tree = _without_docstrings(ast.parse(_module_path(name).read_text()))
+        path = _module_path(name)
+        assert path is not None  # library_modules lists existing modules only
+        tree = _without_docstrings(ast.parse(path.read_text()))
         digest.update(name.encode() + b"\0" + ast.dump(tree).encode() + b"\0")
     return digest.hexdigest()[:16]

@@ -60,7 +60,7 @@ class InMemory:
 
     def batches(
         self, batch_size: int, generator: torch.Generator | None = None
-    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    ) -> Iterator[tuple[torch.Tensor, ...]]:
         """Shuffled batches if a generator is given, in order otherwise."""
         n = len(self)
         order = torch.randperm(n, generator=generator) if generator is not None else None
@@ -148,20 +148,20 @@ class ZarrStream:
             pool.submit(self._fill, buffer[offsets[i] : offsets[i + 1]], c)
             for i, c in enumerate(chunks)
         ]
-        columns = [self.labels] + ([] if self.weights is None else [self.weights])
+        per_jet = [self.labels] + ([] if self.weights is None else [self.weights])
         columns = [
             torch.from_numpy(
                 np.concatenate(
                     [column[c * self.chunk : c * self.chunk + self._rows(c)] for c in chunks]
                 )
             )
-            for column in columns
+            for column in per_jet
         ]
         return buffer, int(offsets[-1]), columns, futures
 
     def batches(
         self, batch_size: int, generator: torch.Generator | None = None
-    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    ) -> Iterator[tuple[torch.Tensor, ...]]:
         """Normalised batches (x, y), or (x, y, w) with weights, in the store's order
         without a generator."""
         n_chunks = -(-len(self) // self.chunk)

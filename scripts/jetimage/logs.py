@@ -10,7 +10,10 @@ import warnings
 
 def setup(log_path: str, name: str = "jetimage") -> logging.Logger:
     """Send the ``jetimage`` loggers and uncaught exceptions to ``log_path`` and stderr."""
-    handlers = [logging.FileHandler(log_path, mode="w"), logging.StreamHandler(sys.stderr)]
+    handlers: list[logging.Handler] = [
+        logging.FileHandler(log_path, mode="w"),
+        logging.StreamHandler(sys.stderr),
+    ]
     logging.basicConfig(
         level=logging.WARNING,
         handlers=handlers,

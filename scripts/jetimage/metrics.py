@@ -7,6 +7,7 @@ Tagging convention), read off the ROC curve by linear interpolation of εB in ε
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from sklearn.metrics import confusion_matrix, roc_auc_score, roc_curve
@@ -48,8 +49,8 @@ def _bootstrap(fn, labels, scores, *, n: int, seed: int) -> dict:
         if len(np.unique(labels[idx])) < 2:
             continue
         draws.append(fn(labels[idx], scores[idx]))
-    draws = np.asarray(draws, dtype=float)
-    finite = draws[np.isfinite(draws)]
+    values = np.asarray(draws, dtype=float)
+    finite = values[np.isfinite(values)]
     if len(finite) == 0:
         return {"value": value, "std": None, "interval68": None}
     low, high = np.percentile(finite, [16, 84])
@@ -191,7 +192,7 @@ def auc_in_bins(
     for low, high in zip(edges[:-1], edges[1:]):
         inside = (values >= low) & (values < high)
         y, s = labels[inside], scores[inside]
-        entry = {"low": float(low), "high": float(high), "jets": int(inside.sum())}
+        entry: dict[str, Any] = {"low": float(low), "high": float(high), "jets": int(inside.sum())}
         if len(np.unique(y)) < 2:
             entry["auc"] = None
         else:
@@ -327,7 +328,7 @@ def efficiency_in_bins(
     for low, high in zip(edges[:-1], edges[1:]):
         inside = (values >= low) & (values < high)
         signal, background = inside & (labels == 1), inside & (labels == 0)
-        entry = {
+        entry: dict[str, Any] = {
             "low": float(low),
             "high": float(high),
             "n_signal": int(signal.sum()),

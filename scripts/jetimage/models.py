@@ -35,7 +35,7 @@ def register(name: str):
 
 
 def build_model(
-    architecture: str, *, in_shape: tuple[int, int, int], n_classes: int, **options
+    architecture: str, *, in_shape: tuple[int, ...], n_classes: int, **options
 ) -> nn.Module:
     """Build a registered model.
 
@@ -77,6 +77,18 @@ def fisher(in_shape, n_classes):
 
 #: Architectures that are one linear layer on the pixels: their weights draw as images.
 LINEAR = ("logistic", "fisher")
+
+
+def output_layer(model: nn.Module) -> nn.Linear:
+    """The last layer of a model, which for the :data:`LINEAR` architectures is the only one
+    with weights."""
+    from torch import nn
+
+    layer = list(model.children())[-1]
+    if not isinstance(layer, nn.Linear):
+        msg = f"the last layer of this model is a {type(layer).__name__}, not a Linear layer"
+        raise TypeError(msg)
+    return layer
 
 
 @register("mlp")

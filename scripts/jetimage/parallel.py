@@ -79,8 +79,9 @@ def dask_runner(scheduler: str, num_workers: int):
         # one pool for the whole run: dask.multiprocessing.get would start (spawn) new worker
         # processes, each importing numpy, numba and jetimage, at every call, that is per batch
         context = dask.multiprocessing.get_context()
-        with ProcessPoolExecutor(num_workers, mp_context=context) as pool:
-            yield partial(_run_graph, partial(dask.multiprocessing.get, pool=pool), num_workers)
+        with ProcessPoolExecutor(num_workers, mp_context=context) as processes:
+            get = partial(dask.multiprocessing.get, pool=processes)
+            yield partial(_run_graph, get, num_workers)
         return
     yield partial(_run_from_shared_queue, dask.get, 1)
 

@@ -335,7 +335,7 @@ def _numpy_images(jets: preprocess.FlatJets, spec: ImageSpec) -> tuple[np.ndarra
         "counts": lambda: None,
         "charged_pt": lambda: np.where(charge != 0, pt[inside], 0.0),
         "neutral_pt": lambda: np.where(charge == 0, pt[inside], 0.0),
-        "charged_counts": lambda: (charge != 0).astype(np.float64),
+        "charged_counts": lambda: np.asarray(charge != 0, dtype=np.float64),
     }
     images = np.empty((jets.n_jets, len(spec.channels), n_y, n_phi), dtype=np.float32)
     if spec.normalize == "l1":

@@ -132,6 +132,13 @@ def note_figure(text: str):
     return fig
 
 
+def no_mass_figure() -> plt.Figure:
+    """The note drawn instead of a mass-sculpting figure where the jets have no mass."""
+    return note_figure(
+        "No jet mass in this dataset (pre-pixelated images):\nmass sculpting cannot be shown."
+    )
+
+
 def _axis_labels(spec: dict) -> tuple[str, str]:
     """(x, y) labels of an image panel: rotated φ' and y' (or η'), or pixel indices."""
     eta = "y'" if spec.get("coordinate") == "rapidity" else "\\eta'"
@@ -491,7 +498,8 @@ def sculpting_comparison_figure(
     shape). ``mass``: model → (background masses, their scores, the model's cut)."""
     fig, ax = plt.subplots(figsize=(10, 7))
     finite = background[np.isfinite(background)]
-    edges = np.linspace(0, max(np.quantile(finite, 0.995), 1.0) if finite.size else 1.0, 26)
+    top = max(np.quantile(finite, 0.995), 1.0) if finite.size else 1.0
+    edges = np.linspace(0, top, 26).tolist()
     ax.hist(
         finite,
         edges,

@@ -37,9 +37,11 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import awkward as ak
 import numpy as np
@@ -123,7 +125,7 @@ class Labels:
         if (self.class_name is None) == (self.mapping is None):
             msg = "give exactly one of class_name and mapping"
             raise ValueError(msg)
-        targets = [self.class_name] if self.mapping is None else list(self.mapping.values())
+        targets = [str(self.class_name)] if self.mapping is None else list(self.mapping.values())
         unknown = sorted({c for c in targets if c not in self.classes})
         if unknown:
             msg = f"label target(s) {unknown} are not classes {list(self.classes)}"
@@ -246,10 +248,14 @@ def read_jets(
         >>> jets = read_jets("results/jets/top/000.root")  # doctest: +SKIP
         >>> jets.constituents.px, jets.table["mass"]  # doctest: +SKIP
     """
-    batches = list(read(path, format=format, labels=labels, counts=counts, **options))
-    if any(isinstance(b, ImageBatch) for b in batches):
+    if format in IMAGE_FORMATS:
         msg = f"{path}: format {format!r} holds images, not constituents"
         raise ValueError(msg)
+    batches = [
+        b
+        for b in read(path, format=format, labels=labels, counts=counts, **options)
+        if isinstance(b, Jets)
+    ]
     if not batches:
         return Jets(
             ak.zip(
@@ -355,7 +361,9 @@ def _cartesian(pt, eta, phi, mass) -> dict[str, np.ndarray]:
 def _jet_kinematics(counts: np.ndarray, px, py, pz, E) -> dict[str, np.ndarray]:
     """pt, eta, phi, mass of each jet from the sum of its constituents."""
     flat = preprocess.FlatJets(px, py, pz, E, None, np.concatenate([[0], np.cumsum(counts)]))
-    s = vector.array({q: flat.jet_sum(v) for q, v in zip(("px", "py", "pz", "E"), (px, py, pz, E))})
+    s: Any = vector.array(
+        {q: flat.jet_sum(v) for q, v in zip(("px", "py", "pz", "E"), (px, py, pz, E))}
+    )
     with np.errstate(invalid="ignore", divide="ignore"):
         return {
             "pt": s.pt,
@@ -653,9 +661,7 @@ def _iterate_remote(path, ttree, branches: list[str], step: int):
         stop = min(start + step, int(ttree.num_entries))
         arrays = remote.retry(
             f"{path}: reading entries {start}-{stop} of {ttree.name!r}",
-            lambda a=start, b=stop: ttree.arrays(
-                branches, entry_start=a, entry_stop=b, library="ak"
-            ),
+            partial(ttree.arrays, branches, entry_start=start, entry_stop=stop, library="ak"),
         )
         yield arrays, SimpleNamespace(tree_entry_start=start)
 
@@ -869,7 +875,7 @@ class _PandasFrame:
     key: str
     columns: list[str]
     n_rows: int
-    group: object = None
+    group: Any = None
     blocks: dict[str, tuple[str, int]] | None = None
 
     @classmethod
@@ -1022,39 +1028,52 @@ def _read_nanoaod(
             )
 
 
-def _nano_batch(path, a, entry0, *, jets, links, index_branch, candidates, weight, labels, invalid):
-    """One batch of NanoAOD events as jets: each link (jet index, candidate index within the
-    event) puts a candidate into a jet; candidates are gathered in jet order, PUPPI-weighted
-    if asked, and checked like any constituents."""
-    n_jet, n_cand, n_link = (
+#: NanoAOD branches (after the collection's prefix) whose per-event counts must agree.
+_NANO_JET_FIELDS = {
+    "pt",
+    "eta",
+    "phi",
+    "mass",
+    "rawFactor",
+    "msoftdrop",
+    "nConstituents",
+    "hadronFlavour",
+}
+_NANO_CANDIDATE_FIELDS = {"pt", "eta", "phi", "mass", "charge", "pdgId", "puppiWeight"}
+#: Jet-table names of optional NanoAOD fat-jet branches.
+_NANO_JET_EXTRAS = {
+    "msoftdrop": "msoftdrop",
+    "nConstituents": "n_constituents_nano",
+    "hadronFlavour": "hadron_flavour",
+}
+
+
+def _nano_counts(path, a, entry0, *, jets, links, index_branch, candidates):
+    """Per event: (fat jets, candidates, links), each collection's branches checked to agree."""
+    wanted = (
+        (jets, _NANO_JET_FIELDS),
+        (candidates, _NANO_CANDIDATE_FIELDS),
+        (links, {"jetIdx", index_branch.removeprefix(links + "_")}),
+    )
+    return tuple(
         _check_aligned(
             path,
             a,
             sorted(
                 f
                 for f in a.fields
-                if f.startswith(prefix + "_") and f.removeprefix(prefix + "_") in wanted
+                if f.startswith(prefix + "_") and f.removeprefix(prefix + "_") in names
             ),
             entry0,
         )
-        for prefix, wanted in (
-            (
-                jets,
-                {
-                    "pt",
-                    "eta",
-                    "phi",
-                    "mass",
-                    "rawFactor",
-                    "msoftdrop",
-                    "nConstituents",
-                    "hadronFlavour",
-                },
-            ),
-            (candidates, {"pt", "eta", "phi", "mass", "charge", "pdgId", "puppiWeight"}),
-            (links, {"jetIdx", index_branch.removeprefix(links + "_")}),
-        )
+        for prefix, names in wanted
     )
+
+
+def _nano_links(path, a, entry0, n_jet, n_cand, n_link, *, jets, links, index_branch, candidates):
+    """(flat candidate index of each constituent in jet order, constituents per jet) from the
+    links (jet index, candidate index within the event); a link outside its event is an
+    error naming the first entry with one."""
     event = np.repeat(np.arange(len(n_jet)), n_link)
     jet_local = _flat(a[f"{links}_jetIdx"]).astype(np.int64)
     cand_local = _flat(a[index_branch]).astype(np.int64)
@@ -1067,26 +1086,45 @@ def _nano_batch(path, a, entry0, *, jets, links, index_branch, candidates, weigh
     if np.any(bad):
         first = entry0 + int(event[np.flatnonzero(bad)[0]])
         msg = (
-            f"{path}: {int(bad.sum())} link(s) in {links}_jetIdx/{index_branch} "
-            f"point outside their event's {jets} or {candidates} (first in "
-            f"entry {first})"
+            f"{path}: {int(bad.sum())} link(s) in {links}_jetIdx/{index_branch} point "
+            f"outside their event's {jets} or {candidates} (first in entry {first})"
         )
         raise InputError(msg)
-    jet_start = np.concatenate([[0], np.cumsum(n_jet)[:-1]])
-    cand_start = np.concatenate([[0], np.cumsum(n_cand)[:-1]])
-    jet_global = jet_start[event] + jet_local
-    cand_global = cand_start[event] + cand_local
+    jet_global = np.concatenate([[0], np.cumsum(n_jet)[:-1]])[event] + jet_local
+    cand_global = np.concatenate([[0], np.cumsum(n_cand)[:-1]])[event] + cand_local
     order = np.argsort(jet_global, kind="stable")
-    counts = np.bincount(jet_global, minlength=int(n_jet.sum()))
-    take = cand_global[order]
+    return cand_global[order], np.bincount(jet_global, minlength=int(n_jet.sum()))
+
+
+def _nano_features(a, n_jet, *, jets) -> dict[str, np.ndarray]:
+    """The fat jets' table: kinematics, raw pT, the optional branches, and ``subentry`` (the
+    jet's index within its event)."""
+    features = {q: _flat(a[f"{jets}_{q}"]).astype(np.float64) for q in _STANDARD}
+    if f"{jets}_rawFactor" in a.fields:
+        features["raw_pt"] = features["pt"] * (1 - _flat(a[f"{jets}_rawFactor"]))
+    for q, name in _NANO_JET_EXTRAS.items():
+        if f"{jets}_{q}" in a.fields:
+            features[name] = _flat(a[f"{jets}_{q}"])
+    features["subentry"] = (
+        np.concatenate([np.arange(n) for n in n_jet]) if len(n_jet) else np.zeros(0, np.int64)
+    )
+    return features
+
+
+def _nano_batch(path, a, entry0, *, jets, links, index_branch, candidates, weight, labels, invalid):
+    """One batch of NanoAOD events as jets: each link (jet index, candidate index within the
+    event) puts a candidate into a jet; candidates are gathered in jet order, PUPPI-weighted
+    if asked, and checked like any constituents."""
+    names = {"jets": jets, "links": links, "index_branch": index_branch, "candidates": candidates}
+    n_jet, n_cand, n_link = _nano_counts(path, a, entry0, **names)
+    take, counts = _nano_links(path, a, entry0, n_jet, n_cand, n_link, **names)
 
     def cand(q):
         return _flat(a[f"{candidates}_{q}"])[take]
 
-    pt, eta, phi, mass = (cand(q).astype(np.float64) for q in ("pt", "eta", "phi", "mass"))
-    raw_names = {
-        f"{candidates}_{q}": v for q, v in zip(("pt", "eta", "phi", "mass"), (pt, eta, phi, mass))
-    }
+    kinematics = ("pt", "eta", "phi", "mass")
+    pt, eta, phi, mass = (cand(q).astype(np.float64) for q in kinematics)
+    raw_names = {f"{candidates}_{q}": v for q, v in zip(kinematics, (pt, eta, phi, mass))}
     jet_entry = entry0 + np.repeat(np.arange(len(n_jet)), n_jet)
     _check_finite(path, raw_names, jet_entry, counts)
     checks = _polar_checks(f"{candidates}_pt", f"{candidates}_mass", pt, eta, mass)
@@ -1100,27 +1138,11 @@ def _nano_batch(path, a, entry0, *, jets, links, index_branch, candidates, weigh
         columns["charge"] = pdg_charge(cand("pdgId"))
     if f"{candidates}_pdgId" in a.fields:
         columns["pid"] = cand("pdgId").astype(np.int64)
-    features = {q: _flat(a[f"{jets}_{q}"]).astype(np.float64) for q in _STANDARD}
-    if f"{jets}_rawFactor" in a.fields:
-        features["raw_pt"] = features["pt"] * (1 - _flat(a[f"{jets}_rawFactor"]))
-    for q, name in (
-        ("msoftdrop", "msoftdrop"),
-        ("nConstituents", "n_constituents_nano"),
-        ("hadronFlavour", "hadron_flavour"),
-    ):
-        if f"{jets}_{q}" in a.fields:
-            features[name] = _flat(a[f"{jets}_{q}"])
-    entry = jet_entry
-    features["subentry"] = (
-        np.concatenate([np.arange(n) for n in n_jet]) if len(n_jet) else np.zeros(0, np.int64)
-    )
-    raw = None
-    label_field = ""
-    if labels.mapping is not None:
-        label_field = labels.field or ""
-        raw = _flat(a[label_field])
+    label_field = labels.field or "" if labels.mapping is not None else ""
+    raw = _flat(a[label_field]) if labels.mapping is not None else None
     label = labels.assign(raw, len(counts), path=path, field=label_field)
-    names = {
+    # the raw quantity each Cartesian component was computed from, for error messages
+    sources = {
         "px": f"{candidates}_pt",
         "py": f"{candidates}_phi",
         "pz": f"{candidates}_eta",
@@ -1130,9 +1152,9 @@ def _nano_batch(path, a, entry0, *, jets, links, index_branch, candidates, weigh
         path,
         counts=counts,
         columns=columns,
-        names=names,
-        features=features,
-        entry=entry,
+        names=sources,
+        features=_nano_features(a, n_jet, jets=jets),
+        entry=jet_entry,
         label=label,
         invalid=invalid,
         checks=checks,
@@ -1179,6 +1201,7 @@ def _read_images_h5(
     """``images`` + a label dataset (one file, labels per jet), or one dataset per class."""
     with _open_h5(path) as file:
         keys = sorted(file.keys())
+        parts: list[tuple[str, str | None]]
         if images in file:
             parts = [(images, None)]
             if labels.mapping is not None:
@@ -1257,7 +1280,7 @@ def image_grid(
 ) -> dict:
     """The grid of a pre-pixelated file, as recorded in its store's ``image_spec``."""
     with _open_h5(path) as file:
-        name = images if images in file else sorted(labels.mapping or {images: None})[0]
+        name = images if images in file else sorted(labels.mapping or [images])[0]
         if name not in file:
             msg = f"{path}: no dataset {name!r}; the file has {sorted(file.keys())}"
             raise InputError(msg)
@@ -1282,7 +1305,7 @@ def image_grid(
 
 
 #: The reader of each format (:func:`read` dispatches to them).
-_READERS = {
+_READERS: dict[str, Callable[..., Iterator[Jets | ImageBatch]]] = {
     "root": _read_root,
     "parquet": _read_parquet,
     "toptagging": _read_toptagging,

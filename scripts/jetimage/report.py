@@ -15,7 +15,7 @@ import json
 import os
 import platform
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import jinja2
@@ -120,6 +120,31 @@ def _source_row(s: dict) -> dict:
     }
 
 
+def _run_context(dataset: dict, config: dict, versions: dict, origins) -> dict:
+    """What the report's template shows of the run: the dataset (classes, splits, image spec,
+    source files, where the jets come from), the published reference where the classes are
+    top and QCD, provenance and the config."""
+    classes = dataset["classes"]
+    return {
+        "classes": classes,
+        "splits": dataset["splits"],
+        "n_train": sum(dataset["splits"]["train"].values()),
+        "origins": list(origins),
+        "reference": TOP_TAGGING_REFERENCE
+        if {c.lower() for c in classes} == {"qcd", "top"}
+        else None,
+        "image_spec": json.dumps(dataset["image_spec"], indent=1),
+        "sources": [_source_row(s) for s in dataset["sources"]],
+        "provenance": {
+            "git commit": git_commit() or "not a git checkout",
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            **versions,
+        },
+        "config": yaml.safe_dump(config, sort_keys=False),
+    }
+
+
 def build_report(
     path: str | os.PathLike,
     *,
@@ -131,7 +156,7 @@ def build_report(
     dataset: dict,
     config: dict,
     versions: dict,
-    origins: list[str] = (),
+    origins: Sequence[str] = (),
     kinds: Mapping[str, str] | None = None,
 ) -> None:
     """Write the HTML report (rendered from ``templates/report.html.j2``).
@@ -158,7 +183,6 @@ def build_report(
     ]
     windows = [m["in_msd_window"]["window"] for m in metrics.values() if "in_msd_window" in m]
     resamplings = evaluation.get("bootstrap", 0)
-    classes = dataset["classes"]
     environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(Path(__file__).with_name("templates")),
         autoescape=True,
@@ -169,7 +193,6 @@ def build_report(
         best=rows[0] if rows else None,
         signal=metrics[best]["signal"] if best else "",
         efficiencies=efficiencies,
-        origins=list(origins),
         rows=rows,
         windowed=bool(windows),
         groomed=any("msd_sculpting" in m for m in metrics.values()),
@@ -181,8 +204,6 @@ def build_report(
             if resamplings
             else "No uncertainties: evaluation/bootstrap is 0."
         ),
-        reference=TOP_TAGGING_REFERENCE if {c.lower() for c in classes} == {"qcd", "top"} else None,
-        n_train=sum(dataset["splits"]["train"].values()),
         comparison=[_figure(png, caption) for caption, png in comparison.items()],
         mean_images=Markup(embed_png(mean_images, "mean image per class")) if mean_images else None,
         learned=[_figure(learned[n], f"{n}: what it looks at") for n in ranked if n in learned],
@@ -193,17 +214,7 @@ def build_report(
             }
             for n in ranked
         ],
-        classes=classes,
-        splits=dataset["splits"],
-        image_spec=json.dumps(dataset["image_spec"], indent=1),
-        sources=[_source_row(s) for s in dataset["sources"]],
-        provenance={
-            "git commit": git_commit() or "not a git checkout",
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            **versions,
-        },
-        config=yaml.safe_dump(config, sort_keys=False),
+        **_run_context(dataset, config, versions, origins),
     )
     with atomic_path(path) as tmp:
         tmp.write_text(page, encoding="utf-8")
@@ -238,7 +249,6 @@ def _comparison_figures(
     """The figures comparing every model: rejection with ratios to ``reference``, efficiency
     and rejection against pT, background (soft-drop) mass after each model's cut."""
     from jetimage import plots
-    from jetimage.metrics import reaches
 
     s = classes.index(signal)
     curves = {
@@ -264,49 +274,55 @@ def _comparison_figures(
         ),
         outputs.pt_dependence,
     )
-    column, key, label = next(
-        (
-            (c, k, lab)
-            for c, k, lab in (
-                ("jet_msd", "msd_sculpting", "Soft-drop mass"),
-                ("jet_mass", "mass_sculpting", "Jet mass"),
-            )
-            if all(k in metrics[m] for m in scores)
+    plots.save(
+        _sculpting_comparison(
+            scores, metrics, signal=signal, signal_index=s, working_point=working_point
         ),
-        (None, None, None),
+        outputs.sculpting,
     )
-    if column is None:
-        plots.save(
-            plots.note_figure(
-                "No jet mass in this dataset (pre-pixelated images):\n"
-                "mass sculpting cannot be shown."
-            ),
-            outputs.sculpting,
+
+
+#: Masses whose background distribution after each cut is compared, first found first:
+#: (score-table column, metrics key, label).
+_SCULPTED = (
+    ("jet_msd", "msd_sculpting", "Soft-drop mass"),
+    ("jet_mass", "mass_sculpting", "Jet mass"),
+)
+
+
+def _sculpting_comparison(
+    scores: Mapping[str, pd.DataFrame],
+    metrics: Mapping[str, dict],
+    *,
+    signal: str,
+    signal_index: int,
+    working_point: float,
+):
+    """The background's (soft-drop) mass after each model's cut at the working point, for the
+    models whose cut reaches it; a note where the jets have no mass."""
+    from jetimage import plots
+    from jetimage.metrics import reaches
+
+    found = [(c, k, lab) for c, k, lab in _SCULPTED if all(k in metrics[m] for m in scores)]
+    if not found:
+        return plots.no_mass_figure()
+    column, key, label = found[0]
+    background = {m: f["label"].to_numpy() != signal_index for m, f in scores.items()}
+    cuts = {
+        m: (
+            f[column].to_numpy()[background[m]],
+            f[f"score_{signal}"].to_numpy()[background[m]],
+            metrics[m][key]["cut"],
         )
-        return
-    background_jets = {m: f["label"].to_numpy() != s for m, f in scores.items()}
-    reach = {
-        m
-        for m in scores  # taggers whose cut reaches the working point
+        for m, f in scores.items()
         if reaches(metrics[m][key]["signal_efficiency_passed"], working_point)
     }
     first = next(iter(scores))
-    plots.save(
-        plots.sculpting_comparison_figure(
-            scores[first][column].to_numpy()[background_jets[first]],
-            {
-                m: (
-                    f[column].to_numpy()[background_jets[m]],
-                    f[f"score_{signal}"].to_numpy()[background_jets[m]],
-                    metrics[m][key]["cut"],
-                )
-                for m, f in scores.items()
-                if m in reach
-            },
-            name=label,
-            signal_efficiency=working_point,
-        ),
-        outputs.sculpting,
+    return plots.sculpting_comparison_figure(
+        scores[first][column].to_numpy()[background[first]],
+        cuts,
+        name=label,
+        signal_efficiency=working_point,
     )
 
 

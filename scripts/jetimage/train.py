@@ -31,7 +31,7 @@ from jetimage import loader, zarr_store
 from jetimage.defaults import default
 from jetimage.files import InputError, atomic_path
 from jetimage.inference import ONNX_OPSET, export_model
-from jetimage.models import build_model, count_parameters
+from jetimage.models import build_model, count_parameters, output_layer
 
 log = logging.getLogger(__name__)
 
@@ -198,7 +198,9 @@ class _Run:
     """Everything one training run changes, and what a checkpoint saves of it."""
 
     model: nn.Module
-    step_model: nn.Module  # the compiled model when ``config.compile``, else ``model``
+    step_model: Callable[
+        [torch.Tensor], torch.Tensor
+    ]  # the compiled model when ``config.compile``, else ``model``
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
     scaler: torch.amp.GradScaler | None
@@ -221,7 +223,7 @@ def _start(
     ).to(device)
     autocast, scaler, channels_last = _accelerations(config, device)
     if channels_last:
-        model = model.to(memory_format=torch.channels_last)
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     optimizer = _optimizer(config, model.parameters())
     return _Run(
         model=model,
@@ -331,6 +333,42 @@ def _epoch(
     )
 
 
+def _open_splits(
+    dataset_path, root, config: TrainConfig, n_classes: int, progress: Callable[[str], None]
+):
+    """The train and val splits as loaders (in memory or streamed, with planing weights when
+    asked); an InputError if either is empty."""
+    weights = _planing_weights(root, config, n_classes, progress)
+    train, val = (
+        loader.open_split(
+            dataset_path,
+            split,
+            memory_budget_mb=config.memory_budget_mb,
+            weights=weights.get(split),
+        )
+        for split in ("train", "val")
+    )
+    if len(train) == 0 or len(val) == 0:
+        msg = (
+            f"{dataset_path}: the train and val splits must not be empty "
+            f"(train {len(train)}, val {len(val)})"
+        )
+        raise InputError(msg)
+    return train, val
+
+
+def _describe(run: _Run, config: TrainConfig, *, name: str, train, val, in_shape) -> str:
+    """One line saying what is trained on what, and how."""
+    return (
+        f"training {name} ({config.architecture}, {count_parameters(run.model)} "
+        f"parameters) on {run.device} with {len(train)} train / {len(val)} val images of "
+        f"{in_shape}{' streamed from Zarr' if train.streaming else ''}"
+        f"{', mixed precision' if run.autocast is not contextlib.nullcontext else ''}"
+        f"{', channels-last' if run.channels_last else ''}"
+        f"{', compiled' if config.compile else ''}"
+    )
+
+
 def train_model(
     dataset_path: str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -363,35 +401,13 @@ def train_model(
     classes = list(root.attrs["classes"])
     if config.architecture in CLOSED_FORM:
         return _fit_closed_form(dataset_path, out_dir, config, name=name, progress=progress)
-    weights = _planing_weights(root, config, len(classes), progress)
-    train, val = (
-        loader.open_split(
-            dataset_path,
-            split,
-            memory_budget_mb=config.memory_budget_mb,
-            weights=weights.get(split),
-        )
-        for split in ("train", "val")
-    )
-    if len(train) == 0 or len(val) == 0:
-        msg = (
-            f"{dataset_path}: the train and val splits must not be empty "
-            f"(train {len(train)}, val {len(val)})"
-        )
-        raise InputError(msg)
+    train, val = _open_splits(dataset_path, root, config, len(classes), progress)
     in_shape = tuple(int(s) for s in root["train/images"].shape[1:])
     run = _start(config, device, in_shape, len(classes))
     checkpoint_path = out_dir / "checkpoint.pt"
     digest = config.digest() + ":" + _dataset_digest(root)
     _resume(run, checkpoint_path, digest, name=name, progress=progress)
-    progress(
-        f"training {name} ({config.architecture}, {count_parameters(run.model)} "
-        f"parameters) on {device} with {len(train)} train / {len(val)} val images of "
-        f"{in_shape}{' streamed from Zarr' if train.streaming else ''}"
-        f"{', mixed precision' if run.autocast is not contextlib.nullcontext else ''}"
-        f"{', channels-last' if run.channels_last else ''}"
-        f"{', compiled' if config.compile else ''}"
-    )
+    progress(_describe(run, config, name=name, train=train, val=val, in_shape=in_shape))
     for epochs_run, epoch in enumerate(range(run.start_epoch, config.epochs)):
         if run.best["epoch"] >= 0 and epoch - run.best["epoch"] > config.patience:
             progress(f"early stopping: no val-loss improvement for {config.patience} epochs")
@@ -430,7 +446,7 @@ def _finish(
 ) -> None:
     """Write ``model.pt`` (weights and everything to rebuild the model), ``model.onnx``
     (checked against torch on ``example``) and ``history.json``."""
-    model = model.to("cpu", memory_format=torch.contiguous_format).eval()
+    model = model.to("cpu", memory_format=torch.contiguous_format).eval()  # type: ignore[call-overload]
     in_shape = [int(s) for s in root["train/images"].shape[1:]]
     info = {
         "name": name,
@@ -500,7 +516,7 @@ def _fit_closed_form(
     )
     tic = time.perf_counter()
     fit = fit_fisher(dataset_path, memory_budget_mb=config.memory_budget_mb)
-    linear = model[-1]
+    linear = output_layer(model)
     with torch.no_grad():
         linear.weight.copy_(torch.from_numpy(fit["weight"]))
         linear.bias.copy_(torch.from_numpy(fit["bias"]))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import dask
 import numpy as np
@@ -96,11 +97,22 @@ def chunk_path(array: zarr.Array, index: int) -> Path | None:
     return Path(root) / array.path / key
 
 
+def _local_chunk_path(array: zarr.Array, index: int) -> Path:
+    """:func:`chunk_path` of an array known to be in a local store."""
+    path = chunk_path(array, index)
+    if path is None:
+        msg = f"{array.store}: not a local store"
+        raise ValueError(msg)
+    return path
+
+
 def _plain_zstd(array: zarr.Array):
     """Zstandard (numcodecs, the codec Zarr's ``ZstdCodec`` runs) if ``array`` is local and its
     chunks are little-endian bytes compressed by Zstandard alone, as :func:`create_array`
     writes them; ``None`` otherwise."""
-    codecs = array.metadata.codecs if array.metadata.zarr_format == 3 else ()
+    codecs: tuple[Any, ...] = (
+        tuple(array.metadata.codecs) if array.metadata.zarr_format == 3 else ()
+    )
     plain = (
         len(codecs) == 2
         and isinstance(codecs[0], zarr.codecs.BytesCodec)
@@ -124,7 +136,7 @@ def chunk_file_reader(array: zarr.Array) -> Callable[[int, np.ndarray], None] | 
         return None
 
     def read(c: int, out: np.ndarray) -> None:
-        path = chunk_path(array, c)
+        path = _local_chunk_path(array, c)
         if not path.exists():  # never written: the fill value
             out[...] = array.metadata.fill_value
             return
@@ -150,7 +162,7 @@ def chunk_file_writer(array: zarr.Array) -> Callable[[int, np.ndarray], None] | 
             full = np.full((chunk, *block.shape[1:]), array.metadata.fill_value, array.dtype)
             full[: len(block)] = block
             block = full
-        path = chunk_path(array, c)
+        path = _local_chunk_path(array, c)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(zstd.encode(block))
 
