@@ -51,8 +51,9 @@ def generated_images(workdir: Path, events: int) -> dict[str, np.ndarray]:
     import yaml
 
     from jetimage import ImageSpec, make_images
+    from jetimage.config import process_settings
     from jetimage.files import write_jets_root
-    from jetimage.generate import GeneratorSettings, JetSelection, generate_jets
+    from jetimage.generate import generate_jets
     from jetimage.readers import read_jets
 
     config = yaml.safe_load(
@@ -61,13 +62,7 @@ def generated_images(workdir: Path, events: int) -> dict[str, np.ndarray]:
     gen, spec = config["generation"], ImageSpec.from_dict(config["images"])
     pools = {}
     for label, process in enumerate(CLASSES):
-        settings = GeneratorSettings(
-            process,
-            sqrt_s=gen["sqrt_s"],
-            pt_hat_min=gen["pt_hat"][0],
-            pt_hat_max=gen["pt_hat"][1],
-            jets=JetSelection(**gen["jets"]),
-        )
+        settings = process_settings(gen, process)
         tic = time.perf_counter()
         path = workdir / f"generated-{process}.root"
         write_jets_root(path, generate_jets(settings, n_events=events, seed=500 + label))

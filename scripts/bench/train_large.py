@@ -29,18 +29,13 @@ MODELS = ("logistic", "hsf-cnn", "deeptop-cnn", "resnet")
 
 def generate_shard(args: tuple) -> tuple[str, str, int]:
     """One shard of the default recipe → JetClass-layout ROOT file."""
+    from jetimage.config import process_settings
     from jetimage.files import write_jets_root
-    from jetimage.generate import GeneratorSettings, JetSelection, derive_seed, generate_jets
+    from jetimage.generate import derive_seed, generate_jets
 
     config, process, shard, events, out = args
     gen = config["generation"]
-    settings = GeneratorSettings(
-        process,
-        sqrt_s=gen["sqrt_s"],
-        pt_hat_min=gen["pt_hat"][0],
-        pt_hat_max=gen["pt_hat"][1],
-        jets=JetSelection(**gen["jets"]),
-    )
+    settings = process_settings(gen, process)
     columns = generate_jets(
         settings, n_events=events, seed=derive_seed(config["seed"], f"large-{process}", shard)
     )

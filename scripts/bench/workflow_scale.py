@@ -32,8 +32,9 @@ JETS_PER_FILE = 100_000
 
 def make_inputs(folder: Path, n_files: int, events: int) -> list[Path]:
     """``n_files`` JetClass-layout files of repeated generated top and QCD jets."""
+    from jetimage.config import process_settings
     from jetimage.files import write_jets_root
-    from jetimage.generate import GeneratorSettings, JetSelection, generate_jets
+    from jetimage.generate import generate_jets
 
     paths = [folder / f"jets_{f:03d}.root" for f in range(n_files)]
     if all(p.exists() for p in paths):
@@ -43,13 +44,7 @@ def make_inputs(folder: Path, n_files: int, events: int) -> list[Path]:
     gen = config["generation"]
     columns = []
     for label, process in enumerate(("qcd", "top")):
-        settings = GeneratorSettings(
-            process,
-            sqrt_s=gen["sqrt_s"],
-            pt_hat_min=gen["pt_hat"][0],
-            pt_hat_max=gen["pt_hat"][1],
-            jets=JetSelection(**gen["jets"]),
-        )
+        settings = process_settings(gen, process)
         tic = time.perf_counter()
         jets = generate_jets(settings, n_events=events, seed=100 + label)
         print(

@@ -648,20 +648,23 @@ def canonical(value):
 
 
 def generator_settings(config: dict, sample: str) -> GeneratorSettings:
-    gen = config["generation"]
+    """The generator settings of a generated sample of a validated config."""
+    return process_settings(config["generation"], config["samples"][sample]["process"])
+
+
+def process_settings(generation: dict, process: str) -> GeneratorSettings:
+    """The generator settings of ``process`` under a config's ``generation`` section (keys it
+    leaves out take the schema's defaults)."""
+    detector = generation.get("detector") or {"enabled": False}
     return GeneratorSettings(
-        process=config["samples"][sample]["process"],
-        sqrt_s=gen["sqrt_s"],
-        pt_hat_min=gen["pt_hat"][0],
-        pt_hat_max=gen["pt_hat"][1],
-        jets=JetSelection(**gen["jets"]),
-        extra=tuple(gen["pythia_settings"]),
-        detector=_detector(gen["detector"]),
+        process=process,
+        sqrt_s=generation["sqrt_s"],
+        pt_hat_min=generation["pt_hat"][0],
+        pt_hat_max=generation["pt_hat"][1],
+        jets=JetSelection(**generation["jets"]),
+        extra=tuple(generation.get("pythia_settings", ())),
+        detector=Detector.from_dict(detector) if detector["enabled"] else None,
     )
-
-
-def _detector(settings: dict) -> Detector | None:
-    return Detector.from_dict(settings) if settings["enabled"] else None
 
 
 def sample_parts(config: dict, sample: str) -> list[str]:

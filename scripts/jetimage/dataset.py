@@ -60,9 +60,8 @@ SPLITS = ("train", "val", "test")
 #: Default memory budget of one bucket job's images, in MB.
 DEFAULT_MEMORY_MB = default("dataset", "memory_mb")
 
-#: Zstandard level of the dataset's arrays: -1 (a fast level) against the image stores' 1, on
-#: real 40×40 top-jet images, encodes 1.26× and decodes 1.48× faster for 4% more bytes; the
-#: dataset is written once and read every epoch.
+#: Zstandard level of the dataset's arrays: a fast level, since the dataset is written once and
+#: read every epoch (why: docs/benchmarks.md).
 ZSTD_LEVEL = -1
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -114,7 +113,7 @@ class _Source:
     group: zarr.Group
     identity: str  # the digest of the source's jets (its checksum or name if none recorded)
     images: zarr.Array
-    arrays: dict[str, zarr.Array]  # labels and the jets/ columns, opened once (~1 ms each)
+    arrays: dict[str, zarr.Array]  # labels and the jets/ columns, opened once
     read_chunk: Callable[[int, np.ndarray], None] | None  # decodes a whole image chunk
     column_readers: dict[str, Callable[[int, np.ndarray], None] | None]  # same, per column
 
@@ -308,6 +307,19 @@ class _Bucket:
         return rows[np.argsort(self.order[rows], kind="stable")]
 
 
+def _split_array(group: zarr.Group, name: str, n: int, like, chunk_jets: int) -> zarr.Array:
+    """An array of a dataset split for ``n`` jets, each shaped and typed like a row of
+    ``like``, Zstandard at :data:`ZSTD_LEVEL`."""
+    return zarr_store.create_array(
+        group,
+        name,
+        shape=(n, *like.shape[1:]),
+        dtype=like.dtype,
+        chunk_jets=chunk_jets,
+        level=ZSTD_LEVEL,
+    )
+
+
 class _SplitWriter:
     """Writes one split of a bucket, chunk by chunk: each task gathers the chunk's rows of every
     array and writes its chunk files (on the task's thread where the arrays allow it)."""
@@ -317,14 +329,7 @@ class _SplitWriter:
         self.sources = {"images": data.images, **data.arrays}
         group.create_group("jets")
         self.targets = {
-            name: zarr_store.create_array(
-                group,
-                name,
-                shape=(len(rows), *v.shape[1:]),
-                dtype=v.dtype,
-                chunk_jets=chunk_jets,
-                level=ZSTD_LEVEL,
-            )
+            name: _split_array(group, name, len(rows), v, chunk_jets)
             for name, v in self.sources.items()
         }
         self.writers = {name: zarr_store.chunk_file_writer(t) for name, t in self.targets.items()}
@@ -350,7 +355,7 @@ class _SplitWriter:
 
 def _channel_sums(images: np.ndarray) -> np.ndarray:
     """Per-channel sum, sum of squares and number of pixels of a block of images (float64
-    sums; the squares by a float32 dot product, 5× faster than squaring in float64)."""
+    sums; the squares by a float32 dot product)."""
     sums = np.zeros((3, images.shape[1]))
     for c in range(images.shape[1]):
         pixels = np.ascontiguousarray(images[:, c]).ravel()
@@ -527,14 +532,7 @@ def _assemble_split(
     )
     for name in names:
         like = parts[0][f"{split}/{name}"]
-        target = zarr_store.create_array(
-            group,
-            name,
-            shape=(sum(sizes), *like.shape[1:]),
-            dtype=like.dtype,
-            chunk_jets=chunk_jets,
-            level=ZSTD_LEVEL,
-        )
+        target = _split_array(group, name, sum(sizes), like, chunk_jets)
         offset = 0
         for part, whole in zip(parts, wholes):
             n_decoded = _place_chunks(

@@ -7,10 +7,8 @@ which stays as the readable numpy reference; the tests check that the two agree.
 
 Each pass is written so that LLVM turns it into a SIMD loop: no branch on the data (selects
 instead of ``if``), sums that may be reassociated (``fastmath={"reassoc"}``), and indices that
-count from 0 within per-jet views. That made the kernel about 2× faster than the same formulas
-with branches, in-order sums and indices into the whole chunk (measured on the default run's
-9,136 top jets, whose images came out identical bit for bit). Reassociation changes sums in
-their last bits only; numpy's pairwise sums in energyflow differ from in-order sums by as much.
+count from 0 within per-jet views (docs/benchmarks.md). Reassociation changes sums in their
+last bits only; numpy's pairwise sums in energyflow differ from in-order sums by as much.
 
 The kernel releases the GIL (``nogil=True``), so Dask's threaded scheduler runs chunks on every
 core at once.

@@ -24,8 +24,8 @@ from jetimage import zarr_store
 def normalize(images: np.ndarray, normalization: dict, *, copy: bool = True) -> torch.Tensor:
     """(x - mean) / std per channel, with the dataset's train-split statistics.
 
-    ``copy=False`` works in place on a float32 array the caller no longer needs: fresh memory is
-    expensive to fault in on this class of machine (2-3x slower here).
+    ``copy=False`` works in place on a float32 array the caller no longer needs, sparing the
+    page faults of fresh memory.
     """
     mean = np.asarray(normalization["mean"], dtype=np.float32)[None, :, None, None]
     std = np.asarray(normalization["std"], dtype=np.float32)[None, :, None, None]
@@ -68,9 +68,7 @@ class InMemory:
         for start in range(0, n, batch_size):
             if order is None:
                 yield tuple(c[start : start + batch_size] for c in columns)
-            else:  # a gather per batch: small buffers the allocator reuses (a whole-split
-                # gather per epoch measured 2x slower here, paying page faults on fresh memory);
-                # index_select is the fastest gather torch has on the CPU
+            else:  # a gather per batch (index_select): small buffers the allocator reuses
                 idx = order[start : start + batch_size]
                 yield tuple(torch.index_select(c, 0, idx) for c in columns)
 

@@ -17,8 +17,8 @@ import dask.local
 import dask.multiprocessing
 
 #: Processes and a distributed cluster get the calls joined into at most this many tasks per
-#: worker (consecutive calls; enough tasks left to balance the load): a task per chunk costs
-#: Dask ~75 µs against ~25 µs (two workers, 36 chunks of 1024 jets; scripts/bench/images.py).
+#: worker (consecutive calls; enough tasks left to balance the load, few enough that Dask's
+#: overhead per task stays small).
 TASKS_PER_WORKER = 4
 
 
@@ -47,14 +47,11 @@ def dask_runner(scheduler: str, num_workers: int):
     ``threads`` runs one Dask task per worker thread (Dask's local scheduler,
     ``dask.local.get_async``, what ``dask.threaded.get`` wraps, on a pool of ``num_workers``
     threads), each taking the next call from a shared queue as soon as it finishes one, so the
-    threads finish within one call of each other. Fixed shares of the calls (4 tasks per
-    worker) had left ~10% of a 36-chunk run to one thread: two cores gave 1.51-1.90× one core
-    (medians of rounds, ten runs), now 1.88-2.00× (15 runs; scripts/bench/images.py).
-    ``processes`` and a cluster, whose tasks share no memory, get the calls joined into at most
-    :data:`TASKS_PER_WORKER` tasks per worker, handed to the scheduler's ``get`` as a plain
-    task graph (Dask's custom-graph interface: ~25 µs of Dask per call against ~260 µs for
-    ``dask.compute`` on a ``dask.delayed`` call each); ``processes`` keeps one pool of worker
-    processes for the whole run."""
+    threads finish within one call of each other. ``processes`` and a cluster, whose tasks share
+    no memory, get the calls joined into at most :data:`TASKS_PER_WORKER` tasks per worker,
+    handed to the scheduler's ``get`` as a plain task graph (Dask's custom-graph interface);
+    ``processes`` keeps one pool of worker processes for the whole run. Why this design:
+    docs/benchmarks.md."""
     check_scheduler(scheduler)
     if "://" in scheduler:
         try:

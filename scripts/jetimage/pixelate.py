@@ -154,9 +154,9 @@ def flatten_constituents(
     """Flat numpy arrays of an awkward array of per-jet ``Momentum4D`` records.
 
     Cartesian fields are read directly (vector's properties cost far more per call); other
-    coordinate systems (pt, eta, phi, mass, ...) go through vector. Each awkward call costs
-    ~0.1 ms whatever its size, so the records are flattened once and the offsets read off the
-    layout where it allows. ``charge`` is read only with ``need_charge`` (charged channels).
+    coordinate systems (pt, eta, phi, mass, ...) go through vector. Each awkward call has a
+    fixed cost whatever its size, so the records are flattened once and the offsets read off
+    the layout where it allows. ``charge`` is read only with ``need_charge`` (charged channels).
     """
     layout = ak.to_layout(constituents)
     if isinstance(layout, ak.contents.ListOffsetArray):

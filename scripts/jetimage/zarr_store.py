@@ -18,26 +18,22 @@ from zarr.codecs import ZstdCodec
 from jetimage.defaults import default
 from jetimage.files import InputError
 
-#: Jets per Zarr chunk along the jet axis (a 40×40 float32 chunk of 1024 jets is 6.5 MB raw).
-#: Measured by scripts/bench/images.py: 1024 reads fastest of 256, 1024 and 4096, and is also
-#: the Dask task size, so that each task writes exactly its own chunk.
+#: Jets per Zarr chunk along the jet axis, also the Dask task size, so that each task writes
+#: exactly its own chunk (why this size: docs/benchmarks.md).
 DEFAULT_CHUNK_JETS = default("dask", "chunk_jets")
 
 #: Jets per chunk of the per-jet 1-d arrays (labels, jets/*) of a per-file store: 128 kB of
-#: int64 or float64. Chunks of 1024 (8 kB) made each append of a 16,384-jet batch cost 14 ms
-#: per column (one file per chunk) against 3 ms, and reading a column 13× slower.
+#: int64 or float64 (why not smaller: docs/benchmarks.md).
 TABLE_CHUNK_JETS = 16384
 
 #: Zarr's runtime settings for writing: no check of each chunk for being all fill value (jet
-#: image chunks never are; the check made zstd writes 2.8× slower, scripts/bench/images.py).
+#: image chunks never are, and the check is slow).
 WRITE_CONFIG = {"write_empty_chunks": True}
 
 
 def compressor(level: int = 1) -> ZstdCodec:
-    """Plain Zstandard, level 1 by default. Jet images are mostly zeros: on 40×40 top-jet
-    images it stores them 18.7× smaller than raw, smaller than level 3 does (16.5×) and writes
-    ~1.4× faster, and 2.8× smaller than Blosc-zstd with bit-shuffle, which breaks the runs of
-    zero bytes apart (scripts/bench/images.py, results/benchmarks/images.json)."""
+    """Plain Zstandard, level 1 by default: jet images are mostly zeros, whose runs Zstandard
+    stores compactly and shuffling filters would break apart (docs/benchmarks.md)."""
     return ZstdCodec(level=level)
 
 
