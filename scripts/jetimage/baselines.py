@@ -86,6 +86,7 @@ class BoostedTrees:
     estimator: Any
 
     def probabilities(self, table: dict[str, np.ndarray]) -> np.ndarray:
+        """Class probabilities (jets, classes) of the jets of ``table``."""
         return self.estimator.predict_proba(feature_matrix(table, self.features))
 
 
@@ -135,12 +136,14 @@ class FeatureNetwork:
     network: Any
 
     def inputs(self, table: dict[str, np.ndarray]):
+        """The standardised feature tensor of ``table`` (NaN → the train mean, i.e. 0)."""
         import torch
 
         x = (feature_matrix(table, self.features) - self.mean) / self.std
         return torch.from_numpy(np.nan_to_num(x, nan=0.0).astype(np.float32))
 
     def probabilities(self, table: dict[str, np.ndarray]) -> np.ndarray:
+        """Class probabilities (jets, classes) of the jets of ``table``."""
         import torch
 
         self.network.eval()
@@ -232,6 +235,7 @@ class CutBased:
 
     @property
     def features(self) -> tuple[str, ...]:
+        """The features the cuts read: the mass and the shape variable."""
         return (self.mass, self.shape)
 
     def score(self, table: dict[str, np.ndarray]) -> np.ndarray:

@@ -53,4 +53,5 @@ class Counts:
     dropped: dict[str, int] = field(default_factory=dict)
 
     def drop(self, reason: str, n: int) -> None:
+        """Count ``n`` jets dropped for ``reason``."""
         self.dropped[reason] = self.dropped.get(reason, 0) + int(n)

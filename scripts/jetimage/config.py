@@ -529,6 +529,7 @@ def _check_reader(key: str, entry: dict) -> None:
 
 
 def sample_format(sample: dict) -> str:
+    """The input format of a sample (``root`` for generated samples)."""
     return sample.get("format", "root")
 
 
@@ -685,6 +686,7 @@ def jet_radius(config: dict, sample: str) -> float:
 
 
 def image_spec(config: dict) -> ImageSpec:
+    """The run's image definition (``images:``)."""
     return ImageSpec.from_dict(config["images"])
 
 
@@ -744,10 +746,12 @@ def model_kinds(config: dict) -> dict[str, str]:
 
 
 def wants_gpu(config: dict, model: str) -> bool:
+    """Whether a model's training asks for a GPU (its ``gpu`` setting)."""
     return bool(config["models"][model].get("gpu", config["training"]["gpu"]))
 
 
 def signal_class(config: dict) -> str:
+    """The signal class: ``signal``, else the last of ``classes``."""
     return config.get("signal", config["classes"][-1])
 
 

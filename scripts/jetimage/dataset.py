@@ -130,6 +130,7 @@ class _Source:
 
     @property
     def chunk(self) -> int:
+        """Jets per chunk of the source's images."""
         return int(self.images.chunks[0])
 
     def __len__(self) -> int:
@@ -335,6 +336,7 @@ class _SplitWriter:
         self.writers = {name: zarr_store.chunk_file_writer(t) for name, t in self.targets.items()}
 
     def chunks(self) -> range:
+        """The indices of the split's output chunks."""
         return range(-(-len(self.rows) // self.chunk))
 
     def write(self, j: int, with_sums: bool) -> np.ndarray | None:

@@ -232,6 +232,7 @@ class GeneratorSettings:
 
     @classmethod
     def from_dict(cls, data: dict) -> GeneratorSettings:
+        """From the ``generate`` rule's params (``dataclasses.asdict`` of the settings)."""
         detector = data.get("detector")
         if detector is not None:
             detector = Detector.from_dict(detector)

@@ -104,6 +104,7 @@ class _StoreWriter:
         self.digest = hashlib.sha256()
 
     def add(self, batch: Jets | ImageBatch) -> None:
+        """Pixelate one batch, drop its empty images and write every whole chunk."""
         for name in sorted(batch.table):  # the jets' content, for their identity (jets_sha256)
             self.digest.update(name.encode())
             self.digest.update(np.ascontiguousarray(batch.table[name]).tobytes())
@@ -155,6 +156,7 @@ class _StoreWriter:
         return ImageBatch(images, table)
 
     def finish(self) -> int:
+        """Write the remaining jets and table rows; returns the jets written."""
         if self.pending is not None and len(self.pending):
             self._write(self.pending)
         self._write_table(everything=True)

@@ -33,4 +33,5 @@ class BasicBlock(nn.Module):
         self.relu = nn.ReLU()
 
     def forward(self, x):
+        """The block's output: body plus shortcut, through a ReLU."""
         return self.relu(self.body(x) + self.shortcut(x))

@@ -121,13 +121,16 @@ class ImageSpec:
 
     @property
     def needs_charge(self) -> bool:
+        """Whether a channel needs the constituents' charge."""
         return bool(_NEEDS_CHARGE & set(self.channels))
 
     def to_dict(self) -> dict:
+        """The spec as plain data (lists for pairs), as stores and params record it."""
         return json.loads(json.dumps(dataclasses.asdict(self)))
 
     @classmethod
     def from_dict(cls, data: dict) -> ImageSpec:
+        """From :meth:`to_dict` or the config's ``images:`` section."""
         return cls(**data)
 
 

@@ -30,6 +30,7 @@ class FlatJets:
 
     @property
     def n_jets(self) -> int:
+        """Number of jets."""
         return len(self.offsets) - 1
 
     def chunk(self, start: int, stop: int) -> FlatJets:

@@ -880,6 +880,7 @@ class _PandasFrame:
 
     @classmethod
     def open(cls, path, group, key) -> _PandasFrame:
+        """The frame ``key`` of an open HDF5 file, read as pandas' table format or by blocks."""
         if "table" in group:
             import pandas as pd
 
@@ -895,6 +896,7 @@ class _PandasFrame:
         return cls(path, key, list(blocks), n_rows, group, blocks)
 
     def read(self, columns: list[str], start: int, stop: int) -> dict[str, np.ndarray]:
+        """Columns ``columns`` of rows ``start`` to ``stop``."""
         if self.blocks is None:
             import pandas as pd
 

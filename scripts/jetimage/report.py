@@ -49,6 +49,7 @@ img{max-width:100%;border:1px solid #eee}.grid{display:grid;grid-template-column
 
 
 def embed_png(path: str | os.PathLike, alt: str) -> str:
+    """An ``<img>`` tag with the PNG at ``path`` embedded (base64)."""
     data = base64.b64encode(Path(path).read_bytes()).decode()
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
 
@@ -79,6 +80,7 @@ def _window(metrics: dict, efficiency: float) -> str:
 
 
 def git_commit(where: str | os.PathLike = ".") -> str | None:
+    """The git commit of the checkout at ``where``, or None outside one."""
     try:
         return subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, check=True

@@ -66,6 +66,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> TrainConfig:
+        """From a model's training settings (config), refusing unknown keys."""
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:
@@ -74,6 +75,7 @@ class TrainConfig:
         return cls(**{**data, "planing": tuple(data.get("planing", ()))})
 
     def digest(self) -> str:
+        """A digest of every setting (a checkpoint is resumed only with the same)."""
         text = json.dumps(dataclasses.asdict(self), sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()
 
