@@ -3,6 +3,8 @@ the taggers, and a planed tagger sculpts the background's soft-drop mass less.""
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pytest
 import torch
@@ -61,6 +63,27 @@ def test_a_jet_in_a_bin_its_class_never_filled_gets_its_largest_weight():
 def test_a_missing_planing_variable_is_an_error_naming_it():
     with pytest.raises(InputError, match=r"jets lack planing variable\(s\) \['msd'\]"):
         Planing.fit({"pt": np.ones(4)}, np.array([0, 1, 0, 1]), ["pt", "msd"], n_classes=2)
+
+
+@pytest.mark.parametrize("architecture", ["hsf-cnn", "bdt"])
+def test_training_on_a_dataset_without_the_planing_variable_names_the_dataset(
+    small_dataset, tmp_path, architecture
+):
+    """The dataset of images alone has no soft-drop mass (no observables stage): planing in it
+    fails before any fit, naming the dataset, the variable and what the jets have."""
+    pattern = rf"{small_dataset}: the dataset's jets lack planing variable\(s\) \['msd'\]"
+    planing = ("pt", "msd")
+    if architecture == "bdt":
+        train = partial(
+            train_baseline, architecture="bdt", options={}, signal="top", seed=0, planing=planing
+        )
+    else:
+        train = partial(
+            train_model, config=TrainConfig(architecture, planing=planing), name="planed"
+        )
+    with pytest.raises(InputError, match=pattern):
+        train(small_dataset, tmp_path)
+    assert not (tmp_path / "model.pt").exists()
 
 
 @pytest.mark.parametrize("streamed", [False, True])

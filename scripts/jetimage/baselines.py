@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from jetimage import zarr_store
-from jetimage.files import InputError, atomic_path
+from jetimage.files import InputError, atomic_path, naming
 
 #: Default high-level features: the groomed mass and the classic ratios (hls4ml's jet set uses
 #: ECF ratios on mMDT-groomed jets, the groomed mass and the multiplicity).
@@ -360,18 +360,19 @@ def train_baseline(
     classes = list(root.attrs["classes"])
     train, val = (zarr_store.read_table(root[s]) for s in ("train", "val"))
     labels = (root["train/labels"][...], root["val/labels"][...])
-    weights = _planing(train, val, labels, planing, n_classes=len(classes), bins=planing_bins)
     tic = time.perf_counter()
-    tagger = BASELINES[architecture](
-        train,
-        val,
-        labels,
-        signal=classes.index(signal),
-        n_classes=len(classes),
-        seed=seed,
-        weights=weights,
-        **options,
-    )
+    with naming(dataset_path):  # a missing feature names the dataset
+        weights = _planing(train, val, labels, planing, n_classes=len(classes), bins=planing_bins)
+        tagger = BASELINES[architecture](
+            train,
+            val,
+            labels,
+            signal=classes.index(signal),
+            n_classes=len(classes),
+            seed=seed,
+            weights=weights,
+            **options,
+        )
     seconds = time.perf_counter() - tic
     scores = {
         name: _loss_and_accuracy(tagger.probabilities(table), y)

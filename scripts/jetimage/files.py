@@ -21,6 +21,19 @@ class InputError(ValueError):
 
 
 @contextlib.contextmanager
+def naming(path: str | os.PathLike) -> Iterator[None]:
+    """Prefix an InputError raised in the block with ``path`` unless it names it already (for
+    checks of a file's content made where the file is not known, as a table's columns)."""
+    try:
+        yield
+    except InputError as err:
+        if str(err).startswith(str(path)):
+            raise
+        msg = f"{path}: {err}"
+        raise InputError(msg) from err
+
+
+@contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary sibling of ``path``; move it into place only if the block succeeds.
 

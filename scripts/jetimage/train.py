@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from jetimage import loader, zarr_store
 from jetimage.defaults import default
-from jetimage.files import InputError, atomic_path
+from jetimage.files import InputError, atomic_path, naming
 from jetimage.inference import ONNX_OPSET, export_model
 from jetimage.models import build_model, count_parameters, output_layer
 
@@ -340,7 +340,8 @@ def _open_splits(
 ):
     """The train and val splits as loaders (in memory or streamed, with planing weights when
     asked); an InputError if either is empty."""
-    weights = _planing_weights(root, config, n_classes, progress)
+    with naming(dataset_path):  # a missing planing variable names the dataset
+        weights = _planing_weights(root, config, n_classes, progress)
     train, val = (
         loader.open_split(
             dataset_path,
