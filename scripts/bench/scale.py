@@ -51,7 +51,7 @@ def generated_images(workdir: Path, events: int) -> dict[str, np.ndarray]:
     import yaml
 
     from jetimage import ImageSpec, make_images
-    from jetimage.config import process_settings
+    from jetimage.config import process_settings, validate
     from jetimage.files import write_jets_root
     from jetimage.generate import generate_jets
     from jetimage.readers import read_jets
@@ -59,7 +59,7 @@ def generated_images(workdir: Path, events: int) -> dict[str, np.ndarray]:
     config = yaml.safe_load(
         (Path(__file__).resolve().parents[2] / "config" / "config.yaml").read_text()
     )
-    gen, spec = config["generation"], ImageSpec.from_dict(config["images"])
+    gen, spec = validate(config)["generation"], ImageSpec.from_dict(config["images"])
     pools = {}
     for label, process in enumerate(CLASSES):
         settings = process_settings(gen, process)

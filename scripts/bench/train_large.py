@@ -29,12 +29,12 @@ MODELS = ("logistic", "hsf-cnn", "deeptop-cnn", "resnet")
 
 def generate_shard(args: tuple) -> tuple[str, str, int]:
     """One shard of the default recipe → JetClass-layout ROOT file."""
-    from jetimage.config import process_settings
+    from jetimage.config import process_settings, validate
     from jetimage.files import write_jets_root
     from jetimage.generate import derive_seed, generate_jets
 
     config, process, shard, events, out = args
-    gen = config["generation"]
+    gen = validate(config)["generation"]
     settings = process_settings(gen, process)
     columns = generate_jets(
         settings, n_events=events, seed=derive_seed(config["seed"], f"large-{process}", shard)

@@ -32,7 +32,7 @@ JETS_PER_FILE = 100_000
 
 def make_inputs(folder: Path, n_files: int, events: int) -> list[Path]:
     """``n_files`` JetClass-layout files of repeated generated top and QCD jets."""
-    from jetimage.config import process_settings
+    from jetimage.config import process_settings, validate
     from jetimage.files import write_jets_root
     from jetimage.generate import generate_jets
 
@@ -41,7 +41,7 @@ def make_inputs(folder: Path, n_files: int, events: int) -> list[Path]:
         return paths
     folder.mkdir(parents=True, exist_ok=True)
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    gen = config["generation"]
+    gen = validate(config)["generation"]
     columns = []
     for label, process in enumerate(("qcd", "top")):
         settings = process_settings(gen, process)

@@ -654,16 +654,16 @@ def generator_settings(config: dict, sample: str) -> GeneratorSettings:
 
 
 def process_settings(generation: dict, process: str) -> GeneratorSettings:
-    """The generator settings of ``process`` under a config's ``generation`` section (keys it
-    leaves out take the schema's defaults)."""
-    detector = generation.get("detector") or {"enabled": False}
+    """The generator settings of ``process`` under a validated config's ``generation``
+    section."""
+    detector = generation["detector"]
     return GeneratorSettings(
         process=process,
         sqrt_s=generation["sqrt_s"],
         pt_hat_min=generation["pt_hat"][0],
         pt_hat_max=generation["pt_hat"][1],
         jets=JetSelection(**generation["jets"]),
-        extra=tuple(generation.get("pythia_settings", ())),
+        extra=tuple(generation["pythia_settings"]),
         detector=Detector.from_dict(detector) if detector["enabled"] else None,
     )
 

@@ -32,7 +32,7 @@ def _linear_direction(model_path: str | os.PathLike, info: dict, signal: int) ->
     return discriminant_direction(load_model(model_path)[0], info["in_shape"], signal)
 
 
-def test_metrics(
+def score_metrics(
     labels: np.ndarray,
     probabilities: np.ndarray,
     jets: dict[str, np.ndarray],
@@ -75,11 +75,12 @@ def test_metrics(
     metrics["efficiency_in_pt_bins"] = efficiency_in_bins(
         binary, score, jets["pt"], pt_edges, working_point=working_point
     )
-    for column, mass in _masses(jets).items():
+    masses = _masses(jets)
+    for column, mass in masses.items():
         metrics[MASSES[column][0]] = mass_sculpting(
             binary, score, mass, signal_efficiency=working_point
         )
-    if "msd" in _masses(jets):
+    if "msd" in masses:
         metrics["in_msd_window"] = in_mass_window(
             binary, score, jets["msd"], efficiencies=efficiencies, bootstrap=bootstrap, seed=seed
         )
@@ -97,16 +98,16 @@ def _masses(jets: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 def _write_scores(
     path,
-    dataset_path,
+    dataset_attrs,
     jets: dict[str, np.ndarray],
     probabilities: np.ndarray,
     labels: np.ndarray,
     classes: list[str],
 ) -> None:
     """``scores.parquet``: the score table of :func:`jetimage.inference.scores_frame` with
-    each jet's source file, truth label and class name."""
-    attrs = zarr_store.open_store(dataset_path).attrs
-    source_files = np.asarray([src["source"] for src in attrs["sources"]])[jets["source"]]
+    each jet's source file (from the dataset's ``sources``), truth label and class name."""
+    sources = [src["source"] for src in dataset_attrs["sources"]]
+    source_files = np.asarray(sources)[jets["source"]]
     frame = scores_frame(source_files, jets, probabilities, classes)
     frame.insert(2, "label", labels)
     frame.insert(3, "class_name", np.asarray(classes)[labels])
@@ -196,19 +197,19 @@ def _image_figures(
     *,
     model_path,
     dataset_path,
+    spec: dict,
     info: dict,
     name: str,
     signal: str,
 ) -> None:
-    """The evaluate stage's figures of images: example jets (only those are read) and what the
-    model looks at (the score-pixel correlation streams the test split; a linear model's
-    weights)."""
+    """The evaluate stage's figures of images, drawn with the dataset's image ``spec``: example
+    jets (only those are read) and what the model looks at (the score-pixel correlation
+    streams the test split; a linear model's weights)."""
     from jetimage import plots
     from jetimage.dataset import images_at
     from jetimage.interpret import pixel_correlation
 
     classes = info["classes"]
-    spec = zarr_store.open_store(dataset_path).attrs["image_spec"]
     shown = np.concatenate(list(plots.example_rows(score, signal=signal).values()))
     examples = plots.example_jets_figure(
         images_at(dataset_path, "test", shown),
@@ -250,7 +251,7 @@ def evaluate_model(
     classes = info["classes"]
     metrics = {
         "model": name,
-        **test_metrics(
+        **score_metrics(
             labels,
             probabilities,
             jets,
@@ -275,7 +276,8 @@ def evaluate_model(
     )
     with atomic_path(outputs.metrics) as tmp:
         tmp.write_text(json.dumps(metrics, indent=2))
-    _write_scores(outputs.scores, dataset_path, jets, probabilities, labels, classes)
+    attrs = zarr_store.open_store(dataset_path).attrs
+    _write_scores(outputs.scores, attrs, jets, probabilities, labels, classes)
     s = classes.index(signal)
     binary, score = (labels == s).astype(int), probabilities[:, s]
     _score_figures(
@@ -296,6 +298,7 @@ def evaluate_model(
         score,
         model_path=model_path,
         dataset_path=dataset_path,
+        spec=attrs["image_spec"],
         info=info,
         name=name,
         signal=signal,

@@ -124,13 +124,14 @@ def onnx_scores(
 ) -> np.ndarray:
     """Class probabilities (softmax) of raw images from an exported model's onnxruntime
     session, normalised as in training."""
+    if len(images) == 0:
+        return np.zeros((0, session.get_outputs()[0].shape[1]), np.float32)
     scores = []
     for start in range(0, len(images), batch_size):
         x = normalize(images[start : start + batch_size], normalization).numpy()
         logits = session.run(None, {"images": x})[0]
         scores.append(torch.softmax(torch.from_numpy(logits), dim=1).numpy())
-    n_classes = session.get_outputs()[0].shape[1]
-    return np.concatenate(scores) if scores else np.zeros((0, n_classes), np.float32)
+    return np.concatenate(scores)
 
 
 def load_exported(model_pt: str | os.PathLike, exported: str | os.PathLike):

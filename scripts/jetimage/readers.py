@@ -41,7 +41,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import awkward as ak
 import numpy as np
@@ -251,11 +251,10 @@ def read_jets(
     if format in IMAGE_FORMATS:
         msg = f"{path}: format {format!r} holds images, not constituents"
         raise ValueError(msg)
-    batches = [
-        b
-        for b in read(path, format=format, labels=labels, counts=counts, **options)
-        if isinstance(b, Jets)
-    ]
+    # a constituent format yields Jets (checked above)
+    batches = cast(
+        list[Jets], list(read(path, format=format, labels=labels, counts=counts, **options))
+    )
     if not batches:
         return Jets(
             ak.zip(
