@@ -88,20 +88,25 @@ def parton_files(tmp_path_factory) -> dict[str, Path]:
     return {p: _generate(tmp_path_factory, p, 400, seed=14) for p in ("gluon", "quark")}
 
 
-def run_snakemake(workdir: Path, configfile: Path, *args: str, timeout: int = 900):
-    """Run the workflow in ``workdir``; returns the completed process (check=True)."""
-    cmd = [
+def snakemake_command(
+    workdir: Path, configfile: Path, *args: str, snakefile: Path = REPO / "Snakefile"
+) -> list[str]:
+    """The command line running the workflow in ``workdir`` with ``configfile``, then ``args``."""
+    return [
         SNAKEMAKE,
         "-s",
-        str(REPO / "Snakefile"),
+        str(snakefile),
         "--directory",
         str(workdir),
         "--configfile",
         str(configfile),
-        "--cores",
-        "2",
         *args,
     ]
+
+
+def run_snakemake(workdir: Path, configfile: Path, *args: str, timeout: int = 900):
+    """Run the workflow in ``workdir``; returns the completed process (check=True)."""
+    cmd = snakemake_command(workdir, configfile, "--cores", "2", *args)
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     if result.returncode != 0:
         msg = f"snakemake failed:\n{result.stdout[-4000:]}\n{result.stderr[-8000:]}"
@@ -225,16 +230,7 @@ def dry_run_with_library(
     shutil.copytree(tiny_run, work, symlinks=True)
     env = {**os.environ, "PYTHONPATH": str(repo / "scripts")}
     out = subprocess.run(
-        [
-            SNAKEMAKE,
-            "-s",
-            str(repo / "Snakefile"),
-            "--directory",
-            str(work),
-            "--configfile",
-            str(work / config),
-            "--dry-run",
-        ],
+        snakemake_command(work, work / config, "--dry-run", snakefile=repo / "Snakefile"),
         capture_output=True,
         text=True,
         env=env,

@@ -14,7 +14,7 @@ import pytest
 import uproot
 import yaml
 
-from conftest import REPO, SNAKEMAKE
+from conftest import REPO, snakemake_command
 from jetimage import ImageSpec, make_images
 from jetimage.config import ConfigError, load, main, part_name, validate
 from jetimage.dataset import build_dataset
@@ -581,17 +581,7 @@ def test_the_workflow_stops_at_the_images_job_of_a_spacelike_file(jets, tmp_path
     configfile = tmp_path / "config.yaml"
     configfile.write_text(yaml.safe_dump(base))
     result = subprocess.run(
-        [
-            SNAKEMAKE,
-            "-s",
-            str(REPO / "Snakefile"),
-            "--directory",
-            str(tmp_path),
-            "--configfile",
-            str(configfile),
-            "--cores",
-            "2",
-        ],
+        snakemake_command(tmp_path, configfile, "--cores", "2"),
         capture_output=True,
         text=True,
         timeout=600,
@@ -620,18 +610,7 @@ def test_a_generate_job_that_keeps_no_jet_fails_and_writes_no_shard(tmp_path):
     configfile = tmp_path / "config.yaml"
     configfile.write_text(yaml.safe_dump(base))
     result = subprocess.run(
-        [
-            SNAKEMAKE,
-            "-s",
-            str(REPO / "Snakefile"),
-            "--directory",
-            str(tmp_path),
-            "--configfile",
-            str(configfile),
-            "--cores",
-            "1",
-            "results/jets/top/000.root",
-        ],
+        snakemake_command(tmp_path, configfile, "--cores", "1", "results/jets/top/000.root"),
         capture_output=True,
         text=True,
         timeout=600,

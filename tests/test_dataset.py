@@ -20,6 +20,13 @@ FRACTIONS = {"train": 0.6, "val": 0.2, "test": 0.2}
 CLASSES = ["qcd", "top"]
 
 
+def build(path, stores, *, seed: int = 5, **options) -> dict:
+    """``build_dataset`` with these tests' classes, fractions and 32-jet chunks."""
+    return build_dataset(
+        path, stores, classes=CLASSES, fractions=FRACTIONS, seed=seed, chunk_jets=32, **options
+    )
+
+
 @pytest.fixture(scope="module")
 def one_class_stores(top_file, qcd_file, tmp_path_factory) -> list:
     """Six per-file stores of real generated jets, each of one class (as generated samples
@@ -66,16 +73,7 @@ def test_the_dataset_holds_every_jet_once_with_its_image_and_label(
     one_class_stores, tmp_path, buckets, workers
 ):
     path = tmp_path / "ds.zarr"
-    attrs = build_dataset(
-        path,
-        one_class_stores,
-        classes=CLASSES,
-        fractions=FRACTIONS,
-        seed=5,
-        chunk_jets=32,
-        buckets=buckets,
-        num_workers=workers,
-    )
+    attrs = build(path, one_class_stores, buckets=buckets, num_workers=workers)
     root = open_store(path)
     sources = [open_store(s) for s in one_class_stores]
     seen = []
@@ -101,24 +99,8 @@ def test_the_dataset_holds_every_jet_once_with_its_image_and_label(
 
 
 def test_a_jet_lands_in_the_same_split_whatever_the_buckets(one_class_stores, tmp_path):
-    one = build_dataset(
-        tmp_path / "one.zarr",
-        one_class_stores,
-        classes=CLASSES,
-        fractions=FRACTIONS,
-        seed=5,
-        chunk_jets=32,
-        buckets=1,
-    )
-    five = build_dataset(
-        tmp_path / "five.zarr",
-        one_class_stores,
-        classes=CLASSES,
-        fractions=FRACTIONS,
-        seed=5,
-        chunk_jets=32,
-        buckets=5,
-    )
+    one = build(tmp_path / "one.zarr", one_class_stores, buckets=1)
+    five = build(tmp_path / "five.zarr", one_class_stores, buckets=5)
     assert one["splits"] == five["splits"]
     assert identities(tmp_path / "one.zarr") == identities(tmp_path / "five.zarr")
     # each class is split by the fractions, up to binomial fluctuations
@@ -133,34 +115,9 @@ def test_a_jet_lands_in_the_same_split_whatever_the_buckets(one_class_stores, tm
 def test_the_same_seed_gives_the_same_store_whatever_the_order_of_the_inputs(
     one_class_stores, tmp_path
 ):
-    a = build_dataset(
-        tmp_path / "a.zarr",
-        one_class_stores,
-        classes=CLASSES,
-        fractions=FRACTIONS,
-        seed=5,
-        chunk_jets=32,
-        buckets=3,
-        num_workers=2,
-    )
-    b = build_dataset(
-        tmp_path / "b.zarr",
-        one_class_stores[::-1],
-        classes=CLASSES,
-        fractions=FRACTIONS,
-        seed=5,
-        chunk_jets=32,
-        buckets=3,
-    )
-    c = build_dataset(
-        tmp_path / "c.zarr",
-        one_class_stores,
-        classes=CLASSES,
-        fractions=FRACTIONS,
-        seed=6,
-        chunk_jets=32,
-        buckets=3,
-    )
+    a = build(tmp_path / "a.zarr", one_class_stores, buckets=3, num_workers=2)
+    b = build(tmp_path / "b.zarr", one_class_stores[::-1], buckets=3)
+    c = build(tmp_path / "c.zarr", one_class_stores, seed=6, buckets=3)
     assert a["splits"] == b["splits"]
     assert a["normalization"] == b["normalization"]
     for split in SPLITS:
@@ -173,24 +130,8 @@ def test_the_same_seed_gives_the_same_store_whatever_the_order_of_the_inputs(
 
 
 def test_adding_a_file_leaves_every_old_jet_in_its_split(one_class_stores, tmp_path):
-    before = build_dataset(
-        tmp_path / "before.zarr",
-        one_class_stores[:5],
-        classes=CLASSES,
-        fractions=FRACTIONS,
-        seed=5,
-        chunk_jets=32,
-        buckets=2,
-    )
-    after = build_dataset(
-        tmp_path / "after.zarr",
-        one_class_stores,
-        classes=CLASSES,
-        fractions=FRACTIONS,
-        seed=5,
-        chunk_jets=32,
-        buckets=3,
-    )
+    before = build(tmp_path / "before.zarr", one_class_stores[:5], buckets=2)
+    after = build(tmp_path / "after.zarr", one_class_stores, buckets=3)
     old, new = identities(tmp_path / "before.zarr"), identities(tmp_path / "after.zarr")
     for split in SPLITS:
         assert old[split] <= new[split]
@@ -298,15 +239,7 @@ def test_training_batches_mix_the_classes_of_one_class_files(one_class_stores, t
     """Whatever the loader, every batch's class fraction stays within 3 binomial standard
     deviations of the split's, though each input file holds one class."""
     path = tmp_path / "ds.zarr"
-    build_dataset(
-        path,
-        one_class_stores,
-        classes=CLASSES,
-        fractions=FRACTIONS,
-        seed=5,
-        chunk_jets=32,
-        buckets=3,
-    )
+    build(path, one_class_stores, buckets=3)
     data = loader.open_split(path, "train", memory_budget_mb=1e-6 if streamed else 1e6)
     assert data.streaming == streamed
     labels = open_store(path)["train/labels"][...]
@@ -324,15 +257,7 @@ def test_training_batches_mix_the_classes_of_one_class_files(one_class_stores, t
 
 def test_the_stream_in_order_equals_the_split_in_memory(one_class_stores, tmp_path):
     path = tmp_path / "ds.zarr"
-    attrs = build_dataset(
-        path,
-        one_class_stores,
-        classes=CLASSES,
-        fractions=FRACTIONS,
-        seed=5,
-        chunk_jets=32,
-        buckets=2,
-    )
+    attrs = build(path, one_class_stores, buckets=2)
     group = zarr.open_group(path, mode="r")["val"]
     stream = loader.ZarrStream(group, attrs["normalization"], buffer_chunks=3)
     expected = loader.normalize(group["images"][...], attrs["normalization"])

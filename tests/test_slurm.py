@@ -13,7 +13,7 @@ import pytest
 import yaml
 import zarr
 
-from conftest import REPO, SNAKEMAKE
+from conftest import REPO, snakemake_command
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
@@ -43,13 +43,7 @@ def slurm_run(tmp_path_factory):
     config["training"]["gpu"] = True  # train jobs carry gpu=1 → sbatch --gpus=1
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
     cmd = [
-        SNAKEMAKE,
-        "-s",
-        str(REPO / "Snakefile"),
-        "--directory",
-        str(workdir),
-        "--configfile",
-        str(workdir / "config.yaml"),
+        *snakemake_command(workdir, workdir / "config.yaml"),
         "--workflow-profile",
         str(REPO / "workflow" / "profiles" / "slurm"),
         # this one-node cluster: 2 CPUs, no accounting (squeue for status), no accounts

@@ -64,35 +64,21 @@ def test_a_built_wheel_works_alone_outside_the_repository(tmp_path, top_file):
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     outside = tmp_path / "elsewhere"
     outside.mkdir()
+
+    def run_outside(*args: str) -> subprocess.CompletedProcess:
+        """The wheel's python run outside the repository, with no path into it."""
+        return subprocess.run(
+            [python, *args], cwd=outside, env=env, capture_output=True, text=True, timeout=300
+        )
+
     config = outside / "run.yaml"
     config.write_text((REPO / "config" / "tiny.yaml").read_text())
-    checked = subprocess.run(
-        [python, "-m", "jetimage.config", str(config)],
-        cwd=outside,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    checked = run_outside("-m", "jetimage.config", str(config))
     assert checked.returncode == 0, checked.stderr
     config.write_text(config.read_text().replace("epochs: 2", "epocs: 2"))
-    bad = subprocess.run(
-        [python, "-m", "jetimage.config", str(config)],
-        cwd=outside,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    bad = run_outside("-m", "jetimage.config", str(config))
     assert bad.returncode != 0
     assert "did you mean 'epochs'?" in bad.stdout + bad.stderr
-    used = subprocess.run(
-        [python, "-c", SCRIPT.format(repo=str(REPO), jets=str(top_file))],
-        cwd=outside,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    used = run_outside("-c", SCRIPT.format(repo=str(REPO), jets=str(top_file)))
     assert used.returncode == 0, used.stderr
     assert "library ok" in used.stdout

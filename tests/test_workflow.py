@@ -10,7 +10,7 @@ import pytest
 import yaml
 import zarr
 
-from conftest import REPO, add_code, dry_run_with_library, scheduled_jobs
+from conftest import REPO, add_code, dry_run_with_library, scheduled_jobs, snakemake_command
 
 pytestmark = pytest.mark.slow
 
@@ -384,7 +384,6 @@ def test_a_bad_file_fails_its_job_clearly_and_leaves_no_store(files_run):
     import awkward as ak
     import numpy as np
 
-    from conftest import SNAKEMAKE
     from jetimage.files import write_jets_root
 
     ragged = {
@@ -403,18 +402,13 @@ def test_a_bad_file_fails_its_job_clearly_and_leaves_no_store(files_run):
     )
     try:
         result = subprocess.run(
-            [
-                SNAKEMAKE,
-                "-s",
-                str(REPO / "Snakefile"),
-                "--directory",
-                str(files_run),
-                "--configfile",
-                str(files_run / "config.yaml"),
+            snakemake_command(
+                files_run,
+                files_run / "config.yaml",
                 "--cores",
                 "2",
                 "results/images/jetclass/JetClass_bad.zarr",
-            ],
+            ),
             capture_output=True,
             text=True,
             timeout=300,
