@@ -346,6 +346,7 @@ def baseline_architectures() -> set[str]:
     return set(BASELINES)
 
 
+@cache
 def model_options() -> dict[str, dict[str, str]]:
     """Keyword options of each registered architecture (image models and baselines) and their
     annotations (``int``, ``float``, ``str``, ``tuple[int, int]``, ``tuple[int, ...]``,
