@@ -1,5 +1,6 @@
-"""Substructure observables: against CMS's own values in real NanoAOD files, and the physics of
-generated top, W/Z and QCD jets."""
+"""Substructure observables: the compiled kernel against FastJet contrib jet by jet (generated
+jets of every process, the real shared files, jets of one to three constituents), against CMS's
+own values in real NanoAOD files, and the physics of generated top, W/Z and QCD jets."""
 
 from __future__ import annotations
 
@@ -9,9 +10,96 @@ import pytest
 import uproot
 
 from jetimage.readers import Labels, read_jets
-from jetimage.substructure import NAMES, observables
+from jetimage.substructure import HLS4ML, NAMES, contrib_observables, observables
 
 LABELS = Labels(("qcd", "top"), class_name="top")
+
+
+def assert_equal_to_contrib(constituents, radius: float) -> dict[str, np.ndarray]:
+    """Every observable of the kernel equals FastJet contrib's to 1e-6 relative, NaN exactly
+    where contrib's is; returns the kernel's."""
+    ours = observables(constituents, radius=radius)
+    reference = contrib_observables(constituents, radius=radius)
+    for name in NAMES:
+        a, b = ours[name], reference[name]
+        np.testing.assert_array_equal(np.isnan(a), np.isnan(b), err_msg=name)
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=0, err_msg=name)
+    return ours
+
+
+@pytest.mark.parametrize("process", ["top", "qcd", "w", "z", "gluon", "quark"])
+def test_kernel_equals_fastjet_contrib_on_generated_jets(
+    process, top_file, qcd_file, boson_files, parton_files
+):
+    """Soft drop, τ1-3, the correlators of the groomed jet and zlogz, jet by jet, on real
+    Pythia jets of every process."""
+    path = {"top": top_file, "qcd": qcd_file, **boson_files, **parton_files}[process]
+    jets = read_jets(path)
+    ours = assert_equal_to_contrib(jets.constituents[:150], 0.8)
+    assert np.all(np.isfinite(ours["tau32"]))
+
+
+def test_kernel_equals_fastjet_contrib_on_real_files(shared_data):
+    """The real quark/gluon Parquet jets (R = 0.4) and every fat jet of the NanoAOD and PFNano
+    files (PUPPI-weighted constituents in PFNano)."""
+    jets = read_jets(shared_data / "quark_gluon_2000.parquet", format="parquet")
+    assert_equal_to_contrib(jets.constituents[:400], 0.4)
+    for name in ("nano_tt_v15.root", "pfnano.root"):
+        jets = read_jets(shared_data / name, format="nanoaod", labels=LABELS)
+        assert len(jets) >= 20
+        assert_equal_to_contrib(jets.constituents, 0.8)
+
+
+def momenta(*particles):
+    return [dict(zip(("px", "py", "pz", "E"), p)) for p in particles]
+
+
+def test_kernel_equals_fastjet_contrib_on_tiny_and_one_prong_jets():
+    """Jets of 1, 2 and 3 constituents (τN = 0 for N or fewer; C2, D2, N2, M2 NaN for one
+    groomed constituent and 0 for two), and jets whose soft drop keeps one prong only."""
+    hard = (100.0, 0.0, 0.0, 100.0)
+    second = (50.0, 10.0, 0.0, 51.0)
+    third = (30.0, -10.0, 5.0, 32.0)
+    soft = (1.0, 0.6, 0.3, 1.2)
+    wide_soft = (2.0, 1.5, 0.0, 2.5)
+    jets = ak.Array(
+        [
+            momenta(hard),
+            momenta(hard, second),
+            momenta(hard, second, third),
+            momenta(hard, soft),
+            momenta(hard, soft, wide_soft),
+            momenta(hard, second, soft, third),
+        ],
+        with_name="Momentum4D",
+    )
+    ours = assert_equal_to_contrib(jets, 0.8)
+    assert ours["tau1"][0] == ours["tau2"][1] == ours["tau3"][2] == 0
+    assert np.isnan(ours["c2_b1"][0])
+    assert ours["c2_b1"][1] == 0
+    # soft drop removes everything but the hard constituent: massless, its pT
+    for one_prong in (3, 4):
+        assert ours["msd"][one_prong] == 0
+        assert ours["pt_sd"][one_prong] == 100
+        assert np.isnan(ours["n2_b1"][one_prong])
+
+
+def test_hls4ml_features_are_sixteen_observables_equal_to_contrib(top_file):
+    """The hls4ml jet dataset's 16 features (zlogz, C1 β 0-2, C2, D2, D2^(1,β), M2, N2 β 1-2
+    of the mmdt-groomed jet, its mass, the multiplicity), against contrib's EnergyCorrelatorC1,
+    C2, D2, GeneralizedD2, M2 and N2 classes and zlogz against numpy."""
+    assert len(HLS4ML) == len(set(HLS4ML)) == 16
+    assert set(HLS4ML) <= set(NAMES)
+    jets = read_jets(top_file)[:60]
+    ours = assert_equal_to_contrib(jets.constituents, 0.8)
+    for i in range(len(jets)):
+        jet = jets.constituents[i]
+        pt = np.hypot(np.asarray(jet.px, np.float64), np.asarray(jet.py, np.float64))
+        z = pt / pt.sum()
+        assert ours["zlogz"][i] == pytest.approx(np.sum(z * np.log(z)), rel=1e-12)
+    # D2^(1,1) is D2 (β = 1); M2 ≤ 1
+    np.testing.assert_allclose(ours["d2_a1_b1"], ours["d2_b1"], rtol=1e-12)
+    assert np.all(ours["m2_b1"] <= 1)
 
 
 def cms_values(path, table, names) -> dict[str, np.ndarray]:

@@ -1,24 +1,32 @@
-"""Jet substructure observables of whole batches of jets, through FastJet contrib.
+"""Jet substructure observables of whole batches of jets, at the speed of the algorithms.
 
-Each jet's constituents are one "event" of scikit-hep ``fastjet``'s awkward interface, reclustered
-with Cambridge/Aachen into one jet; FastJet contrib then gives, for every jet of the batch in one
-call each (no Python loop over jets):
+:func:`observables` runs the compiled kernel of :mod:`jetimage.substructure_kernel` (numba, one
+pass per jet, no Python loop over jets), which computes FastJet contrib's definitions with
+FastJet's own formulas and choices; :func:`contrib_observables` computes the same values through
+FastJet contrib itself (scikit-hep ``fastjet``'s awkward interface, one call per observable for
+the batch), the reference the tests hold the kernel to (1e-6 relative, NaN where contrib's is).
 
-- soft drop (β = 0, z_cut = 0.1, R0 = the jet radius: the modified mass-drop tagger) groomed
-  mass ``msd`` and pT ``pt_sd``;
+- soft drop (β = 0, z_cut = 0.1, R0 = the jet radius: the modified mass-drop tagger, "mmdt")
+  groomed mass ``msd`` and pT ``pt_sd``;
 - N-subjettiness ``tau1..3`` (β = 1, normalised measure, one-pass kT axes: CMS's and ATLAS's
   definition) on the ungroomed jet, with ``tau21`` and ``tau32``;
-- energy-correlation ratios on the groomed jet: ``c2_b1``, ``d2_b1``, ``d2_b2`` and ``n2_b1``
-  (CMS NanoAOD's ``FatJet_n2b1``);
-- the constituent multiplicity ``multiplicity``.
+- energy-correlation ratios of the groomed jet (EnergyCorrelator's C1, C2, D2, the generalised
+  D2^(α=1, β), M2 and N2): ``c1_b0..2``, ``c2_b1/b2``, ``d2_b1/b2``, ``d2_a1_b1/b2``,
+  ``m2_b1/b2``, ``n2_b1/b2`` (CMS NanoAOD's ``FatJet_n2b1`` is ``n2_b1``);
+- ``zlogz`` (Σ z log z, z = pT / Σ pT of the constituents) and the constituent
+  ``multiplicity`` of the ungroomed jet.
 
-A ratio whose denominator vanishes (a one-constituent jet) is NaN.
+The 16 features of the hls4ml jet dataset (arXiv:1804.06913) are :data:`HLS4ML`. A ratio whose
+denominator vanishes (a one-constituent groomed jet) is NaN; a jet without constituents is NaN
+throughout.
 """
 
 from __future__ import annotations
 
 import awkward as ak
 import numpy as np
+
+from jetimage import substructure_kernel as kernel
 
 #: The observables :func:`observables` returns, in order.
 NAMES = (
@@ -29,39 +37,64 @@ NAMES = (
     "tau3",
     "tau21",
     "tau32",
+    *kernel.COLUMNS[5:],
+    "multiplicity",
+)
+
+#: The hls4ml jet dataset's 16 features as jetimage names them: ``<name>_mmdt`` there is the
+#: same observable of the soft-drop groomed jet here (``mass_mmdt`` is ``msd``).
+HLS4ML = (
+    "zlogz",
+    "c1_b0",
+    "c1_b1",
+    "c1_b2",
     "c2_b1",
+    "c2_b2",
     "d2_b1",
     "d2_b2",
+    "d2_a1_b1",
+    "d2_a1_b2",
+    "m2_b1",
+    "m2_b2",
     "n2_b1",
+    "n2_b2",
+    "msd",
     "multiplicity",
 )
 
 #: Soft-drop settings: the modified mass-drop tagger (β = 0) at z_cut = 0.1.
 SOFT_DROP = {"beta": 0.0, "symmetry_cut": 0.1}
 
-#: Energy-correlation ratios of the groomed jet: name → (FastJet contrib function, β).
-CORRELATORS = {"c2_b1": ("c2", 1), "d2_b1": ("d2", 1), "d2_b2": ("d2", 2), "n2_b1": ("n2", 1)}
+#: Energy-correlation ratios of the groomed jet: name → (FastJet contrib function, its keyword
+#: arguments) for :func:`contrib_observables`.
+CORRELATORS = {
+    **{f"c1_b{b}": ("c1", {"beta": b}) for b in (0, 1, 2)},
+    **{f"{f}_b{b}": (f, {"beta": b}) for f in ("c2", "d2", "m2", "n2") for b in (1, 2)},
+    **{f"d2_a1_b{b}": ("generalizedd2", {"alpha": 1, "beta": b}) for b in (1, 2)},
+}
 
 
-def _cambridge_aachen():
-    import fastjet
-
-    # one jet per "event": the radius only has to exceed any distance inside a jet
-    return fastjet.JetDefinition(fastjet.cambridge_algorithm, 10.0)
-
-
-def _sequence(constituents: ak.Array):
-    import fastjet
-
-    four = ak.zip(
-        {q: ak.values_astype(constituents[q], np.float64) for q in ("px", "py", "pz", "E")}
-    )
-    return fastjet.ClusterSequence(four, _cambridge_aachen())
+def _flat(constituents: ak.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(offsets (jets + 1), momenta (constituents, 4: px, py, pz, E)) as float64."""
+    counts = ak.to_numpy(ak.num(constituents, axis=1)).astype(np.int64)
+    offsets = np.zeros(len(counts) + 1, np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    columns = [ak.flatten(constituents[q], axis=None) for q in ("px", "py", "pz", "E")]
+    momenta = np.stack([ak.to_numpy(c).astype(np.float64) for c in columns], axis=1)
+    return offsets, momenta
 
 
 def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(denominator > 0, numerator / denominator, np.nan)
+
+
+def _finish(out: dict[str, np.ndarray], multiplicity: np.ndarray) -> dict[str, np.ndarray]:
+    """The τ ratios and the multiplicity added, the columns in the order of :data:`NAMES`."""
+    out["tau21"] = _ratio(out["tau2"], out["tau1"])
+    out["tau32"] = _ratio(out["tau3"], out["tau2"])
+    out["multiplicity"] = multiplicity
+    return {name: out[name] for name in NAMES}
 
 
 def observables(constituents: ak.Array, *, radius: float) -> dict[str, np.ndarray]:
@@ -77,30 +110,52 @@ def observables(constituents: ak.Array, *, radius: float) -> dict[str, np.ndarra
         >>> jets = read_jets("results/jets/top/000.root")  # doctest: +SKIP
         >>> observables(jets.constituents, radius=0.8)["msd"]  # doctest: +SKIP
     """
-    n = len(constituents)
+    offsets, momenta = _flat(constituents)
+    values = kernel.batch_observables(
+        offsets, momenta, SOFT_DROP["symmetry_cut"], SOFT_DROP["beta"], float(radius)
+    )
+    out = {name: values[:, i] for i, name in enumerate(kernel.COLUMNS)}
+    return _finish(out, np.diff(offsets))
+
+
+def _sequence(constituents: ak.Array):
+    """Each jet's constituents as one "event" of scikit-hep ``fastjet``, clustered with C/A."""
+    import fastjet
+
+    four = ak.zip(
+        {q: ak.values_astype(constituents[q], np.float64) for q in ("px", "py", "pz", "E")}
+    )
+    # one jet per "event": the radius only has to exceed any distance inside a jet
+    return fastjet.ClusterSequence(four, fastjet.JetDefinition(fastjet.cambridge_algorithm, 10.0))
+
+
+def contrib_observables(constituents: ak.Array, *, radius: float) -> dict[str, np.ndarray]:
+    """:func:`observables` computed by FastJet contrib itself (SoftDrop, Nsubjettiness with
+    OnePass_KT_Axes and NormalizedMeasure, the EnergyCorrelator classes; ``zlogz`` with numpy):
+    the reference the kernel is tested and benchmarked against, ~10-20× slower."""
     multiplicity = ak.to_numpy(ak.num(constituents, axis=1)).astype(np.int64)
-    out = {name: np.full(n, np.nan) for name in NAMES}
-    out["multiplicity"] = multiplicity
+    out = {name: np.full(len(constituents), np.nan) for name in NAMES}
     has = np.flatnonzero(multiplicity > 0)
     if len(has) == 0:
-        return out
+        return _finish(out, multiplicity)
     sequence = _sequence(constituents[has])
     groomed = sequence.exclusive_jets_softdrop_grooming(njets=1, R0=radius, **SOFT_DROP)
     out["msd"][has] = ak.to_numpy(groomed.msoftdrop)
     out["pt_sd"][has] = ak.to_numpy(groomed.ptsoftdrop)
     taus = np.asarray(sequence.njettiness(njets=[1, 2, 3], beta=1.0, R0=radius))
-    taus = taus.reshape(len(has), 3)
-    for i in range(3):
-        out[f"tau{i + 1}"][has] = taus[:, i]
-    out["tau21"] = _ratio(out["tau2"], out["tau1"])
-    out["tau32"] = _ratio(out["tau3"], out["tau2"])
+    for i, column in enumerate(taus.reshape(len(has), 3).T):
+        out[f"tau{i + 1}"][has] = column
     groomed_sequence = _sequence(groomed.constituents)
-    for name, (function, beta) in CORRELATORS.items():
+    for name, (function, arguments) in CORRELATORS.items():
         values = groomed_sequence.exclusive_jets_energy_correlator(
-            njets=1, beta=beta, func=function
+            njets=1, func=function, **arguments
         )
         out[name][has] = ak.to_numpy(values)
-    return out
+    px, py = (ak.values_astype(constituents[has][q], np.float64) for q in ("px", "py"))
+    pt = np.hypot(px, py)
+    z = pt / ak.sum(pt, axis=1)
+    out["zlogz"][has] = ak.to_numpy(ak.sum(ak.where(z > 0, z * np.log(z), 0.0), axis=1))
+    return _finish(out, multiplicity)
 
 
 def _keys(table) -> np.ndarray:
