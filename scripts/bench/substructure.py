@@ -1,12 +1,24 @@
-"""Speed of the substructure observables against the images stage's pixelation, on one core.
+"""Speed of the substructure observables: the compiled kernel against the FastJet contrib path.
 
-Times :func:`jetimage.substructure.observables` on generated top and QCD jets, each FastJet
-contrib call apart (C/A clustering, soft drop, N-subjettiness, the energy correlators), and
-``make_images`` on the same jets in the same run; the ratio says whether the observables may
-run inside the images stage (at most 1.5× slower) or need a stage of their own. Writes
+On generated top and QCD jets (default recipe; ``results/jets`` of a default run, else generated
+here and cached under ``--workdir``), in one process on one core, interleaved and repeated
+(medians):
+
+- ``observables`` (the kernel: every observable of ``substructure.NAMES``, the hls4ml features
+  included) against the contrib path of the observables stage before the kernel (the 12
+  observables: C/A, SoftDrop, Nsubjettiness, the four correlators, through scikit-hep
+  ``fastjet``) and against ``contrib_observables`` (the same 22 observables through contrib);
+  their values compared jet by jet;
+- each part of the kernel (kinematics, the C/A clustering, soft drop and the groomed jet's
+  correlators, the kT clustering, the one-pass axes and τ) and each contrib call;
+- pixelation of the same jets (``make_images``), for scale.
+
+With ``--sizes``, the observables stage itself (``substructure.write_observables_store``: read
+a file in batches, match the image store's jets, compute, write) on files of that many jets
+tiled from the generated ones, each in a fresh process: time and peak RSS. Writes
 ``results/benchmarks/substructure.json``.
 
-    python scripts/bench/substructure.py [--jets 2000]
+    python scripts/bench/substructure.py [--jets 2000] [--repeats 5] [--sizes 100000 1000000]
 """
 
 from __future__ import annotations
@@ -14,95 +26,267 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import resource
+import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import awkward as ak
+import numba
+import numpy as np
 
 import jetimage
 from jetimage import ImageSpec, make_images
+from jetimage import substructure_kernel as kernel
 from jetimage.readers import read_jets
-from jetimage.substructure import CORRELATORS, SOFT_DROP, _sequence, observables
+from jetimage.substructure import (
+    NAMES,
+    SOFT_DROP,
+    _flat,
+    _sequence,
+    contrib_observables,
+    observables,
+)
+
+RADIUS = 0.8
+#: The correlators of the observables stage before the kernel (contrib function, β).
+OLD_CORRELATORS = {"c2_b1": ("c2", 1), "d2_b1": ("d2", 1), "d2_b2": ("d2", 2), "n2_b1": ("n2", 1)}
 
 
-def best_rate(function, n: int, repeats: int) -> float:
-    """Jets per second of ``function()`` over ``n`` jets, best of ``repeats``."""
-    times = []
+def contrib_stage(constituents) -> None:
+    """The observables stage's computation before the kernel (12 observables through contrib)."""
+    sequence = _sequence(constituents)
+    groomed = sequence.exclusive_jets_softdrop_grooming(njets=1, R0=RADIUS, **SOFT_DROP)
+    sequence.njettiness(njets=[1, 2, 3], beta=1.0, R0=RADIUS)
+    groomed_sequence = _sequence(groomed.constituents)
+    for function, beta in OLD_CORRELATORS.values():
+        groomed_sequence.exclusive_jets_energy_correlator(njets=1, beta=beta, func=function)
+
+
+def medians(functions: dict, n: int, repeats: int) -> dict[str, float]:
+    """Jets per second of each function (over ``n`` jets), median of ``repeats`` rounds that
+    run every function once in turn."""
+    times: dict[str, list[float]] = {name: [] for name in functions}
     for _ in range(repeats):
-        tic = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - tic)
-    return n / min(times)
+        for name, function in functions.items():
+            tic = time.perf_counter()
+            function()
+            times[name].append(time.perf_counter() - tic)
+    return {name: n / statistics.median(t) for name, t in times.items()}
 
 
-def parts(constituents, radius: float, repeats: int) -> dict[str, float]:
-    """Jets per second of each FastJet contrib call."""
+@numba.njit(cache=True)
+def kernel_upto(offsets, p, part):
+    """The kernel run up to one part for every jet: 0 kinematics, 1 + C/A clustering, 2 + soft
+    drop and the groomed jet's correlators, 3 kinematics + kT clustering, 4 + axes and τ."""
+    out = np.zeros(len(kernel.COLUMNS))
+    for j in range(len(offsets) - 1):
+        q = p[offsets[j] : offsets[j + 1]]
+        kt2, rap, phi, d2 = kernel.kinematics(q)
+        if part in (1, 2):
+            mom, nkt2, nrap, nphi, children = kernel.cluster(q, kt2, rap, phi, d2, False)
+            if part == 2:
+                groomed = kernel.soft_drop(nkt2, nrap, nphi, children, 0.1, 0.0, RADIUS)
+                kept = np.sort(kernel.leaves(children, groomed))
+                sub = np.empty((len(kept), len(kept)))
+                for a in range(len(kept)):
+                    for b in range(len(kept)):
+                        sub[a, b] = d2[kept[a], kept[b]]
+                kernel.correlators(np.sqrt(kt2[kept]), sub, out[5:18])
+        elif part in (3, 4):
+            mom, _, _, _, children = kernel.cluster(q, kt2, rap, phi, d2, True)
+            if part == 4:
+                for n_axes in range(1, 4):
+                    if len(kt2) > n_axes:
+                        seeds = kernel.exclusive_axes(mom, children, n_axes)
+                        axes = kernel.one_pass_axes(seeds, np.sqrt(kt2), rap, phi, q)
+                        out[1 + n_axes] += kernel.tau(axes, np.sqrt(kt2), rap, phi, RADIUS)
+    return out
+
+
+def kernel_parts(constituents, repeats: int) -> dict[str, float]:
+    """Microseconds per jet of each part of the kernel (differences of cumulative runs)."""
+    offsets, momenta = _flat(constituents)
+    n = len(constituents)
+    upto = {part: (lambda k=part: kernel_upto(offsets, momenta, k)) for part in range(5)}
+    for run in upto.values():
+        run()  # compile
+    rates = medians(upto, n, repeats)
+    us = {part: 1e6 / rate for part, rate in rates.items()}
+    return {
+        "kinematics": us[0],
+        "cambridge_aachen": us[1] - us[0],
+        "soft_drop_and_correlators": us[2] - us[1],
+        "kt_clustering": us[3] - us[0],
+        "axes_and_tau": us[4] - us[3],
+    }
+
+
+def contrib_parts(constituents, repeats: int) -> dict[str, float]:
+    """Jets per second of each FastJet contrib call of the stage before the kernel."""
     n = len(constituents)
     sequence = _sequence(constituents)
-    groomed = sequence.exclusive_jets_softdrop_grooming(njets=1, R0=radius, **SOFT_DROP)
+    groomed = sequence.exclusive_jets_softdrop_grooming(njets=1, R0=RADIUS, **SOFT_DROP)
     groomed_sequence = _sequence(groomed.constituents)
-    rates = {
-        "cambridge_aachen": best_rate(lambda: _sequence(constituents), n, repeats),
-        "soft_drop": best_rate(
-            lambda: sequence.exclusive_jets_softdrop_grooming(njets=1, R0=radius, **SOFT_DROP),
-            n,
-            repeats,
+    calls = {
+        "cambridge_aachen": lambda: _sequence(constituents),
+        "soft_drop": lambda: sequence.exclusive_jets_softdrop_grooming(
+            njets=1, R0=RADIUS, **SOFT_DROP
         ),
-        "n_subjettiness": best_rate(
-            lambda: sequence.njettiness(njets=[1, 2, 3], beta=1.0, R0=radius), n, repeats
-        ),
+        "n_subjettiness": lambda: sequence.njettiness(njets=[1, 2, 3], beta=1.0, R0=RADIUS),
     }
-    for name, (function, beta) in CORRELATORS.items():
-        rates[name] = best_rate(
-            lambda f=function, b=beta: groomed_sequence.exclusive_jets_energy_correlator(
-                njets=1, beta=b, func=f
-            ),
-            n,
-            repeats,
+    for name, (function, beta) in OLD_CORRELATORS.items():
+        calls[name] = lambda f=function, b=beta: groomed_sequence.exclusive_jets_energy_correlator(
+            njets=1, beta=b, func=f
         )
-    return rates
+    return medians(calls, n, repeats)
+
+
+def largest_difference(constituents) -> dict[str, float]:
+    """Largest relative difference of the kernel from contrib per observable (NaN patterns
+    must agree: -1 where they do not)."""
+    ours = observables(constituents, radius=RADIUS)
+    reference = contrib_observables(constituents, radius=RADIUS)
+    out = {}
+    for name in NAMES:
+        a, b = ours[name].astype(float), reference[name].astype(float)
+        if not np.array_equal(np.isnan(a), np.isnan(b)):
+            out[name] = -1.0
+            continue
+        finite = ~np.isnan(b)
+        scale = np.maximum(np.abs(b[finite]), np.finfo(float).tiny)
+        out[name] = float(np.max(np.abs(a[finite] - b[finite]) / scale, initial=0.0))
+    return out
+
+
+def jet_pool(process: str, n: int, workdir: Path) -> Path:
+    """A file of at least ``n`` generated jets of ``process`` (default recipe) or, without one,
+    of as many as ``n`` events give: a default run's results/jets shard if large enough, else
+    generated here and cached in ``workdir``."""
+    for path in sorted(Path("results/jets", process).glob("*.root")):
+        if len(read_jets(path)) >= n:
+            return path
+    path = workdir / f"{process}-{n}.root"
+    if not path.exists():
+        import yaml
+
+        from jetimage.config import process_settings, validate
+        from jetimage.files import write_jets_root
+        from jetimage.generate import generate_jets
+
+        config = yaml.safe_load(Path("config/config.yaml").read_text())
+        settings = process_settings(validate(config)["generation"], process)
+        workdir.mkdir(parents=True, exist_ok=True)
+        tic = time.perf_counter()
+        write_jets_root(path, generate_jets(settings, n_events=n, seed=900))
+        print(f"generated {process} jets in {time.perf_counter() - tic:.0f} s", flush=True)
+    return path
+
+
+def tiled_file(pools: list[Path], size: int, workdir: Path) -> tuple[Path, Path]:
+    """A JetClass-layout file of ``size`` jets tiled from ``pools`` (in turn, a jet from each)
+    and its image store (default image spec), cached in ``workdir``."""
+    import uproot
+
+    from jetimage.files import write_jets_root
+    from jetimage.images import write_image_store
+    from jetimage.readers import Labels, read
+
+    path, store = workdir / f"tiled-{size}.root", workdir / f"tiled-{size}.zarr"
+    if store.exists():
+        return path, store
+    arrays = [uproot.open(p)["tree"].arrays() for p in pools]
+    whole = ak.concatenate(arrays)
+    columns = {f: whole[f] for f in whole.fields if f != "npart"}
+    index = np.arange(size) % len(whole)
+    write_jets_root(path, {k: v[index] for k, v in columns.items()})
+    labels = Labels(("qcd", "top"), class_name="top")
+    write_image_store(
+        store, read(path, format="root", labels=labels), ImageSpec(), attrs={"source": "tiled"}
+    )
+    return path, store
+
+
+def stage(path: Path, store: Path) -> dict:
+    """Time and peak RSS of the observables stage on one file (run in a fresh process)."""
+    from jetimage.readers import Labels, read
+    from jetimage.substructure import write_observables_store
+
+    out = store.with_suffix(".obs.zarr")
+    labels = Labels(("qcd", "top"), class_name="top")
+    tic = time.perf_counter()
+    attrs = write_observables_store(
+        out, read(path, format="root", labels=labels), store, radius=RADIUS
+    )
+    seconds = time.perf_counter() - tic
+    return {
+        "jets": attrs["n_jets"],
+        "seconds": seconds,
+        "jets_per_s": attrs["n_jets"] / seconds,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def process_rates(constituents, repeats: int) -> dict:
+    """The kernel against the contrib paths and pixelation on the same jets, and its parts."""
+    n = len(constituents)
+    observables(constituents[:5], radius=RADIUS)  # compile
+    rates = medians(
+        {
+            "kernel": lambda: observables(constituents, radius=RADIUS),
+            "contrib_stage_12": lambda: contrib_stage(constituents),
+            "contrib_all_22": lambda: contrib_observables(constituents, radius=RADIUS),
+            "images": lambda: make_images(constituents, ImageSpec()),
+        },
+        n,
+        repeats,
+    )
+    parts = kernel_parts(constituents, repeats)
+    return {
+        "jets": n,
+        "mean_constituents": float(ak.mean(ak.num(constituents))),
+        "jets_per_s": rates,
+        "kernel_over_contrib_stage": rates["kernel"] / rates["contrib_stage_12"],
+        "kernel_over_contrib_all": rates["kernel"] / rates["contrib_all_22"],
+        "kernel_parts_us_per_jet": parts,
+        "kernel_parts_share": {k: v / sum(parts.values()) for k, v in parts.items()},
+        "contrib_calls_jets_per_s": contrib_parts(constituents, repeats),
+        "largest_relative_difference": largest_difference(constituents),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jets", type=int, default=2000, help="jets per process")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--sizes", type=int, nargs="*", default=[100_000, 1_000_000])
+    parser.add_argument("--workdir", type=Path, default=Path("results/bench-substructure"))
+    parser.add_argument("--stage", nargs=2, metavar=("FILE", "STORE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    results = {
+    if args.stage:  # the child process of one stage run
+        print(json.dumps(stage(Path(args.stage[0]), Path(args.stage[1]))))
+        return
+    results: dict = {
         "machine": platform.processor() or platform.machine(),
         "jetimage": jetimage.__version__,
         "cores": 1,
+        "repeats": args.repeats,
         "processes": {},
+        "stage": {},
     }
-    for process in ("top", "qcd"):
-        files = sorted(Path("results/jets", process).glob("*.root"))
-        if not files:
-            msg = (
-                f"no generated {process} jets under results/jets/{process}: run "
-                f"'make run' (or snakemake) first"
-            )
-            raise SystemExit(msg)
-        jets = read_jets(files[0])
-        for path in files[1:]:
-            if len(jets) >= args.jets:
-                break
-            more = read_jets(path)
-            jets = type(jets)(ak.concatenate([jets.constituents, more.constituents]), {})
-        constituents = jets.constituents[: args.jets]
-        n = len(constituents)
-        observables_rate = best_rate(
-            lambda c=constituents: observables(c, radius=0.8), n, args.repeats
-        )
-        images_rate = best_rate(lambda c=constituents: make_images(c, ImageSpec()), n, args.repeats)
-        results["processes"][process] = {
-            "jets": n,
-            "mean_constituents": float(ak.mean(ak.num(constituents))),
-            "observables_jets_per_s": observables_rate,
-            "images_jets_per_s": images_rate,
-            "images_over_observables": images_rate / observables_rate,
-            "parts_jets_per_s": parts(constituents, 0.8, args.repeats),
-        }
-        print(process, json.dumps(results["processes"][process], indent=1))
+    pools = {p: jet_pool(p, args.jets, args.workdir) for p in ("top", "qcd")}
+    for process, path in pools.items():
+        constituents = read_jets(path).constituents[: args.jets]
+        results["processes"][process] = process_rates(constituents, args.repeats)
+        print(process, json.dumps(results["processes"][process], indent=1), flush=True)
+    for size in args.sizes:
+        path, store = tiled_file(list(pools.values()), size, args.workdir)
+        command = [sys.executable, __file__, "--stage", str(path), str(store)]
+        child = subprocess.run(command, check=True, capture_output=True, text=True)
+        results["stage"][str(size)] = json.loads(child.stdout.strip().splitlines()[-1])
+        print(size, results["stage"][str(size)], flush=True)
     out = Path("results/benchmarks/substructure.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
