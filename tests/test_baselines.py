@@ -13,6 +13,7 @@ from conftest import REPO, scheduled_jobs
 from jetimage.baselines import train_baseline
 from jetimage.config import ConfigError, validate
 from jetimage.inference import score_saved_model
+from jetimage.substructure import HLS4ML
 
 CLASSES = ["qcd", "top"]
 
@@ -29,6 +30,7 @@ def dataset(observables_dataset):
         ("cuts", {}, 0.85),
         ("bdt", {"features": ["msd"]}, 0.85),
         ("hlf-mlp", {}, 0.93),
+        ("hlf-mlp", {"features": "hls4ml"}, 0.93),
     ],
 )
 def test_baselines_separate_top_from_qcd_jets(dataset, tmp_path, architecture, options, min_auc):
@@ -41,6 +43,8 @@ def test_baselines_separate_top_from_qcd_jets(dataset, tmp_path, architecture, o
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-6)
     assert roc_auc_score(labels == 1, probabilities[:, 1]) > min_auc
     assert (tmp_path / "history.json").is_file()
+    if options.get("features") == "hls4ml":
+        assert info["features"] == list(HLS4ML)
     if architecture == "cuts":
         # top vs QCD: τ32, and a window around the top mass chosen on the train split
         assert info["cuts"]["shape"] == "tau32"
@@ -76,10 +80,16 @@ def test_baselines_are_checked_with_the_config(shared_data):
         validate(tiny(bdt={"architecture": "bdt", "options": {"max_iter": 0}}))
     with pytest.raises(
         ConfigError,
-        match=r"models/bdt/options/features: must be a list of "
-        r"names",
+        match=r"models/bdt/options/features: must be a feature set \(default, hls4ml\) or a "
+        r"list of jet variables, not \[\]",
     ):
         validate(tiny(bdt={"architecture": "bdt", "options": {"features": []}}))
+    with pytest.raises(ConfigError, match=r"not 'hls4m'; did you mean 'hls4ml'\?"):
+        validate(tiny(bdt={"architecture": "bdt", "options": {"features": "hls4m"}}))
+    with pytest.raises(
+        ConfigError, match=r"\['tau23'\] are not among them, not .*; did you mean 'tau3'\?"
+    ):
+        validate(tiny(mlp={"architecture": "hlf-mlp", "options": {"features": ["tau23"]}}))
     config = tiny(bdt={"architecture": "bdt"})
     config["predict"] = {"models": ["bdt"], "samples": ["top"]}
     with pytest.raises(ConfigError, match=r"predict/models: \['bdt'\] are baselines"):

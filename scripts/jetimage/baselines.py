@@ -40,10 +40,22 @@ import numpy as np
 
 from jetimage import zarr_store
 from jetimage.files import InputError, atomic_path, naming
+from jetimage.substructure import HLS4ML
 
-#: Default high-level features: the groomed mass and the classic ratios (hls4ml's jet set uses
-#: ECF ratios on mMDT-groomed jets, the groomed mass and the multiplicity).
+#: Default high-level features: the groomed mass and the classic ratios.
 FEATURES = ("msd", "mass", "tau21", "tau32", "c2_b1", "d2_b1", "d2_b2", "n2_b1", "multiplicity")
+
+#: Named feature sets a baseline's ``features`` option may give instead of a list of columns:
+#: ``hls4ml`` is the hls4ml jet dataset's 16 (ECF ratios of the mMDT-groomed jet, its mass,
+#: zlogz and the multiplicity; arXiv:1804.06913).
+FEATURE_SETS = {"default": FEATURES, "hls4ml": HLS4ML}
+
+
+def feature_set(features: tuple[str, ...] | str) -> tuple[str, ...]:
+    """The jet-table columns a ``features`` option means: a list of them, or the name of one
+    of :data:`FEATURE_SETS`."""
+    return FEATURE_SETS[features] if isinstance(features, str) else tuple(features)
+
 
 #: The baselines' trainers by architecture name (the image models are jetimage.models').
 BASELINES: dict[str, Callable] = {}
@@ -100,7 +112,7 @@ def bdt(
     n_classes: int,
     seed: int,
     weights: tuple[np.ndarray, np.ndarray] | None = None,
-    features: tuple[str, ...] = FEATURES,
+    features: tuple[str, ...] | str = FEATURES,
     max_iter: int = 300,
     learning_rate: float = 0.1,
     max_leaf_nodes: int = 31,
@@ -110,7 +122,7 @@ def bdt(
     split (scikit-learn draws it itself)."""
     from sklearn.ensemble import HistGradientBoostingClassifier
 
-    features = tuple(features)
+    features = feature_set(features)
     x = np.concatenate([feature_matrix(train, features), feature_matrix(val, features)])
     y = np.concatenate(labels)
     estimator = HistGradientBoostingClassifier(
@@ -161,7 +173,7 @@ def hlf_mlp(
     n_classes: int,
     seed: int,
     weights: tuple[np.ndarray, np.ndarray] | None = None,
-    features: tuple[str, ...] = FEATURES,
+    features: tuple[str, ...] | str = FEATURES,
     hidden: tuple[int, ...] = (64, 64),
     dropout: float = 0.1,
     epochs: int = 200,
@@ -176,7 +188,7 @@ def hlf_mlp(
 
     from jetimage.models import build_model
 
-    features = tuple(features)
+    features = feature_set(features)
     raw = feature_matrix(train, features)
     mean, std = np.nanmean(raw, axis=0), np.nanstd(raw, axis=0)
     std = np.where(std > 0, std, 1.0)

@@ -244,12 +244,18 @@ def check(config: dict) -> None:
     _check_planing(config)
 
 
-def _check_planing(config: dict) -> None:
-    """Planed models name jet-table variables their samples have, and take weights."""
+def jet_variables() -> set[str]:
+    """The per-jet variables of every dataset made from constituents: the jet's kinematics
+    and its substructure observables (jetimage.substructure.NAMES)."""
     from jetimage.substructure import NAMES
 
+    return {"pt", "eta", "phi", "mass", "n_constituents", *NAMES}
+
+
+def _check_planing(config: dict) -> None:
+    """Planed models name jet-table variables their samples have, and take weights."""
     pixelated = any(sample_format(s) in IMAGE_FORMATS for s in config["samples"].values())
-    known = {"pt", "eta", "phi", "mass", "n_constituents", *NAMES}
+    known = jet_variables()
     for name, model in config["models"].items():
         own = "planing" in model
         planing = model.get("planing", config.get("training", {}).get("planing", []))
@@ -368,6 +374,8 @@ def _is_int(value) -> bool:
 def option_value_problem(name: str, annotation: str, value) -> str | None:
     """What is wrong with a model option's value (``None`` if nothing): sizes are positive
     integers (one, a pair, or a non-empty list), dropout a number in [0, 1)."""
+    if name == "features":
+        return _features_problem(value)
     if name == "dropout":
         ok = isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < 1
         return None if ok else "a number in [0, 1)"
@@ -398,6 +406,36 @@ def option_value_problem(name: str, annotation: str, value) -> str | None:
     return None
 
 
+def _features_problem(value) -> str | None:
+    """What is wrong with a baseline's ``features``: one of the named feature sets, or a list
+    of jet variables."""
+    from jetimage.baselines import FEATURE_SETS
+
+    what = f"a feature set ({', '.join(FEATURE_SETS)}) or a list of jet variables"
+    if isinstance(value, str):
+        return None if value in FEATURE_SETS else what
+    if not isinstance(value, list | tuple) or not value:
+        return what
+    unknown = [v for v in value if v not in jet_variables()]
+    if unknown:
+        return f"{what} ({', '.join(sorted(jet_variables()))}); {unknown} are not among them"
+    return None
+
+
+def _option_hint(option: str, value) -> str:
+    """A "did you mean" for a misspelt feature set or jet variable."""
+    from jetimage.baselines import FEATURE_SETS
+
+    if option != "features":
+        return ""
+    if isinstance(value, str):
+        return did_you_mean(value, FEATURE_SETS)
+    if not isinstance(value, list | tuple):
+        return ""
+    unknown = [v for v in value if isinstance(v, str) and v not in jet_variables()]
+    return did_you_mean(unknown[0], jet_variables()) if unknown else ""
+
+
 def _check_model_options(name: str, model: dict) -> None:
     known = model_options().get(model["architecture"], {})
     for option, value in model.get("options", {}).items():
@@ -410,7 +448,10 @@ def _check_model_options(name: str, model: dict) -> None:
             raise ConfigError(msg)
         problem = option_value_problem(option, known[option], value)
         if problem:
-            msg = f"config key models/{name}/options/{option}: must be {problem}, not {value!r}"
+            msg = (
+                f"config key models/{name}/options/{option}: must be {problem}, not "
+                f"{value!r}{_option_hint(option, value)}"
+            )
             raise ConfigError(msg)
 
 

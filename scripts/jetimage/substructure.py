@@ -26,8 +26,6 @@ from __future__ import annotations
 import awkward as ak
 import numpy as np
 
-from jetimage import substructure_kernel as kernel
-
 #: The observables :func:`observables` returns, in order.
 NAMES = (
     "msd",
@@ -37,7 +35,20 @@ NAMES = (
     "tau3",
     "tau21",
     "tau32",
-    *kernel.COLUMNS[5:],
+    "c1_b0",
+    "c1_b1",
+    "c1_b2",
+    "c2_b1",
+    "c2_b2",
+    "d2_b1",
+    "d2_b2",
+    "d2_a1_b1",
+    "d2_a1_b2",
+    "m2_b1",
+    "m2_b2",
+    "n2_b1",
+    "n2_b2",
+    "zlogz",
     "multiplicity",
 )
 
@@ -110,6 +121,8 @@ def observables(constituents: ak.Array, *, radius: float) -> dict[str, np.ndarra
         >>> jets = read_jets("results/jets/top/000.root")  # doctest: +SKIP
         >>> observables(jets.constituents, radius=0.8)["msd"]  # doctest: +SKIP
     """
+    from jetimage import substructure_kernel as kernel  # numba: compiled on first use
+
     offsets, momenta = _flat(constituents)
     values = kernel.batch_observables(
         offsets, momenta, SOFT_DROP["symmetry_cut"], SOFT_DROP["beta"], float(radius)
