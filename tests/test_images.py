@@ -11,7 +11,6 @@ import pytest
 import zarr
 from dask.callbacks import Callback
 
-import jetimage.images as images_module
 from jetimage import ImageSpec, make_images, zarr_store
 from jetimage.files import InputError, atomic_path
 from jetimage.images import write_image_store
@@ -62,7 +61,7 @@ def test_streamed_batches_write_the_same_store_as_one_batch(
 ):
     """Batches that do not align with the chunks (and a remainder) give the same store, also
     when the per-jet table is written in whole chunks while the batches stream."""
-    monkeypatch.setattr(images_module, "TABLE_CHUNK_JETS", table_chunk)
+    monkeypatch.setattr(zarr_store, "TABLE_CHUNK_JETS", table_chunk)
     jets = read_jets(top_file)
     whole, streamed = tmp_path / "whole.zarr", tmp_path / "streamed.zarr"
     write_image_store(whole, jets, SPEC, attrs={}, chunk_jets=64)

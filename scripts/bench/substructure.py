@@ -162,13 +162,14 @@ def largest_difference(constituents) -> dict[str, float]:
 
 
 def jet_pool(process: str, n: int, workdir: Path) -> Path:
-    """A file of at least ``n`` generated jets of ``process`` (default recipe) or, without one,
-    of as many as ``n`` events give: a default run's results/jets shard if large enough, else
-    generated here and cached in ``workdir``."""
+    """A file of about ``n`` generated jets of ``process`` (default recipe): a default run's
+    results/jets shard if large enough, else generated here (2.5 events a jet: top events
+    give ~0.5 jets in the window) and cached in ``workdir``."""
     for path in sorted(Path("results/jets", process).glob("*.root")):
         if len(read_jets(path)) >= n:
             return path
-    path = workdir / f"{process}-{n}.root"
+    events = int(2.5 * n)
+    path = workdir / f"{process}-{events}-events.root"
     if not path.exists():
         import yaml
 
@@ -180,7 +181,7 @@ def jet_pool(process: str, n: int, workdir: Path) -> Path:
         settings = process_settings(validate(config)["generation"], process)
         workdir.mkdir(parents=True, exist_ok=True)
         tic = time.perf_counter()
-        write_jets_root(path, generate_jets(settings, n_events=n, seed=900))
+        write_jets_root(path, generate_jets(settings, n_events=events, seed=900))
         print(f"generated {process} jets in {time.perf_counter() - tic:.0f} s", flush=True)
     return path
 
@@ -209,6 +210,15 @@ def tiled_file(pools: list[Path], size: int, workdir: Path) -> tuple[Path, Path]
     return path, store
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory in MB: VmHWM, which starts afresh at exec (the
+    getrusage maximum keeps the parent's peak across fork and exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def stage(path: Path, store: Path) -> dict:
     """Time and peak RSS of the observables stage on one file (run in a fresh process)."""
     from jetimage.readers import Labels, read
@@ -225,7 +235,7 @@ def stage(path: Path, store: Path) -> dict:
         "jets": attrs["n_jets"],
         "seconds": seconds,
         "jets_per_s": attrs["n_jets"] / seconds,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": peak_rss_mb(),
     }
 
 

@@ -34,8 +34,8 @@ from jetimage.parallel import check_scheduler, dask_runner
 from jetimage.pixelate import ImageSpec, flatten_constituents, images_from_flat, normalize_images
 from jetimage.zarr_store import (
     DEFAULT_CHUNK_JETS,
-    TABLE_CHUNK_JETS,
     WRITE_CONFIG,
+    ColumnWriter,
     create_array,
     versions,
 )
@@ -77,7 +77,7 @@ class _StoreWriter:
     empty (counted as ``empty_image``), and appends the images in whole Zarr chunks (Dask
     tasks over chunks), keeping the remainder (< one chunk) for the next batch, so every write
     is chunk-aligned and memory holds one batch at a time. The per-jet table columns are
-    likewise written in whole chunks of TABLE_CHUNK_JETS rows: appending each batch's rows
+    likewise written in whole chunks (``zarr_store.ColumnWriter``): appending each batch's rows
     instead rewrote the column's last chunk every time (read, decompress, merge, compress),
     30% of the images stage."""
 
@@ -99,8 +99,7 @@ class _StoreWriter:
         self.n = 0  # jets written
         self.n_given = 0  # jets given to add()
         self.n_outside = 0
-        self.table: dict[tuple[str, str], list[np.ndarray]] = {}  # rows not yet written
-        self.table_rows = 0  # rows written to every table column
+        self.columns = ColumnWriter(self.group)  # labels and jets/*, in whole chunks
         self.digest = hashlib.sha256()
 
     def add(self, batch: Jets | ImageBatch) -> None:
@@ -159,37 +158,13 @@ class _StoreWriter:
         """Write the remaining jets and table rows; returns the jets written."""
         if self.pending is not None and len(self.pending):
             self._write(self.pending)
-        self._write_table(everything=True)
+        self.columns.close()
         if "images" not in self.group:
             shape = (0, len(self.spec.channels), *self.spec.npix) if self.spec else (0, 1, 1, 1)
             create_array(
                 self.group, "images", shape=shape, dtype="float32", chunk_jets=self.chunk_jets
             )
         return self.n
-
-    def _write_table(self, *, everything: bool = False) -> None:
-        """Write the buffered table rows: all of them, or as many as fill whole chunks."""
-        rows = self.n - self.table_rows
-        if not everything:
-            rows = rows // TABLE_CHUNK_JETS * TABLE_CHUNK_JETS
-        if rows == 0:
-            return
-        for (group_name, name), parts in self.table.items():
-            values = np.concatenate(parts)
-            group = self.group[group_name] if group_name else self.group
-            if name not in group:
-                create_array(
-                    group,
-                    name,
-                    shape=(0, *values.shape[1:]),
-                    dtype=values.dtype,
-                    chunk_jets=TABLE_CHUNK_JETS,
-                )
-            array = group[name].with_config(WRITE_CONFIG)
-            array.resize((self.table_rows + rows, *values.shape[1:]))
-            array[self.table_rows :] = values[:rows]
-            self.table[group_name, name] = [values[rows:]]
-        self.table_rows += rows
 
     def _write(self, batch: ImageBatch) -> None:
         n = len(batch)
@@ -212,12 +187,10 @@ class _StoreWriter:
             ],
         )
         table = dict(batch.table)
-        columns = {("", "labels"): np.asarray(table.pop("label"), dtype=np.int64)}
-        columns |= {("jets", name): np.asarray(values) for name, values in table.items()}
-        for key, values in columns.items():
-            self.table.setdefault(key, []).append(values)
+        columns = {"labels": np.asarray(table.pop("label"), dtype=np.int64)}
+        columns |= {f"jets/{name}": np.asarray(values) for name, values in table.items()}
+        self.columns.append(columns)
         self.n += n
-        self._write_table()
 
 
 def write_image_store(

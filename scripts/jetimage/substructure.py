@@ -179,14 +179,24 @@ def _keys(table) -> np.ndarray:
     return entry
 
 
+def _image_store_jets(image_store) -> tuple[np.ndarray, np.ndarray]:
+    """(keys, pT) of an image store's jets, reading only those columns."""
+    from jetimage import zarr_store
+
+    jets = zarr_store.open_store(image_store)["jets"]
+    table = {k: jets[k][...] for k in ("entry", "subentry", "pt") if k in jets}
+    return _keys(table), table["pt"]
+
+
 def write_observables_store(path, batches, image_store, *, radius: float, progress=None) -> dict:
     """The observables of the jets of ``image_store``, row for row, as a Zarr store (atomic).
 
     ``batches`` stream the file the image store was made from, with the same reader settings:
-    the store holds a subsequence of them (jets with empty images are dropped there), matched
-    by entry (and subentry) and checked by their pT. Layout: ``jets/<name>`` for each of
-    :data:`NAMES`, chunked like a per-file store's table, so that the dataset stage reads them
-    as more table columns.
+    the store holds a subsequence of them in order (jets with empty images are dropped there),
+    matched by entry (and subentry) and checked by their pT batch by batch, before their
+    observables are computed. Layout: ``jets/<name>`` for each of :data:`NAMES`, chunked like a
+    per-file store's table and written chunk by chunk (memory holds a batch, not the file), so
+    that the dataset stage reads them as more table columns.
 
     Raises:
         InputError: the file's jets no longer match the image store's.
@@ -196,38 +206,43 @@ def write_observables_store(path, batches, image_store, *, radius: float, progre
     from jetimage import zarr_store
     from jetimage.files import InputError, atomic_path
 
-    table = zarr_store.read_table(zarr_store.open_store(image_store))
-    wanted = _keys(table)
-    found: list[np.ndarray] = []
-    found_pt: list[np.ndarray] = []
-    values: dict[str, list[np.ndarray]] = {name: [] for name in NAMES}
-    for batch in batches:
-        keys = _keys(batch.table)
-        keep = np.isin(keys, wanted)
-        if not np.any(keep):
-            continue
-        found.append(keys[keep])
-        found_pt.append(np.asarray(batch.table["pt"])[keep])
-        for name, column in observables(batch[keep].constituents, radius=radius).items():
-            values[name].append(column)
-        if progress:
-            progress(f"{sum(map(len, found))} of {len(wanted)} jets")
-    found_keys = np.concatenate(found) if found else np.zeros(0, np.int64)
-    found_pts = np.concatenate(found_pt) if found_pt else np.zeros(0)
-    same = np.array_equal(found_keys, wanted) and np.array_equal(found_pts, table["pt"])
-    if not same:
+    wanted, wanted_pt = _image_store_jets(image_store)
+    done = 0
+
+    def mismatch() -> InputError:
         msg = (
-            f"{image_store}: its {len(wanted)} jets are not the file's "
-            f"({len(found_keys)} match): was the file changed after the "
-            f"images stage?"
+            f"{image_store}: its {len(wanted)} jets are not the file's ({done} match): was "
+            f"the file changed after the images stage?"
         )
-        raise InputError(msg)
+        return InputError(msg)
+
     with atomic_path(path) as tmp:
         group = zarr.open_group(tmp, mode="w")
+        columns = zarr_store.ColumnWriter(group)
+        for batch in batches:
+            keys = _keys(batch.table)
+            # the store's rows are a subsequence of the file's in order: the next ones are here
+            keep = np.isin(keys, wanted[done : done + len(keys)])
+            n = int(np.count_nonzero(keep))
+            if not (
+                np.array_equal(keys[keep], wanted[done : done + n])
+                and np.array_equal(np.asarray(batch.table["pt"])[keep], wanted_pt[done : done + n])
+            ):
+                raise mismatch()
+            if n:
+                values = observables(batch[keep].constituents, radius=radius)
+                columns.append({f"jets/{name}": column for name, column in values.items()})
+                done += n
+            if progress:
+                progress(f"{done} of {len(wanted)} jets")
+        if done != len(wanted):
+            raise mismatch()
+        columns.close()
         jets = group.require_group("jets")
-        for name, parts in values.items():
-            column = np.concatenate(parts) if parts else np.zeros(0)
-            zarr_store.create_array(jets, name, column, chunk_jets=zarr_store.TABLE_CHUNK_JETS)
+        for name in NAMES:
+            if name not in jets:  # no jets at all
+                dtype = np.int64 if name == "multiplicity" else np.float64
+                zarr_store.create_array(jets, name, np.zeros(0, dtype))
         attrs = {
             "image_store": str(image_store),
             "radius": radius,

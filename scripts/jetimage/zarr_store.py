@@ -6,7 +6,7 @@ writes straight between a local array's chunk files and Zstandard.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +81,48 @@ def create_array(
     if data is not None and shape[0]:
         array[...] = data
     return array
+
+
+class ColumnWriter:
+    """Per-jet columns (``"labels"``, ``"jets/pt"``, … within ``group``) appended batch by
+    batch in whole chunks of ``chunk_jets`` rows (default :data:`TABLE_CHUNK_JETS`), so that
+    no chunk is written twice and memory holds less than a chunk of each column; :meth:`close`
+    writes the rest."""
+
+    def __init__(self, group: zarr.Group, *, chunk_jets: int | None = None):
+        self.group, self.chunk_jets = group, chunk_jets or TABLE_CHUNK_JETS
+        self.pending: dict[str, list[np.ndarray]] = {}  # rows not yet written, per column
+        self.rows = 0  # rows written to every column
+        self.buffered = 0  # rows appended but not yet written
+
+    def append(self, columns: Mapping[str, np.ndarray]) -> None:
+        """Add the same number of rows to every column; write the whole chunks now filled."""
+        for key, values in columns.items():
+            self.pending.setdefault(key, []).append(np.asarray(values))
+        self.buffered += len(next(iter(columns.values()))) if columns else 0
+        self._write(self.buffered // self.chunk_jets * self.chunk_jets)
+
+    def close(self) -> int:
+        """Write every remaining row; returns the rows of each column."""
+        self._write(self.buffered)
+        return self.rows
+
+    def _write(self, rows: int) -> None:
+        if rows == 0:
+            return
+        for key, parts in self.pending.items():
+            values = np.concatenate(parts)
+            if key not in self.group:
+                parent, _, name = key.rpartition("/")
+                group = self.group.require_group(parent) if parent else self.group
+                shape, dtype = (0, *values.shape[1:]), values.dtype
+                create_array(group, name, shape=shape, dtype=dtype, chunk_jets=self.chunk_jets)
+            array = self.group[key].with_config(WRITE_CONFIG)
+            array.resize((self.rows + rows, *values.shape[1:]))
+            array[self.rows :] = values[:rows]
+            self.pending[key] = [values[rows:]]
+        self.rows += rows
+        self.buffered -= rows
 
 
 def chunk_path(array: zarr.Array, index: int) -> Path | None:
