@@ -10,7 +10,8 @@ import pytest
 import uproot
 
 from jetimage.readers import Labels, read_jets
-from jetimage.substructure import HLS4ML, NAMES, contrib_observables, observables
+from jetimage.substructure import HLS4ML, NAMES, observables
+from jetimage.substructure_contrib import contrib_observables
 
 LABELS = Labels(("qcd", "top"), class_name="top")
 

@@ -2,9 +2,9 @@
 
 :func:`observables` runs the compiled kernel of :mod:`jetimage.substructure_kernel` (numba, one
 pass per jet, no Python loop over jets), which computes FastJet contrib's definitions with
-FastJet's own formulas and choices; :func:`contrib_observables` computes the same values through
-FastJet contrib itself (scikit-hep ``fastjet``'s awkward interface, one call per observable for
-the batch), the reference the tests hold the kernel to (1e-6 relative, NaN where contrib's is).
+FastJet's own formulas and choices; :func:`jetimage.substructure_contrib.contrib_observables`
+computes the same values through FastJet contrib itself, the reference the tests hold the kernel
+to (1e-6 relative, NaN where contrib's is).
 
 - soft drop (β = 0, z_cut = 0.1, R0 = the jet radius: the modified mass-drop tagger, "mmdt")
   groomed mass ``msd`` and pT ``pt_sd``;
@@ -26,15 +26,8 @@ from __future__ import annotations
 import awkward as ak
 import numpy as np
 
-#: The observables :func:`observables` returns, in order.
-NAMES = (
-    "msd",
-    "pt_sd",
-    "tau1",
-    "tau2",
-    "tau3",
-    "tau21",
-    "tau32",
+#: The energy-correlation ratios of the groomed jet, in the kernel's order.
+RATIOS = (
     "c1_b0",
     "c1_b1",
     "c1_b2",
@@ -48,41 +41,20 @@ NAMES = (
     "m2_b2",
     "n2_b1",
     "n2_b2",
-    "zlogz",
-    "multiplicity",
 )
+
+#: The columns :mod:`jetimage.substructure_kernel` computes, in its output's order.
+COLUMNS = ("msd", "pt_sd", "tau1", "tau2", "tau3", *RATIOS, "zlogz")
+
+#: The observables :func:`observables` returns, in order.
+NAMES = (*COLUMNS[:5], "tau21", "tau32", *RATIOS, "zlogz", "multiplicity")
 
 #: The hls4ml jet dataset's 16 features as jetimage names them: ``<name>_mmdt`` there is the
 #: same observable of the soft-drop groomed jet here (``mass_mmdt`` is ``msd``).
-HLS4ML = (
-    "zlogz",
-    "c1_b0",
-    "c1_b1",
-    "c1_b2",
-    "c2_b1",
-    "c2_b2",
-    "d2_b1",
-    "d2_b2",
-    "d2_a1_b1",
-    "d2_a1_b2",
-    "m2_b1",
-    "m2_b2",
-    "n2_b1",
-    "n2_b2",
-    "msd",
-    "multiplicity",
-)
+HLS4ML = ("zlogz", *RATIOS, "msd", "multiplicity")
 
 #: Soft-drop settings: the modified mass-drop tagger (β = 0) at z_cut = 0.1.
 SOFT_DROP = {"beta": 0.0, "symmetry_cut": 0.1}
-
-#: Energy-correlation ratios of the groomed jet: name → (FastJet contrib function, its keyword
-#: arguments) for :func:`contrib_observables`.
-CORRELATORS = {
-    **{f"c1_b{b}": ("c1", {"beta": b}) for b in (0, 1, 2)},
-    **{f"{f}_b{b}": (f, {"beta": b}) for f in ("c2", "d2", "m2", "n2") for b in (1, 2)},
-    **{f"d2_a1_b{b}": ("generalizedd2", {"alpha": 1, "beta": b}) for b in (1, 2)},
-}
 
 
 def _flat(constituents: ak.Array) -> tuple[np.ndarray, np.ndarray]:
@@ -100,7 +72,7 @@ def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
         return np.where(denominator > 0, numerator / denominator, np.nan)
 
 
-def _finish(out: dict[str, np.ndarray], multiplicity: np.ndarray) -> dict[str, np.ndarray]:
+def finish(out: dict[str, np.ndarray], multiplicity: np.ndarray) -> dict[str, np.ndarray]:
     """The τ ratios and the multiplicity added, the columns in the order of :data:`NAMES`."""
     out["tau21"] = _ratio(out["tau2"], out["tau1"])
     out["tau32"] = _ratio(out["tau3"], out["tau2"])
@@ -127,48 +99,8 @@ def observables(constituents: ak.Array, *, radius: float) -> dict[str, np.ndarra
     values = kernel.batch_observables(
         offsets, momenta, SOFT_DROP["symmetry_cut"], SOFT_DROP["beta"], float(radius)
     )
-    out = {name: values[:, i] for i, name in enumerate(kernel.COLUMNS)}
-    return _finish(out, np.diff(offsets))
-
-
-def _sequence(constituents: ak.Array):
-    """Each jet's constituents as one "event" of scikit-hep ``fastjet``, clustered with C/A."""
-    import fastjet
-
-    four = ak.zip(
-        {q: ak.values_astype(constituents[q], np.float64) for q in ("px", "py", "pz", "E")}
-    )
-    # one jet per "event": the radius only has to exceed any distance inside a jet
-    return fastjet.ClusterSequence(four, fastjet.JetDefinition(fastjet.cambridge_algorithm, 10.0))
-
-
-def contrib_observables(constituents: ak.Array, *, radius: float) -> dict[str, np.ndarray]:
-    """:func:`observables` computed by FastJet contrib itself (SoftDrop, Nsubjettiness with
-    OnePass_KT_Axes and NormalizedMeasure, the EnergyCorrelator classes; ``zlogz`` with numpy):
-    the reference the kernel is tested and benchmarked against, ~10-20× slower."""
-    multiplicity = ak.to_numpy(ak.num(constituents, axis=1)).astype(np.int64)
-    out = {name: np.full(len(constituents), np.nan) for name in NAMES}
-    has = np.flatnonzero(multiplicity > 0)
-    if len(has) == 0:
-        return _finish(out, multiplicity)
-    sequence = _sequence(constituents[has])
-    groomed = sequence.exclusive_jets_softdrop_grooming(njets=1, R0=radius, **SOFT_DROP)
-    out["msd"][has] = ak.to_numpy(groomed.msoftdrop)
-    out["pt_sd"][has] = ak.to_numpy(groomed.ptsoftdrop)
-    taus = np.asarray(sequence.njettiness(njets=[1, 2, 3], beta=1.0, R0=radius))
-    for i, column in enumerate(taus.reshape(len(has), 3).T):
-        out[f"tau{i + 1}"][has] = column
-    groomed_sequence = _sequence(groomed.constituents)
-    for name, (function, arguments) in CORRELATORS.items():
-        values = groomed_sequence.exclusive_jets_energy_correlator(
-            njets=1, func=function, **arguments
-        )
-        out[name][has] = ak.to_numpy(values)
-    px, py = (ak.values_astype(constituents[has][q], np.float64) for q in ("px", "py"))
-    pt = np.hypot(px, py)
-    z = pt / ak.sum(pt, axis=1)
-    out["zlogz"][has] = ak.to_numpy(ak.sum(ak.where(z > 0, z * np.log(z), 0.0), axis=1))
-    return _finish(out, multiplicity)
+    out = {name: values[:, i] for i, name in enumerate(COLUMNS)}
+    return finish(out, np.diff(offsets))
 
 
 def _keys(table) -> np.ndarray:

@@ -22,33 +22,14 @@ import math
 import numba
 import numpy as np
 
+from jetimage.substructure import COLUMNS
+
 TWO_PI = 2.0 * math.pi
 MAX_RAP = 1e5  # FastJet's rapidity of a zero-pT momentum
 ACCURACY = 1e-4  # the one-pass minimisation's accuracy and regulator (AxesDefinition)
 ATTEMPTS = 1000  # its maximum number of steps
 
-#: Columns of the kernel's output, in order.
-COLUMNS = (
-    "msd",
-    "pt_sd",
-    "tau1",
-    "tau2",
-    "tau3",
-    "c1_b0",
-    "c1_b1",
-    "c1_b2",
-    "c2_b1",
-    "c2_b2",
-    "d2_b1",
-    "d2_b2",
-    "d2_a1_b1",
-    "d2_a1_b2",
-    "m2_b1",
-    "m2_b2",
-    "n2_b1",
-    "n2_b2",
-    "zlogz",
-)
+N_COLUMNS = len(COLUMNS)  # the output's columns: jetimage.substructure.COLUMNS
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -322,7 +303,8 @@ def tau(axes, pt, rap, phi, r0):
 @numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc"})
 def correlators(pt, d2, out):
     """The energy-correlation ratios of one (groomed) jet's constituents into ``out``
-    (COLUMNS[5:18]), from their pT and ΔR² matrix, in one pass over pairs and one over triples.
+    (``substructure.COLUMNS[5:18]``), from their pT and ΔR² matrix, in one pass over pairs and
+    one over triples.
 
     ECF(N, β) as EnergyCorrelator (pT and ΔR, zero below N constituents); the generalised ECFG
     with v angles multiplies the v smallest θ^β of a triple, normalised by (Σ pT)^N. The sums
@@ -383,7 +365,8 @@ def _ratios(e1, e2, e3, out):
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def jet_observables(p, z_cut, beta, r0, out):
-    """Every column of COLUMNS of one jet with n ≥ 1 constituents ``p`` (n, 4) into ``out``."""
+    """Every column of ``substructure.COLUMNS`` of one jet with n ≥ 1 constituents ``p``
+    (n, 4) into ``out``."""
     n = p.shape[0]
     kt2, rap, phi, d2 = kinematics(p)
     pt = np.sqrt(kt2)
@@ -421,11 +404,11 @@ def jet_observables(p, z_cut, beta, r0, out):
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def batch_observables(offsets, p, z_cut, beta, r0):
-    """(jets, len(COLUMNS)) observables of a batch: jet j's constituents are
+    """(jets, len(substructure.COLUMNS)) observables of a batch: jet j's constituents are
     ``p[offsets[j]:offsets[j + 1]]`` (px, py, pz, E); NaN where undefined (no constituents, no
     soft-drop result)."""
     n_jets = len(offsets) - 1
-    out = np.full((n_jets, len(COLUMNS)), np.nan)
+    out = np.full((n_jets, N_COLUMNS), np.nan)
     for j in range(n_jets):
         if offsets[j + 1] > offsets[j]:
             jet_observables(p[offsets[j] : offsets[j + 1]], z_cut, beta, r0, out[j])
