@@ -16,6 +16,7 @@ $(BIN)/.installed: requirements.txt requirements-reference.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	$(BIN)/python -m pip install --quiet --no-deps -r requirements-reference.txt
 	$(BIN)/python -m pip install --quiet --no-deps -e .
+	$(BIN)/python -m jetimage.substructure  # compiles the substructure kernel once (numba cache)
 	touch $@
 
 # the config is checked first: Snakemake's own YAML errors name neither the file nor the line

@@ -41,7 +41,7 @@ import jetimage
 from jetimage import ImageSpec, make_images
 from jetimage import substructure_kernel as kernel
 from jetimage.readers import read_jets
-from jetimage.substructure import NAMES, SOFT_DROP, _flat, observables
+from jetimage.substructure import NAMES, SOFT_DROP, flat_momenta, observables
 from jetimage.substructure_contrib import cluster_events, contrib_observables
 
 RADIUS = 0.8
@@ -102,7 +102,7 @@ def kernel_upto(offsets, p, part):
 
 def kernel_parts(constituents, repeats: int) -> dict[str, float]:
     """Microseconds per jet of each part of the kernel (differences of cumulative runs)."""
-    offsets, momenta = _flat(constituents)
+    offsets, momenta = flat_momenta(constituents)
     n = len(constituents)
     upto = {part: (lambda k=part: kernel_upto(offsets, momenta, k)) for part in range(5)}
     for run in upto.values():

@@ -57,7 +57,7 @@ HLS4ML = ("zlogz", *RATIOS, "msd", "multiplicity")
 SOFT_DROP = {"beta": 0.0, "symmetry_cut": 0.1}
 
 
-def _flat(constituents: ak.Array) -> tuple[np.ndarray, np.ndarray]:
+def flat_momenta(constituents: ak.Array) -> tuple[np.ndarray, np.ndarray]:
     """(offsets (jets + 1), momenta (constituents, 4: px, py, pz, E)) as float64."""
     counts = ak.to_numpy(ak.num(constituents, axis=1)).astype(np.int64)
     offsets = np.zeros(len(counts) + 1, np.int64)
@@ -95,12 +95,20 @@ def observables(constituents: ak.Array, *, radius: float) -> dict[str, np.ndarra
     """
     from jetimage import substructure_kernel as kernel  # numba: compiled on first use
 
-    offsets, momenta = _flat(constituents)
+    offsets, momenta = flat_momenta(constituents)
     values = kernel.batch_observables(
         offsets, momenta, SOFT_DROP["symmetry_cut"], SOFT_DROP["beta"], float(radius)
     )
     out = {name: values[:, i] for i, name in enumerate(COLUMNS)}
     return finish(out, np.diff(offsets))
+
+
+def compile_kernel() -> None:
+    """Compile the kernel now (or load it from numba's cache beside the library): the install
+    step runs this once (``make``), so that the first observables jobs of a run, started
+    together, do not each spend ~20 s compiling it."""
+    one = {"px": 100.0, "py": 0.0, "pz": 0.0, "E": 100.0}
+    observables(ak.Array([[one, one]], with_name="Momentum4D"), radius=0.8)
 
 
 def _keys(table) -> np.ndarray:
@@ -184,3 +192,7 @@ def write_observables_store(path, batches, image_store, *, radius: float, progre
         }
         group.attrs.update(attrs)
     return attrs
+
+
+if __name__ == "__main__":  # python -m jetimage.substructure: compile the kernel
+    compile_kernel()
