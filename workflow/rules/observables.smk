@@ -1,6 +1,6 @@
 rule observables:
     """Substructure observables (soft drop, N-subjettiness, energy correlators; FastJet contrib's
-    definitions, compiled) of one image store's jets, row for row, read again from its jet file."""
+    definitions, compiled) of one image store's jets, row for row, from its jet file."""
     input:
         jets=jets_input,
         store=rules.images.output[0],
