@@ -41,7 +41,7 @@ import jetimage
 from jetimage import ImageSpec, make_images
 from jetimage import substructure_kernel as kernel
 from jetimage.readers import read_jets
-from jetimage.substructure import NAMES, SOFT_DROP, flat_momenta, observables
+from jetimage.substructure import NAMES, SOFT_DROP, kernel_input, observables
 from jetimage.substructure_contrib import cluster_events, contrib_observables
 
 RADIUS = 0.8
@@ -83,26 +83,17 @@ def kernel_upto(offsets, p, part):
             mom, nkt2, nrap, nphi, children = kernel.cluster(q, kt2, rap, phi, d2, False)
             if part == 2:
                 groomed = kernel.soft_drop(nkt2, nrap, nphi, children, 0.1, 0.0, RADIUS)
-                kept = np.sort(kernel.leaves(children, groomed))
-                sub = np.empty((len(kept), len(kept)))
-                for a in range(len(kept)):
-                    for b in range(len(kept)):
-                        sub[a, b] = d2[kept[a], kept[b]]
-                kernel.correlators(np.sqrt(kt2[kept]), sub, out[5:18])
+                kernel.groomed_observables(np.sqrt(kt2), d2, mom, nkt2, children, groomed, out)
         elif part in (3, 4):
             mom, _, _, _, children = kernel.cluster(q, kt2, rap, phi, d2, True)
             if part == 4:
-                for n_axes in range(1, 4):
-                    if len(kt2) > n_axes:
-                        seeds = kernel.exclusive_axes(mom, children, n_axes)
-                        axes = kernel.one_pass_axes(seeds, np.sqrt(kt2), rap, phi, q)
-                        out[1 + n_axes] += kernel.tau(axes, np.sqrt(kt2), rap, phi, RADIUS)
+                kernel.n_subjettiness(q, np.sqrt(kt2), rap, phi, mom, children, RADIUS, out)
     return out
 
 
 def kernel_parts(constituents, repeats: int) -> dict[str, float]:
     """Microseconds per jet of each part of the kernel (differences of cumulative runs)."""
-    offsets, momenta = flat_momenta(constituents)
+    offsets, momenta = kernel_input(constituents)
     n = len(constituents)
     upto = {part: (lambda k=part: kernel_upto(offsets, momenta, k)) for part in range(5)}
     for run in upto.values():

@@ -416,10 +416,15 @@ def _features_problem(value) -> str | None:
         return None if value in FEATURE_SETS else what
     if not isinstance(value, list | tuple) or not value:
         return what
-    unknown = [v for v in value if v not in jet_variables()]
+    unknown = _unknown_variables(value)
     if unknown:
         return f"{what} ({', '.join(sorted(jet_variables()))}); {unknown} are not among them"
     return None
+
+
+def _unknown_variables(names) -> list:
+    """The entries of a list that are not jet variables."""
+    return [v for v in names if v not in jet_variables()]
 
 
 def _option_hint(option: str, value) -> str:
@@ -430,9 +435,7 @@ def _option_hint(option: str, value) -> str:
         return ""
     if isinstance(value, str):
         return did_you_mean(value, FEATURE_SETS)
-    if not isinstance(value, list | tuple):
-        return ""
-    unknown = [v for v in value if isinstance(v, str) and v not in jet_variables()]
+    unknown = _unknown_variables(value) if isinstance(value, list | tuple) else []
     return did_you_mean(unknown[0], jet_variables()) if unknown else ""
 
 

@@ -57,14 +57,12 @@ HLS4ML = ("zlogz", *RATIOS, "msd", "multiplicity")
 SOFT_DROP = {"beta": 0.0, "symmetry_cut": 0.1}
 
 
-def flat_momenta(constituents: ak.Array) -> tuple[np.ndarray, np.ndarray]:
-    """(offsets (jets + 1), momenta (constituents, 4: px, py, pz, E)) as float64."""
-    counts = ak.to_numpy(ak.num(constituents, axis=1)).astype(np.int64)
-    offsets = np.zeros(len(counts) + 1, np.int64)
-    np.cumsum(counts, out=offsets[1:])
-    columns = [ak.flatten(constituents[q], axis=None) for q in ("px", "py", "pz", "E")]
-    momenta = np.stack([ak.to_numpy(c).astype(np.float64) for c in columns], axis=1)
-    return offsets, momenta
+def kernel_input(constituents: ak.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(offsets (jets + 1), momenta (constituents, 4: px, py, pz, E), float64) of the kernel."""
+    from jetimage.pixelate import flatten_constituents
+
+    flat = flatten_constituents(constituents)
+    return flat.offsets, np.stack([flat.px, flat.py, flat.pz, flat.E], axis=1)
 
 
 def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
@@ -95,7 +93,7 @@ def observables(constituents: ak.Array, *, radius: float) -> dict[str, np.ndarra
     """
     from jetimage import substructure_kernel as kernel  # numba: compiled on first use
 
-    offsets, momenta = flat_momenta(constituents)
+    offsets, momenta = kernel_input(constituents)
     values = kernel.batch_observables(
         offsets, momenta, SOFT_DROP["symmetry_cut"], SOFT_DROP["beta"], float(radius)
     )

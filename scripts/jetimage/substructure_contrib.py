@@ -43,7 +43,8 @@ def contrib_observables(constituents: ak.Array, *, radius: float) -> dict[str, n
     has = np.flatnonzero(multiplicity > 0)
     if len(has) == 0:
         return finish(out, multiplicity)
-    sequence = cluster_events(constituents[has])
+    present = constituents[has]
+    sequence = cluster_events(present)
     groomed = sequence.exclusive_jets_softdrop_grooming(njets=1, R0=radius, **SOFT_DROP)
     out["msd"][has] = ak.to_numpy(groomed.msoftdrop)
     out["pt_sd"][has] = ak.to_numpy(groomed.ptsoftdrop)
@@ -56,7 +57,7 @@ def contrib_observables(constituents: ak.Array, *, radius: float) -> dict[str, n
             njets=1, func=function, **arguments
         )
         out[name][has] = ak.to_numpy(values)
-    px, py = (ak.values_astype(constituents[has][q], np.float64) for q in ("px", "py"))
+    px, py = (ak.values_astype(present[q], np.float64) for q in ("px", "py"))
     pt = np.hypot(px, py)
     z = pt / ak.sum(pt, axis=1)
     out["zlogz"][has] = ak.to_numpy(ak.sum(ak.where(z > 0, z * np.log(z), 0.0), axis=1))

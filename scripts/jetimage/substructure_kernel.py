@@ -364,17 +364,39 @@ def _ratios(e1, e2, e3, out):
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
+def groomed_observables(pt, d2, mom, node_kt2, children, groomed, out):
+    """The groomed jet's mass, pT and energy-correlation ratios into ``out`` (columns 0, 1 and
+    5-17), from soft drop's node ``groomed`` of a C/A tree and its constituents' pT and ΔR²."""
+    g = mom[groomed]
+    m2 = (g[3] + g[2]) * (g[3] - g[2]) - node_kt2[groomed]
+    out[0] = math.sqrt(m2) if m2 >= 0.0 else -math.sqrt(-m2)
+    out[1] = math.sqrt(node_kt2[groomed])
+    kept = np.sort(leaves(children, groomed))
+    correlators(pt[kept], d2[kept][:, kept], out[5:18])
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def n_subjettiness(p, pt, rap, phi, kt_mom, kt_children, r0, out):
+    """τ1-3 into ``out`` (columns 2-4) from the jet's kT tree: one-pass axes refined from the
+    exclusive kT jets; τN = 0 for N or fewer particles, as Njettiness."""
+    for n_axes in range(1, 4):
+        if len(pt) <= n_axes:
+            out[1 + n_axes] = 0.0
+            continue
+        seeds = exclusive_axes(kt_mom, kt_children, n_axes)
+        axes = one_pass_axes(seeds, pt, rap, phi, p)
+        out[1 + n_axes] = tau(axes, pt, rap, phi, r0)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def jet_observables(p, z_cut, beta, r0, out):
     """Every column of ``substructure.COLUMNS`` of one jet with n ≥ 1 constituents ``p``
     (n, 4) into ``out``."""
-    n = p.shape[0]
     kt2, rap, phi, d2 = kinematics(p)
     pt = np.sqrt(kt2)
-    total = 0.0
-    for i in range(n):
-        total += pt[i]
+    total = pt.sum()
     zlogz = 0.0
-    for i in range(n):
+    for i in range(len(pt)):
         z = pt[i] / total
         if z > 0.0:
             zlogz += z * math.log(z)
@@ -382,24 +404,9 @@ def jet_observables(p, z_cut, beta, r0, out):
     mom, node_kt2, node_rap, node_phi, children = cluster(p, kt2, rap, phi, d2, False)
     groomed = soft_drop(node_kt2, node_rap, node_phi, children, z_cut, beta, r0)
     if groomed >= 0:
-        g = mom[groomed]
-        m2 = (g[3] + g[2]) * (g[3] - g[2]) - node_kt2[groomed]
-        out[0] = math.sqrt(m2) if m2 >= 0.0 else -math.sqrt(-m2)
-        out[1] = math.sqrt(node_kt2[groomed])
-        kept = np.sort(leaves(children, groomed))
-        sub = np.empty((len(kept), len(kept)))
-        for a in range(len(kept)):
-            for b in range(len(kept)):
-                sub[a, b] = d2[kept[a], kept[b]]
-        correlators(pt[kept], sub, out[5:18])
+        groomed_observables(pt, d2, mom, node_kt2, children, groomed, out)
     kt_mom, _, _, _, kt_children = cluster(p, kt2, rap, phi, d2, True)
-    for n_axes in range(1, 4):
-        if n <= n_axes:  # as Njettiness: τN = 0 for N or fewer particles
-            out[1 + n_axes] = 0.0
-            continue
-        seeds = exclusive_axes(kt_mom, kt_children, n_axes)
-        axes = one_pass_axes(seeds, pt, rap, phi, p)
-        out[1 + n_axes] = tau(axes, pt, rap, phi, r0)
+    n_subjettiness(p, pt, rap, phi, kt_mom, kt_children, r0, out)
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
