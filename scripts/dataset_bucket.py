@@ -13,7 +13,6 @@ inp = snakemake.input
 attrs = write_bucket(
     snakemake.output[0],
     list(inp.stores),
-    observables=list(inp.observables) or None,
     bucket=int(snakemake.wildcards.bucket),
     buckets=params["buckets"],
     classes=params["classes"],

@@ -1,4 +1,5 @@
-"""Rule images: stream one jet file through its reader, pixelate it into a Zarr store (Dask)."""
+"""Rule images: stream one jet file through its reader once, writing its views (image, particle
+cloud, observables) into a Zarr store (Dask)."""
 
 import time
 
@@ -19,6 +20,8 @@ attrs = image_file(
     batch_jets=settings["batch_jets"],
     chunk_jets=settings["chunk_jets"],
     max_dropped_fraction=settings["max_dropped_fraction"],
+    particles=settings.get("particles"),
+    radius=settings.get("radius"),
     scheduler=snakemake.config["dask"]["scheduler"],
     num_workers=snakemake.threads,
     progress=log.info,

@@ -178,33 +178,29 @@ def small_dataset(top_file, qcd_file, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def observables_dataset(top_file, qcd_file, tmp_path_factory) -> Path:
     """A dataset (16×16 pT images) of the generated top and QCD jets with their substructure
-    observables in the jet tables."""
+    observables in the jet tables and their particle view (the 48 hardest particles), written
+    in one pass over each file as the images stage does."""
     from jetimage import ImageSpec
     from jetimage.dataset import build_dataset
-    from jetimage.images import write_image_store
+    from jetimage.images import Views, write_image_store
     from jetimage.readers import Labels, read
-    from jetimage.substructure import write_observables_store
 
     classes = ["qcd", "top"]
     out = tmp_path_factory.mktemp("observables-dataset")
-    stores, extras = [], []
+    stores = []
+    views = Views(ImageSpec(npix=16, width=1.6), max_particles=48, radius=0.8)
     for name, path in (("qcd", qcd_file), ("top", top_file)):
         labels = Labels(tuple(classes), class_name=name)
         stores.append(out / f"{name}.zarr")
-        extras.append(out / f"{name}.obs.zarr")
         write_image_store(
             stores[-1],
             read(path, format="root", labels=labels),
-            ImageSpec(npix=16, width=1.6),
+            views,
             attrs={"source": name, "classes": classes},
-        )
-        write_observables_store(
-            extras[-1], read(path, format="root", labels=labels), stores[-1], radius=0.8
         )
     build_dataset(
         out / "ds.zarr",
         stores,
-        observables=extras,
         classes=classes,
         seed=4,
         fractions={"train": 0.6, "val": 0.2, "test": 0.2},

@@ -233,66 +233,53 @@ def test_every_jet_gets_every_observable_and_empty_jets_nan():
     assert np.isnan(out["tau21"][0])
 
 
-def test_the_observables_store_follows_its_image_store_row_for_row(top_file, qcd_file, tmp_path):
-    """Jets whose image is empty are dropped from the image store, so the observables store
-    keeps the same jets in the same order; the dataset's tables then carry the observables of
-    each jet (matched by source and entry); a changed file is an error."""
+def test_the_observables_follow_the_images_row_for_row(top_file, qcd_file, tmp_path):
+    """The images stage computes the observables in the same pass as the images: jets whose
+    image is empty are dropped from every view, and the dataset's tables then carry the
+    observables of each jet (matched by source and entry)."""
     from jetimage import ImageSpec
     from jetimage.dataset import build_dataset
-    from jetimage.files import InputError
-    from jetimage.images import write_image_store
+    from jetimage.images import Views, write_image_store
     from jetimage.readers import read
-    from jetimage.substructure import write_observables_store
     from jetimage.zarr_store import open_store
 
     classes = ("qcd", "top")
     # not centred (y and φ absolute): the jets outside the grid have an empty image
     narrow = ImageSpec(npix=(16, 16), width=(3.6, 1.6), center="none", rotate=False, reflect="none")
-    stores, extras, direct = [], [], {}
+    stores, direct = [], {}
     for name, path in (("qcd", qcd_file), ("top", top_file)):
         labels = Labels(classes, class_name=name)
-        store, extra = tmp_path / f"{name}.zarr", tmp_path / f"{name}.obs.zarr"
+        store = tmp_path / f"{name}.zarr"
         attrs = write_image_store(
             store,
             read(path, format="root", labels=labels, step=100),
-            narrow,
+            Views(narrow, radius=0.8),
             attrs={"source": name, "classes": list(classes)},
             max_dropped_fraction=1.0,
+            chunk_jets=64,
         )
         assert attrs["dropped"].get("empty_image", 0) > 0
         assert attrs["n_jets"] >= 30
-        write_observables_store(
-            extra, read(path, format="root", labels=labels, step=70), store, radius=0.8
-        )
+        assert attrs["observables"] == {"radius": 0.8}
         entries = open_store(store)["jets/entry"][...]
-        obs = open_store(extra)
-        assert obs["jets/msd"].shape == entries.shape
         jets = read_jets(path, labels=labels)
-        direct[name] = dict(
-            zip(jets.table["entry"], observables(jets.constituents, radius=0.8)["msd"])
-        )
-        np.testing.assert_array_equal(obs["jets/msd"][...], [direct[name][e] for e in entries])
+        values = observables(jets.constituents, radius=0.8)
+        direct[name] = {n: dict(zip(jets.table["entry"], values[n])) for n in NAMES}
+        for n in NAMES:
+            np.testing.assert_array_equal(
+                open_store(store)[f"jets/{n}"][...], [direct[name][n][e] for e in entries]
+            )
         stores.append(store)
-        extras.append(extra)
     dataset = tmp_path / "ds.zarr"
     build_dataset(
         dataset,
         stores,
         classes=list(classes),
-        observables=extras,
         seed=3,
         fractions={"train": 0.6, "val": 0.2, "test": 0.2},
     )
     root = open_store(dataset)
     for split in ("train", "val", "test"):
         source, entry = root[f"{split}/jets/source"][...], root[f"{split}/jets/entry"][...]
-        expected = [direct[classes[s]][e] for s, e in zip(source, entry)]
+        expected = [direct[classes[s]]["msd"][e] for s, e in zip(source, entry)]
         np.testing.assert_array_equal(root[f"{split}/jets/msd"][...], expected)
-    with pytest.raises(InputError, match=r"qcd\.zarr: its \d+ jets are not the file's"):
-        write_observables_store(
-            tmp_path / "bad.zarr",
-            read(top_file, format="root", labels=Labels(classes, class_name="top")),
-            stores[0],
-            radius=0.8,
-        )
-    assert not (tmp_path / "bad.zarr").exists()

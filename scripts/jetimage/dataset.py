@@ -26,11 +26,14 @@ new bytes (ROOT writes a timestamp and a UUID), so its file checksum alone would
 
 Layout of ``results/datasets/{dataset}.zarr``::
 
-    train/, val/, test/   each: images (jets, C, H, W) float32, labels int64, jets/ (features +
-                          source index and row)
+    train/, val/, test/   each: images (jets, C, H, W) float32, labels int64, jets/ (features,
+                          observables, source index and row); particles/features (jets, max,
+                          features) float32 and particles/mask (jets, max) bool where the
+                          per-file stores have the particle view
     attrs                 classes, splits (counts per class), normalization (mean, std per
-                          channel), image_spec, sources (path, sample, class, checksum), seed,
-                          buckets
+                          channel), image_spec, particles (max, features, identities,
+                          normalization: mean, std per feature over the train split's real
+                          particles), sources (path, sample, class, checksum), seed, buckets
 """
 
 from __future__ import annotations
@@ -107,14 +110,18 @@ def split_of(hashes: np.ndarray, fractions: dict[str, float]) -> np.ndarray:
     return np.searchsorted(edges, uniform, side="right").astype(np.int8)
 
 
+#: The per-jet arrays of more than one value a dataset carries beside the table: the views.
+VIEWS = ("images", "particles/features", "particles/mask")
+
+
 @dataclass
 class _Source:
     path: str
     group: zarr.Group
     identity: str  # the digest of the source's jets (its checksum or name if none recorded)
-    images: zarr.Array
+    views: dict[str, zarr.Array]  # images, and the particle view where the store has it
     arrays: dict[str, zarr.Array]  # labels and the jets/ columns, opened once
-    read_chunk: Callable[[int, np.ndarray], None] | None  # decodes a whole image chunk
+    view_readers: dict[str, Callable[[int, np.ndarray], None] | None]  # decode a whole chunk
     column_readers: dict[str, Callable[[int, np.ndarray], None] | None]  # same, per column
 
     def column(self, name: str, low: int, high: int) -> np.ndarray:
@@ -129,6 +136,10 @@ class _Source:
         return block[low % chunk : low % chunk + high - low]
 
     @property
+    def images(self) -> zarr.Array:
+        return self.views["images"]
+
+    @property
     def chunk(self) -> int:
         """Jets per chunk of the source's images."""
         return int(self.images.chunks[0])
@@ -137,10 +148,8 @@ class _Source:
         return int(self.images.shape[0])
 
 
-def _open_source(path: str, classes: Sequence[str], observables: str | None = None) -> _Source:
-    """One per-file store with its arrays opened, checked to hold the run's classes; the
-    columns of its observables store (:mod:`jetimage.substructure`), row for row, join its
-    table."""
+def _open_source(path: str, classes: Sequence[str]) -> _Source:
+    """One per-file store with its arrays opened, checked to hold the run's classes."""
     group = zarr_store.open_store(path)
     if list(group.attrs.get("classes", classes)) != list(classes):
         msg = (
@@ -153,50 +162,37 @@ def _open_source(path: str, classes: Sequence[str], observables: str | None = No
         "labels": group["labels"],
         **{f"jets/{name}": array for name, array in group["jets"].arrays()},
     }
-    if observables is not None:
-        extra = zarr_store.open_store(observables)
-        if extra.attrs.get("n_jets") != group["labels"].shape[0]:
-            msg = (
-                f"{observables}: {extra.attrs.get('n_jets')} jets, its image "
-                f"store {path} {group['labels'].shape[0]}"
-            )
-            raise InputError(msg)
-        arrays |= {f"jets/{name}": array for name, array in extra["jets"].arrays()}
-    images = group["images"]
+    views = {name: group[name] for name in VIEWS if name in group}
     return _Source(
         path,
         group,
         str(identity),
-        images,
+        views,
         arrays,
-        zarr_store.chunk_file_reader(images),
+        {name: zarr_store.chunk_file_reader(a) for name, a in views.items()},
         {name: zarr_store.chunk_file_reader(a) for name, a in arrays.items()},
     )
 
 
-def _open_sources(
-    paths: Sequence[str | os.PathLike],
-    classes: Sequence[str],
-    observables: Sequence[str | os.PathLike] | None = None,
-) -> list[_Source]:
-    """The per-file stores (with their observables stores, if given, in the same order),
-    checked to agree on the classes and the image spec."""
-    if observables is not None and len(observables) != len(paths):
-        msg = f"{len(observables)} observables stores for {len(paths)} image stores"
-        raise ValueError(msg)
-    extras = list(map(str, observables)) if observables is not None else [None] * len(paths)
-    sources = [_open_source(path, classes, extra) for path, extra in zip(map(str, paths), extras)]
+def _open_sources(paths: Sequence[str | os.PathLike], classes: Sequence[str]) -> list[_Source]:
+    """The per-file stores, checked to agree on the classes, the image spec and the particle
+    view; a view that not every store has is left out."""
+    sources = [_open_source(path, classes) for path in map(str, paths)]
     if not sources:
         msg = "no image store to build a dataset from"
         raise InputError(msg)
-    specs = {str(s.group.attrs.get("image_spec")) for s in sources}
-    if len(specs) > 1:
-        msg = f"image stores disagree on the image spec: {sorted(specs)}"
-        raise InputError(msg)
+    for what in ("image_spec", "particles"):
+        specs = {str(s.group.attrs.get(what)) for s in sources}
+        if len(specs) > 1:
+            msg = f"image stores disagree on {what}: {sorted(specs)}"
+            raise InputError(msg)
     shapes = {s.images.shape[1:] for s in sources}
     if len(shapes) > 1:
         msg = f"image stores disagree on the image shape: {sorted(shapes)}"
         raise InputError(msg)
+    shared = set.intersection(*(set(s.views) for s in sources))
+    for s in sources:
+        s.views = {k: v for k, v in s.views.items() if k in shared}
     return sources
 
 
@@ -222,18 +218,20 @@ def bucket_chunks(
     return plan
 
 
-def _image_bytes(sources: list[_Source]) -> int:
-    return int(np.prod(sources[0].images.shape[1:])) * 4
+def _jet_bytes(sources: list[_Source]) -> int:
+    """Bytes per jet of the views in memory."""
+    views = sources[0].views.values()
+    return sum(int(np.prod(v.shape[1:])) * v.dtype.itemsize for v in views)
 
 
 def buckets_needed(n_jets: int, jet_bytes: int, memory_mb: float) -> int:
-    """How many buckets keep each one's images under ``memory_mb``, with 10% to spare for the
+    """How many buckets keep each one's views under ``memory_mb``, with 10% to spare for the
     unevenness of whole chunks (a bucket holds up to a chunk per file more than its share)."""
     return max(1, math.ceil(n_jets * jet_bytes / (0.9 * memory_mb * 1e6)))
 
 
 class _Bucket:
-    """One bucket's jets in memory: images, labels, table, and each jet's split and order."""
+    """One bucket's jets in memory: views, labels, table, and each jet's split and order."""
 
     def __init__(
         self,
@@ -248,7 +246,9 @@ class _Bucket:
         sizes = np.array([stop - start for _, start, stop in plan], dtype=np.int64)
         self.offsets = np.concatenate([[0], np.cumsum(sizes)])
         n = int(self.offsets[-1])
-        self.images = np.empty((n, *sources[0].images.shape[1:]), dtype=np.float32)
+        self.views = {
+            name: np.empty((n, *v.shape[1:]), dtype=v.dtype) for name, v in sources[0].views.items()
+        }
         self.arrays = {
             "labels": np.empty(n, dtype=np.int64),
             **{f"jets/{name}": np.empty(n, dtype=dtype) for name, dtype in columns.items()},
@@ -259,7 +259,7 @@ class _Bucket:
         self.order = np.empty(n, dtype=np.uint64)
 
     def __len__(self) -> int:
-        return len(self.images)
+        return len(self.views["images"])
 
     def read_tasks(self) -> list[tuple[list[int]]]:
         """The plan's chunks grouped by source and table chunk: one task each, so that each
@@ -284,10 +284,12 @@ class _Bucket:
         for k in ks:
             _, start, stop = self.plan[k]
             rows = slice(self.offsets[k], self.offsets[k + 1])
-            if source.read_chunk is not None and stop - start == source.chunk:
-                source.read_chunk(start // source.chunk, self.images[rows])  # not via Zarr
-            else:
-                self.images[rows] = source.images[start:stop]
+            for name, view in self.views.items():
+                read = source.view_readers[name]
+                if read is not None and stop - start == source.chunk:
+                    read(start // source.chunk, view[rows])  # not via Zarr
+                else:
+                    view[rows] = source.views[name][start:stop]
             for name, values in columns.items():
                 self.arrays[name][rows] = values[start - low : stop - low]
             self.arrays["jets/source"][rows] = index
@@ -327,7 +329,7 @@ class _SplitWriter:
 
     def __init__(self, group: zarr.Group, data: _Bucket, rows: np.ndarray, chunk_jets: int):
         self.rows, self.chunk = rows, chunk_jets
-        self.sources = {"images": data.images, **data.arrays}
+        self.sources = {**data.views, **data.arrays}
         group.create_group("jets")
         self.targets = {
             name: _split_array(group, name, len(rows), v, chunk_jets)
@@ -339,20 +341,27 @@ class _SplitWriter:
         """The indices of the split's output chunks."""
         return range(-(-len(self.rows) // self.chunk))
 
-    def write(self, j: int, with_sums: bool) -> np.ndarray | None:
-        """Write chunk ``j``; returns its images' per-channel sum, sum of squares and number of
-        pixels if ``with_sums``."""
+    def write(self, j: int, with_sums: bool) -> dict[str, np.ndarray] | None:
+        """Write chunk ``j``; returns, if ``with_sums``, its images' per-channel sum, sum of
+        squares and number of pixels (``images``) and its real particles' per-feature ones
+        (``particles``)."""
         rows = self.rows[j * self.chunk : (j + 1) * self.chunk]
+        blocks = {}
         for name, values in self.sources.items():
-            block = values[rows]
+            block = blocks[name] = values[rows]
             writer = self.writers[name]
             if writer is not None:
                 writer(j, block)
             else:
                 self.targets[name][j * self.chunk : j * self.chunk + len(rows)] = block
-            if name == "images":
-                images = block
-        return _channel_sums(images) if with_sums else None
+        if not with_sums:
+            return None
+        sums = {"images": _channel_sums(blocks["images"])}
+        if "particles/features" in blocks:
+            sums["particles"] = _feature_sums(
+                blocks["particles/features"][blocks["particles/mask"]]
+            )
+        return sums
 
 
 def _channel_sums(images: np.ndarray) -> np.ndarray:
@@ -365,19 +374,42 @@ def _channel_sums(images: np.ndarray) -> np.ndarray:
     return sums
 
 
+def _feature_sums(features: np.ndarray) -> np.ndarray:
+    """Per-feature sum, sum of squares and count of real particles' features (rows)."""
+    values = features.astype(np.float64)
+    count = np.full(values.shape[1], len(values), dtype=np.float64)
+    return np.stack([values.sum(axis=0), (values * values).sum(axis=0), count])
+
+
+def _train_sums(sums: list[dict[str, np.ndarray]], data: _Bucket) -> dict[str, list]:
+    """The train split's sums of the bucket's chunks (zeros where it has none): the images'
+    per channel (``train_sums``), the real particles' per feature (``train_particle_sums``)."""
+    widths = {"images": data.views["images"].shape[1]}
+    if "particles/features" in data.views:
+        widths["particles"] = data.views["particles/features"].shape[-1]
+    keys = {"images": "train_sums", "particles": "train_particle_sums"}
+    return {
+        keys[view]: (
+            np.sum([x[view] for x in sums], axis=0) if sums else np.zeros((3, width))
+        ).tolist()
+        for view, width in widths.items()
+    }
+
+
 def _check_bucket_memory(
     opened: list[_Source], plan, *, bucket: int, buckets: int, memory_mb: float
 ) -> int:
-    """The bucket's jets; an InputError naming the buckets needed if their images would exceed
+    """The bucket's jets; an InputError naming the buckets needed if their views would exceed
     ``memory_mb``."""
     n = sum(stop - start for _, start, stop in plan)
-    jet_bytes = _image_bytes(opened)
+    jet_bytes = _jet_bytes(opened)
     if n * jet_bytes > memory_mb * 1e6:
         total = sum(len(s) for s in opened)
+        what = "images and particles" if "particles/features" in opened[0].views else "images"
         needed = max(buckets_needed(total, jet_bytes, memory_mb), buckets + 1)
         msg = (
             f"bucket {bucket} of {buckets} holds {n} jets ({n * jet_bytes / 1e6:.0f} MB of "
-            f"images), over dataset.memory_mb = {memory_mb:g}: set dataset.buckets to at "
+            f"{what}), over dataset.memory_mb = {memory_mb:g}: set dataset.buckets to at "
             f"least {needed} for these {total} jets"
         )
         raise InputError(msg)
@@ -398,14 +430,12 @@ def write_bucket(
     scheduler: str = "threads",
     num_workers: int = 1,
     progress: Callable[[str], None] | None = None,
-    observables: Sequence[str | os.PathLike] | None = None,
 ) -> dict:
     """Write one bucket of the dataset: its source chunks, split and shuffled (module docs).
-    ``observables``: each source's observables store, whose columns join its table.
 
     Raises:
-        InputError: the bucket's images would exceed ``memory_mb`` (before any is read), or
-            the sources disagree on classes or image spec.
+        InputError: the bucket's views would exceed ``memory_mb`` (before any is read), or
+            the sources disagree on classes, image spec or particle view.
 
     Returns:
         The bucket store's attributes: jets per split and class, train-split sums.
@@ -414,7 +444,7 @@ def write_bucket(
         msg = f"bucket {bucket} is not in 0..{buckets - 1}"
         raise ValueError(msg)
     parallel.check_scheduler(scheduler)
-    opened = _open_sources(sources, classes, observables)
+    opened = _open_sources(sources, classes)
     plan = bucket_chunks(opened, seed=seed, bucket=bucket, buckets=buckets)
     n = _check_bucket_memory(opened, plan, bucket=bucket, buckets=buckets, memory_mb=memory_mb)
     data = _Bucket(opened, plan, _columns(opened), seed=seed, fractions=fractions)
@@ -450,8 +480,7 @@ def write_bucket(
                 "counts": {c: int(np.sum(labels == i)) for i, c in enumerate(classes)},
             }
             if s == 0:
-                totals = np.sum(sums, axis=0) if sums else np.zeros((3, data.images.shape[1]))
-                attrs["train_sums"] = totals.tolist()
+                attrs |= _train_sums(sums, data)
             if progress:
                 progress(f"{name}: {len(rows)} jets written")
         root.attrs.update(attrs)
@@ -528,7 +557,8 @@ def _assemble_split(
     wholes = [n // chunk_jets * chunk_jets for n in sizes]
     group = root.create_group(split)
     group.create_group("jets")
-    names = ["images", "labels"] + [f"jets/{n}" for n, _ in parts[0][split]["jets"].arrays()]
+    views = [name for name in VIEWS if name in parts[0][split]]
+    names = [*views, "labels"] + [f"jets/{n}" for n, _ in parts[0][split]["jets"].arrays()]
     tail_order = np.random.default_rng([seed, SPLITS.index(split)]).permutation(
         sum(sizes) - sum(wholes)
     )
@@ -565,14 +595,23 @@ SOURCE_ATTRS = (
 )
 
 
-def _normalization(parts: list[zarr.Group]) -> dict[str, list]:
-    """Per-pixel mean and standard deviation (1 where constant) of the train images, from the
-    buckets' sums."""
-    sums = np.sum([np.asarray(p.attrs["train_sums"], dtype=np.float64) for p in parts], axis=0)
+def _normalization(parts: list[zarr.Group], key: str = "train_sums") -> dict[str, list]:
+    """Mean and standard deviation (1 where constant) of the train split from the buckets'
+    sums: per channel of the images' pixels (``train_sums``), or per feature of the real
+    particles (``train_particle_sums``)."""
+    sums = np.sum([np.asarray(p.attrs[key], dtype=np.float64) for p in parts], axis=0)
     count = np.maximum(sums[2], 1)
     mean = sums[0] / count
     std = np.sqrt(np.maximum(sums[1] / count - mean**2, 0.0))
     return {"mean": mean.tolist(), "std": np.where(std > 0, std, 1.0).tolist()}
+
+
+def _particle_attrs(opened: list[_Source], parts: list[zarr.Group]) -> dict:
+    """The particle view's spec and its per-feature standardisation from the train split."""
+    if "particles/features" not in opened[0].views:
+        return {}
+    spec = dict(opened[0].group.attrs["particles"])
+    return {"particles": {**spec, "normalization": _normalization(parts, "train_particle_sums")}}
 
 
 def assemble_dataset(
@@ -615,6 +654,7 @@ def assemble_dataset(
             "buckets": len(parts),
             "normalization": _normalization(parts),
             "image_spec": dict(opened[0].group.attrs["image_spec"]),
+            **_particle_attrs(opened, parts),
             "sources": [
                 {"path": s.path, **{k: s.group.attrs.get(k) for k in SOURCE_ATTRS}} for s in opened
             ],
@@ -670,7 +710,6 @@ def build_dataset(
     scheduler: str = "threads",
     num_workers: int = 1,
     progress: Callable[[str], None] | None = None,
-    observables: Sequence[str | os.PathLike] | None = None,
 ) -> dict:
     """Build the dataset store in one call: every bucket, then the assembly (what the
     workflow's ``dataset_bucket`` and ``dataset`` jobs do in turn); returns its attributes."""
@@ -692,7 +731,6 @@ def build_dataset(
                 scheduler=scheduler,
                 num_workers=num_workers,
                 progress=progress,
-                observables=observables,
             )
         return assemble_dataset(
             path,

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
@@ -31,6 +32,7 @@ from jetimage.batches import Counts, ImageBatch, Jets
 from jetimage.defaults import default
 from jetimage.files import InputError, atomic_path
 from jetimage.parallel import check_scheduler, dask_runner
+from jetimage.particles import FEATURES, identity_fields, particle_view
 from jetimage.pixelate import ImageSpec, flatten_constituents, images_from_flat, normalize_images
 from jetimage.zarr_store import (
     DEFAULT_CHUNK_JETS,
@@ -45,46 +47,67 @@ from jetimage.zarr_store import (
 DEFAULT_MAX_DROPPED_FRACTION = default("samples", "*", "max_dropped_fraction")
 
 
-def _pixelate_task(spec: ImageSpec, flat) -> tuple[np.ndarray, np.ndarray]:
-    """(images, constituents outside the window per jet) of a chunk of flat jets. Each task
-    gets its own chunk as argument, so that a process or a cluster worker receives only it."""
-    return images_from_flat(flat, spec)
+#: The store's arrays of more than one value per jet (the views), written chunk by chunk by
+#: Dask tasks; everything else per jet (``labels``, ``jets/*``) is a column.
+VIEWS = ("images", "particles/features", "particles/mask")
 
 
-def _write_task(target: zarr.Array, images: np.ndarray, row: int) -> None:
-    """Write ``images`` as rows ``row...`` of ``target`` (the store's images array, opened
+@dataclass(frozen=True)
+class Views:
+    """What the images stage computes from each jet's constituents, in one pass: the image
+    (``spec``), the particle view (``max_particles`` kept per jet; ``None``: none) and the
+    substructure observables (jets of radius ``radius``; ``None``: none)."""
+
+    spec: ImageSpec
+    max_particles: int | None = None
+    radius: float | None = None
+
+
+def _views_task(views: Views, flat) -> dict[str, np.ndarray]:
+    """Every view of a chunk of flat jets, by store name (``jets/n_outside_window``: the
+    constituents outside the image's window). Each task gets its own chunk as argument, so
+    that a process or a cluster worker receives only it."""
+    images, outside = images_from_flat(flat, views.spec)
+    out = {"images": images, "jets/n_outside_window": outside}
+    if views.max_particles is not None:
+        features, mask = particle_view(flat, views.max_particles)
+        out |= {"particles/features": features, "particles/mask": mask}
+    if views.radius is not None:
+        from jetimage.substructure import flat_observables
+
+        out |= {f"jets/{k}": v for k, v in flat_observables(flat, radius=views.radius).items()}
+    return out
+
+
+def _write_task(target: zarr.Array, values: np.ndarray, row: int) -> None:
+    """Write ``values`` as rows ``row...`` of ``target`` (one of the store's views, opened
     once per batch rather than per chunk)."""
-    target[row : row + len(images)] = images
+    target[row : row + len(values)] = values
 
 
-def _concat(a: ImageBatch | None, b: ImageBatch) -> ImageBatch:
-    """Two batches of images as one."""
-    if a is None:
-        return b
-    return ImageBatch(
-        np.concatenate([a.images, b.images]),
-        {k: np.concatenate([a.table[k], b.table[k]]) for k in a.table},
-    )
+def _rows(rows: dict[str, np.ndarray], where) -> dict[str, np.ndarray]:
+    """Some jets of a batch's arrays (a copy: a slice would keep the whole batch alive)."""
+    return {k: np.array(v[where]) for k, v in rows.items()}
 
 
-def _packed(batch: ImageBatch) -> ImageBatch:
-    """A copy holding only its own jets (a slice keeps the whole batch's memory alive)."""
-    return ImageBatch(batch.images.copy(), {k: v.copy() for k, v in batch.table.items()})
+def _concat(a: dict | None, b: dict) -> dict:
+    """Two batches' arrays as one."""
+    return b if a is None else {k: np.concatenate([a[k], b[k]]) for k in a}
 
 
 class _StoreWriter:
-    """Pixelates each batch (Dask tasks over chunks of jets), drops the jets whose image is
-    empty (counted as ``empty_image``), and appends the images in whole Zarr chunks (Dask
+    """Computes each batch's views (Dask tasks over chunks of jets), drops the jets whose image
+    is empty (counted as ``empty_image``), and appends the views in whole Zarr chunks (Dask
     tasks over chunks), keeping the remainder (< one chunk) for the next batch, so every write
-    is chunk-aligned and memory holds one batch at a time. The per-jet table columns are
-    likewise written in whole chunks (``zarr_store.ColumnWriter``): appending each batch's rows
-    instead rewrote the column's last chunk every time (read, decompress, merge, compress),
-    30% of the images stage."""
+    is chunk-aligned and memory holds one batch at a time. The per-jet columns are likewise
+    written in whole chunks (``zarr_store.ColumnWriter``): appending each batch's rows instead
+    rewrote the column's last chunk every time (read, decompress, merge, compress), 30% of the
+    images stage."""
 
     def __init__(
         self,
         path: str,
-        spec: ImageSpec | None,
+        views: Views | None,
         *,
         normalize: str,
         chunk_jets: int,
@@ -93,17 +116,18 @@ class _StoreWriter:
     ):
         self.group = zarr.open_group(path, mode="w")
         self.group.require_group("jets")
-        self.spec, self.normalize = spec, normalize
+        self.views, self.normalize = views, normalize
         self.chunk_jets, self.run, self.counts = chunk_jets, run, counts
-        self.pending: ImageBatch | None = None
+        self.pending: dict | None = None
         self.n = 0  # jets written
         self.n_given = 0  # jets given to add()
         self.n_outside = 0
         self.columns = ColumnWriter(self.group)  # labels and jets/*, in whole chunks
         self.digest = hashlib.sha256()
+        self.identities: list[str] = []  # which of charge and pid the constituents have
 
     def add(self, batch: Jets | ImageBatch) -> None:
-        """Pixelate one batch, drop its empty images and write every whole chunk."""
+        """Compute one batch's views, drop its empty images and write every whole chunk."""
         for name in sorted(batch.table):  # the jets' content, for their identity (jets_sha256)
             self.digest.update(name.encode())
             self.digest.update(np.ascontiguousarray(batch.table[name]).tobytes())
@@ -116,87 +140,95 @@ class _StoreWriter:
             )
             raise ValueError(msg)
         self.n_given += len(batch)
-        images = self._images(batch)
-        empty = ~np.any(images.images, axis=tuple(range(1, images.images.ndim)))
+        if not len(batch):
+            return
+        rows = self._views(batch)
+        images = rows["images"]
+        empty = ~np.any(images, axis=tuple(range(1, images.ndim)))
         self.counts.drop("empty_image", np.sum(empty))
         if np.any(empty):
-            images = images[~empty]
-        self.n_outside += int(images.table["n_outside_window"].sum())
-        self.pending = _concat(self.pending, images)
-        whole = len(self.pending) // self.chunk_jets * self.chunk_jets
+            rows = _rows(rows, ~empty)
+        self.n_outside += int(rows["jets/n_outside_window"].sum())
+        self.pending = _concat(self.pending, rows)
+        whole = len(self.pending["images"]) // self.chunk_jets * self.chunk_jets
         if whole:
-            self._write(self.pending[:whole])
-            self.pending = _packed(self.pending[whole:])
+            self._write({k: v[:whole] for k, v in self.pending.items()})
+            self.pending = _rows(self.pending, slice(whole, None))
 
-    def _images(self, batch: Jets | ImageBatch) -> ImageBatch:
-        """The batch's images (pixelated, or pre-pixelated and normalised), with the
-        constituents outside the window per jet in the table (``n_outside_window``)."""
-        table = dict(batch.table)
+    def _views(self, batch: Jets | ImageBatch) -> dict[str, np.ndarray]:
+        """The batch's arrays by store name: its views (pixelated, or pre-pixelated and
+        normalised), ``labels`` and its table as ``jets/*``."""
+        rows = {"labels": np.asarray(batch.table["label"], dtype=np.int64)}
+        rows |= {f"jets/{k}": np.asarray(v) for k, v in batch.table.items() if k != "label"}
         if isinstance(batch, ImageBatch):
-            table["n_outside_window"] = np.zeros(len(batch), dtype=np.int64)
-            return ImageBatch(normalize_images(batch.images, self.normalize), table)
-        if self.spec is None:
+            rows["jets/n_outside_window"] = np.zeros(len(batch), dtype=np.int64)
+            return rows | {"images": normalize_images(batch.images, self.normalize)}
+        if self.views is None:
             msg = "jets with constituents need an image spec to be pixelated"
             raise ValueError(msg)
         n = len(batch)
-        flat = flatten_constituents(batch.constituents, need_charge=self.spec.needs_charge)
-        shape = (0, len(self.spec.channels), *self.spec.npix)
+        flat = flatten_constituents(
+            batch.constituents,
+            need_charge=self.views.spec.needs_charge,
+            identities=self.views.max_particles is not None,
+        )
         done = self.run(
-            partial(_pixelate_task, self.spec),
+            partial(_views_task, self.views),
             [
                 (flat.chunk(start, min(start + self.chunk_jets, n)),)
                 for start in range(0, n, self.chunk_jets)
             ],
         )
-        images = np.concatenate([i for i, _ in done]) if done else np.zeros(shape, np.float32)
-        table["n_outside_window"] = (
-            np.concatenate([o for _, o in done]) if done else np.zeros(0, dtype=np.int64)
-        )
-        return ImageBatch(images, table)
+        self.identities = identity_fields(flat)
+        return rows | {k: np.concatenate([d[k] for d in done]) for k in done[0]}
 
     def finish(self) -> int:
         """Write the remaining jets and table rows; returns the jets written."""
-        if self.pending is not None and len(self.pending):
+        if self.pending is not None and len(self.pending["images"]):
             self._write(self.pending)
         self.columns.close()
         if "images" not in self.group:
-            shape = (0, len(self.spec.channels), *self.spec.npix) if self.spec else (0, 1, 1, 1)
+            spec = self.views.spec if self.views else None
+            shape = (0, len(spec.channels), *spec.npix) if spec else (0, 1, 1, 1)
             create_array(
                 self.group, "images", shape=shape, dtype="float32", chunk_jets=self.chunk_jets
             )
         return self.n
 
-    def _write(self, batch: ImageBatch) -> None:
-        n = len(batch)
-        if "images" not in self.group:
+    def _write(self, rows: dict[str, np.ndarray]) -> None:
+        n = len(rows["labels"])
+        for name in VIEWS:
+            if name in rows:
+                self._write_view(name, rows[name])
+        self.columns.append({k: v for k, v in rows.items() if k not in VIEWS})
+        self.n += n
+
+    def _write_view(self, name: str, values: np.ndarray) -> None:
+        """Append one view's rows, chunk by chunk (Dask tasks)."""
+        if name not in self.group:
             create_array(
                 self.group,
-                "images",
-                shape=(0, *batch.images.shape[1:]),
-                dtype="float32",
+                name,
+                shape=(0, *values.shape[1:]),
+                dtype=values.dtype,
                 chunk_jets=self.chunk_jets,
             )
-        images = self.group["images"]
-        images.resize((self.n + n, *batch.images.shape[1:]))
-        target = images.with_config(WRITE_CONFIG)
+        array = self.group[name]
+        array.resize((self.n + len(values), *values.shape[1:]))
+        target = array.with_config(WRITE_CONFIG)
         self.run(
             partial(_write_task, target),
             [
-                (batch.images[start : start + self.chunk_jets], self.n + start)
-                for start in range(0, n, self.chunk_jets)
+                (values[start : start + self.chunk_jets], self.n + start)
+                for start in range(0, len(values), self.chunk_jets)
             ],
         )
-        table = dict(batch.table)
-        columns = {"labels": np.asarray(table.pop("label"), dtype=np.int64)}
-        columns |= {f"jets/{name}": np.asarray(values) for name, values in table.items()}
-        self.columns.append(columns)
-        self.n += n
 
 
 def write_image_store(
     path: str | os.PathLike,
     batches: Iterable[Jets | ImageBatch] | Jets,
-    spec: ImageSpec | None,
+    spec: Views | ImageSpec | None,
     *,
     attrs: dict,
     normalize: str = "l1",
@@ -207,7 +239,8 @@ def write_image_store(
     counts: Counts | None = None,
     max_dropped_fraction: float = DEFAULT_MAX_DROPPED_FRACTION,
 ) -> dict:
-    """Pixelate batches of jets (or copy pre-pixelated images) into a per-file store, atomically.
+    """Pixelate batches of jets (or copy pre-pixelated images) into a per-file store, atomically,
+    with the particle view and the observables of each jet where ``spec`` asks for them.
 
     Batches stream through in whole chunks, so memory holds one batch whatever the file's size.
     Each batch's table must hold ``label`` (class index), which becomes the ``labels`` array.
@@ -215,7 +248,8 @@ def write_image_store(
     (``empty_image``), like a jet without constituents.
 
     Args:
-        spec: the image definition; ``None`` for pre-pixelated batches (:class:`ImageBatch`).
+        spec: the views to compute (:class:`Views`), or only the image (an ``ImageSpec``);
+            ``None`` for pre-pixelated batches (:class:`ImageBatch`).
         normalize: ``"l1"`` or ``"none"``, for pre-pixelated images (``spec`` rules otherwise).
         counts: the reader's counts; recorded in the attributes (``n_read``, ``dropped``)
             once the file has been read.
@@ -232,11 +266,12 @@ def write_image_store(
     """
     if isinstance(batches, Jets | ImageBatch):
         batches = [batches]
+    views = Views(spec) if isinstance(spec, ImageSpec) else spec
     check_scheduler(scheduler)
     counts = counts if counts is not None else Counts()
     with atomic_path(path) as tmp, dask_runner(scheduler, num_workers) as run:
         writer = _StoreWriter(
-            str(tmp), spec, normalize=normalize, chunk_jets=chunk_jets, run=run, counts=counts
+            str(tmp), views, normalize=normalize, chunk_jets=chunk_jets, run=run, counts=counts
         )
         if progress:
             progress(
@@ -261,13 +296,28 @@ def write_image_store(
             attrs["label_counts"] = {c: int(np.sum(labels == i)) for i, c in enumerate(classes)}
         attrs = {
             **attrs,
-            "image_spec": spec.to_dict() if spec else attrs.get("image_spec"),
+            "image_spec": views.spec.to_dict() if views else attrs.get("image_spec"),
+            **_view_attrs(views, writer),
             "jets_sha256": writer.digest.hexdigest(),
             "n_jets": n,
             "n_constituents_outside_window": writer.n_outside,
             "versions": versions(),
         }
         group.attrs.update(attrs)
+    return attrs
+
+
+def _view_attrs(views: Views | None, writer: _StoreWriter) -> dict:
+    """The attributes that say which views beside the images the store holds."""
+    attrs = {}
+    if views is not None and views.max_particles is not None and "particles" in writer.group:
+        attrs["particles"] = {
+            "max": views.max_particles,
+            "features": list(FEATURES),
+            "identities": writer.identities,  # which of charge and pid the input has
+        }
+    if views is not None and views.radius is not None:
+        attrs["observables"] = {"radius": views.radius}
     return attrs
 
 
@@ -296,15 +346,19 @@ def image_file(
     batch_jets: int,
     chunk_jets: int,
     max_dropped_fraction: float,
+    particles: dict | None = None,
+    radius: float | None = None,
     scheduler: str = "threads",
     num_workers: int = 1,
     progress: Callable[[str], None] | None = None,
 ) -> dict:
-    """The images stage for one input file (a path or a ``root://`` URL): read it with its
-    reader settings (``format``, ``labels``, ``options``, as
+    """The images stage for one input file (a path or a ``root://`` URL), which reads it once
+    for every view: read it with its reader settings (``format``, ``labels``, ``options``, as
     :func:`jetimage.config.reader_settings` gives them), pixelate with ``spec`` (an
-    :meth:`ImageSpec.to_dict`; for pre-pixelated formats only its ``normalize`` counts) and
-    write the per-file store ``output`` (:func:`write_image_store`). Returns its attributes."""
+    :meth:`ImageSpec.to_dict`; for pre-pixelated formats only its ``normalize`` counts), add
+    the particle view (``particles``: the config's ``particles:``, e.g. ``{"max": 128}``) and
+    the observables of jets of radius ``radius`` (both need constituents) and write the
+    per-file store ``output`` (:func:`write_image_store`). Returns its attributes."""
     from jetimage import readers, remote
 
     labels = readers.Labels(tuple(classes), **reader["labels"])
@@ -330,10 +384,15 @@ def image_file(
         counts=counts,
         **reader["options"],
     )
+    views = Views(
+        ImageSpec.from_dict(spec),
+        max_particles=particles["max"] if particles else None,
+        radius=radius,
+    )
     return write_image_store(
         output,
         batches,
-        None if pixelated else ImageSpec.from_dict(spec),
+        None if pixelated else views,
         attrs=attrs,
         normalize=spec["normalize"],
         chunk_jets=chunk_jets,

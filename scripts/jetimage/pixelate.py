@@ -152,14 +152,16 @@ def normalize_images(images: np.ndarray, how: str) -> np.ndarray:
 
 
 def flatten_constituents(
-    constituents: ak.Array, *, need_charge: bool = False
+    constituents: ak.Array, *, need_charge: bool = False, identities: bool = False
 ) -> preprocess.FlatJets:
     """Flat numpy arrays of an awkward array of per-jet ``Momentum4D`` records.
 
     Cartesian fields are read directly (vector's properties cost far more per call); other
     coordinate systems (pt, eta, phi, mass, ...) go through vector. Each awkward call has a
     fixed cost whatever its size, so the records are flattened once and the offsets read off
-    the layout where it allows. ``charge`` is read only with ``need_charge`` (charged channels).
+    the layout where it allows. ``charge`` is read only with ``need_charge`` (charged channels,
+    which need it) or ``identities`` (the particle view: ``charge`` and ``pid`` where the
+    records have them, ``None`` where not).
     """
     layout = ak.to_layout(constituents)
     if isinstance(layout, ak.contents.ListOffsetArray):
@@ -187,6 +189,11 @@ def flatten_constituents(
             msg = "these image channels need a 'charge' field on the constituents"
             raise ValueError(msg)
         charge = column("charge")
+    elif identities and "charge" in fields:
+        charge = column("charge")
+    pid = None
+    if identities and "pid" in fields:
+        pid = np.asarray(ak.to_numpy(flat["pid"]), dtype=np.int64)
     return preprocess.FlatJets(
         px=column("px"),
         py=column("py"),
@@ -194,6 +201,7 @@ def flatten_constituents(
         E=column("E"),
         charge=charge,
         offsets=offsets,
+        pid=pid,
     )
 
 

@@ -19,7 +19,8 @@ TWO_PI = 2.0 * np.pi
 
 @dataclass
 class FlatJets:
-    """Flat constituents of jets: 4-momenta, charge, and where each jet's constituents start."""
+    """Flat constituents of jets: 4-momenta, charge, where each jet's constituents start, and
+    the particle-type code (PDG id) where the input has one."""
 
     px: np.ndarray
     py: np.ndarray
@@ -27,6 +28,7 @@ class FlatJets:
     E: np.ndarray
     charge: np.ndarray | None
     offsets: np.ndarray
+    pid: np.ndarray | None = None
 
     @property
     def n_jets(self) -> int:
@@ -48,6 +50,7 @@ class FlatJets:
             E=view(self.E),
             charge=view(self.charge),
             offsets=offsets - first,
+            pid=view(self.pid),
         )
 
     @cached_property

@@ -61,7 +61,10 @@ def kernel_input(constituents: ak.Array) -> tuple[np.ndarray, np.ndarray]:
     """(offsets (jets + 1), momenta (constituents, 4: px, py, pz, E), float64) of the kernel."""
     from jetimage.pixelate import flatten_constituents
 
-    flat = flatten_constituents(constituents)
+    return _kernel_arrays(flatten_constituents(constituents))
+
+
+def _kernel_arrays(flat) -> tuple[np.ndarray, np.ndarray]:
     return flat.offsets, np.stack([flat.px, flat.py, flat.pz, flat.E], axis=1)
 
 
@@ -91,9 +94,16 @@ def observables(constituents: ak.Array, *, radius: float) -> dict[str, np.ndarra
         >>> jets = read_jets("results/jets/top/000.root")  # doctest: +SKIP
         >>> observables(jets.constituents, radius=0.8)["msd"]  # doctest: +SKIP
     """
+    from jetimage.pixelate import flatten_constituents
+
+    return flat_observables(flatten_constituents(constituents), radius=radius)
+
+
+def flat_observables(flat, *, radius: float) -> dict[str, np.ndarray]:
+    """:func:`observables` of flat constituents (a :class:`jetimage.preprocess.FlatJets`)."""
     from jetimage import substructure_kernel as kernel  # numba: compiled on first use
 
-    offsets, momenta = kernel_input(constituents)
+    offsets, momenta = _kernel_arrays(flat)
     values = kernel.batch_observables(
         offsets, momenta, SOFT_DROP["symmetry_cut"], SOFT_DROP["beta"], float(radius)
     )
@@ -103,93 +113,10 @@ def observables(constituents: ak.Array, *, radius: float) -> dict[str, np.ndarra
 
 def compile_kernel() -> None:
     """Compile the kernel now (or load it from numba's cache beside the library): the install
-    step runs this once (``make``), so that the first observables jobs of a run, started
-    together, do not each spend ~20 s compiling it."""
+    step runs this once (``make``), so that the first images jobs of a run, started together,
+    do not each spend ~20 s compiling it."""
     one = {"px": 100.0, "py": 0.0, "pz": 0.0, "E": 100.0}
     observables(ak.Array([[one, one]], with_name="Momentum4D"), radius=0.8)
-
-
-def _keys(table) -> np.ndarray:
-    """One int64 key per jet: its file entry, and its index within the entry (NanoAOD)."""
-    entry = np.asarray(table["entry"], dtype=np.int64)
-    if "subentry" in table:
-        return entry * (1 << 20) + np.asarray(table["subentry"], dtype=np.int64)
-    return entry
-
-
-def _image_store_jets(image_store) -> tuple[np.ndarray, np.ndarray]:
-    """(keys, pT) of an image store's jets, reading only those columns."""
-    from jetimage import zarr_store
-
-    jets = zarr_store.open_store(image_store)["jets"]
-    table = {k: jets[k][...] for k in ("entry", "subentry", "pt") if k in jets}
-    return _keys(table), table["pt"]
-
-
-def write_observables_store(path, batches, image_store, *, radius: float, progress=None) -> dict:
-    """The observables of the jets of ``image_store``, row for row, as a Zarr store (atomic).
-
-    ``batches`` stream the file the image store was made from, with the same reader settings:
-    the store holds a subsequence of them in order (jets with empty images are dropped there),
-    matched by entry (and subentry) and checked by their pT batch by batch, before their
-    observables are computed. Layout: ``jets/<name>`` for each of :data:`NAMES`, chunked like a
-    per-file store's table and written chunk by chunk (memory holds a batch, not the file), so
-    that the dataset stage reads them as more table columns.
-
-    Raises:
-        InputError: the file's jets no longer match the image store's.
-    """
-    import zarr
-
-    from jetimage import zarr_store
-    from jetimage.files import InputError, atomic_path
-
-    wanted, wanted_pt = _image_store_jets(image_store)
-    done = 0
-
-    def mismatch() -> InputError:
-        msg = (
-            f"{image_store}: its {len(wanted)} jets are not the file's ({done} match): was "
-            f"the file changed after the images stage?"
-        )
-        return InputError(msg)
-
-    with atomic_path(path) as tmp:
-        group = zarr.open_group(tmp, mode="w")
-        columns = zarr_store.ColumnWriter(group)
-        for batch in batches:
-            keys = _keys(batch.table)
-            # the store's rows are a subsequence of the file's in order: the next ones are here
-            keep = np.isin(keys, wanted[done : done + len(keys)])
-            n = int(np.count_nonzero(keep))
-            if not (
-                np.array_equal(keys[keep], wanted[done : done + n])
-                and np.array_equal(np.asarray(batch.table["pt"])[keep], wanted_pt[done : done + n])
-            ):
-                raise mismatch()
-            if n:
-                values = observables(batch[keep].constituents, radius=radius)
-                columns.append({f"jets/{name}": column for name, column in values.items()})
-                done += n
-            if progress:
-                progress(f"{done} of {len(wanted)} jets")
-        if done != len(wanted):
-            raise mismatch()
-        columns.close()
-        jets = group.require_group("jets")
-        for name in NAMES:
-            if name not in jets:  # no jets at all
-                dtype = np.int64 if name == "multiplicity" else np.float64
-                zarr_store.create_array(jets, name, np.zeros(0, dtype))
-        attrs = {
-            "image_store": str(image_store),
-            "radius": radius,
-            "n_jets": len(wanted),
-            "soft_drop": SOFT_DROP,
-            "observables": list(NAMES),
-        }
-        group.attrs.update(attrs)
-    return attrs
 
 
 if __name__ == "__main__":  # python -m jetimage.substructure: compile the kernel

@@ -81,22 +81,6 @@ def image_stores(wildcards=None):
     ]
 
 
-# observables need constituents: none for already-pixelated samples (they are never mixed)
-OBSERVABLES = all(
-    jc.sample_format(config["samples"][s]) not in jc.IMAGE_FORMATS for s in SAMPLES
-)
-
-
-def observable_stores(wildcards=None):
-    if not OBSERVABLES:
-        return []
-    return [
-        f"results/observables/{sample}/{part}.zarr"
-        for sample in SAMPLES
-        for part in PARTS[sample]
-    ]
-
-
 def bucket_stores(wildcards):
     return [
         f"results/datasets/{wildcards.dataset}.buckets/{k}.zarr"
@@ -215,6 +199,15 @@ def image_params(wildcards):
             **source_params(jet_file(sample, wildcards.part)),
             # pre-pixelated images depend on the normalisation only, not on the image recipe
             "spec": {"normalize": spec["normalize"]} if pixelated else spec,
+            # the particle view and the observables need constituents
+            **(
+                {}
+                if pixelated
+                else {
+                    "particles": config["particles"],
+                    "radius": jc.jet_radius(config, sample),
+                }
+            ),
             "reader": reader,
             "sample": sample,
             "classes": config["classes"],
@@ -247,19 +240,6 @@ def friend_params(wildcards):
         {
             **source_params(prediction_source(wildcards.group, wildcards.name)),
             "reader": prediction_reader(wildcards.group, wildcards.name),
-        }
-    )
-
-
-def observables_params(wildcards):
-    sample = wildcards.sample
-    return jc.canonical(
-        {
-            **source_params(jet_file(sample, wildcards.part)),
-            "reader": jc.reader_settings(config, sample),
-            "classes": config["classes"],
-            "radius": jc.jet_radius(config, sample),
-            "batch_jets": config["dask"]["batch_jets"],
         }
     )
 

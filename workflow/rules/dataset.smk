@@ -2,7 +2,6 @@ rule dataset_bucket:
     """One bucket of the shuffle: every buckets-th chunk of each image store, split and shuffled."""
     input:
         stores=image_stores,
-        observables=observable_stores,
     output:
         directory("results/datasets/{dataset}.buckets/{bucket}.zarr"),
     log:
