@@ -65,9 +65,8 @@ def identity_fields(flat: FlatJets) -> list[str]:
     return [name for name in ("charge", "pid") if getattr(flat, name) is not None]
 
 
-def _one_hots(charge: np.ndarray | None, pid: np.ndarray | None) -> np.ndarray:
-    """(constituents, 6): charge and the five particle-type flags (zero without a PDG id)."""
-    n = len(pid) if pid is not None else len(charge) if charge is not None else 0
+def _one_hots(n: int, charge: np.ndarray | None, pid: np.ndarray | None) -> np.ndarray:
+    """(n constituents, 6): charge and the five particle-type flags (zero without a PDG id)."""
     out = np.zeros((n, 6))
     if charge is not None:
         out[:, 0] = charge
@@ -118,6 +117,7 @@ def particle_view(flat: FlatJets, max_particles: int = DEFAULT_MAX_PARTICLES):
     dphi = (np.arctan2(flat.py[keep], flat.px[keep]) - jphi[j] + np.pi) % (2 * np.pi) - np.pi
     log_pt, log_e = np.log(pt[keep]), np.log(flat.E[keep])
     identity = _one_hots(
+        len(keep),
         None if flat.charge is None else flat.charge[keep],
         None if flat.pid is None else flat.pid[keep],
     )
