@@ -113,5 +113,5 @@ def test_a_baseline_is_fitted_by_its_own_rule_and_evaluated_as_any_model(tmp_pat
     assert jobs["train"] == 2
     assert jobs["train_baseline"] == 2
     assert jobs["evaluate"] == 4
-    assert jobs["observables"] == 4
+    assert jobs["images"] == 4  # the observables come with the images, in one pass
     assert jobs["report"] == 1

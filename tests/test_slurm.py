@@ -49,7 +49,6 @@ def slurm_run(tmp_path_factory):
         # this one-node cluster: 2 CPUs, no accounting (squeue for status), no accounts
         "--set-threads",
         "images=2",
-        "observables=1",
         "dataset_bucket=2",
         "train=2",
         "--set-resources",

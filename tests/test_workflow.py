@@ -179,8 +179,8 @@ def test_image_spec_change_reruns_images_onward_but_no_generation(tiny_run):
     assert jobs["images"] == 4
     assert jobs["dataset_bucket"] == 2
     assert jobs["dataset"] == 1
-    # the observables follow their image store row for row (empty images are dropped there)
-    assert jobs["observables"] == 4
+    # the observables and the particle view are written in the same pass as the images
+    assert "observables" not in jobs
     assert jobs["train"] == 2
     assert jobs["predict"] == 2
 
@@ -202,7 +202,6 @@ def test_added_shard_generates_only_that_shard(tiny_run):
     assert jobs == {
         "generate": 1,
         "images": 1,
-        "observables": 1,
         "dataset_bucket": 2,
         "dataset": 1,
         "train": 2,
@@ -367,7 +366,6 @@ def test_adding_a_file_runs_only_that_files_jobs(files_run, top_file, qcd_file):
     # no other file's images job: the buckets take chunks of every file, so all of them rerun
     assert jobs == {
         "images": 1,
-        "observables": 1,
         "dataset_bucket": 2,
         "dataset": 1,
         "train": 1,
@@ -468,7 +466,6 @@ def test_shipped_file_configs_run_end_to_end(shared_data, tmp_path, name, min_au
             {"kernel.py": add_code},
             {
                 "images": 4,
-                "observables": 4,
                 "dataset_bucket": 2,
                 "dataset": 1,
                 "train": 2,
@@ -484,7 +481,6 @@ def test_shipped_file_configs_run_end_to_end(shared_data, tmp_path, name, min_au
             {
                 "generate": 4,
                 "images": 4,
-                "observables": 4,
                 "dataset_bucket": 2,
                 "dataset": 1,
                 "train": 2,
@@ -497,7 +493,7 @@ def test_shipped_file_configs_run_end_to_end(shared_data, tmp_path, name, min_au
         (
             {"substructure.py": add_code},  # the retrained hsf-cnn scores the predict files again
             {
-                "observables": 4,
+                "images": 4,
                 "dataset_bucket": 2,
                 "dataset": 1,
                 "train": 2,

@@ -13,12 +13,10 @@ here and cached under ``--workdir``), in one process on one core, interleaved an
   correlators, the kT clustering, the one-pass axes and τ) and each contrib call;
 - pixelation of the same jets (``make_images``), for scale.
 
-With ``--sizes``, the observables stage itself (``substructure.write_observables_store``: read
-a file in batches, match the image store's jets, compute, write) on files of that many jets
-tiled from the generated ones, each in a fresh process: time and peak RSS. Writes
-``results/benchmarks/substructure.json``.
+The images stage, which computes the observables in its pass over a file, is measured at
+scale by ``scripts/bench/views.py``. Writes ``results/benchmarks/substructure.json``.
 
-    python scripts/bench/substructure.py [--jets 2000] [--repeats 5] [--sizes 100000 1000000]
+    python scripts/bench/substructure.py [--jets 2000] [--repeats 5]
 """
 
 from __future__ import annotations
@@ -26,10 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import resource
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -171,64 +166,6 @@ def jet_pool(process: str, n: int, workdir: Path) -> Path:
     return path
 
 
-def tiled_file(pools: list[Path], size: int, workdir: Path) -> tuple[Path, Path]:
-    """A JetClass-layout file of ``size`` jets tiled from ``pools`` (in turn, a jet from each)
-    and its image store (default image spec), cached in ``workdir``."""
-    import uproot
-
-    from jetimage.files import write_jets_root
-    from jetimage.images import write_image_store
-    from jetimage.readers import Labels, read
-
-    path, store = workdir / f"tiled-{size}.root", workdir / f"tiled-{size}.zarr"
-    if store.exists():
-        return path, store
-    arrays = [uproot.open(p)["tree"].arrays() for p in pools]
-    whole = ak.concatenate(arrays)
-    columns = {f: whole[f] for f in whole.fields if f != "npart"}
-    index = np.arange(size) % len(whole)
-    write_jets_root(path, {k: v[index] for k, v in columns.items()})
-    labels = Labels(("qcd", "top"), class_name="top")
-    write_image_store(
-        store, read(path, format="root", labels=labels), ImageSpec(), attrs={"source": "tiled"}
-    )
-    return path, store
-
-
-def peak_rss_mb() -> float:
-    """This process's peak resident memory in MB: VmHWM, which starts afresh at exec (the
-    getrusage maximum keeps the parent's peak across fork and exec)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def stage(path: Path, store: Path) -> dict:
-    """Time and peak RSS of the observables stage on one file (run in a fresh process)."""
-    from jetimage.readers import Labels, read
-    from jetimage.substructure import write_observables_store
-
-    out = store.with_suffix(".obs.zarr")
-    labels = Labels(("qcd", "top"), class_name="top")
-    tic = time.perf_counter()
-    first = next(iter(read(path, format="root", labels=labels, step=10)))
-    observables(first.constituents, radius=RADIUS)  # compile, or load the compiled kernel
-    compile_seconds = time.perf_counter() - tic
-    tic = time.perf_counter()
-    attrs = write_observables_store(
-        out, read(path, format="root", labels=labels), store, radius=RADIUS
-    )
-    seconds = time.perf_counter() - tic
-    return {
-        "jets": attrs["n_jets"],
-        "compile_or_load_seconds": compile_seconds,
-        "seconds": seconds,
-        "jets_per_s": attrs["n_jets"] / seconds,
-        "peak_rss_mb": peak_rss_mb(),
-    }
-
-
 def process_rates(constituents, repeats: int) -> dict:
     """The kernel against the contrib paths and pixelation on the same jets, and its parts."""
     n = len(constituents)
@@ -261,32 +198,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jets", type=int, default=2000, help="jets per process")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--sizes", type=int, nargs="*", default=[100_000, 1_000_000])
     parser.add_argument("--workdir", type=Path, default=Path("results/bench-substructure"))
-    parser.add_argument("--stage", nargs=2, metavar=("FILE", "STORE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.stage:  # the child process of one stage run
-        print(json.dumps(stage(Path(args.stage[0]), Path(args.stage[1]))))
-        return
     results: dict = {
         "machine": platform.processor() or platform.machine(),
         "jetimage": jetimage.__version__,
         "cores": 1,
         "repeats": args.repeats,
         "processes": {},
-        "stage": {},
     }
     pools = {p: jet_pool(p, args.jets, args.workdir) for p in ("top", "qcd")}
     for process, path in pools.items():
         constituents = read_jets(path).constituents[: args.jets]
         results["processes"][process] = process_rates(constituents, args.repeats)
         print(process, json.dumps(results["processes"][process], indent=1), flush=True)
-    for size in args.sizes:
-        path, store = tiled_file(list(pools.values()), size, args.workdir)
-        command = [sys.executable, __file__, "--stage", str(path), str(store)]
-        child = subprocess.run(command, check=True, capture_output=True, text=True)
-        results["stage"][str(size)] = json.loads(child.stdout.strip().splitlines()[-1])
-        print(size, results["stage"][str(size)], flush=True)
     out = Path("results/benchmarks/substructure.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
