@@ -1,4 +1,4 @@
-"""Fault injection in CI: the tiny workflow SIGKILLed during generate, images, observables,
+"""Fault injection in CI: the tiny workflow SIGKILLed during generate, images,
 dataset and train, rerun as a user would, ends with the outputs of an uninterrupted run
 (tests/faults/)."""
 

@@ -25,7 +25,7 @@ from jetimage import readers, remote
 from jetimage.baselines import BASELINES, RUN_ARGUMENTS
 from jetimage.defaults import schema
 from jetimage.generate import PROCESSES, Detector, GeneratorSettings, JetSelection
-from jetimage.models import MIN_PIXELS, MODELS
+from jetimage.models import INPUTS, MIN_PIXELS, MODELS
 from jetimage.parallel import check_scheduler
 from jetimage.pixelate import CHANNELS, ImageSpec
 from jetimage.readers import IMAGE_FORMATS
@@ -379,6 +379,8 @@ def option_value_problem(name: str, annotation: str, value) -> str | None:
     if name == "dropout":
         ok = isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < 1
         return None if ok else "a number in [0, 1)"
+    if annotation == "bool":
+        return None if isinstance(value, bool) else "true or false"
     if annotation == "int":
         return None if _is_int(value) and value >= 1 else "a positive integer"
     if annotation == "float":
@@ -471,6 +473,13 @@ def _check_images(config: dict) -> None:
                 f"already-pixelated samples (images-h5) have none"
             )
             raise ConfigError(msg)
+        if INPUTS.get(model["architecture"]) == "particles" and not constituents:
+            msg = (
+                f"config key models/{name}: {model['architecture']} takes the jets' "
+                f"particles, which need constituents; already-pixelated samples "
+                f"(images-h5) have none"
+            )
+            raise ConfigError(msg)
     baselines = [
         m
         for m in config.get("predict", {}).get("models", [])
@@ -494,7 +503,7 @@ def _check_images(config: dict) -> None:
         )
         raise ConfigError(msg)
     for name, model in config["models"].items():
-        if model["architecture"] in baseline_architectures():
+        if INPUTS.get(model["architecture"]) != "images":  # baselines and particle models
             continue
         needed = MIN_PIXELS.get(model["architecture"], 1)
         if min(images["npix"]) < needed:

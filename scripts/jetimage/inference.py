@@ -20,7 +20,7 @@ from torch import nn
 from jetimage import loader, zarr_store
 from jetimage.files import atomic_path
 from jetimage.loader import normalize
-from jetimage.models import build_model
+from jetimage.models import TENSORS, build_model
 
 EXPORT_TOLERANCE = 1e-5
 
@@ -28,13 +28,19 @@ EXPORT_TOLERANCE = 1e-5
 ONNX_OPSET = 18
 
 
-def export_model(model: nn.Module, path: str | os.PathLike, example: torch.Tensor) -> float:
+def export_model(
+    model: nn.Module,
+    path: str | os.PathLike,
+    example: torch.Tensor | tuple[torch.Tensor, ...],
+    names: tuple[str, ...] = ("images",),
+) -> float:
     """Export ``model`` to ONNX (opset :data:`ONNX_OPSET`, dynamic batch size) and check with
     onnxruntime that it reproduces the torch outputs.
 
-    The file needs neither torch nor jetimage: ``onnxruntime.InferenceSession(path)``; its input
-    is ``images`` (batch, channels, η, φ), normalised as recorded in ``model.pt``, its output
-    ``logits``.
+    The file needs neither torch nor jetimage: ``onnxruntime.InferenceSession(path)``; its
+    inputs are named ``names`` (:data:`jetimage.models.TENSORS`: ``images`` (batch, channels,
+    η, φ), or ``particles`` (batch, particles, features) and ``mask`` (batch, particles)),
+    normalised as recorded in ``model.pt``, its output ``logits``.
 
     Returns:
         The largest absolute difference on ``example``.
@@ -46,28 +52,28 @@ def export_model(model: nn.Module, path: str | os.PathLike, example: torch.Tenso
     import warnings
 
     model = model.to("cpu").eval()
+    example = example if isinstance(example, tuple) else (example,)
     batch = torch.export.Dim("batch", min=1)
     with torch.no_grad():
-        expected = model(example).numpy()
+        expected = model(*example).numpy()
     with atomic_path(path) as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporter's own deprecation chatter
         program = torch.onnx.export(
             model,
-            (example,),
+            example,
             dynamo=True,
             opset_version=ONNX_OPSET,
-            input_names=["images"],
+            input_names=list(names),
             output_names=["logits"],
-            dynamic_shapes=({0: batch},),
+            dynamic_shapes=tuple({0: batch} for _ in example),
             verbose=False,
         )
         if program is None:
             msg = "torch.onnx.export returned no program"
             raise RuntimeError(msg)
         program.save(str(tmp))
-        diff = float(
-            np.abs(onnx_session(tmp).run(None, {"images": example.numpy()})[0] - expected).max()
-        )
+        feed = {name: x.numpy() for name, x in zip(names, example)}
+        diff = float(np.abs(onnx_session(tmp).run(None, feed)[0] - expected).max())
         scale = max(1.0, float(np.abs(expected).max()))
         if diff > EXPORT_TOLERANCE * scale:
             msg = (
@@ -120,16 +126,27 @@ def predict_scores(
 
 
 def onnx_scores(
-    session, images: np.ndarray, normalization: dict, *, batch_size: int = 1024
+    session,
+    arrays: np.ndarray | tuple[np.ndarray, ...],
+    normalization: dict,
+    *,
+    inputs: str = "images",
+    batch_size: int = 1024,
 ) -> np.ndarray:
-    """Class probabilities (softmax) of raw images from an exported model's onnxruntime
-    session, normalised as in training."""
-    if len(images) == 0:
+    """Class probabilities (softmax) from an exported model's onnxruntime session of the raw
+    arrays of its ``inputs`` (images, or the particles' features and mask), normalised as in
+    training."""
+    arrays = arrays if isinstance(arrays, tuple) else (arrays,)
+    n = len(arrays[0])
+    if n == 0:
         return np.zeros((0, session.get_outputs()[0].shape[1]), np.float32)
+    names = TENSORS[inputs]
     scores = []
-    for start in range(0, len(images), batch_size):
-        x = normalize(images[start : start + batch_size], normalization).numpy()
-        logits = session.run(None, {"images": x})[0]
+    for start in range(0, n, batch_size):
+        x = loader.prepare(
+            inputs, tuple(a[start : start + batch_size] for a in arrays), normalization
+        )
+        logits = session.run(None, {name: t.numpy() for name, t in zip(names, x)})[0]
         scores.append(torch.softmax(torch.from_numpy(logits), dim=1).numpy())
     return np.concatenate(scores)
 
@@ -146,18 +163,21 @@ def score_split(
     split: str,
     normalization: dict,
     *,
+    inputs: str = "images",
     batch_size: int = 1024,
     device: str = "cpu",
 ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """Class probabilities (softmax), labels and jet table of one split, in the store's order;
-    the images are streamed (decoded on every core while the model runs)."""
+    the model's ``inputs`` (images or particles) are streamed (decoded on every core while the
+    model runs)."""
     group = zarr_store.open_store(path)[split]
-    stream = loader.ZarrStream(group, normalization)
+    stream = loader.ZarrStream(group, normalization, inputs=inputs)
     model = model.to(device).eval()
     scores = []
     with torch.no_grad():
         for x, _ in stream.batches(batch_size):
-            scores.append(torch.softmax(model(x.to(device)), dim=1).cpu().numpy())
+            logits = model(*(t.to(device) for t in loader.as_inputs(x)))
+            scores.append(torch.softmax(logits, dim=1).cpu().numpy())
     probabilities = np.concatenate(scores) if scores else np.zeros((0, 0), np.float32)
     return probabilities, stream.labels, zarr_store.read_table(group)
 
@@ -165,8 +185,8 @@ def score_split(
 def score_saved_model(
     model_path: str | os.PathLike, path: str | os.PathLike, split: str
 ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], dict]:
-    """(probabilities, labels, jet table, model info) of a saved model on one split: an image
-    model (:func:`score_split`, streamed) or a baseline on the jets' table
+    """(probabilities, labels, jet table, model info) of a saved model on one split: a model of
+    images or particles (:func:`score_split`, streamed) or a baseline on the jets' table
     (:mod:`jetimage.baselines`, no image read)."""
     saved = torch.load(model_path, map_location="cpu", weights_only=False)
     info = saved["info"]
@@ -175,7 +195,8 @@ def score_saved_model(
         table = zarr_store.read_table(group)
         return saved["tagger"].probabilities(table), group["labels"][...], table, info
     model, info = load_model(model_path)
-    return (*score_split(model, path, split, info["normalization"]), info)
+    inputs = info.get("inputs", "images")
+    return (*score_split(model, path, split, info["normalization"], inputs=inputs), info)
 
 
 def scores_frame(

@@ -1,7 +1,8 @@
-"""Building blocks of the image models of :mod:`jetimage.models`."""
+"""Building blocks of the models of :mod:`jetimage.models`."""
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 
@@ -35,3 +36,33 @@ class BasicBlock(nn.Module):
     def forward(self, x):
         """The block's output: body plus shortcut, through a ReLU."""
         return self.relu(self.body(x) + self.shortcut(x))
+
+
+def dense_stack(widths: tuple[int, ...], dropout: float = 0.0) -> list[nn.Module]:
+    """Linear layers from ``widths[0]`` through each of ``widths[1:]``, each followed by a ReLU
+    (and dropout if any)."""
+    layers: list[nn.Module] = []
+    for w_in, w_out in zip(widths[:-1], widths[1:]):
+        layers += [nn.Linear(w_in, w_out), nn.ReLU()]
+        if dropout:
+            layers.append(nn.Dropout(dropout))
+    return layers
+
+
+class ParticleFlow(nn.Module):
+    """Deep Set on a padded particle cloud: Φ per particle (of the feature ``columns``), the
+    masked sum, F on the sum."""
+
+    def __init__(
+        self, columns: list[int], phi: tuple[int, ...], f: tuple[int, ...], n_classes: int, dropout
+    ):
+        super().__init__()
+        self.register_buffer("columns", torch.tensor(columns), persistent=False)
+        self.phi = nn.Sequential(*dense_stack((len(columns), *phi)))
+        self.f = nn.Sequential(
+            *dense_stack((phi[-1], *f), dropout), nn.Linear(f[-1] if f else phi[-1], n_classes)
+        )
+
+    def forward(self, particles: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        latent = self.phi(particles.index_select(-1, self.columns)) * mask.unsqueeze(-1)
+        return self.f(latent.sum(dim=1))

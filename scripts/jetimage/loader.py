@@ -1,4 +1,8 @@
-"""Batches of normalised images from a dataset split: in memory, or streamed from Zarr.
+"""Batches of a model's normalised inputs from a dataset split: in memory, or streamed from Zarr.
+
+A model takes images or the particle view (:data:`jetimage.models.INPUTS`); a batch is
+``(x, y)``, or ``(x, y, w)`` with per-jet weights, where ``x`` is the images tensor, or the
+tuple ``(particles, mask)`` (:func:`as_inputs` makes either a tuple of the model's arguments).
 
 A split that fits in the memory budget is loaded once and shuffled per epoch as a whole. A larger
 one is streamed: each epoch visits the Zarr chunks in a seeded random order, a few chunks at a
@@ -19,6 +23,49 @@ import numpy as np
 import torch
 
 from jetimage import zarr_store
+
+#: The dataset arrays of each kind of input, in the order of the model's arguments.
+ARRAYS = {"images": ("images",), "particles": ("particles/features", "particles/mask")}
+
+
+def normalization_of(attrs, inputs: str) -> dict:
+    """The train-split statistics a kind of input is standardised with (a dataset's attrs)."""
+    if inputs == "particles":
+        return dict(attrs["particles"]["normalization"])
+    return dict(attrs["normalization"])
+
+
+def as_inputs(x) -> tuple[torch.Tensor, ...]:
+    """A batch's ``x`` as the tuple of the model's arguments."""
+    return x if isinstance(x, tuple) else (x,)
+
+
+def standardize_particles(
+    features: np.ndarray, mask: np.ndarray, normalization: dict, *, copy: bool = True
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """((x - mean) / std per feature for the real particles, 0 for the padding; the mask as
+    float32), with the dataset's train-split statistics. ``copy=False`` works in place on a
+    float32 ``features`` the caller no longer needs."""
+    mean = np.asarray(normalization["mean"], dtype=np.float32)
+    scale = (1 / np.asarray(normalization["std"], dtype=np.float32)).astype(np.float32)
+    x = features.astype(np.float32, copy=copy)
+    np.subtract(x, mean, out=x)
+    np.multiply(x, scale, out=x)
+    x *= mask[..., None]
+    return torch.from_numpy(x), torch.from_numpy(mask.astype(np.float32))
+
+
+def prepare(
+    inputs: str, arrays: tuple[np.ndarray, ...], normalization: dict, *, copy: bool = True
+) -> tuple[torch.Tensor, ...]:
+    """The model's arguments from the raw arrays of :data:`ARRAYS` ``[inputs]``."""
+    if inputs == "particles":
+        return standardize_particles(*arrays, normalization, copy=copy)
+    return (normalize(arrays[0], normalization, copy=copy),)
+
+
+def _batch_x(tensors: tuple[torch.Tensor, ...]):
+    return tensors if len(tensors) > 1 else tensors[0]
 
 
 def normalize(images: np.ndarray, normalization: dict, *, copy: bool = True) -> torch.Tensor:
@@ -43,17 +90,25 @@ class InMemory:
 
     def __init__(
         self,
-        images: np.ndarray,
+        x: np.ndarray | tuple[np.ndarray, ...],
         labels: np.ndarray,
         normalization: dict,
         weights: np.ndarray | None = None,
+        *,
+        inputs: str = "images",
     ):
-        """Takes ownership of ``images``, normalised in place."""
-        self.images = normalize(images, normalization, copy=False)
+        """Takes ownership of ``x`` (the images, or the particles' features and mask),
+        normalised in place."""
+        self.x = prepare(inputs, x if isinstance(x, tuple) else (x,), normalization, copy=False)
         self.labels = torch.from_numpy(np.asarray(labels))
         self.weights = (
             None if weights is None else torch.from_numpy(np.asarray(weights, dtype=np.float32))
         )
+
+    @property
+    def images(self) -> torch.Tensor:
+        """The normalised images (image inputs)."""
+        return self.x[0]
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -62,15 +117,16 @@ class InMemory:
         self, batch_size: int, generator: torch.Generator | None = None
     ) -> Iterator[tuple[torch.Tensor, ...]]:
         """Shuffled batches if a generator is given, in order otherwise."""
-        n = len(self)
+        n, k = len(self), len(self.x)
         order = torch.randperm(n, generator=generator) if generator is not None else None
-        columns = (self.images, self.labels) + (() if self.weights is None else (self.weights,))
+        columns = (*self.x, self.labels) + (() if self.weights is None else (self.weights,))
         for start in range(0, n, batch_size):
             if order is None:
-                yield tuple(c[start : start + batch_size] for c in columns)
+                batch = tuple(c[start : start + batch_size] for c in columns)
             else:  # a gather per batch (index_select): small buffers the allocator reuses
                 idx = order[start : start + batch_size]
-                yield tuple(torch.index_select(c, 0, idx) for c in columns)
+                batch = tuple(torch.index_select(c, 0, idx) for c in columns)
+            yield (_batch_x(batch[:k]), *batch[k:])
 
 
 class ZarrStream:
@@ -78,9 +134,10 @@ class ZarrStream:
 
     Each epoch visits the Zarr chunks in a seeded random order, ``buffer_chunks`` at a time.
     Worker threads decode (Zstandard releases the GIL) and normalise each chunk in place in a
-    group buffer while the previous groups are consumed, so reading overlaps the training step.
-    The dataset is already shuffled jet by jet (:mod:`jetimage.dataset`), so a group's batches
-    are contiguous views of the buffer (no gather); a random shift of the batch boundaries and a
+    group buffer (one per array of the input: the images, or the particles' features and mask)
+    while the previous groups are consumed, so reading overlaps the training step. The dataset
+    is already shuffled jet by jet (:mod:`jetimage.dataset`), so a group's batches are
+    contiguous views of the buffers (no gather); a random shift of the batch boundaries and a
     random order of the batches vary their make-up from epoch to epoch. A buffer is reused once
     no batch refers to it any more.
     """
@@ -98,20 +155,29 @@ class ZarrStream:
         buffer_chunks: int = 8,
         workers: int | None = None,
         weights: np.ndarray | None = None,
+        inputs: str = "images",
     ):
-        self.images = group["images"]
+        self.inputs = inputs
+        self.arrays = [group[name] for name in ARRAYS[inputs]]
         self.labels = np.asarray(group["labels"][...], dtype=np.int64)
         self.weights = None if weights is None else np.asarray(weights, dtype=np.float32)
-        channels = self.images.shape[1]
-        self.mean = np.asarray(normalization["mean"], dtype=np.float32).reshape(channels, 1, 1)
-        self.scale = (1 / np.asarray(normalization["std"], dtype=np.float32)).reshape(
-            channels, 1, 1
-        )
-        self.chunk = int(self.images.chunks[0])
+        self.normalization = normalization
+        if inputs == "images":
+            channels = self.arrays[0].shape[1]
+            self.mean = np.asarray(normalization["mean"], dtype=np.float32).reshape(channels, 1, 1)
+            self.scale = (1 / np.asarray(normalization["std"], dtype=np.float32)).reshape(
+                channels, 1, 1
+            )
+        self.chunk = int(self.arrays[0].chunks[0])
         self.buffer_chunks = buffer_chunks
         self.workers = workers or len(os.sched_getaffinity(0))
-        self._chunk_file = zarr_store.chunk_file_reader(self.images)
-        self._buffers: list[np.ndarray] = []
+        self._chunk_files = [zarr_store.chunk_file_reader(a) for a in self.arrays]
+        self._buffers: list[list[np.ndarray]] = []
+
+    @property
+    def images(self):
+        """The images array (image inputs)."""
+        return self.arrays[0]
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -119,31 +185,37 @@ class ZarrStream:
     def _rows(self, c: int) -> int:
         return min(self.chunk, len(self) - c * self.chunk)
 
-    def _buffer(self) -> np.ndarray:
-        """A group buffer that no batch refers to any more (new if none is free)."""
-        for buffer in self._buffers:
-            if sys.getrefcount(buffer) <= 3:  # the list, this loop, getrefcount's argument
-                return buffer
-        buffer = np.empty(
-            (self.buffer_chunks * self.chunk, *self.images.shape[1:]), dtype=np.float32
-        )
-        self._buffers.append(buffer)
-        return buffer
+    def _buffer(self) -> list[np.ndarray]:
+        """Group buffers that no batch refers to any more (new if none are free)."""
+        for buffers in self._buffers:
+            # the list, this loop, getrefcount's argument
+            if all(sys.getrefcount(b) <= 3 for b in buffers):
+                return buffers
+        buffers = [
+            np.empty((self.buffer_chunks * self.chunk, *a.shape[1:]), dtype=a.dtype)
+            for a in self.arrays
+        ]
+        self._buffers.append(buffers)
+        return buffers
 
-    def _fill(self, out: np.ndarray, c: int) -> None:
-        """Decode chunk ``c`` into ``out`` and normalise it there."""
-        if self._chunk_file is not None and self._rows(c) == self.chunk:
-            self._chunk_file(c, out)
+    def _fill(self, outs: list[np.ndarray], c: int) -> None:
+        """Decode chunk ``c`` of every array into ``outs`` and normalise it there."""
+        for array, read, out in zip(self.arrays, self._chunk_files, outs):
+            if read is not None and self._rows(c) == self.chunk:
+                read(c, out)
+            else:
+                out[...] = array[c * self.chunk : c * self.chunk + len(out)]
+        if self.inputs == "images":
+            np.subtract(outs[0], self.mean, out=outs[0])
+            np.multiply(outs[0], self.scale, out=outs[0])
         else:
-            out[...] = self.images[c * self.chunk : c * self.chunk + len(out)]
-        np.subtract(out, self.mean, out=out)
-        np.multiply(out, self.scale, out=out)
+            standardize_particles(*outs, self.normalization, copy=False)
 
     def _submit(self, pool, chunks: list[int]):
-        buffer = self._buffer()
+        buffers = self._buffer()
         offsets = np.concatenate([[0], np.cumsum([self._rows(c) for c in chunks])])
         futures = [
-            pool.submit(self._fill, buffer[offsets[i] : offsets[i + 1]], c)
+            pool.submit(self._fill, [b[offsets[i] : offsets[i + 1]] for b in buffers], c)
             for i, c in enumerate(chunks)
         ]
         per_jet = [self.labels] + ([] if self.weights is None else [self.weights])
@@ -155,7 +227,7 @@ class ZarrStream:
             )
             for column in per_jet
         ]
-        return buffer, int(offsets[-1]), columns, futures
+        return buffers, int(offsets[-1]), columns, futures
 
     def batches(
         self, batch_size: int, generator: torch.Generator | None = None
@@ -171,17 +243,21 @@ class ZarrStream:
         groups = [
             chunks[i : i + self.buffer_chunks] for i in range(0, n_chunks, self.buffer_chunks)
         ]
+        k = len(self.arrays)
         with ThreadPoolExecutor(self.workers) as pool:
             ahead = deque(self._submit(pool, g) for g in groups[: self.LOOKAHEAD])
-            for k in range(len(groups)):
-                buffer, n, columns, futures = ahead.popleft()
+            for g in range(len(groups)):
+                buffers, n, columns, futures = ahead.popleft()
                 for future in futures:
                     future.result()
-                if k + self.LOOKAHEAD < len(groups):
-                    ahead.append(self._submit(pool, groups[k + self.LOOKAHEAD]))
-                x = torch.from_numpy(buffer[:n])
-                del buffer
-                yield from _contiguous_batches((x, *columns), batch_size, generator)
+                if g + self.LOOKAHEAD < len(groups):
+                    ahead.append(self._submit(pool, groups[g + self.LOOKAHEAD]))
+                x = [torch.from_numpy(b[:n]) for b in buffers]
+                del buffers
+                if self.inputs == "particles":
+                    x[1] = x[1].to(torch.float32)  # the mask, as the model takes it
+                for batch in _contiguous_batches((*x, *columns), batch_size, generator):
+                    yield (_batch_x(batch[:k]), *batch[k:])
 
 
 def _contiguous_batches(
@@ -213,13 +289,16 @@ def open_split(
     *,
     memory_budget_mb: float,
     weights: np.ndarray | None = None,
+    inputs: str = "images",
 ):
-    """:class:`InMemory` if the split's images fit in the budget, :class:`ZarrStream` if not;
-    with per-jet ``weights`` (in the split's order), batches carry them as a third tensor."""
+    """:class:`InMemory` if the split's ``inputs`` (images or particles) fit in the budget,
+    :class:`ZarrStream` if not; with per-jet ``weights`` (in the split's order), batches carry
+    them as a third tensor."""
     root = zarr_store.open_store(path)
     group = root[split]
-    normalization = dict(root.attrs["normalization"])
-    size_mb = group["images"].nbytes / 1e6
-    if size_mb <= memory_budget_mb:
-        return InMemory(group["images"][...], group["labels"][...], normalization, weights)
-    return ZarrStream(group, normalization, weights=weights)
+    normalization = normalization_of(root.attrs, inputs)
+    arrays = [group[name] for name in ARRAYS[inputs]]
+    if sum(a.nbytes for a in arrays) / 1e6 <= memory_budget_mb:
+        x = tuple(a[...] for a in arrays)
+        return InMemory(x, group["labels"][...], normalization, weights, inputs=inputs)
+    return ZarrStream(group, normalization, weights=weights, inputs=inputs)

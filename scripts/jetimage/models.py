@@ -1,9 +1,19 @@
-"""A registry of named image classifiers.
+"""A registry of named classifiers of jets, each declaring the view of a jet it takes.
 
-Every factory takes the input shape (channels, η pixels, φ pixels), the number of classes and
-its own options, and returns a ``torch.nn.Module`` that maps images to class logits. Factories
-work for any image size and channel count. Importing this module does not import torch (the
-factories do), so the config reads the registry's names and options without it.
+Every factory takes the shape of one jet's input, the number of classes and its own options,
+and returns a ``torch.nn.Module`` that maps a batch of inputs to class logits. What an
+architecture takes (:data:`INPUTS`) is one of
+
+- ``"images"``: (channels, η pixels, φ pixels); the module's ``forward(images)``;
+- ``"particles"``: the particle view (:mod:`jetimage.particles`), (particles, features); the
+  module's ``forward(particles, mask)`` with ``mask`` (batch, particles) 1 for a real particle
+  and 0 for padding, which must change no output.
+
+Training, streaming, checkpoints, ONNX export (one named input per tensor of
+:data:`TENSORS`), evaluation and prediction follow the declaration; adding an architecture is
+one factory here. Image factories work for any image size and channel count. Importing this
+module does not import torch (the factories do), so the config reads the registry's names and
+options without it.
 
 Examples:
     >>> model = build_model("hsf-cnn", in_shape=(1, 40, 40), n_classes=2)
@@ -20,15 +30,23 @@ if TYPE_CHECKING:
     from torch import nn
 
 MODELS: dict[str, Callable[..., nn.Module]] = {}
+#: The view of a jet each architecture takes: ``"images"`` or ``"particles"``.
+INPUTS: dict[str, str] = {}
+#: The tensors (and ONNX inputs, in order) of each kind of input.
+TENSORS = {"images": ("images",), "particles": ("particles", "mask")}
 #: Smallest image side an architecture accepts (two 2×2 max-pools need 4 pixels); others: 1.
 MIN_PIXELS: dict[str, int] = {"hsf-cnn": 4, "deeptop-cnn": 4}
 
 
-def register(name: str):
-    """Decorator adding a factory to :data:`MODELS` under ``name``."""
+def register(name: str, inputs: str = "images"):
+    """Decorator adding a factory to :data:`MODELS` under ``name``, taking ``inputs``."""
+    if inputs not in TENSORS:
+        msg = f"inputs must be one of {sorted(TENSORS)}, not {inputs!r}"
+        raise ValueError(msg)
 
     def add(factory):
         MODELS[name] = factory
+        INPUTS[name] = inputs
         return factory
 
     return add
@@ -46,7 +64,7 @@ def build_model(
     if architecture not in MODELS:
         msg = f"unknown model architecture {architecture!r}; known: {sorted(MODELS)}"
         raise KeyError(msg)
-    if min(in_shape[1:]) < MIN_PIXELS.get(architecture, 1):
+    if INPUTS[architecture] == "images" and min(in_shape[1:]) < MIN_PIXELS.get(architecture, 1):
         msg = (
             f"{architecture} needs images of at least {MIN_PIXELS[architecture]} "
             f"pixels a side, not {tuple(in_shape[1:])}"
@@ -202,6 +220,38 @@ def resnet(
         nn.Linear(c_in, n_classes),
     ]
     return nn.Sequential(*layers)
+
+
+def feature_columns(identities: bool) -> list[int]:
+    """The columns of the particle view (:data:`jetimage.particles.FEATURES`) a particle model
+    reads: all, or all but the charge and particle-type ones. Every particle architecture
+    takes the option ``identities`` (default true), which :mod:`jetimage.predict` reads to
+    refuse a file without them."""
+    from jetimage.particles import FEATURES, IDENTITY_FEATURES
+
+    return [i for i, f in enumerate(FEATURES) if identities or f not in IDENTITY_FEATURES]
+
+
+@register("pfn", inputs="particles")
+def pfn(
+    in_shape,
+    n_classes,
+    *,
+    phi: tuple[int, ...] = (100, 100, 256),
+    f: tuple[int, ...] = (100, 100, 100),
+    dropout: float = 0.0,
+    identities: bool = True,
+):
+    """Particle Flow Network (Komiske, Metodiev, Thaler, arXiv:1810.05165), a Deep Set: a
+    network Φ (``phi``: its layers' widths, the last the latent size; ReLU throughout) maps
+    each particle's features, the masked sum over the particles makes the jet's latent vector,
+    and a network F (``f``) classifies it. Defaults: the paper's (Φ 100, 100, 256; F 100, 100,
+    100). ``identities: false`` leaves out the charge and particle-type features (the paper's
+    PFN against PFN-ID; for inputs without them, as the Top Tagging set). Invariant under any
+    permutation of the particles, blind to padding."""
+    from jetimage.layers import ParticleFlow
+
+    return ParticleFlow(feature_columns(identities), phi, f, n_classes, dropout)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -1,8 +1,10 @@
 """Scoring new jet files with a trained, exported model.
 
-The exported ONNX model (``model.onnx``, run by onnxruntime) scores images made with the image
-spec and normalisation the model was trained with (both recorded in ``model.pt``), so any file
-the readers accept can be scored without the dataset or the config.
+The exported ONNX model (``model.onnx``, run by onnxruntime) scores the view of each jet the
+model takes, made as it was in training (images with the image spec and normalisation, or the
+particle view with its number of particles and standardisation, all recorded in
+``model.pt``), so any file the readers accept can be scored without the dataset or the
+config.
 """
 
 from __future__ import annotations
@@ -15,7 +17,31 @@ import pandas as pd
 from jetimage.batches import ImageBatch, Jets
 from jetimage.files import InputError
 from jetimage.inference import onnx_scores, scores_frame
-from jetimage.pixelate import ImageSpec, make_images, normalize_images
+from jetimage.particles import identity_fields, particle_view
+from jetimage.pixelate import ImageSpec, flatten_constituents, make_images, normalize_images
+
+
+def model_input(batch: Jets | ImageBatch, info: dict, *, source: str) -> tuple[np.ndarray, ...]:
+    """The raw arrays of the view a saved model takes (``info``) of a batch of jets."""
+    spec = info["image_spec"]
+    if info.get("inputs", "images") == "particles":
+        if isinstance(batch, ImageBatch):
+            msg = f"{source}: {info['architecture']} takes particles; the file holds images only"
+            raise InputError(msg)
+        flat = flatten_constituents(batch.constituents, identities=True)
+        missing = set(info["particles"]["identities"]) - set(identity_fields(flat))
+        if missing and info["options"].get("identities", True):
+            msg = (
+                f"{source}: {info['name']} was trained on particles with "
+                f"{sorted(info['particles']['identities'])}, and this file's constituents "
+                f"have no {sorted(missing)}; score it with a model trained with the option "
+                f"identities: false"
+            )
+            raise InputError(msg)
+        return particle_view(flat, info["particles"]["max"])
+    if isinstance(batch, ImageBatch):
+        return (normalize_images(batch.images, spec.get("normalize", "none")),)
+    return (make_images(batch.constituents, ImageSpec.from_dict(spec)),)
 
 
 def score_batches(
@@ -28,18 +54,21 @@ def score_batches(
 ) -> pd.DataFrame:
     """One row per jet: ``source_file``, ``entry`` (row in the file), the truth ``label`` and
     ``class_name`` when the file was read with labels, a ``score_<class>`` column per class
-    (softmax), and the jet features. Jets are pixelated with the image spec the model was
-    trained with; pre-pixelated images are normalised as in training."""
-    spec = info["image_spec"]
+    (softmax), and the jet features. Each jet's view is made as the model was trained on it
+    (recorded in ``info``): pixelated with its image spec (pre-pixelated images normalised as
+    in training), or its particle view with the same number of particles."""
     frames = []
     for batch in batches:
-        if isinstance(batch, ImageBatch):
-            images = normalize_images(batch.images, spec.get("normalize", "none"))
-        else:
-            images = make_images(batch.constituents, ImageSpec.from_dict(spec))
-        scores = onnx_scores(session, images, info["normalization"], batch_size=batch_size)
+        arrays = model_input(batch, info, source=source)
+        scores = onnx_scores(
+            session,
+            arrays,
+            info["normalization"],
+            inputs=info.get("inputs", "images"),
+            batch_size=batch_size,
+        )
         table = {k: v for k, v in batch.table.items() if k != "label"}
-        frame = scores_frame(np.full(len(images), source), table, scores, info["classes"])
+        frame = scores_frame(np.full(len(batch), source), table, scores, info["classes"])
         if "label" in batch.table:
             frame.insert(2, "label", batch.table["label"])
             frame.insert(3, "class_name", np.asarray(info["classes"])[batch.table["label"]])

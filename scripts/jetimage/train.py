@@ -31,7 +31,7 @@ from jetimage import loader, zarr_store
 from jetimage.defaults import default
 from jetimage.files import InputError, atomic_path, naming
 from jetimage.inference import ONNX_OPSET, export_model
-from jetimage.models import build_model, count_parameters, output_layer
+from jetimage.models import INPUTS, TENSORS, build_model, count_parameters, output_layer
 
 log = logging.getLogger(__name__)
 
@@ -156,9 +156,9 @@ def _evaluate(model, data, device, autocast) -> tuple[float, float]:
     total_loss, total_weight, correct = 0.0, 0.0, 0
     with torch.no_grad():
         for x, y, *w in data.batches(1024):
-            x, y = x.to(device), y.to(device)
+            x, y = [t.to(device) for t in loader.as_inputs(x)], y.to(device)
             with autocast():
-                logits = model(x)
+                logits = model(*x)
             loss, weight = _weighted_loss(logits, y, w)
             total_loss += loss.item() * float(weight)
             total_weight += float(weight)
@@ -265,19 +265,19 @@ def _resume(
 
 
 def _train_epoch(run: _Run, train, batch_size: int, description: str) -> tuple[float, float, int]:
-    """One pass over the train split: (mean loss, accuracy, images seen)."""
+    """One pass over the train split: (mean loss, accuracy, jets seen)."""
     run.model.train()
     total_loss, correct, seen = 0.0, 0, 0
     bar = tqdm(
-        total=len(train), desc=description, unit="img", leave=False, disable=not sys.stderr.isatty()
+        total=len(train), desc=description, unit="jet", leave=False, disable=not sys.stderr.isatty()
     )
     for x, y, *w in train.batches(batch_size, run.generator):
-        x, y = x.to(run.device), y.to(run.device)
+        x, y = [t.to(run.device) for t in loader.as_inputs(x)], y.to(run.device)
         if run.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
+            x = [t.contiguous(memory_format=torch.channels_last) for t in x]
         run.optimizer.zero_grad(set_to_none=True)
         with run.autocast():
-            logits = run.step_model(x)
+            logits = run.step_model(*x)
             loss, _ = _weighted_loss(logits, y, w)
         if run.scaler is not None:
             run.scaler.scale(loss).backward()
@@ -331,7 +331,7 @@ def _epoch(
     progress(
         f"epoch {epoch + 1}/{config.epochs}: train loss {train_loss:.4f} "
         f"acc {train_acc:.3f} | val loss {val_loss:.4f} acc {val_acc:.3f}"
-        f" | lr {lr:.2e} | {seconds:.1f} s, {seen / seconds:.0f} img/s"
+        f" | lr {lr:.2e} | {seconds:.1f} s, {seen / seconds:.0f} jets/s"
     )
 
 
@@ -348,6 +348,7 @@ def _open_splits(
             split,
             memory_budget_mb=config.memory_budget_mb,
             weights=weights.get(split),
+            inputs=INPUTS[config.architecture],
         )
         for split in ("train", "val")
     )
@@ -364,8 +365,9 @@ def _describe(run: _Run, config: TrainConfig, *, name: str, train, val, in_shape
     """One line saying what is trained on what, and how."""
     return (
         f"training {name} ({config.architecture}, {count_parameters(run.model)} "
-        f"parameters) on {run.device} with {len(train)} train / {len(val)} val images of "
-        f"{in_shape}{' streamed from Zarr' if train.streaming else ''}"
+        f"parameters) on {run.device} with {len(train)} train / {len(val)} val jets' "
+        f"{INPUTS[config.architecture]} of {in_shape}"
+        f"{' streamed from Zarr' if train.streaming else ''}"
         f"{', mixed precision' if run.autocast is not contextlib.nullcontext else ''}"
         f"{', channels-last' if run.channels_last else ''}"
         f"{', compiled' if config.compile else ''}"
@@ -405,7 +407,7 @@ def train_model(
     if config.architecture in CLOSED_FORM:
         return _fit_closed_form(dataset_path, out_dir, config, name=name, progress=progress)
     train, val = _open_splits(dataset_path, root, config, len(classes), progress)
-    in_shape = tuple(int(s) for s in root["train/images"].shape[1:])
+    in_shape = input_shape(root, config.architecture)
     run = _start(config, device, in_shape, len(classes))
     checkpoint_path = out_dir / "checkpoint.pt"
     digest = config.digest() + ":" + _dataset_digest(root)
@@ -444,27 +446,29 @@ def _finish(
     name: str,
     history: list[dict],
     best_epoch: int,
-    example: torch.Tensor,
+    example,
     progress: Callable[[str], None],
 ) -> None:
     """Write ``model.pt`` (weights and everything to rebuild the model), ``model.onnx``
-    (checked against torch on ``example``) and ``history.json``."""
+    (checked against torch on ``example``, a batch's ``x``) and ``history.json``."""
     model = model.to("cpu", memory_format=torch.contiguous_format).eval()  # type: ignore[call-overload]
-    in_shape = [int(s) for s in root["train/images"].shape[1:]]
+    inputs = INPUTS[config.architecture]
     info = {
         "name": name,
         "architecture": config.architecture,
         "options": config.options,
-        "in_shape": in_shape,
+        "inputs": inputs,
+        "in_shape": list(input_shape(root, config.architecture)),
         "classes": list(root.attrs["classes"]),
-        "normalization": dict(root.attrs["normalization"]),
+        "normalization": loader.normalization_of(root.attrs, inputs),
         "image_spec": dict(root.attrs["image_spec"]),
+        **({"particles": dict(root.attrs["particles"])} if inputs == "particles" else {}),
         "best_epoch": best_epoch,
         "config": dataclasses.asdict(config),
     }
     with atomic_path(out_dir / "model.pt") as tmp:
         torch.save({"state_dict": model.state_dict(), "info": info}, tmp)
-    diff = export_model(model, out_dir / "model.onnx", example)
+    diff = export_model(model, out_dir / "model.onnx", loader.as_inputs(example), TENSORS[inputs])
     progress(
         f"exported to {out_dir / 'model.onnx'} (ONNX opset {ONNX_OPSET}, max deviation "
         f"from torch {diff:.1e})"
@@ -510,7 +514,7 @@ def _fit_closed_form(
     from jetimage.interpret import fit_fisher
 
     root = zarr_store.open_store(dataset_path)
-    in_shape = tuple(int(s) for s in root["train/images"].shape[1:])
+    in_shape = input_shape(root, config.architecture)
     model = build_model(
         config.architecture,
         in_shape=in_shape,
@@ -559,10 +563,27 @@ def _fit_closed_form(
     return [record]
 
 
+def input_shape(root, architecture: str) -> tuple[int, ...]:
+    """One jet's input of ``architecture`` in a dataset: (channels, η, φ) of its images or
+    (particles, features) of its particle view; an InputError if the dataset has none."""
+    inputs = INPUTS[architecture]
+    name = loader.ARRAYS[inputs][0]
+    if f"train/{name}" not in root:
+        msg = (
+            f"{architecture} takes the jets' {inputs}, which this dataset does not hold "
+            f"(its per-file stores were written without them)"
+        )
+        raise InputError(msg)
+    return tuple(int(s) for s in root[f"train/{name}"].shape[1:])
+
+
 def _dataset_digest(root) -> str:
     return hashlib.sha256(
         json.dumps(
-            {k: root.attrs[k] for k in ("splits", "seed", "image_spec", "sources")},
+            {
+                k: root.attrs.get(k)
+                for k in ("splits", "seed", "image_spec", "particles", "sources")
+            },
             sort_keys=True,
             default=str,
         ).encode()

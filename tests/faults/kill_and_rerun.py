@@ -1,7 +1,7 @@
 """Fault injection: SIGKILL the workflow at random moments, rerun, and compare with a clean run.
 
 Runs the workflow on a config in a fresh directory; each round waits until a job of the target
-stage (generate, images, observables, dataset_bucket, train, dataset, in turn) is running,
+stage (generate, images, dataset_bucket, train, dataset, in turn) is running,
 sleeps a random fraction of a second, and kills Snakemake and every job it started with SIGKILL
 (no cleanup runs). The next round reruns Snakemake as a user would (`--unlock`, then the same
 command: no `--rerun-incomplete`, no manual cleanup). After the last kill the run goes to the
@@ -34,7 +34,7 @@ import zarr
 
 REPO = Path(__file__).resolve().parents[2]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
-STAGES = ("generate", "images", "observables", "dataset_bucket", "train", "dataset")
+STAGES = ("generate", "images", "dataset_bucket", "train", "dataset")
 
 
 def command(workdir: Path, config: Path, *extra: str) -> list[str]:
