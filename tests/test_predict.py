@@ -55,44 +55,41 @@ def predict_any(tiny_run):
     path = tiny_run / "predict-any.yaml"
     path.write_text(yaml.safe_dump(config))
     # the friend tree only for the ROOT input; the sample's predictions are already there
-    assert scheduled_jobs(tiny_run, path) == {"predict_file": 2, "predict_friend": 3, "all": 1}
+    assert scheduled_jobs(tiny_run, path) == {"predict_file": 4, "predict_friend": 6, "all": 1}
     run_snakemake(tiny_run, path)
     return path
 
 
-def test_predict_reads_any_format_and_equals_evaluate(tiny_run, predict_any):
+@pytest.mark.parametrize("model", ["hsf-cnn", "pfn"])
+def test_predict_reads_any_format_and_equals_evaluate(tiny_run, predict_any, model):
+    """The image model pixelates each file, the particle model builds its particle view: both
+    give evaluate's scores for the same jets from a ROOT RNTuple and a Top Tagging HDF5 file."""
     results = tiny_run / "results"
     shard = results / "jets" / "top" / "000.root"
-    evaluated = pd.read_parquet(results / "evaluation" / "hsf-cnn" / "scores.parquet")
+    evaluated = pd.read_parquet(results / "evaluation" / model / "scores.parquet")
     evaluated = evaluated[evaluated["source_file"] == "results/jets/top/000.root"]
     assert len(evaluated) > 5
     n_jets = uproot.open(shard)["tree"].num_entries
     for name in ("top_rntuple", "top_tagging"):
-        predicted = pd.read_parquet(
-            results / "predictions" / "hsf-cnn" / "files" / f"{name}.parquet"
-        )
+        predicted = pd.read_parquet(results / "predictions" / model / "files" / f"{name}.parquet")
         assert len(predicted) == n_jets
         assert (predicted["class_name"] == "top").all()
         joined = evaluated.merge(predicted, on="entry", suffixes=("", "_pred"))
         assert len(joined) == len(evaluated)
         for cls in ("qcd", "top"):
             assert (joined[f"score_{cls}"] - joined[f"score_{cls}_pred"]).abs().max() < 1e-5
-    friend = uproot.open(results / "predictions" / "hsf-cnn" / "files" / "top_rntuple.friend.root")[
+    friend = uproot.open(results / "predictions" / model / "files" / "top_rntuple.friend.root")[
         "tree"
     ]
     assert friend.num_entries == n_jets
-    predicted = pd.read_parquet(
-        results / "predictions" / "hsf-cnn" / "files" / "top_rntuple.parquet"
-    )
+    predicted = pd.read_parquet(results / "predictions" / model / "files" / "top_rntuple.parquet")
     np.testing.assert_allclose(
         friend["score_top"].array(library="np")[predicted["entry"]],
         predicted["score_top"],
         rtol=1e-6,
     )
     assert set(friend["label"].array(library="np")) == {1}
-    sample_friend = uproot.open(results / "predictions" / "hsf-cnn" / "top" / "000.friend.root")[
-        "tree"
-    ]
+    sample_friend = uproot.open(results / "predictions" / model / "top" / "000.friend.root")["tree"]
     assert sample_friend.num_entries == n_jets
 
 
@@ -102,7 +99,7 @@ def test_a_change_of_the_prediction_code_reruns_every_prediction(tiny_run, predi
     module and not the predict stage's, stays."""
     assert dry_run_with_library(
         tiny_run, tmp_path, {"predict.py": add_code}, config="predict-any.yaml"
-    ) == {"predict": 2, "predict_file": 2, "predict_friend": 3, "all": 1}
+    ) == {"predict": 4, "predict_file": 4, "predict_friend": 6, "all": 1}
 
 
 def test_a_nanoaod_friend_tree_holds_a_score_per_fat_jet(tiny_run, shared_data, tmp_path):

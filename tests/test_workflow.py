@@ -181,8 +181,8 @@ def test_image_spec_change_reruns_images_onward_but_no_generation(tiny_run):
     assert jobs["dataset"] == 1
     # the observables and the particle view are written in the same pass as the images
     assert "observables" not in jobs
-    assert jobs["train"] == 2
-    assert jobs["predict"] == 2
+    assert jobs["train"] == 3
+    assert jobs["predict"] == 4
 
 
 def test_added_model_trains_only_that_model(tiny_run):
@@ -198,16 +198,16 @@ def test_added_shard_generates_only_that_shard(tiny_run):
         config["samples"]["top"]["shards"] = 3
 
     jobs = scheduled_jobs(tiny_run, changed_config(tiny_run, one_more))
-    # hsf-cnn retrains, so it scores every top file again (config predict), the new one too
+    # hsf-cnn and pfn retrain, so they score every top file again (config predict), the new one too
     assert jobs == {
         "generate": 1,
         "images": 1,
         "dataset_bucket": 2,
         "dataset": 1,
-        "train": 2,
-        "evaluate": 2,
+        "train": 3,
+        "evaluate": 3,
         "report": 1,
-        "predict": 3,
+        "predict": 6,
         "all": 1,
     }
 
@@ -468,14 +468,14 @@ def test_shipped_file_configs_run_end_to_end(shared_data, tmp_path, name, min_au
                 "images": 4,
                 "dataset_bucket": 2,
                 "dataset": 1,
-                "train": 2,
-                "evaluate": 2,
+                "train": 3,
+                "evaluate": 3,
                 "report": 1,
-                "predict": 2,
+                "predict": 4,
                 "all": 1,
             },
         ),
-        ({"plots.py": add_code}, {"evaluate": 2, "report": 1, "all": 1}),
+        ({"plots.py": add_code}, {"evaluate": 3, "report": 1, "all": 1}),
         (
             {"generate.py": add_code},
             {
@@ -483,23 +483,23 @@ def test_shipped_file_configs_run_end_to_end(shared_data, tmp_path, name, min_au
                 "images": 4,
                 "dataset_bucket": 2,
                 "dataset": 1,
-                "train": 2,
-                "evaluate": 2,
+                "train": 3,
+                "evaluate": 3,
                 "report": 1,
-                "predict": 2,
+                "predict": 4,
                 "all": 1,
             },
         ),
         (
-            {"substructure.py": add_code},  # the retrained hsf-cnn scores the predict files again
+            {"substructure.py": add_code},  # the retrained models score the predict files again
             {
                 "images": 4,
                 "dataset_bucket": 2,
                 "dataset": 1,
-                "train": 2,
-                "evaluate": 2,
+                "train": 3,
+                "evaluate": 3,
                 "report": 1,
-                "predict": 2,
+                "predict": 4,
                 "all": 1,
             },
         ),

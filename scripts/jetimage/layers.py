@@ -53,6 +53,8 @@ class ParticleFlow(nn.Module):
     """Deep Set on a padded particle cloud: Φ per particle (of the feature ``columns``), the
     masked sum, F on the sum."""
 
+    columns: torch.Tensor
+
     def __init__(
         self, columns: list[int], phi: tuple[int, ...], f: tuple[int, ...], n_classes: int, dropout
     ):

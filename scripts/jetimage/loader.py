@@ -60,7 +60,7 @@ def prepare(
 ) -> tuple[torch.Tensor, ...]:
     """The model's arguments from the raw arrays of :data:`ARRAYS` ``[inputs]``."""
     if inputs == "particles":
-        return standardize_particles(*arrays, normalization, copy=copy)
+        return standardize_particles(arrays[0], arrays[1], normalization, copy=copy)
     return (normalize(arrays[0], normalization, copy=copy),)
 
 
@@ -209,7 +209,7 @@ class ZarrStream:
             np.subtract(outs[0], self.mean, out=outs[0])
             np.multiply(outs[0], self.scale, out=outs[0])
         else:
-            standardize_particles(*outs, self.normalization, copy=False)
+            standardize_particles(outs[0], outs[1], self.normalization, copy=False)
 
     def _submit(self, pool, chunks: list[int]):
         buffers = self._buffer()
