@@ -21,7 +21,11 @@ from jetimage.train import TrainConfig, train_model
 torch.set_num_threads(2)
 
 PARTICLE_MODELS = sorted(a for a in MODELS if INPUTS[a] == "particles")
-SMALL = {"pfn": {"phi": [16, 16, 32], "f": [32]}}
+SMALL = {
+    "pfn": {"phi": [16, 16, 32], "f": [32]},
+    "particlenet": {"channels": [16, 32], "dense": [32]},
+    "part": {"embed": [16, 16], "pair": [8], "heads": 2, "blocks": 1},
+}
 LABELS = Labels(("qcd", "top"), class_name="top")
 
 
@@ -67,6 +71,10 @@ def permuted_file(path, out) -> None:
 def test_a_permutation_of_the_constituents_in_the_file_changes_no_score(
     architecture, top_file, tmp_path
 ):
+    """Sums (``pfn``), neighbourhoods (``particlenet``: its k nearest neighbours could
+    differ only where two distances tie exactly, which no jet of this file has) and attention
+    (``part``) do not depend on the order: the scores agree to 1e-5 (float32 sums in another
+    order)."""
     torch.manual_seed(0)
     model = build_model(architecture, in_shape=(128, len(FEATURES)), n_classes=2).eval()
     shuffled = tmp_path / "shuffled.root"
@@ -183,3 +191,106 @@ def test_predict_refuses_a_file_without_the_identities_the_model_reads(top_file)
     info["options"] = {"identities": False}
     features, mask = model_input(Jets(no_ids, jets.table), info, source="top.h5")
     assert features.shape == (len(jets), 32, len(FEATURES))
+
+
+def test_pfn_filters_follow_the_features_they_are_drawn_from():
+    """A filter of a Φ that reads only Δη varies along the Δη axis and not along Δφ; one that
+    reads only ΔR is symmetric under Δη ↔ Δφ and under reflections."""
+    from jetimage.interpret import pfn_filters
+
+    torch.manual_seed(4)
+    model = build_model("pfn", in_shape=(128, len(FEATURES)), n_classes=2, phi=[4], f=[4])
+    first = model.phi[0]
+    norm = {
+        "mean": np.linspace(-0.1, 0.1, len(FEATURES)),
+        "std": np.linspace(0.1, 2, len(FEATURES)),
+    }
+    with torch.no_grad():
+        first.weight.zero_()
+        first.weight[0, FEATURES.index("deta")] = 1.0
+        first.weight[1, FEATURES.index("delta_r")] = -1.0
+        first.bias.fill_(1.0)
+    filters = pfn_filters(model, norm, half_width=0.8, n=2, pixels=21)
+    constant_in_dphi = [bool(np.ptp(f, axis=1).max() < 1e-6) for f in filters]
+    assert sorted(constant_in_dphi) == [False, True]
+    by_deta = filters[constant_in_dphi.index(True)]
+    assert np.ptp(by_deta[:, 0]) > 0.5  # and varies along Δη
+    by_r = filters[constant_in_dphi.index(False)]
+    np.testing.assert_allclose(by_r, by_r.T, atol=1e-6)
+    np.testing.assert_allclose(by_r, by_r[::-1], atol=1e-6)
+    np.testing.assert_allclose(by_r, by_r[:, ::-1], atol=1e-6)
+
+
+def test_particlenet_reads_only_the_hardest_it_is_asked_for(top_file):
+    """``hardest: 32`` scores a jet by its 32 hardest particles: the view cut to 32 and the
+    full view give the same scores, also for the jets with more."""
+    torch.manual_seed(5)
+    model = build_model(
+        "particlenet",
+        in_shape=(128, len(FEATURES)),
+        n_classes=2,
+        hardest=32,
+        **SMALL["particlenet"],
+    ).eval()
+    full, full_mask = view(top_file, 128)
+    cut, cut_mask = view(top_file, 32)
+    assert (full_mask.sum(axis=1) > 32).sum() > 20
+    np.testing.assert_allclose(
+        scores(model, cut, cut_mask), scores(model, full, full_mask), rtol=0, atol=1e-6
+    )
+
+
+def test_pair_features_equal_numpy_on_real_jets(top_file):
+    """ln Δ, ln kT, ln z, ln m² of every pair of constituents of real jets, from the file's own
+    four-momenta, against an independent NumPy computation in float64 (the model's are
+    float32: 1e-3 on the logarithms; ln m² where m² is not lost to float32's cancellation,
+    m² > 1e-4 (E_a + E_b)²)."""
+    from jetimage.layers import pair_features
+
+    jets = uproot.open(top_file)["tree"].arrays(
+        ["part_px", "part_py", "part_pz", "part_energy"], entry_stop=5
+    )
+    for jet in jets:
+        p4 = np.stack(
+            [np.asarray(jet[f"part_{c}"], dtype=np.float64) for c in ("px", "py", "pz", "energy")],
+            axis=-1,
+        )
+        ours = pair_features(torch.from_numpy(p4.astype(np.float32))[None])[0].numpy()
+        px, py, pz, e = p4.T
+        pt = np.hypot(px, py)
+        y = 0.5 * np.log((e + pz) / (e - pz))
+        phi = np.arctan2(py, px)
+        dphi = np.mod(phi[:, None] - phi[None, :] + np.pi, 2 * np.pi) - np.pi
+        delta = np.hypot(y[:, None] - y[None, :], dphi)
+        softer = np.minimum(pt[:, None], pt[None, :])
+        z = softer / (pt[:, None] + pt[None, :])
+        total = p4[:, None, :] + p4[None, :, :]
+        m2 = total[..., 3] ** 2 - (total[..., :3] ** 2).sum(axis=-1)
+        apart = ~np.eye(len(pt), dtype=bool)
+        for k, value in enumerate((delta, softer * delta, z)):
+            np.testing.assert_allclose(ours[k][apart], np.log(value[apart]), rtol=0, atol=1e-3)
+        massive = apart & (m2 > 1e-4 * total[..., 3] ** 2)
+        assert massive.sum() > 0.9 * apart.sum()
+        np.testing.assert_allclose(ours[3][massive], np.log(m2[massive]), rtol=0, atol=1e-2)
+
+
+def test_part_sees_the_physical_four_momenta_and_keeps_them_through_model_pt(top_file, tmp_path):
+    """The statistics the view is standardised with travel in ParT's weights: from the
+    standardised view it recovers the file's px, py, pz, E, also once saved and rebuilt."""
+    from jetimage.particles import MOMENTUM_FEATURES
+
+    features, mask = view(top_file)
+    norm = {
+        "mean": features[mask].mean(axis=0).tolist(),
+        "std": (features[mask].std(axis=0) + 1e-3).tolist(),
+    }
+    model = build_model("part", in_shape=(128, len(FEATURES)), n_classes=2, **SMALL["part"])
+    model.standardized_with(norm)
+    torch.save(model.state_dict(), tmp_path / "part.pt")
+    rebuilt = build_model("part", in_shape=(128, len(FEATURES)), n_classes=2, **SMALL["part"])
+    rebuilt.load_state_dict(torch.load(tmp_path / "part.pt"))
+    x, m = standardize_particles(features[:20], mask[:20], norm)
+    columns = [FEATURES.index(f) for f in MOMENTUM_FEATURES]
+    expected = features[:20][..., columns] * mask[:20, :, None]
+    with torch.no_grad():
+        np.testing.assert_allclose(rebuilt.momenta_of(x, m).numpy(), expected, rtol=1e-4, atol=1e-3)

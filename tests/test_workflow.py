@@ -11,6 +11,8 @@ import yaml
 import zarr
 
 from conftest import REPO, add_code, dry_run_with_library, scheduled_jobs, snakemake_command
+from jetimage.inference import load_model
+from jetimage.models import INPUTS, count_parameters
 
 pytestmark = pytest.mark.slow
 
@@ -55,6 +57,11 @@ def test_tiny_run_produces_every_stage_output(tiny_run):
         assert "rejection_at_0.5" not in metrics
         assert set(metrics["in_msd_window"]) >= {"window", "rejection_at_0.8", "auc"}
         assert "jensen_shannon_bits" in metrics["msd_sculpting"]
+        # what the model takes, its size and its ONNX latency on one core
+        net, info = load_model(results / "models" / model / "model.pt")
+        assert metrics["view"] == info["inputs"] == INPUTS[config["models"][model]["architecture"]]
+        assert metrics["parameters"] == count_parameters(net) > 0
+        assert metrics["onnx_latency_us"] > 0
         scores = pd.read_parquet(results / "evaluation" / model / "scores.parquet")
         assert len(scores) == metrics["n_test"] == dataset["test/labels"].shape[0]
         for plot in PLOTS:
@@ -83,6 +90,10 @@ def test_tiny_run_produces_every_stage_output(tiny_run):
         0.8,
     ]
     assert "ε<sub>S</sub>=0.3" not in table
+    # grouped by view: every image model before every particle model
+    views = re.findall(r'<tr[^>]*><td class="l">(images|particles|features)</td>', table)
+    assert views == sorted(views, key=["images", "particles", "features"].index)
+    assert set(views) == {"images", "particles"}
     assert "in the m<sub>SD</sub> window" in table
     assert all(model in html for model in config["models"])
     # every model's figures, and the report's own: comparison, pT, sculpting and mean images

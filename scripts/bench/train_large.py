@@ -175,7 +175,7 @@ def main() -> None:
             "epochs": len(history),
             "best_epoch": info["best_epoch"],
             "train_seconds": seconds,
-            "train_images_per_second": float(np.median([h["images_per_second"] for h in history])),
+            "train_jets_per_second": float(np.median([h["jets_per_second"] for h in history])),
         }
         print(
             f"{name}: AUC {metrics['auc']['value']:.4f} ± {metrics['auc']['std']:.4f}, "

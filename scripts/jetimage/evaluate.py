@@ -32,6 +32,43 @@ def _linear_direction(model_path: str | os.PathLike, info: dict, signal: int) ->
     return discriminant_direction(load_model(model_path)[0], info["in_shape"], signal)
 
 
+def _filters(model_path: str | os.PathLike, info: dict, half_width: float) -> np.ndarray | None:
+    """A particle flow network's filters in the (Δη, Δφ) plane; None for other models."""
+    from jetimage.interpret import pfn_filters
+    from jetimage.layers import ParticleFlow
+
+    if info.get("inputs") != "particles":
+        return None
+    model = load_model(model_path)[0]
+    if not isinstance(model, ParticleFlow):
+        return None
+    return pfn_filters(model, info["normalization"], half_width=half_width)
+
+
+def model_cost(model_path: str | os.PathLike, dataset_path, info: dict) -> dict:
+    """What a model takes (``view``: images, particles or features), its trainable
+    ``parameters`` and, exported ones, the median ``onnx_latency_us`` to score one jet on one
+    CPU core (of the test split's first 50 jets); None where a model has no such figure."""
+    from pathlib import Path
+
+    from jetimage.inference import onnx_latency
+    from jetimage.loader import ARRAYS
+    from jetimage.models import count_parameters
+
+    view = info.get("inputs", "images")
+    exported = Path(model_path).with_name("model.onnx")
+    if view == "features" or not exported.exists():
+        return {"view": view, "parameters": None, "onnx_latency_us": None}
+    test = zarr_store.open_store(dataset_path)["test"]
+    arrays = tuple(np.asarray(test[name][:50]) for name in ARRAYS[view])
+    latency = onnx_latency(exported, arrays, info["normalization"], inputs=view)
+    return {
+        "view": view,
+        "parameters": count_parameters(load_model(model_path)[0]),
+        "onnx_latency_us": round(latency * 1e6, 1),
+    }
+
+
 def score_metrics(
     labels: np.ndarray,
     probabilities: np.ndarray,
@@ -220,8 +257,14 @@ def _image_figures(
     )
     plots.save(examples, outputs.examples)
     direction = _linear_direction(model_path, info, classes.index(signal))
+    half_width = max(spec.get("width") or [0.8]) / 2
     learned = plots.learned_figure(
-        pixel_correlation(dataset_path, "test", score), spec, title=name, weights=direction
+        pixel_correlation(dataset_path, "test", score),
+        spec,
+        title=name,
+        weights=direction,
+        filters=_filters(model_path, info, half_width),
+        filter_width=half_width,
     )
     plots.save(learned, outputs.learned)
 
@@ -274,6 +317,7 @@ def evaluate_model(
         rejections,
         len(labels),
     )
+    metrics.update(model_cost(model_path, dataset_path, info))
     with atomic_path(outputs.metrics) as tmp:
         tmp.write_text(json.dumps(metrics, indent=2))
     attrs = zarr_store.open_store(dataset_path).attrs

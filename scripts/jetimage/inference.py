@@ -93,6 +93,44 @@ def onnx_session(path: str | os.PathLike):
     return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
+def onnx_latency(
+    path: str | os.PathLike,
+    arrays: tuple[np.ndarray, ...],
+    normalization: dict,
+    *,
+    inputs: str,
+    runs: int = 200,
+) -> float:
+    """Median seconds an exported model takes to score one jet on one CPU core (onnxruntime,
+    one thread, batches of one, after warm-up), over ``runs`` scorings of the first jets of
+    ``arrays`` (the raw arrays of its ``inputs``): what a trigger or an FPGA study asks first."""
+    import time
+
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3
+    options.intra_op_num_threads = options.inter_op_num_threads = 1
+    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    names = TENSORS[inputs]
+    jets = [
+        {
+            n: t.numpy()
+            for n, t in zip(
+                names, loader.prepare(inputs, tuple(a[i : i + 1] for a in arrays), normalization)
+            )
+        }
+        for i in range(len(arrays[0]))
+    ]
+    times = []
+    for run in range(runs + 20):
+        feed = jets[run % len(jets)]
+        start = time.perf_counter()
+        session.run(None, feed)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times[20:]))
+
+
 def load_model(path: str | os.PathLike) -> tuple[nn.Module, dict]:
     """Rebuild a trained model from ``model.pt`` alone (no config needed)."""
     saved = torch.load(path, map_location="cpu", weights_only=False)

@@ -1,5 +1,6 @@
 """What a tagger learned, as images: the per-pixel correlation of its score with the pixel
-intensity, linear discriminants drawn as jet images, and Fisher's linear discriminant itself.
+intensity, linear discriminants drawn as jet images, a particle flow network's filters, and
+Fisher's linear discriminant itself.
 
 Everything streams a split chunk by chunk (only sums over the jets are held), so memory does
 not grow with the split.
@@ -13,6 +14,7 @@ import numpy as np
 import torch
 
 from jetimage import loader, zarr_store
+from jetimage.layers import ParticleFlow
 from jetimage.models import output_layer
 
 
@@ -54,6 +56,32 @@ def discriminant_direction(model: torch.nn.Module, in_shape, signal: int) -> np.
     weight = output_layer(model).weight.detach().cpu().numpy().astype(np.float64)
     others = np.delete(weight, signal, axis=0).mean(axis=0)
     return (weight[signal] - others).reshape(tuple(in_shape))
+
+
+def pfn_filters(
+    model: ParticleFlow, normalization: dict, *, half_width: float, n: int = 8, pixels: int = 41
+) -> np.ndarray:
+    """A particle flow network's per-particle filters in the (Δη, Δφ) plane, as its paper draws
+    them (Komiske, Metodiev, Thaler, arXiv:1810.05165): the latent components of Φ for one
+    particle at each point of a ±``half_width`` grid, every other feature at the train split's
+    mean (``normalization`` of the particle view; ΔR follows Δη and Δφ). The ``n`` components
+    that vary most over the plane, each divided by its largest value: (n, Δη, Δφ)."""
+    from jetimage.particles import FEATURES
+
+    axis = np.linspace(-half_width, half_width, pixels)
+    deta, dphi = np.meshgrid(axis, axis, indexing="ij")
+    mean = np.asarray(normalization["mean"], dtype=np.float64)
+    std = np.asarray(normalization["std"], dtype=np.float64)
+    x = np.zeros((pixels * pixels, len(FEATURES)), dtype=np.float32)  # standardised: the mean
+    for feature, value in (("deta", deta), ("dphi", dphi), ("delta_r", np.hypot(deta, dphi))):
+        i = FEATURES.index(feature)
+        x[:, i] = (value.ravel() - mean[i]) / std[i]
+    with torch.no_grad():
+        particles = torch.from_numpy(x).index_select(-1, model.columns.cpu())
+        latent = model.phi.cpu()(particles).numpy().T.reshape(-1, pixels, pixels)
+    varied = np.argsort(latent.reshape(len(latent), -1).std(axis=1))[::-1][:n]
+    shown = latent[varied]
+    return shown / np.maximum(np.abs(shown).max(axis=(1, 2), keepdims=True), 1e-30)
 
 
 #: Shrinkage values tried for the pooled covariance (fractions of a multiple of the identity).

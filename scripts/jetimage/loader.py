@@ -36,8 +36,16 @@ def normalization_of(attrs, inputs: str) -> dict:
 
 
 def as_inputs(x) -> tuple[torch.Tensor, ...]:
-    """A batch's ``x`` as the tuple of the model's arguments."""
-    return x if isinstance(x, tuple) else (x,)
+    """A batch's ``x`` as the tuple of the model's arguments. A particle batch loses the
+    trailing particle slots that are padding in every jet of the batch (the hardest come
+    first): particle models are blind to padding, so the scores stay and the work follows the
+    batch's largest multiplicity rather than ``particles.max``."""
+    if not isinstance(x, tuple):
+        return (x,)
+    particles, mask = x
+    used = torch.nonzero(mask.any(dim=0))
+    n = int(used[-1]) + 1 if len(used) else 1
+    return (particles[:, :n], mask[:, :n]) if n < mask.shape[1] else x
 
 
 def standardize_particles(

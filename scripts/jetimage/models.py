@@ -254,6 +254,80 @@ def pfn(
     return ParticleFlow(feature_columns(identities), phi, f, n_classes, dropout)
 
 
+@register("particlenet", inputs="particles")
+def particlenet(
+    in_shape,
+    n_classes,
+    *,
+    k: int = 7,
+    channels: tuple[int, ...] = (32, 64),
+    dense: tuple[int, ...] = (128,),
+    dropout: float = 0.1,
+    identities: bool = True,
+    hardest: int = 0,
+):
+    """ParticleNet (Qu and Gouskos, arXiv:1902.08570): one EdgeConv block per entry of
+    ``channels`` (three 1×1 convolutions of that width on each particle's ``k`` nearest
+    neighbours), the first block's neighbours in (Δη, Δφ), the next ones' in the previous
+    block's features; the last block's averaged over the real particles and classified by
+    ``dense`` layers. Defaults: ParticleNet-Lite (k 7, channels 32, 64, dense 128); the paper's
+    network: k 16, channels 64, 128, 256, dense 256. ``hardest``: read only that many of the
+    hardest particles of the view (0: all; the cost grows with the particles). Invariant under
+    permutations of the particles up to ties among neighbour distances, blind to padding."""
+    from jetimage.layers import ParticleNet
+    from jetimage.particles import FEATURES
+
+    blocks = tuple((k, (c, c, c)) for c in channels)
+    coordinates = [FEATURES.index("deta"), FEATURES.index("dphi")]
+    return ParticleNet(
+        feature_columns(identities),
+        coordinates,
+        blocks,
+        tuple(dense),
+        n_classes,
+        dropout,
+        hardest=hardest or None,
+    )
+
+
+@register("part", inputs="particles")
+def part(
+    in_shape,
+    n_classes,
+    *,
+    embed: tuple[int, ...] = (64, 64),
+    pair: tuple[int, ...] = (32,),
+    heads: int = 4,
+    blocks: int = 3,
+    class_blocks: int = 1,
+    dropout: float = 0.1,
+    identities: bool = True,
+):
+    """Particle Transformer (Qu, Li, Qian, arXiv:2202.03772): particle embedding (``embed``:
+    the MLP's widths, the last the model width), ``blocks`` particle attention blocks of
+    ``heads`` heads biased by the pairs' ln Δ, ln kT, ln z, ln m² (embedded by 1×1
+    convolutions of widths ``pair``), ``class_blocks`` class attention blocks. Defaults: a
+    small network for a CPU; the paper's: embed 128, 512, 128, pair 64, 64, 64, heads 8,
+    blocks 8, class_blocks 2. Invariant under permutations of the particles, blind to
+    padding."""
+    from jetimage.layers import ParticleTransformer
+    from jetimage.particles import FEATURES, MOMENTUM_FEATURES
+
+    momenta = [FEATURES.index(f) for f in MOMENTUM_FEATURES]
+    return ParticleTransformer(
+        feature_columns(identities),
+        momenta,
+        tuple(embed),
+        tuple(pair),
+        heads,
+        blocks,
+        class_blocks,
+        n_classes,
+        dropout,
+        n_features=len(FEATURES),
+    )
+
+
 def count_parameters(model: nn.Module) -> int:
     """Trainable parameters of a model."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -219,17 +219,26 @@ def learned_figure(
     *,
     title: str = "",
     weights: np.ndarray | None = None,
+    filters: np.ndarray | None = None,
+    filter_width: float = 0.8,
     channel: int = 0,
 ):
     """What a model looks at: the per-pixel Pearson correlation between its signal score and
-    the pixel intensity over the test jets (de Oliveira et al., arXiv:1511.05190), and for a
+    the pixel intensity over the test jets (de Oliveira et al., arXiv:1511.05190), for a
     model linear in the pixels its discriminant direction drawn as an image (the Fisher jet
-    image of Cogan et al., arXiv:1407.5675)."""
+    image of Cogan et al., arXiv:1407.5675), and for a particle flow network its filters
+    (:func:`jetimage.interpret.pfn_filters`, ±``filter_width`` in Δη and Δφ) beside them."""
     panels = 1 + (weights is not None)
-    fig, axes = plt.subplots(1, panels, figsize=(8 * panels, 6.5), squeeze=False)
+    side = 12 if filters is not None else 0
+    fig = plt.figure(figsize=(8 * panels + side, 6.5))
+    top, bottom = fig, None
+    if filters is not None:
+        halves = np.asarray(fig.subfigures(1, 2, width_ratios=[8 * panels, side]))
+        top, bottom = halves[0], halves[1]
+    axes = top.subplots(1, panels, squeeze=False)
     _diverging(
         axes[0, 0],
-        fig,
+        top,
         correlation[channel],
         spec,
         title="Score–pixel correlation",
@@ -238,15 +247,39 @@ def learned_figure(
     if weights is not None:
         _diverging(
             axes[0, 1],
-            fig,
+            top,
             weights[channel],
             spec,
             title="Linear weights",
             label="Signal − background weight (normalised pixel)",
         )
+    if bottom is not None and filters is not None:
+        _filter_panels(bottom, filters, filter_width)
     if title:
         fig.suptitle(title)
     return fig
+
+
+def _filter_panels(fig, filters: np.ndarray, width: float) -> None:
+    """The PFN's filters, one panel each in two rows, on one scale (each filter divided by its
+    largest value)."""
+    columns = -(-len(filters) // 2)
+    axes = fig.subplots(2, columns, squeeze=False, sharex=True, sharey=True)
+    extent = (-width, width, -width, width)
+    for ax, image, a in zip(axes.flat, filters, range(len(filters))):
+        shown = ax.imshow(image, origin="lower", extent=extent, cmap="RdBu_r", vmin=-1, vmax=1)
+        ax.set_title(f"$\\Phi_{{{a}}}$", fontsize="small")
+    for ax in axes.flat[len(filters) :]:
+        ax.axis("off")
+    for ax in axes[-1]:
+        ax.set_xlabel("$\\Delta\\phi$")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("$\\Delta\\eta$")
+    fig.colorbar(shown, ax=axes, label="Latent value / its largest")
+    fig.suptitle(
+        "Particle filters: Φ for one particle at (Δη, Δφ), its other features at the train mean",
+        fontsize="medium",
+    )
 
 
 def example_rows(scores: np.ndarray, *, signal: str, per_row: int = 5) -> dict[str, np.ndarray]:

@@ -107,7 +107,14 @@ def _model_row(name: str, m: dict, *, best: str | None, efficiencies, kinds) -> 
         "jsd_mass": _jsd(m),
         "jsd_msd": _jsd(m, "msd_sculpting"),
         "n_test": m["n_test"],
+        "view": m.get("view", ""),
+        "parameters": f"{m['parameters']:,}" if m.get("parameters") else "–",
+        "latency": f"{m['onnx_latency_us']:.0f}" if m.get("onnx_latency_us") else "–",
     }
+
+
+#: The order of the views in the report's first table.
+VIEWS = ("images", "particles", "features")
 
 
 def _source_row(s: dict) -> dict:
@@ -147,6 +154,10 @@ def _run_context(dataset: dict, config: dict, versions: dict, origins) -> dict:
     }
 
 
+def _view_order(view: str) -> int:
+    return VIEWS.index(view) if view in VIEWS else len(VIEWS)
+
+
 def build_report(
     path: str | os.PathLike,
     *,
@@ -180,8 +191,10 @@ def build_report(
     evaluation = config.get("evaluation", {})
     efficiencies = list(evaluation.get("efficiencies", default("evaluation", "efficiencies")))
     kinds = kinds or {}
+    by_view = sorted(ranked, key=lambda n: _view_order(metrics[n].get("view", "")))
     rows = [
-        _model_row(n, metrics[n], best=best, efficiencies=efficiencies, kinds=kinds) for n in ranked
+        _model_row(n, metrics[n], best=best, efficiencies=efficiencies, kinds=kinds)
+        for n in by_view
     ]
     windows = [m["in_msd_window"]["window"] for m in metrics.values() if "in_msd_window" in m]
     resamplings = evaluation.get("bootstrap", 0)
@@ -192,7 +205,7 @@ def build_report(
     )
     page = environment.get_template("report.html.j2").render(
         css=Markup(_CSS),
-        best=rows[0] if rows else None,
+        best=next((r for r in rows if r["best"]), None),
         signal=metrics[best]["signal"] if best else "",
         efficiencies=efficiencies,
         rows=rows,

@@ -216,13 +216,23 @@ class _Run:
 
 
 def _start(
-    config: TrainConfig, device: torch.device, in_shape: tuple[int, ...], n_classes: int
+    config: TrainConfig,
+    device: torch.device,
+    in_shape: tuple[int, ...],
+    n_classes: int,
+    normalization: dict,
 ) -> _Run:
-    """A fresh model, optimizer, learning-rate schedule and shuffle generator on ``device``."""
+    """A fresh model, optimizer, learning-rate schedule and shuffle generator on ``device``.
+    A model that needs its inputs' physical values (ParT's pair features) is told the
+    statistics they are standardised with (its ``standardized_with``)."""
     torch.manual_seed(config.seed)
     model = build_model(
         config.architecture, in_shape=in_shape, n_classes=n_classes, **config.options
-    ).to(device)
+    )
+    told = getattr(model, "standardized_with", None)
+    if callable(told):
+        told(normalization)
+    model = model.to(device)
     autocast, scaler, channels_last = _accelerations(config, device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
@@ -322,7 +332,7 @@ def _epoch(
             "val_accuracy": val_acc,
             "learning_rate": lr,
             "seconds": seconds,
-            "images_per_second": seen / seconds,
+            "jets_per_second": seen / seconds,
         }
     )
     if val_loss < run.best["loss"]:
@@ -408,7 +418,13 @@ def train_model(
         return _fit_closed_form(dataset_path, out_dir, config, name=name, progress=progress)
     train, val = _open_splits(dataset_path, root, config, len(classes), progress)
     in_shape = input_shape(root, config.architecture)
-    run = _start(config, device, in_shape, len(classes))
+    run = _start(
+        config,
+        device,
+        in_shape,
+        len(classes),
+        loader.normalization_of(root.attrs, INPUTS[config.architecture]),
+    )
     checkpoint_path = out_dir / "checkpoint.pt"
     digest = config.digest() + ":" + _dataset_digest(root)
     _resume(run, checkpoint_path, digest, name=name, progress=progress)
@@ -536,7 +552,7 @@ def _fit_closed_form(
         "val_accuracy": fit["val_accuracy"],
         "learning_rate": 0.0,
         "seconds": seconds,
-        "images_per_second": fit["n_train"] / seconds,
+        "jets_per_second": fit["n_train"] / seconds,
         "shrinkage": fit["shrinkage"],
     }
     progress(
