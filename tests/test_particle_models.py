@@ -221,16 +221,17 @@ def test_pfn_filters_follow_the_features_they_are_drawn_from():
     np.testing.assert_allclose(by_r, by_r[:, ::-1], atol=1e-6)
 
 
-def test_particlenet_reads_only_the_hardest_it_is_asked_for(top_file):
+@pytest.mark.parametrize("architecture", ["particlenet", "part"])
+def test_hardest_reads_only_the_hardest_particles(architecture, top_file):
     """``hardest: 32`` scores a jet by its 32 hardest particles: the view cut to 32 and the
     full view give the same scores, also for the jets with more."""
     torch.manual_seed(5)
     model = build_model(
-        "particlenet",
+        architecture,
         in_shape=(128, len(FEATURES)),
         n_classes=2,
         hardest=32,
-        **SMALL["particlenet"],
+        **SMALL[architecture],
     ).eval()
     full, full_mask = view(top_file, 128)
     cut, cut_mask = view(top_file, 32)
@@ -268,10 +269,10 @@ def test_pair_features_equal_numpy_on_real_jets(top_file):
         m2 = total[..., 3] ** 2 - (total[..., :3] ** 2).sum(axis=-1)
         apart = ~np.eye(len(pt), dtype=bool)
         for k, value in enumerate((delta, softer * delta, z)):
-            np.testing.assert_allclose(ours[k][apart], np.log(value[apart]), rtol=0, atol=1e-3)
+            np.testing.assert_allclose(ours[..., k][apart], np.log(value[apart]), rtol=0, atol=1e-3)
         massive = apart & (m2 > 1e-4 * total[..., 3] ** 2)
         assert massive.sum() > 0.9 * apart.sum()
-        np.testing.assert_allclose(ours[3][massive], np.log(m2[massive]), rtol=0, atol=1e-2)
+        np.testing.assert_allclose(ours[..., 3][massive], np.log(m2[massive]), rtol=0, atol=1e-2)
 
 
 def test_part_sees_the_physical_four_momenta_and_keeps_them_through_model_pt(top_file, tmp_path):

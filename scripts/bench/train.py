@@ -31,6 +31,7 @@ VARIANTS = {
     "pfn (default run)": ("pfn", {"phi": (64, 64, 128), "f": (64, 64)}),
     "particlenet (default run: hardest 48)": ("particlenet", {"hardest": 48}),
     "particlenet (paper)": ("particlenet", {"k": 16, "channels": (64, 128, 256), "dense": (256,)}),
+    "part (hardest 48)": ("part", {"hardest": 48}),
 }
 
 

@@ -70,6 +70,12 @@ class ParticleFlow(nn.Module):
         return self.f(latent.sum(dim=1))
 
 
+def hardest_of(particles: torch.Tensor, mask: torch.Tensor, n: int | None):
+    """The first ``n`` particles and their mask (all if ``None``): the view is ordered by
+    decreasing pT, so these are the hardest."""
+    return (particles, mask) if n is None else (particles[:, :n], mask[:, :n])
+
+
 def knn(points: torch.Tensor, k: int) -> torch.Tensor:
     """(batch, particles, k): the indices of each particle's ``k`` nearest others in
     ``points`` (batch, coordinates, particles), itself left out."""
@@ -161,8 +167,7 @@ class ParticleNet(nn.Module):
         )
 
     def forward(self, particles: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        if self.hardest is not None:  # the view is ordered by pT: the hardest come first
-            particles, mask = particles[:, : self.hardest], mask[:, : self.hardest]
+        particles, mask = hardest_of(particles, mask, self.hardest)
         short = self.k_max + 1 - particles.shape[1]
         if short > 0:  # a neighbour for everyone: padding, which changes no score
             particles = nn.functional.pad(particles, (0, 0, 0, short))
@@ -179,7 +184,7 @@ class ParticleNet(nn.Module):
 
 
 def pair_features(p4: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    """(batch, 4, particles, particles): Particle Transformer's interaction features of every
+    """(batch, particles, particles, 4): Particle Transformer's interaction features of every
     pair (a, b) from the four-momenta ``p4`` (batch, particles; px, py, pz, E): ln Δ, ln kT,
     ln z and ln m², with Δ² = Δy² + Δφ², kT = min(pT_a, pT_b) Δ, z = min(pT_a, pT_b) /
     (pT_a + pT_b) and m² = (p_a + p_b)²; each argument floored at ``eps``."""
@@ -196,7 +201,7 @@ def pair_features(p4: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     total = p4.unsqueeze(2) + p4.unsqueeze(1)
     m2 = total[..., 3] ** 2 - total[..., 0] ** 2 - total[..., 1] ** 2 - total[..., 2] ** 2
     features = (delta, softer * delta, z, m2)
-    return torch.stack([torch.log(f.clamp(min=eps)) for f in features], dim=1)
+    return torch.stack([torch.log(f.clamp(min=eps)) for f in features], dim=-1)
 
 
 class Attention(nn.Module):
@@ -263,7 +268,7 @@ class ParticleTransformer(nn.Module):
     four-momenta, the ``momenta`` columns, un-standardised with the statistics that
     :meth:`standardized_with` records), then class attention blocks that pool the particles
     into a class token, which a linear layer classifies. Padded particles are masked out of
-    every attention."""
+    every attention. ``hardest``: only the first (hardest) that many particles."""
 
     columns: torch.Tensor
     momenta: torch.Tensor
@@ -282,8 +287,10 @@ class ParticleTransformer(nn.Module):
         n_classes: int,
         dropout: float,
         n_features: int,
+        hardest: int | None = None,
     ):
         super().__init__()
+        self.hardest = hardest
         self.register_buffer("columns", torch.tensor(columns), persistent=False)
         self.register_buffer("momenta", torch.tensor(momenta), persistent=False)
         self.register_buffer("mean", torch.zeros(n_features))
@@ -292,10 +299,11 @@ class ParticleTransformer(nn.Module):
         for w_in, w_out in zip((len(columns), *embed[:-1]), embed):
             layers += [nn.LayerNorm(w_in), nn.Linear(w_in, w_out), nn.GELU()]
         self.embed = nn.Sequential(*layers)
-        pairs: list[nn.Module] = [nn.BatchNorm2d(4)]
+        self.pair_norm = nn.BatchNorm1d(4)  # each pair feature standardised over the pairs
+        pairs: list[nn.Module] = []
         for w_in, w_out in zip((4, *pair[:-1]), pair):
-            pairs += [nn.Conv2d(w_in, w_out, 1), nn.BatchNorm2d(w_out), nn.GELU()]
-        self.pair = nn.Sequential(*pairs, nn.Conv2d(pair[-1] if pair else 4, heads, 1))
+            pairs += [nn.Linear(w_in, w_out), nn.GELU()]
+        self.pair = nn.Sequential(*pairs, nn.Linear(pair[-1] if pair else 4, heads))
         dim = embed[-1]
         self.blocks = nn.ModuleList(AttentionBlock(dim, heads, dropout) for _ in range(blocks))
         self.class_blocks = nn.ModuleList(
@@ -318,10 +326,13 @@ class ParticleTransformer(nn.Module):
         return p4 * mask.unsqueeze(-1)
 
     def forward(self, particles: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        particles, mask = hardest_of(particles, mask, self.hardest)
         batch, n = mask.shape
         padding = (mask == 0)[:, None, None, :]  # (batch, 1, 1, particles): keys to ignore
-        bias = self.pair(pair_features(self.momenta_of(particles, mask)))
-        bias = bias.masked_fill(padding, float("-inf"))  # (batch, heads, particles, particles)
+        pairs = pair_features(self.momenta_of(particles, mask))
+        pairs = self.pair_norm(pairs.reshape(-1, 4)).reshape(batch, n, n, 4)
+        bias = self.pair(pairs).permute(0, 3, 1, 2)  # (batch, heads, particles, particles)
+        bias = bias.masked_fill(padding, float("-inf"))
         x = self.embed(particles.index_select(-1, self.columns))
         for block in self.blocks:
             x = block(x, bias)

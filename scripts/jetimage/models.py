@@ -302,14 +302,16 @@ def part(
     class_blocks: int = 1,
     dropout: float = 0.1,
     identities: bool = True,
+    hardest: int = 0,
 ):
     """Particle Transformer (Qu, Li, Qian, arXiv:2202.03772): particle embedding (``embed``:
     the MLP's widths, the last the model width), ``blocks`` particle attention blocks of
-    ``heads`` heads biased by the pairs' ln Δ, ln kT, ln z, ln m² (embedded by 1×1
-    convolutions of widths ``pair``), ``class_blocks`` class attention blocks. Defaults: a
+    ``heads`` heads biased by the pairs' ln Δ, ln kT, ln z, ln m² (embedded by an MLP of
+    widths ``pair``), ``class_blocks`` class attention blocks. Defaults: a
     small network for a CPU; the paper's: embed 128, 512, 128, pair 64, 64, 64, heads 8,
-    blocks 8, class_blocks 2. Invariant under permutations of the particles, blind to
-    padding."""
+    blocks 8, class_blocks 2. ``hardest``: read only that many of the hardest particles (0:
+    all; the pair features grow with their square). Invariant under permutations of the
+    particles, blind to padding."""
     from jetimage.layers import ParticleTransformer
     from jetimage.particles import FEATURES, MOMENTUM_FEATURES
 
@@ -325,6 +327,7 @@ def part(
         n_classes,
         dropout,
         n_features=len(FEATURES),
+        hardest=hardest or None,
     )
 
 
