@@ -162,6 +162,8 @@ def test_pfn_learns_top_from_qcd_and_rebuilds_from_model_pt(observables_dataset,
         tmp_path / "model.pt", observables_dataset, "test"
     )
     session = onnx_session(tmp_path / "model.onnx")
+    # exported with the full particle axis, whatever the first batch's multiplicities
+    assert session.get_inputs()[0].shape[1:] == [48, len(FEATURES)]
     import zarr
 
     test = zarr.open_group(observables_dataset, mode="r")["test"]

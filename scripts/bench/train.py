@@ -5,7 +5,7 @@ PFN and ParticleNet, the default run's), and the loaders alone.
 Runs on a dataset store (default: the default run's ``results/datasets/top_qcd.zarr``; run
 ``make run`` first) and writes ``results/benchmarks/train.json``. The loaders must outpace the
 fastest model's training step, so that the input pipeline never starves training; the JSON gives
-that ratio. Particle batches go through ``loader.as_inputs`` as in training (cut to the
+that ratio. Particle batches go through ``loader.cut_padding`` as in training (cut to the
 batch's largest multiplicity).
 
     python scripts/bench/train.py [--dataset PATH] [--batch-size 128] [--steps 30]
@@ -51,7 +51,7 @@ def training_rate(model, data, batch_size: int, steps: int) -> float:
 
     def step(x, y):
         optimizer.zero_grad(set_to_none=True)
-        loss = torch.nn.functional.cross_entropy(model(*loader.as_inputs(x)), y)
+        loss = torch.nn.functional.cross_entropy(model(*loader.cut_padding(x)), y)
         loss.backward()
         optimizer.step()
 

@@ -214,7 +214,7 @@ def score_split(
     scores = []
     with torch.no_grad():
         for x, _ in stream.batches(batch_size):
-            logits = model(*(t.to(device) for t in loader.as_inputs(x)))
+            logits = model(*(t.to(device) for t in loader.cut_padding(x)))
             scores.append(torch.softmax(logits, dim=1).cpu().numpy())
     probabilities = np.concatenate(scores) if scores else np.zeros((0, 0), np.float32)
     return probabilities, stream.labels, zarr_store.read_table(group)

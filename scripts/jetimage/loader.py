@@ -36,10 +36,16 @@ def normalization_of(attrs, inputs: str) -> dict:
 
 
 def as_inputs(x) -> tuple[torch.Tensor, ...]:
-    """A batch's ``x`` as the tuple of the model's arguments. A particle batch loses the
-    trailing particle slots that are padding in every jet of the batch (the hardest come
+    """A batch's ``x`` as the tuple of the model's arguments."""
+    return x if isinstance(x, tuple) else (x,)
+
+
+def cut_padding(x) -> tuple[torch.Tensor, ...]:
+    """The model's arguments of a batch's ``x`` (:func:`as_inputs`), a particle batch without
+    the trailing particle slots that are padding in every jet of the batch (the hardest come
     first): particle models are blind to padding, so the scores stay and the work follows the
-    batch's largest multiplicity rather than ``particles.max``."""
+    batch's largest multiplicity rather than ``particles.max``. Not for an ONNX export's
+    example, whose particle axis must keep its full length."""
     if not isinstance(x, tuple):
         return (x,)
     particles, mask = x

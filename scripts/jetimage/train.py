@@ -156,7 +156,7 @@ def _evaluate(model, data, device, autocast) -> tuple[float, float]:
     total_loss, total_weight, correct = 0.0, 0.0, 0
     with torch.no_grad():
         for x, y, *w in data.batches(1024):
-            x, y = [t.to(device) for t in loader.as_inputs(x)], y.to(device)
+            x, y = [t.to(device) for t in loader.cut_padding(x)], y.to(device)
             with autocast():
                 logits = model(*x)
             loss, weight = _weighted_loss(logits, y, w)
@@ -282,7 +282,7 @@ def _train_epoch(run: _Run, train, batch_size: int, description: str) -> tuple[f
         total=len(train), desc=description, unit="jet", leave=False, disable=not sys.stderr.isatty()
     )
     for x, y, *w in train.batches(batch_size, run.generator):
-        x, y = [t.to(run.device) for t in loader.as_inputs(x)], y.to(run.device)
+        x, y = [t.to(run.device) for t in loader.cut_padding(x)], y.to(run.device)
         if run.channels_last:
             x = [t.contiguous(memory_format=torch.channels_last) for t in x]
         run.optimizer.zero_grad(set_to_none=True)
