@@ -230,7 +230,8 @@ def test_snakemake_report_collects_the_figures(tiny_run):
     import zipfile
 
     names = zipfile.ZipFile(tiny_run / "snakemake-report.zip").namelist()
-    assert sum(name.endswith("roc.png") for name in names) == 2
+    config = yaml.safe_load((REPO / "config" / "tiny.yaml").read_text())
+    assert sum(name.endswith("roc.png") for name in names) == len(config["models"])
     assert any(name.endswith("rejection_all_models.png") for name in names)
 
 
@@ -262,7 +263,8 @@ def test_predict_scores_any_file_named_in_the_config(tiny_run, qcd_file):
         config["predict"]["files"] = [str(qcd_file)]
 
     config = changed_config(tiny_run, add_file)
-    assert scheduled_jobs(tiny_run, config) == {"predict_file": 1, "all": 1}
+    # one job per model that predict names (hsf-cnn, pfn)
+    assert scheduled_jobs(tiny_run, config) == {"predict_file": 2, "all": 1}
     run_snakemake(tiny_run, config)
     frame = pd.read_parquet(
         tiny_run / "results" / "predictions" / "hsf-cnn" / "files" / "qcd.parquet"
@@ -289,7 +291,7 @@ def test_train_asks_for_a_gpu_when_the_config_says_so(tiny_run):
         re.search(r"model=(\S+)", job).group(1): re.search(r"gpu=(\d)", job).group(1)
         for job in jobs
     }
-    assert resources == {"hsf-cnn": "1", "logistic": "0"}
+    assert resources == {"hsf-cnn": "1", "logistic": "0", "pfn": "1"}
 
 
 # --- samples read from files the user has -------------------------------------------------------
