@@ -246,7 +246,8 @@ CAPTIONS = {
     "auc_vs_pt": "AUC in bins of jet pT",
     "pt_dependence": "Signal efficiency and background rejection against jet pT at the "
     "working point",
-    "learned": "What it looks at: score-pixel correlation (and, if linear, its weights)",
+    "learned": "What it looks at: score-pixel correlation (and, if linear, its weights; for a "
+    "PFN, its particle filters)",
 }
 
 
