@@ -256,7 +256,7 @@ def learned_figure(
     if bottom is not None and filters is not None:
         _filter_panels(bottom, filters, filter_width)
     if title:
-        fig.suptitle(title)
+        top.suptitle(title)  # over its own panels, beside the filters' title
     return fig
 
 
