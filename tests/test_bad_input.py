@@ -330,6 +330,13 @@ def config(**changes) -> dict:
             r"config key models/mlp/options/dropout: must be a number in \[0, 1\), not 1.5",
         ),
         (
+            {"models__pn": {"architecture": "particlenet", "options": {"hardest": -4}}},
+            (
+                r"config key models/pn/options/hardest: must be a non-negative integer "
+                r"\(0: all\), not -4"
+            ),
+        ),
+        (
             {"generation__pt_hat": [700.0, 500.0]},
             (
                 r"config key generation/pt_hat: \[low, high\] in GeV with low below high, got "

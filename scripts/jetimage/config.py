@@ -373,9 +373,12 @@ def _is_int(value) -> bool:
 
 def option_value_problem(name: str, annotation: str, value) -> str | None:
     """What is wrong with a model option's value (``None`` if nothing): sizes are positive
-    integers (one, a pair, or a non-empty list), dropout a number in [0, 1)."""
+    integers (one, a pair, or a non-empty list), dropout a number in [0, 1), ``hardest`` a
+    non-negative integer."""
     if name == "features":
         return _features_problem(value)
+    if name == "hardest":  # the particles a cloud model reads; 0: all
+        return None if _is_int(value) and value >= 0 else "a non-negative integer (0: all)"
     if name == "dropout":
         ok = isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < 1
         return None if ok else "a number in [0, 1)"
