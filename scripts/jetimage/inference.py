@@ -84,12 +84,15 @@ def export_model(
     return diff
 
 
-def onnx_session(path: str | os.PathLike):
-    """An onnxruntime session on the CPU for an exported model."""
+def onnx_session(path: str | os.PathLike, *, threads: int | None = None):
+    """An onnxruntime session on the CPU for an exported model (on ``threads`` threads if
+    given, else onnxruntime's default)."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 3
+    if threads is not None:
+        options.intra_op_num_threads = options.inter_op_num_threads = threads
     return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
@@ -106,12 +109,7 @@ def onnx_latency(
     ``arrays`` (the raw arrays of its ``inputs``): what a trigger or an FPGA study asks first."""
     import time
 
-    import onnxruntime
-
-    options = onnxruntime.SessionOptions()
-    options.log_severity_level = 3
-    options.intra_op_num_threads = options.inter_op_num_threads = 1
-    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    session = onnx_session(path, threads=1)
     names = TENSORS[inputs]
     jets = [
         {
