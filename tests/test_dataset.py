@@ -255,11 +255,19 @@ def test_training_batches_mix_the_classes_of_one_class_files(one_class_stores, t
     assert batches >= 30
 
 
-def test_the_stream_in_order_equals_the_split_in_memory(one_class_stores, tmp_path):
+@pytest.mark.parametrize("buffer_chunks, workers", [(3, None), (1, 1), (1, 2)])
+def test_the_stream_in_order_equals_the_split_in_memory(
+    one_class_stores, tmp_path, buffer_chunks, workers
+):
+    """Every batch is held until the end and the stream is read several times, so a group
+    decoded into buffers that a batch still refers to (or two groups into the same buffers,
+    once their decoding has ended but before their batches exist) shows as wrong values."""
     path = tmp_path / "ds.zarr"
     attrs = build(path, one_class_stores, buckets=2)
     group = zarr.open_group(path, mode="r")["val"]
-    stream = loader.ZarrStream(group, attrs["normalization"], buffer_chunks=3)
+    stream = loader.ZarrStream(
+        group, attrs["normalization"], buffer_chunks=buffer_chunks, workers=workers
+    )
     expected = loader.normalize(group["images"][...], attrs["normalization"])
     for batch_size in (20, 32, 96):  # batches that do and do not divide the groups of chunks
         x = torch.cat([x for x, _ in stream.batches(batch_size)])

@@ -200,7 +200,8 @@ class ZarrStream:
         return min(self.chunk, len(self) - c * self.chunk)
 
     def _buffer(self) -> list[np.ndarray]:
-        """Group buffers that no batch refers to any more (new if none are free)."""
+        """Group buffers that nothing refers to any more (new if none are free): a group's
+        tensors refer to them from :meth:`_submit` on, its batches after that."""
         for buffers in self._buffers:
             # the list, this loop, getrefcount's argument
             if all(sys.getrefcount(b) <= 3 for b in buffers):
@@ -226,8 +227,12 @@ class ZarrStream:
             standardize_particles(outs[0], outs[1], self.normalization, copy=False)
 
     def _submit(self, pool, chunks: list[int]):
+        """Start decoding ``chunks`` into free group buffers; returns the group's tensors
+        (views that mark the buffers as in use from now until no batch refers to them), its
+        per-jet columns and the decoding futures."""
         buffers = self._buffer()
         offsets = np.concatenate([[0], np.cumsum([self._rows(c) for c in chunks])])
+        x = [torch.from_numpy(b[: offsets[-1]]) for b in buffers]
         futures = [
             pool.submit(self._fill, [b[offsets[i] : offsets[i + 1]] for b in buffers], c)
             for i, c in enumerate(chunks)
@@ -241,7 +246,7 @@ class ZarrStream:
             )
             for column in per_jet
         ]
-        return buffers, int(offsets[-1]), columns, futures
+        return x, columns, futures
 
     def batches(
         self, batch_size: int, generator: torch.Generator | None = None
@@ -261,17 +266,17 @@ class ZarrStream:
         with ThreadPoolExecutor(self.workers) as pool:
             ahead = deque(self._submit(pool, g) for g in groups[: self.LOOKAHEAD])
             for g in range(len(groups)):
-                buffers, n, columns, futures = ahead.popleft()
+                x, columns, futures = ahead.popleft()
                 for future in futures:
                     future.result()
                 if g + self.LOOKAHEAD < len(groups):
                     ahead.append(self._submit(pool, groups[g + self.LOOKAHEAD]))
-                x = [torch.from_numpy(b[:n]) for b in buffers]
-                del buffers
                 if self.inputs == "particles":
                     x[1] = x[1].to(torch.float32)  # the mask, as the model takes it
+                batch = ()
                 for batch in _contiguous_batches((*x, *columns), batch_size, generator):
                     yield (_batch_x(batch[:k]), *batch[k:])
+                del batch  # the last batch of a group must not keep its buffers in use
 
 
 def _contiguous_batches(
