@@ -255,7 +255,7 @@ def test_training_batches_mix_the_classes_of_one_class_files(one_class_stores, t
     assert batches >= 30
 
 
-@pytest.mark.parametrize("buffer_chunks, workers", [(3, None), (1, 1), (1, 2)])
+@pytest.mark.parametrize(("buffer_chunks", "workers"), [(3, None), (1, 1), (1, 2)])
 def test_the_stream_in_order_equals_the_split_in_memory(
     one_class_stores, tmp_path, buffer_chunks, workers
 ):
