@@ -273,7 +273,7 @@ class ZarrStream:
                     ahead.append(self._submit(pool, groups[g + self.LOOKAHEAD]))
                 if self.inputs == "particles":
                     x[1] = x[1].to(torch.float32)  # the mask, as the model takes it
-                batch = ()
+                batch: tuple[torch.Tensor, ...] = ()
                 for batch in _contiguous_batches((*x, *columns), batch_size, generator):
                     yield (_batch_x(batch[:k]), *batch[k:])
                 del batch  # the last batch of a group must not keep its buffers in use
