@@ -164,6 +164,19 @@ def test_file_samples_expand_their_glob_into_parts(tmp_path):
     assert settings["labels"]["mapping"] == {"label_QCD": "qcd", "label_Tbqq": "top"}
 
 
+def test_a_file_name_that_exists_is_literal_even_with_glob_characters(tmp_path):
+    """``top[1].root`` names that file when it exists (as a glob it matches ``top1.root``);
+    the characters act as a glob only when no file has that name."""
+    from jetimage.config import sample_files
+
+    for name in ("top[1].root", "top1.root", "top2.root"):
+        (tmp_path / name).touch()
+    config = validate(files_config(tmp_path, files=str(tmp_path / "top[1].root")))
+    assert sample_files(config, "user") == {"top[1]": str(tmp_path / "top[1].root")}
+    config = validate(files_config(tmp_path, files=str(tmp_path / "top[12].root")))
+    assert list(sample_files(config, "user")) == ["top1", "top2"]
+
+
 def test_shipped_file_configs_validate(shared_data):
     import os
 

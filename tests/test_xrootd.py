@@ -115,6 +115,13 @@ def test_root_url_globs_are_listed_by_the_server(xrootd, top_file):
     parquet["samples"]["top"]["format"] = "parquet"
     with pytest.raises(ConfigError, match="root:// files are read as ROOT"):
         validate(parquet)
+    # a name that exists is that file, though it reads as a glob too (it would match 'a1.root')
+    xrootd.add("listing/a[1].root", top_file)
+    xrootd.add("listing/a1.root", top_file)
+    literal = validate(
+        files_config({"top": f"{xrootd.url}/listing/a[1].root", "qcd": str(top_file)})
+    )
+    assert sample_files(literal, "top") == {"a[1]": f"{xrootd.url}/listing/a[1].root"}
     # the same digest as the local file's, streamed from the server
     from jetimage.remote import checksum
 

@@ -609,9 +609,7 @@ def _expand_globs(patterns: list[str], key: str, clash: str) -> dict[str, str]:
     found: dict[str, str] = {}
     for pattern in patterns:
         try:
-            matches = (
-                remote.expand(pattern) if remote.is_remote(pattern) else sorted(glob.glob(pattern))
-            )
+            matches = remote.expand(pattern) if remote.is_remote(pattern) else _local(pattern)
         except readers.InputError as err:
             msg = f"config key {key}: {err}"
             raise ConfigError(msg) from err
@@ -631,6 +629,15 @@ def _expand_globs(patterns: list[str], key: str, clash: str) -> dict[str, str]:
                 )
             found[name] = path
     return found
+
+
+def _local(pattern: str) -> list[str]:
+    """The local files a ``files`` entry names: the file itself when one has that very name
+    (``top[1].root`` is a file name, not a glob, when such a file exists), else the glob's
+    matches, sorted."""
+    if os.path.isfile(pattern):
+        return [pattern]
+    return sorted(glob.glob(pattern))
 
 
 def part_name(path: str) -> str:

@@ -93,8 +93,9 @@ def stat(url: str) -> dict:
 
 
 def expand(pattern: str) -> list[str]:
-    """The URLs a ``root://`` pattern names, sorted: itself if it has no wildcard, else every
-    file of its directory whose name matches (wildcards in the file name only)."""
+    """The URLs a ``root://`` pattern names, sorted: itself if it has no wildcard or if its
+    directory holds a file of that very name, else every file of its directory whose name
+    matches (wildcards in the file name only)."""
     server, path = split_url(pattern)
     directory, _, name = path.rpartition("/")
     if any(c in directory for c in "*?["):
@@ -110,6 +111,8 @@ def expand(pattern: str) -> list[str]:
         return [entry.name for entry in found]
 
     names = retry(f"{pattern}: listing {directory or '/'}", listing)
+    if name in names:
+        return [pattern]
     return [f"{server}/{directory}/{n}" for n in sorted(fnmatch.filter(names, name))]
 
 
