@@ -20,6 +20,8 @@ attrs = assemble_dataset(
     chunk_jets=params["chunk_jets"],
     progress=log.info,
 )
+if attrs["duplicates"].get("copies"):
+    log.info("jets read more than once: %s", attrs["duplicates"])
 for split, counts in attrs["splits"].items():
     log.info("%s: %s", split, counts)
 log.info("normalization %s; done in %.1f s", attrs["normalization"], time.perf_counter() - tic)

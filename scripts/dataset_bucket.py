@@ -23,6 +23,7 @@ attrs = write_bucket(
     scheduler=snakemake.config["dask"]["scheduler"],
     num_workers=snakemake.threads,
     progress=log.info,
+    drop_duplicates=params["drop_duplicates"],
 )
 n = sum(s["n"] for s in attrs["splits"].values())
 seconds = time.perf_counter() - tic

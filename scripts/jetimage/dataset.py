@@ -52,8 +52,9 @@ from pathlib import Path
 import numpy as np
 import zarr
 
-from jetimage import parallel, zarr_store
+from jetimage import duplicates, parallel, zarr_store
 from jetimage.defaults import default
+from jetimage.duplicates import GOLDEN, mix
 from jetimage.files import InputError, atomic_path
 
 log = logging.getLogger(__name__)
@@ -67,19 +68,6 @@ DEFAULT_MEMORY_MB = default("dataset", "memory_mb")
 #: read every epoch (why: docs/benchmarks.md).
 ZSTD_LEVEL = -1
 
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-
-
-def _mix(x: np.ndarray) -> np.ndarray:
-    """splitmix64's finaliser: a bijection of uint64 whose output bits look independent."""
-    x = np.array(x, dtype=np.uint64)
-    x ^= x >> np.uint64(30)
-    x *= np.uint64(0xBF58476D1CE4E5B9)
-    x ^= x >> np.uint64(27)
-    x *= np.uint64(0x94D049BB133111EB)
-    x ^= x >> np.uint64(31)
-    return x
-
 
 def _key(seed: int, identity: str, purpose: str) -> np.uint64:
     digest = hashlib.sha256(f"{seed}\0{purpose}\0{identity}".encode()).digest()
@@ -89,7 +77,7 @@ def _key(seed: int, identity: str, purpose: str) -> np.uint64:
 def jet_hashes(seed: int, identity: str, entries: np.ndarray, purpose: str) -> np.ndarray:
     """A 64-bit hash per jet of (seed, source identity, entry), independent per ``purpose``."""
     entries = np.asarray(entries).astype(np.uint64)
-    return _mix(entries * _GOLDEN + _key(seed, identity, purpose))
+    return mix(entries * GOLDEN + _key(seed, identity, purpose))
 
 
 def split_of(hashes: np.ndarray, fractions: dict[str, float]) -> np.ndarray:
@@ -205,6 +193,28 @@ def _columns(sources: list[_Source]) -> dict[str, np.dtype]:
     }
 
 
+def find_duplicates(sources: list[_Source], drop: Sequence[str] = ()) -> duplicates.Found:
+    """The jets of the run seen more than once, by their content digests (every bucket job
+    finds the same, before reading any image); an InputError naming both files and entries
+    unless the copies are in samples that ``drop`` them."""
+    stores = []
+    for s in sources:
+        if "jets/digest" not in s.arrays:
+            msg = (
+                f"{s.path}: no jet digests (jets/digest), needed to find jets read twice: "
+                f"the store was written by an older jetimage; rerun its images job"
+            )
+            raise InputError(msg)
+        digests = s.arrays["jets/digest"][...]
+        entries = s.arrays.get("jets/entry", np.arange(len(s)))  # read only for a message
+        source = str(s.group.attrs.get("source", s.path))
+        stores.append(duplicates.Store(source, str(s.group.attrs.get("sample")), digests, entries))
+    found = duplicates.find(stores, drop)
+    if found.copies:
+        log.warning("duplicate jets: %s", found.summary())
+    return found
+
+
 def bucket_chunks(
     sources: list[_Source], *, seed: int, bucket: int, buckets: int
 ) -> list[tuple[int, int, int]]:
@@ -241,8 +251,12 @@ class _Bucket:
         *,
         seed: int,
         fractions: dict[str, float],
+        dropped: dict[int, np.ndarray] | None = None,
     ):
+        """``dropped``: the rows of each source (by index) the dataset leaves out (copies of
+        another jet, :func:`jetimage.duplicates.find`)."""
         self.sources, self.plan, self.seed, self.fractions = sources, plan, seed, fractions
+        self.dropped = dropped or {}
         sizes = np.array([stop - start for _, start, stop in plan], dtype=np.int64)
         self.offsets = np.concatenate([[0], np.cumsum(sizes)])
         n = int(self.offsets[-1])
@@ -303,6 +317,10 @@ class _Bucket:
                 jet_hashes(self.seed, source.identity, entries, "split"), self.fractions
             )
             self.order[rows] = jet_hashes(self.seed, source.identity, entries, "order")
+            if index in self.dropped:  # in no split
+                left_out = self.dropped[index]
+                left_out = left_out[(left_out >= start) & (left_out < stop)] - start
+                self.split[self.offsets[k] + left_out] = len(SPLITS)
 
     def rows_of(self, split: int) -> np.ndarray:
         """The bucket's rows of one split, in shuffled order (by their order hash)."""
@@ -430,12 +448,15 @@ def write_bucket(
     scheduler: str = "threads",
     num_workers: int = 1,
     progress: Callable[[str], None] | None = None,
+    drop_duplicates: Sequence[str] = (),
 ) -> dict:
-    """Write one bucket of the dataset: its source chunks, split and shuffled (module docs).
+    """Write one bucket of the dataset: its source chunks, split and shuffled (module docs),
+    without the copies of a jet that the samples in ``drop_duplicates`` hold.
 
     Raises:
-        InputError: the bucket's views would exceed ``memory_mb`` (before any is read), or
-            the sources disagree on classes, image spec or particle view.
+        InputError: the bucket's views would exceed ``memory_mb`` (before any is read), the
+            sources disagree on classes, image spec or particle view, or the same jet is in
+            two of them, or twice in one (:func:`find_duplicates`).
 
     Returns:
         The bucket store's attributes: jets per split and class, train-split sums.
@@ -445,9 +466,12 @@ def write_bucket(
         raise ValueError(msg)
     parallel.check_scheduler(scheduler)
     opened = _open_sources(sources, classes)
+    found = find_duplicates(opened, drop_duplicates)
     plan = bucket_chunks(opened, seed=seed, bucket=bucket, buckets=buckets)
     n = _check_bucket_memory(opened, plan, bucket=bucket, buckets=buckets, memory_mb=memory_mb)
-    data = _Bucket(opened, plan, _columns(opened), seed=seed, fractions=fractions)
+    data = _Bucket(
+        opened, plan, _columns(opened), seed=seed, fractions=fractions, dropped=found.dropped
+    )
     # the bucket lives in this process's memory, so its tasks run on this process's threads
     # whatever the scheduler (processes or a cluster could not fill it)
     local = scheduler if scheduler in ("threads", "synchronous") else "threads"
@@ -463,6 +487,7 @@ def write_bucket(
         "fractions": dict(fractions),
         "classes": list(classes),
         "splits": {},
+        "duplicates": found.summary(),
     }
     with atomic_path(path) as tmp, parallel.dask_runner(local, num_workers) as run:
         tic = time.perf_counter()
@@ -654,6 +679,7 @@ def assemble_dataset(
             "buckets": len(parts),
             "normalization": _normalization(parts),
             "image_spec": dict(opened[0].group.attrs["image_spec"]),
+            "duplicates": dict(parts[0].attrs.get("duplicates", {})),
             **_particle_attrs(opened, parts),
             "sources": [
                 {"path": s.path, **{k: s.group.attrs.get(k) for k in SOURCE_ATTRS}} for s in opened
@@ -710,6 +736,7 @@ def build_dataset(
     scheduler: str = "threads",
     num_workers: int = 1,
     progress: Callable[[str], None] | None = None,
+    drop_duplicates: Sequence[str] = (),
 ) -> dict:
     """Build the dataset store in one call: every bucket, then the assembly (what the
     workflow's ``dataset_bucket`` and ``dataset`` jobs do in turn); returns its attributes."""
@@ -731,6 +758,7 @@ def build_dataset(
                 scheduler=scheduler,
                 num_workers=num_workers,
                 progress=progress,
+                drop_duplicates=drop_duplicates,
             )
         return assemble_dataset(
             path,

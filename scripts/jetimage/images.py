@@ -10,7 +10,8 @@ Layout of a per-file store (``results/images/{sample}/{part}.zarr``)::
 
     images   float32 (jets, channels, η pixels, φ pixels), chunked along jets, Zstandard
     labels   int64 class index of each jet (into attrs ``classes``)
-    jets/    one 1-d array per jet feature: pt, eta, phi, mass, n_constituents, entry, ...
+    jets/    one 1-d array per jet feature: pt, eta, phi, mass, n_constituents, entry, digest
+             (a 64-bit digest of the jet's content: :mod:`jetimage.duplicates`), ...
     attrs    image_spec, sample, classes, source, source_sha256, jets_sha256 (a digest of the
              jets' table as read, and of pre-pixelated images: the same jets give the same
              digest even where a regenerated file's bytes differ), format, n_read, dropped,
@@ -30,6 +31,7 @@ import zarr
 
 from jetimage.batches import Counts, ImageBatch, Jets
 from jetimage.defaults import default
+from jetimage.duplicates import constituent_digests, image_digests
 from jetimage.files import InputError, atomic_path
 from jetimage.parallel import check_scheduler, dask_runner
 from jetimage.particles import FEATURES, identity_fields, particle_view
@@ -68,7 +70,8 @@ def _views_task(views: Views, flat) -> dict[str, np.ndarray]:
     constituents outside the image's window). Each task gets its own chunk as argument, so
     that a process or a cluster worker receives only it."""
     images, outside = images_from_flat(flat, views.spec)
-    out = {"images": images, "jets/n_outside_window": outside}
+    digests = constituent_digests(flat.px, flat.py, flat.pz, flat.E, flat.offsets)
+    out = {"images": images, "jets/n_outside_window": outside, "jets/digest": digests}
     if views.max_particles is not None:
         features, mask = particle_view(flat, views.max_particles)
         out |= {"particles/features": features, "particles/mask": mask}
@@ -162,6 +165,7 @@ class _StoreWriter:
         rows |= {f"jets/{k}": np.asarray(v) for k, v in batch.table.items() if k != "label"}
         if isinstance(batch, ImageBatch):
             rows["jets/n_outside_window"] = np.zeros(len(batch), dtype=np.int64)
+            rows["jets/digest"] = image_digests(batch.images)
             return rows | {"images": normalize_images(batch.images, self.normalize)}
         if self.views is None:
             msg = "jets with constituents need an image spec to be pixelated"

@@ -254,6 +254,11 @@ def dataset_params(wildcards):
             "seed": config["seed"],
             "chunk_jets": config["dask"]["chunk_jets"],
             "buckets": config["dataset"]["buckets"],
+            "drop_duplicates": sorted(
+                name
+                for name, sample in config["samples"].items()
+                if sample.get("duplicates") == "drop"
+            ),
         }
     )
 
