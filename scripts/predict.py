@@ -22,7 +22,9 @@ batches = readers.read(
     counts=counts,
     **reader["options"],
 )
-frame = score_batches(batches, session, info, source=str(params["source"]))
+frame = score_batches(
+    batches, session, info, source=str(params["source"]), labelled=labels is not None, counts=counts
+)
 with atomic_path(out[0]) as tmp:
     frame.to_parquet(tmp, index=False)
 log.info(

@@ -694,3 +694,62 @@ def test_make_run_names_the_file_and_line_of_a_bad_config(tmp_path):
     # make echoes each command before it runs it: Snakemake never started
     assert "jetimage.config" in result.stdout
     assert "bin/snakemake" not in result.stdout
+
+
+# --- predict.files: what the config and the file's first jets show, before any job ------------
+
+
+def predicting(*entries) -> dict:
+    base = config()
+    base["predict"] = {"models": ["hsf-cnn"], "files": list(entries)}
+    return base
+
+
+def test_predict_files_are_read_up_to_their_first_jets_when_the_dag_is_built(
+    jets, shared_data, tmp_path
+):
+    """A Parquet file listed without its format (read as ROOT), a tree the file lacks, label
+    branches it lacks, charged image channels on a file without charge, and one file that two
+    entries match: each a ConfigError naming the file, when the DAG is built."""
+    parquet = write(tmp_path / "jets", "parquet", jets)
+    root = write(tmp_path / "jets", "root", jets)
+    cases = [
+        (
+            {"files": parquet},
+            rf"predict/files: {re.escape(parquet)} \(format root\): .*not a ROOT file",
+        ),
+        (
+            {"files": root, "format": "root", "reader": {"tree": "Events"}},
+            rf"predict/files: {re.escape(root)} \(format root\): .*no tree 'Events'",
+        ),
+        (
+            {"files": root, "format": "root", "labels": {"label_QCD": "qcd", "label_Tbqq": "top"}},
+            r"lacks \['label_QCD', 'label_Tbqq'\]",
+        ),
+        (
+            {"files": str(shared_data / "pfnano.root"), "reader": {"tree": "Events"}},
+            r"pfnano\.root \(format root\): .*tree 'Events' lacks \['part_px'.*; "
+            r"it has \[('[^']*', ){29}'[^']*'\] and \d+ more",
+        ),
+    ]
+    for entry, message in cases:
+        with pytest.raises(ConfigError, match=message):
+            validate(predicting(entry))
+    charged = predicting({"files": parquet, "format": "parquet"})
+    charged["images"] = {"channels": ["pt", "charged_pt"]}
+    with pytest.raises(
+        ConfigError,
+        match=r"\(format parquet\): the image channels \['pt', 'charged_pt'\] need the "
+        r"constituents' charge, and this file's constituents have \['E', 'px', 'py', 'pz'\]",
+    ):
+        validate(charged)
+    twice = predicting(
+        {"files": parquet, "format": "parquet"},
+        {"files": str(tmp_path / "*.parquet"), "format": "parquet"},
+    )
+    with pytest.raises(
+        ConfigError,
+        match=rf"predict/files: {re.escape(repr(parquet))} is matched by entries 0 and 1",
+    ):
+        validate(twice)
+    validate(predicting({"files": parquet, "format": "parquet"}))  # read as it is, it passes

@@ -126,3 +126,70 @@ def test_a_nanoaod_friend_tree_holds_a_score_per_fat_jet(tiny_run, shared_data, 
         assert scores[entry][subentry] == pytest.approx(score, rel=1e-6)
     # the fat jets without linked constituents were not scored
     assert int(ak.sum(np.isnan(ak.flatten(scores)))) == ak.sum(ak.num(scores)) - len(frame) > 0
+
+
+def _far_apart(n: int) -> dict[str, ak.Array]:
+    """``n`` jets of two 100 GeV constituents at η = ±2: their axis lies between them, 2 away
+    from each, so their image (1.6 wide in the tiny run) is empty."""
+    eta = np.tile([2.0, -2.0], n)
+    pt = np.full(2 * n, 100.0)
+    q = {"px": pt, "py": np.zeros(2 * n), "pz": pt * np.sinh(eta), "E": pt * np.cosh(eta)}
+    return {k: ak.unflatten(v, np.full(n, 2)) for k, v in q.items()}
+
+
+@pytest.mark.parametrize("model", ["hsf-cnn", "pfn"])
+def test_predict_claims_no_truth_without_labels_and_skips_jets_the_images_stage_drops(
+    tiny_run, shared_data, tmp_path, model
+):
+    """A file read without labels gets no label or class_name (in Parquet and friend tree),
+    on a JetClass-layout Parquet file and a PFNano file; jets whose image is empty are not
+    scored but counted, exactly the jets the images stage drops."""
+    from jetimage.batches import Counts
+    from jetimage.friends import write_friend_tree
+    from jetimage.images import write_image_store
+    from jetimage.inference import load_exported
+    from jetimage.pixelate import ImageSpec
+    from jetimage.predict import score_batches
+
+    folder = tiny_run / "results" / "models" / model
+    session, info = load_exported(folder / "model.pt", folder / "model.onnx")
+    c = read_jets(tiny_run / "results" / "jets" / "top" / "000.root").constituents[:10]
+    far = _far_apart(3)
+    columns = {  # entries 0, 4 and 8 are far apart
+        name: ak.concatenate([c[q][:4], far[q][:1], c[q][4:7], far[q][1:2], c[q][7:], far[q][2:]])
+        for q, name in (
+            ("px", "part_px"),
+            ("py", "part_py"),
+            ("pz", "part_pz"),
+            ("E", "part_energy"),
+        )
+    }
+    path = tmp_path / "unlabelled.parquet"
+    ak.to_parquet(ak.zip(columns, depth_limit=1), path)
+    counts = Counts()
+    frame = score_batches(
+        read(path, format="parquet"), session, info, source=str(path), labelled=False, counts=counts
+    )
+    assert "label" not in frame
+    assert "class_name" not in frame
+    assert counts.dropped == {"empty_image": 3}
+    assert list(frame["entry"]) == [e for e in range(13) if e not in (4, 8, 12)]
+    stage = Counts()
+    write_image_store(
+        tmp_path / "stage.zarr",
+        read(path, format="parquet", counts=stage),
+        ImageSpec.from_dict(info["image_spec"]),
+        attrs={},
+        counts=stage,
+        max_dropped_fraction=0.5,
+    )
+    assert stage.dropped["empty_image"] == 3
+    pfnano = shared_data / "pfnano.root"
+    frame = score_batches(
+        read(pfnano, format="nanoaod"), session, info, source=str(pfnano), labelled=False
+    )
+    assert not {"label", "class_name"} & set(frame.columns)
+    write_friend_tree(frame, pfnano, tmp_path / "f.root", format="nanoaod", options={})
+    branches = set(uproot.open(tmp_path / "f.root")["Events"].keys())
+    assert {"FatJet_score_qcd", "FatJet_score_top"} <= branches
+    assert not any("label" in b for b in branches)

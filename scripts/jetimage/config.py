@@ -242,6 +242,7 @@ def check(config: dict) -> None:
         )
         raise ConfigError(msg)
     _check_planing(config)
+    _check_predict_files(config)  # last: it opens files
 
 
 def jet_variables() -> set[str]:
@@ -678,8 +679,10 @@ def predict_entries(config: dict) -> list[dict]:
 
 def predict_file_readers(config: dict) -> dict[str, tuple[str, dict]]:
     """Name → (path, reader settings) of every file ``predict.files`` matches, each with the
-    settings of the entry that matched it; two files of one name are a ConfigError."""
+    settings of the entry that matched it; two files of one name, or one file that two
+    entries match (which settings would it be read with?), are a ConfigError."""
     found: dict[str, tuple[str, dict]] = {}
+    matched_by: dict[str, int] = {}
     for i, entry in enumerate(predict_entries(config)):
         patterns = [entry["files"]] if isinstance(entry["files"], str) else entry["files"]
         for name, path in _expand_globs(
@@ -691,7 +694,15 @@ def predict_file_readers(config: dict) -> dict[str, tuple[str, dict]]:
                     f"would both be written as {name!r}"
                 )
                 raise ConfigError(msg)
+            if name in found:
+                msg = (
+                    f"config key predict/files: {path!r} is matched by entries "
+                    f"{matched_by[name]} and {i}; each file is read with one entry's format, "
+                    f"reader and labels: narrow one of the patterns"
+                )
+                raise ConfigError(msg)
             found[name] = (path, _reader_of(entry))
+            matched_by[name] = i
     return found
 
 
@@ -704,6 +715,35 @@ def _check_predict_entries(config: dict) -> None:
             raise ConfigError(msg)
         _label_targets(key, entry, config["classes"])
         _check_reader(key, entry)
+
+
+def _check_predict_files(config: dict) -> None:
+    """Each ``predict.files`` file read as its entry says, up to its first jets: the format,
+    tree, branches and label fields, and the charge the image channels need, are checked
+    when the DAG is built rather than in a predict job after every training job."""
+    spec = image_spec(config)
+    for path, reader in predict_file_readers(config).values():
+        settings = reader["labels"]
+        labels = readers.Labels(tuple(config["classes"]), **settings) if settings else None
+        what = f"config key predict/files: {path} (format {reader['format']})"
+        try:
+            batches = readers.read(
+                path, format=reader["format"], labels=labels, step=8, **reader["options"]
+            )
+            first = next(iter(batches), None)
+        except (readers.InputError, OSError, ValueError, KeyError) as err:
+            msg = f"{what}: {err}"
+            raise ConfigError(msg) from err
+        if first is None:
+            msg = f"{what}: no jet to score"
+            raise ConfigError(msg)
+        fields = getattr(getattr(first, "constituents", None), "fields", None)
+        if spec.needs_charge and fields is not None and "charge" not in fields:
+            msg = (
+                f"{what}: the image channels {list(spec.channels)} need the constituents' "
+                f"charge, and this file's constituents have {sorted(fields)}"
+            )
+            raise ConfigError(msg)
 
 
 def canonical(value):

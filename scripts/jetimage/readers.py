@@ -35,6 +35,7 @@ n_constituents, entry`` (row in the file), ``label`` (class index) and any other
 from __future__ import annotations
 
 import contextlib
+import difflib
 import os
 import re
 from collections.abc import Callable, Iterator
@@ -450,10 +451,16 @@ def _check_aligned(path, arrays, branches, entry0: int) -> np.ndarray:
     return first.astype(np.int64)
 
 
-def _missing(path, where: str, wanted, available) -> None:
+def _missing(path, where: str, wanted, available, *, shown: int = 30) -> None:
+    """An InputError naming what ``where`` lacks, the names closest to each, and the first
+    ``shown`` of what it has (a NanoAOD file has thousands of branches)."""
     missing = [w for w in wanted if w not in available]
     if missing:
-        msg = f"{path}: {where} lacks {missing}; it has {sorted(available)}"
+        available = sorted(available)
+        close = sorted({c for w in missing for c in difflib.get_close_matches(w, available, n=3)})
+        hint = f" (closest: {close})" if close else ""
+        more = f" and {len(available) - shown} more" if len(available) > shown else ""
+        msg = f"{path}: {where} lacks {missing}{hint}; it has {available[:shown]}{more}"
         raise InputError(msg)
 
 
