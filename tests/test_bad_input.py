@@ -728,8 +728,10 @@ def test_predict_files_are_read_up_to_their_first_jets_when_the_dag_is_built(
         ),
         (
             {"files": str(shared_data / "pfnano.root"), "reader": {"tree": "Events"}},
-            r"pfnano\.root \(format root\): .*tree 'Events' lacks \['part_px'.*; "
-            r"it has \[('[^']*', ){29}'[^']*'\] and \d+ more",
+            (
+                r"pfnano\.root \(format root\): .*tree 'Events' lacks \['part_px'.*; "
+                r"it has \[('[^']*', ){29}'[^']*'\] and \d+ more"
+            ),
         ),
     ]
     for entry, message in cases:

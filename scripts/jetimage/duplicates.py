@@ -21,7 +21,7 @@ from jetimage.files import InputError
 GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 
-def mix(x: np.ndarray) -> np.ndarray:
+def mix(x) -> np.ndarray:
     """splitmix64's finaliser: a bijection of uint64 whose output bits look independent."""
     x = np.array(x, dtype=np.uint64)
     x ^= x >> np.uint64(30)
