@@ -45,6 +45,23 @@ def test_model_entries_override_training_defaults():
         (lambda c: c.update(colour="red"), r"'colour' is not a key here \(known: classes, dask"),
         (lambda c: c.update(trainig={}), r"'trainig': did you mean 'training'\?"),
         (
+            lambda c: c.setdefault("evaluation", {}).update(efficiencies=[]),
+            r"evaluation/efficiencies: \[\] should be non-empty",
+        ),
+        (
+            lambda c: c.setdefault("evaluation", {}).update(efficiencies=[0.3, 0.5, 0.3]),
+            r"evaluation/efficiencies: \[0\.3, 0\.5, 0\.3\] has non-unique elements",
+        ),
+        (
+            lambda c: c.setdefault("evaluation", {}).update(bootstrap=100_000_000),
+            r"evaluation/bootstrap: 100000000 is greater than the maximum of 10000",
+        ),
+        (
+            lambda c: c["samples"]["top"].update(jet_radius=0.4),
+            r"samples/top/jet_radius: applies to source: files only; the radius of generated "
+            r"jets is generation/jets/radius \(0\.8\)",
+        ),
+        (
             lambda c: c["images"].update(width=[1.2, 1.6]),
             (
                 r"images/width: \[1\.2, 1\.6\] is narrower "

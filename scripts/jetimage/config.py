@@ -538,6 +538,12 @@ def _check_sample(config: dict, name: str, sample: dict) -> set[str]:
         if extra or sample.get("reader"):
             msg = f"{key}: {extra or ['reader']} apply to source: files only"
             raise ConfigError(msg)
+        if "jet_radius" in sample:
+            msg = (
+                f"{key}/jet_radius: applies to source: files only; the radius of generated "
+                f"jets is generation/jets/radius ({config['generation']['jets']['radius']})"
+            )
+            raise ConfigError(msg)
         return set(targets)
     for field_name in ("files", "format"):
         if field_name not in sample:
@@ -780,13 +786,17 @@ def sample_parts(config: dict, sample: str) -> list[str]:
     return [f"{i:03d}" for i in range(entry["shards"])]
 
 
+#: R of a file sample's jets when its ``jet_radius`` is not given.
+DEFAULT_JET_RADIUS = 0.8
+
+
 def jet_radius(config: dict, sample: str) -> float:
     """R of a sample's jets (soft drop's and N-subjettiness's R0): the generator's for a
     generated sample, the sample's ``jet_radius`` for files."""
     entry = config["samples"][sample]
     if entry["source"] == "generate":
         return float(config["generation"]["jets"]["radius"])
-    return float(entry["jet_radius"])
+    return float(entry.get("jet_radius", DEFAULT_JET_RADIUS))
 
 
 def image_spec(config: dict) -> ImageSpec:
