@@ -677,6 +677,47 @@ def test_the_report_speaks_of_bootstrap_uncertainties_only_when_there_are_some(
         assert "No uncertainties: evaluation/bootstrap is 0." in page
 
 
+def test_the_report_warns_of_a_class_with_too_few_test_jets_and_of_dropped_copies(tmp_path):
+    from jetimage.report import build_report
+
+    def page(test_counts: dict, **extra) -> str:
+        dataset = {
+            "classes": list(CLASSES),
+            "splits": {
+                **{s: {"qcd": 200, "top": 200} for s in ("train", "val")},
+                "test": test_counts,
+            },
+            "image_spec": SPEC.to_dict(),
+            "sources": [],
+            **extra,
+        }
+        path = tmp_path / "report.html"
+        build_report(
+            path,
+            metrics={},
+            plots={},
+            comparison={},
+            learned={},
+            mean_images=None,
+            dataset=dataset,
+            config={"evaluation": {"min_test_jets": 50}},
+            versions={},
+        )
+        return path.read_text()
+
+    warned = page({"qcd": 200, "top": 2})
+    assert (
+        "class &#39;top&#39; has 2 test jet(s), fewer than evaluation/min_test_jets = 50: its "
+        "rates, ROC and figures rest on too few jets to trust" in warned
+    )
+    assert "class &#39;qcd&#39;" not in warned
+    assert 'class="warning"' not in page({"qcd": 200, "top": 50})
+    copies = {"copies": 7, "dropped": 7, "dropped_per_sample": {"top": 7}}
+    assert "7 jet(s) read more than once were left out" in page(
+        {"qcd": 200, "top": 50}, duplicates=copies
+    )
+
+
 def test_make_run_names_the_file_and_line_of_a_bad_config(tmp_path):
     """The README's entry point checks the config before Snakemake parses it."""
     import subprocess

@@ -43,7 +43,7 @@ body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1300px;color:#22
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 10px;
 text-align:right}th{background:#f0f0f0}td.l,th.l{text-align:left}.best{background:#e6f4e6}
 img{max-width:100%;border:1px solid #eee}.grid{display:grid;grid-template-columns:1fr 1fr;gap:1em}
-.note{color:#666;font-size:90%}pre{background:#f7f7f7;padding:1em;overflow-x:auto;font-size:85%}
+.note{color:#666;font-size:90%}.warning{background:#fff3cd;border-left:4px solid #d39e00;padding:.4em .8em}pre{background:#f7f7f7;padding:1em;overflow-x:auto;font-size:85%}
 .headline{font-size:120%;background:#eef5ff;padding:.8em;border-radius:6px}
 """
 
@@ -135,6 +135,7 @@ def _run_context(dataset: dict, config: dict, versions: dict, origins) -> dict:
     top and QCD, provenance and the config."""
     classes = dataset["classes"]
     return {
+        "warnings": _warnings(dataset, config),
         "classes": classes,
         "splits": dataset["splits"],
         "n_train": sum(dataset["splits"]["train"].values()),
@@ -152,6 +153,28 @@ def _run_context(dataset: dict, config: dict, versions: dict, origins) -> dict:
         },
         "config": yaml.safe_dump(config, sort_keys=False),
     }
+
+
+def _warnings(dataset: dict, config: dict) -> list[str]:
+    """What the reader must know before trusting the figures: classes with fewer test jets
+    than ``evaluation.min_test_jets``, and copies of jets the dataset left out."""
+    least = config.get("evaluation", {}).get(
+        "min_test_jets", default("evaluation", "min_test_jets")
+    )
+    test = dataset["splits"]["test"]
+    warnings = [
+        f"class {c!r} has {n} test jet(s), fewer than evaluation/min_test_jets = {least}: "
+        f"its rates, ROC and figures rest on too few jets to trust"
+        for c, n in test.items()
+        if n < least
+    ]
+    copies = dataset.get("duplicates", {})
+    if copies.get("dropped"):
+        warnings.append(
+            f"{copies['dropped']} jet(s) read more than once were left out (duplicates: drop; "
+            f"per sample: {copies.get('dropped_per_sample')})"
+        )
+    return warnings
 
 
 def _view_order(view: str) -> int:
