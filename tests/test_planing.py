@@ -65,6 +65,23 @@ def test_a_missing_planing_variable_is_an_error_naming_it():
         Planing.fit({"pt": np.ones(4)}, np.array([0, 1, 0, 1]), ["pt", "msd"], n_classes=2)
 
 
+def test_planing_in_a_variable_without_spread_is_refused():
+    """A constant variable, or one that is NaN for every jet (τ32 of two-constituent jets),
+    would weight every jet 1 and still say "planed"."""
+    labels = np.array([0, 1] * 50)
+    pt = np.linspace(400, 600, 100)
+    with pytest.raises(
+        InputError,
+        match=r"planing variable 'msd' has no spread: 99% of the 100 jets have 80, so planing "
+        r"would weight every jet alike",
+    ):
+        Planing.fit({"pt": pt, "msd": np.full(100, 80.0)}, labels, ["pt", "msd"], n_classes=2)
+    with pytest.raises(
+        InputError, match=r"planing variable 'tau32' is NaN or infinite for every one of the 100"
+    ):
+        Planing.fit({"tau32": np.full(100, np.nan)}, labels, ["tau32"], n_classes=2)
+
+
 @pytest.mark.parametrize("architecture", ["hsf-cnn", "bdt"])
 def test_training_on_a_dataset_without_the_planing_variable_names_the_dataset(
     small_dataset, tmp_path, architecture

@@ -20,6 +20,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from jetimage.files import InputError
+
 #: A weight is at most this many times its class's mean (a few jets in a sparse bin must not
 #: dominate the loss).
 MAX_WEIGHT = 10.0
@@ -43,14 +45,33 @@ class Planing:
         n_classes: int,
         bins: int = 10,
     ) -> Planing:
-        """Histogram each class of a split's jets in ``bins`` equal-width bins per variable."""
+        """Histogram each class of a split's jets in ``bins`` equal-width bins per variable.
+
+        Raises:
+            InputError: a variable that is missing, not finite for any jet, or without
+                spread (99% of the jets at one value): planing would weight every jet alike
+                and still call the model planed.
+        """
         variables = tuple(variables)
         values = _values(table, variables)
         edges = []
-        for v in values.T:
+        for name, v in zip(variables, values.T):
             finite = v[np.isfinite(v)]
-            low, high = np.quantile(finite, [0.005, 0.995]) if finite.size else (0.0, 1.0)
-            edges.append(np.linspace(low, high if high > low else low + 1.0, bins + 1))
+            if not finite.size:
+                msg = (
+                    f"planing variable {name!r} is NaN or infinite for every one of the "
+                    f"{len(v)} jets: there is nothing to plane in"
+                )
+                raise InputError(msg)
+            low, high = np.quantile(finite, [0.005, 0.995])
+            if not high > low:
+                msg = (
+                    f"planing variable {name!r} has no spread: 99% of the {len(v)} jets have "
+                    f"{low:g}, so planing would weight every jet alike; plane in another "
+                    f"variable or drop it"
+                )
+                raise InputError(msg)
+            edges.append(np.linspace(low, high, bins + 1))
         planing = cls(variables, tuple(edges), np.zeros((n_classes,) + (bins,) * len(variables)))
         cells = planing._cells(values)
         counts = np.zeros_like(planing.inverse_density)
