@@ -22,6 +22,7 @@ attrs = image_file(
     max_dropped_fraction=settings["max_dropped_fraction"],
     particles=settings.get("particles"),
     radius=settings.get("radius"),
+    observables=settings.get("observables"),
     scheduler=snakemake.config["dask"]["scheduler"],
     num_workers=snakemake.threads,
     progress=log.info,
@@ -37,3 +38,11 @@ log.info(
     attrs["n_jets"] / seconds,
     attrs["n_constituents_outside_window"],
 )
+capped = attrs.get("observables", {}).get("capped")
+if capped:
+    log.info(
+        "%d jets have more than %d constituents: their observables come from their hardest %d",
+        capped,
+        attrs["observables"]["max_constituents"],
+        attrs["observables"]["max_constituents"],
+    )

@@ -260,7 +260,7 @@ def test_the_observables_follow_the_images_row_for_row(top_file, qcd_file, tmp_p
         )
         assert attrs["dropped"].get("empty_image", 0) > 0
         assert attrs["n_jets"] >= 30
-        assert attrs["observables"] == {"radius": 0.8}
+        assert attrs["observables"] == {"radius": 0.8, "max_constituents": None, "capped": 0}
         entries = open_store(store)["jets/entry"][...]
         jets = read_jets(path, labels=labels)
         values = observables(jets.constituents, radius=0.8)
@@ -283,3 +283,39 @@ def test_the_observables_follow_the_images_row_for_row(top_file, qcd_file, tmp_p
         source, entry = root[f"{split}/jets/source"][...], root[f"{split}/jets/entry"][...]
         expected = [direct[classes[s]]["msd"][e] for s, e in zip(source, entry)]
         np.testing.assert_array_equal(root[f"{split}/jets/msd"][...], expected)
+
+
+def test_jets_over_the_constituent_cap_get_the_observables_of_their_hardest(top_file, tmp_path):
+    """observables.max_constituents bounds the time per jet: a jet with more constituents gets
+    the observables of its hardest ones (its multiplicity stays its own), counted."""
+    from jetimage import ImageSpec
+    from jetimage.images import Views, write_image_store
+    from jetimage.readers import read
+
+    labels = Labels(("qcd", "top"), class_name="top")
+    jets = read_jets(top_file, labels=labels)[:40]
+    cap = int(np.median(ak.num(jets.constituents)))  # about half the jets over it
+    over = ak.to_numpy(ak.num(jets.constituents)) > cap
+    assert 5 < over.sum() < len(jets)
+    store = tmp_path / "capped.zarr"
+    attrs = write_image_store(
+        store,
+        read(top_file, format="root", labels=labels, step=40),
+        Views(ImageSpec(), radius=0.8, max_observable_constituents=cap),
+        attrs={"source": "top", "classes": ["qcd", "top"]},
+        chunk_jets=16,
+    )
+    from jetimage.zarr_store import open_store
+
+    root = open_store(store)
+    n = min(len(jets), root["labels"].shape[0])
+    assert attrs["observables"]["capped"] == int(np.sum(root["jets/multiplicity"][...] > cap)) > 0
+    c = jets.constituents
+    hardest = c[ak.argsort(c.pt, axis=1, ascending=False)][:, :cap]
+    expected = observables(hardest, radius=0.8)
+    entries = root["jets/entry"][:n]
+    row = {e: i for i, e in enumerate(jets.table["entry"])}
+    take = [row[e] for e in entries]
+    for name in ("msd", "tau21", "tau32", "c2_b1", "d2_b1", "n2_b1", "zlogz"):
+        np.testing.assert_allclose(root[f"jets/{name}"][:n], expected[name][take], rtol=1e-9)
+    np.testing.assert_array_equal(root["jets/multiplicity"][:n], ak.to_numpy(ak.num(c))[take])

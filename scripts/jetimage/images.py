@@ -63,6 +63,8 @@ class Views:
     spec: ImageSpec
     max_particles: int | None = None
     radius: float | None = None
+    #: Constituents per jet the observables are computed from (the hardest; None: all).
+    max_observable_constituents: int | None = None
 
 
 def _views_task(views: Views, flat) -> dict[str, np.ndarray]:
@@ -78,7 +80,10 @@ def _views_task(views: Views, flat) -> dict[str, np.ndarray]:
     if views.radius is not None:
         from jetimage.substructure import flat_observables
 
-        out |= {f"jets/{k}": v for k, v in flat_observables(flat, radius=views.radius).items()}
+        values = flat_observables(
+            flat, radius=views.radius, max_constituents=views.max_observable_constituents
+        )
+        out |= {f"jets/{k}": v for k, v in values.items()}
     return out
 
 
@@ -125,6 +130,7 @@ class _StoreWriter:
         self.n = 0  # jets written
         self.n_given = 0  # jets given to add()
         self.n_outside = 0
+        self.n_capped = 0  # jets whose observables come from their hardest constituents
         self.columns = ColumnWriter(self.group)  # labels and jets/*, in whole chunks
         self.digest = hashlib.sha256()
         self.identities: list[str] = []  # which of charge and pid the constituents have
@@ -152,6 +158,9 @@ class _StoreWriter:
         if np.any(empty):
             rows = _rows(rows, ~empty)
         self.n_outside += int(rows["jets/n_outside_window"].sum())
+        cap = self.views.max_observable_constituents if self.views else None
+        if cap is not None and "jets/multiplicity" in rows:
+            self.n_capped += int(np.sum(rows["jets/multiplicity"] > cap))
         self.pending = _concat(self.pending, rows)
         whole = len(self.pending["images"]) // self.chunk_jets * self.chunk_jets
         if whole:
@@ -321,7 +330,11 @@ def _view_attrs(views: Views | None, writer: _StoreWriter) -> dict:
             "identities": writer.identities,  # which of charge and pid the input has
         }
     if views is not None and views.radius is not None:
-        attrs["observables"] = {"radius": views.radius}
+        attrs["observables"] = {
+            "radius": views.radius,
+            "max_constituents": views.max_observable_constituents,
+            "capped": writer.n_capped,
+        }
     return attrs
 
 
@@ -352,6 +365,7 @@ def image_file(
     max_dropped_fraction: float,
     particles: dict | None = None,
     radius: float | None = None,
+    observables: dict | None = None,
     scheduler: str = "threads",
     num_workers: int = 1,
     progress: Callable[[str], None] | None = None,
@@ -361,7 +375,8 @@ def image_file(
     :func:`jetimage.config.reader_settings` gives them), pixelate with ``spec`` (an
     :meth:`ImageSpec.to_dict`; for pre-pixelated formats only its ``normalize`` counts), add
     the particle view (``particles``: the config's ``particles:``, e.g. ``{"max": 128}``) and
-    the observables of jets of radius ``radius`` (both need constituents) and write the
+    the observables of jets of radius ``radius`` (both need constituents; ``observables``:
+    the config's ``observables:``, e.g. ``{"max_constituents": 512}``) and write the
     per-file store ``output`` (:func:`write_image_store`). Returns its attributes."""
     from jetimage import readers, remote
 
@@ -392,6 +407,7 @@ def image_file(
         ImageSpec.from_dict(spec),
         max_particles=particles["max"] if particles else None,
         radius=radius,
+        max_observable_constituents=(observables or {}).get("max_constituents"),
     )
     return write_image_store(
         output,

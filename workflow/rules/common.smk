@@ -206,6 +206,7 @@ def image_params(wildcards):
                 else {
                     "particles": config["particles"],
                     "radius": jc.jet_radius(config, sample),
+                    "observables": config["observables"],
                 }
             ),
             "reader": reader,
