@@ -58,8 +58,10 @@ def test_model_entries_override_training_defaults():
         ),
         (
             lambda c: c["samples"]["top"].update(jet_radius=0.4),
-            r"samples/top/jet_radius: applies to source: files only; the radius of generated "
-            r"jets is generation/jets/radius \(0\.8\)",
+            (
+                r"samples/top/jet_radius: applies to source: files only; the radius of "
+                r"generated jets is generation/jets/radius \(0\.8\)"
+            ),
         ),
         (
             lambda c: c["images"].update(width=[1.2, 1.6]),

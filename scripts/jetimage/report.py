@@ -43,7 +43,9 @@ body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1300px;color:#22
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 10px;
 text-align:right}th{background:#f0f0f0}td.l,th.l{text-align:left}.best{background:#e6f4e6}
 img{max-width:100%;border:1px solid #eee}.grid{display:grid;grid-template-columns:1fr 1fr;gap:1em}
-.note{color:#666;font-size:90%}.warning{background:#fff3cd;border-left:4px solid #d39e00;padding:.4em .8em}pre{background:#f7f7f7;padding:1em;overflow-x:auto;font-size:85%}
+.note{color:#666;font-size:90%}
+.warning{background:#fff3cd;border-left:4px solid #d39e00;padding:.4em .8em}
+pre{background:#f7f7f7;padding:1em;overflow-x:auto;font-size:85%}
 .headline{font-size:120%;background:#eef5ff;padding:.8em;border-radius:6px}
 """
 
