@@ -796,3 +796,41 @@ def test_predict_files_are_read_up_to_their_first_jets_when_the_dag_is_built(
     ):
         validate(twice)
     validate(predicting({"files": parquet, "format": "parquet"}))  # read as it is, it passes
+
+
+# --- per-jet values read from files reach the metrics: finite, or the file fails -------------
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "root"])
+@pytest.mark.parametrize(
+    ("branch", "bad", "entry"), [("jet_pt", np.nan, 7), ("jet_mass", np.inf, 3)]
+)
+def test_a_nan_or_inf_jet_value_from_the_file_fails_naming_field_and_entry(
+    jets, tmp_path, fmt, branch, bad, entry
+):
+    """NaN in jet_pt gave a wrong diagnosis later, inf in jet_mass a crash in evaluate or inf
+    in scores.parquet; now the file fails as it is read."""
+    n = len(jets["label"])
+    table = {"jet_pt": np.full(n, 600.0), "jet_mass": np.full(n, 170.0)}
+    table[branch][entry] = bad
+    names = {"px": "part_px", "py": "part_py", "pz": "part_pz", "E": "part_energy"}
+    ragged_columns = {names[k]: jets[k] for k in names}
+    path = tmp_path / f"bad.{fmt}"
+    if fmt == "parquet":
+        ak.to_parquet(
+            ak.zip({"label": jets["label"], **table, **ragged_columns}, depth_limit=1), path
+        )
+    else:
+        with uproot.recreate(path) as file:
+            types = {k: v.type for k, v in ragged_columns.items()}
+            tree = file.mktree(
+                "tree", {**types, "label": np.int64, **{k: np.float64 for k in table}}
+            )
+            tree.extend({**ragged_columns, "label": jets["label"], **table})
+    store = tmp_path / "out.zarr"
+    with pytest.raises(
+        InputError,
+        match=rf"bad\.{fmt}: field '{branch}' holds 1 NaN/inf value\(s\) \(first in entry {entry}\)",
+    ):
+        pixelate(path, fmt, store)
+    assert not store.exists()

@@ -12,6 +12,7 @@ from sklearn.metrics import roc_auc_score
 from conftest import REPO, scheduled_jobs
 from jetimage.baselines import train_baseline
 from jetimage.config import ConfigError, validate
+from jetimage.files import InputError
 from jetimage.inference import score_saved_model
 from jetimage.substructure import HLS4ML
 
@@ -101,6 +102,46 @@ def test_baselines_are_checked_with_the_config(shared_data):
         ConfigError,
         match=r"models/cuts: cuts tags jets by their substructure "
         r"observables, which need constituents",
+    ):
+        validate(config)
+
+
+@pytest.mark.parametrize("architecture", ["bdt", "hlf-mlp", "cuts"])
+def test_a_feature_nan_for_every_train_jet_is_an_error_naming_it(dataset, tmp_path, architecture):
+    """τ32 of jets of two constituents is NaN: for every train jet, the MLP and the cuts
+    reported AUC 0.5 as a result and the BDT crashed in scikit-learn."""
+    import shutil
+
+    import zarr
+
+    copy = tmp_path / "nan.zarr"
+    shutil.copytree(dataset, copy)
+    tau32 = zarr.open_group(copy, mode="r+")["train/jets/tau32"]
+    tau32[...] = np.nan
+    with pytest.raises(
+        InputError,
+        match=rf"{copy}: feature\(s\) \['tau32'\] are NaN or infinite for every one of the "
+        rf"\d+ train jets: nothing to learn from",
+    ):
+        train_baseline(
+            copy,
+            tmp_path / "model",
+            architecture=architecture,
+            options={} if architecture == "cuts" else {"features": ["msd", "tau32"]},
+            signal="top",
+            seed=1,
+        )
+    assert not (tmp_path / "model").exists()
+
+
+def test_the_cut_based_tagger_is_refused_beyond_two_classes():
+    config = tiny(cuts={"architecture": "cuts"})
+    config["classes"] = ["qcd", "top", "w"]
+    config["samples"]["w"] = {"source": "generate", "process": "w", "class": "w"}
+    with pytest.raises(
+        ConfigError,
+        match=r"models/cuts: the cut-based tagger separates the signal from the rest, so with "
+        r"3 classes \['qcd', 'top', 'w'\] its accuracy",
     ):
         validate(config)
 

@@ -90,6 +90,21 @@ def feature_matrix(
     return np.stack([np.asarray(table[f], dtype=np.float64) for f in features], axis=1)
 
 
+def train_matrix(table: Mapping[str, np.ndarray], features) -> np.ndarray:
+    """:func:`feature_matrix` of the split a tagger is fitted on; a feature without a finite
+    value for any of its jets (τ32 of jets of two constituents) is an error naming it: a
+    tagger would learn nothing from it and still be reported."""
+    x = feature_matrix(table, features)
+    empty = [f for f, column in zip(features, x.T) if not np.any(np.isfinite(column))]
+    if empty:
+        msg = (
+            f"feature(s) {empty} are NaN or infinite for every one of the {len(x)} train "
+            f"jets: nothing to learn from; drop them from the model's features"
+        )
+        raise InputError(msg)
+    return x
+
+
 @dataclasses.dataclass
 class BoostedTrees:
     """A fitted gradient-boosted classifier on named features."""
@@ -123,7 +138,7 @@ def bdt(
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     features = feature_set(features)
-    x = np.concatenate([feature_matrix(train, features), feature_matrix(val, features)])
+    x = np.concatenate([train_matrix(train, features), feature_matrix(val, features)])
     y = np.concatenate(labels)
     estimator = HistGradientBoostingClassifier(
         max_iter=max_iter,
@@ -189,7 +204,7 @@ def hlf_mlp(
     from jetimage.models import build_model
 
     features = feature_set(features)
-    raw = feature_matrix(train, features)
+    raw = train_matrix(train, features)
     mean, std = np.nanmean(raw, axis=0), np.nanstd(raw, axis=0)
     std = np.where(std > 0, std, 1.0)
     torch.manual_seed(seed)
@@ -290,7 +305,7 @@ def cuts(
     from sklearn.metrics import roc_auc_score
 
     is_signal = labels[0] == signal
-    feature_matrix(train, (mass, *shapes))
+    train_matrix(train, (mass, *shapes))
     aucs = {}
     for shape in shapes:
         tau = np.nan_to_num(np.asarray(train[shape], dtype=np.float64), nan=1.0)

@@ -484,6 +484,14 @@ def _check_images(config: dict) -> None:
                 f"(images-h5) have none"
             )
             raise ConfigError(msg)
+        if model["architecture"] == "cuts" and len(config["classes"]) > 2:
+            msg = (
+                f"config key models/{name}: the cut-based tagger separates the signal from "
+                f"the rest, so with {len(config['classes'])} classes {config['classes']} its "
+                f"accuracy, confusion matrix and one-vs-rest AUCs would be figures of a "
+                f"choice it cannot make; use bdt or hlf-mlp, or two classes"
+            )
+            raise ConfigError(msg)
     baselines = [
         m
         for m in config.get("predict", {}).get("models", [])

@@ -344,6 +344,25 @@ def _check_finite(
             raise InputError(msg)
 
 
+def _check_finite_features(
+    path, features: dict[str, np.ndarray], entry: np.ndarray, fields: dict[str, str]
+) -> None:
+    """Raise naming the field, the count and the first entry if a per-jet value read from the
+    file (pT, mass, ... : they reach the metrics, pT bins, sculpting and planing) is NaN/inf."""
+    for name, values in features.items():
+        values = np.asarray(values)
+        if values.dtype.kind != "f":
+            continue
+        bad = ~np.isfinite(values)
+        if np.any(bad):
+            msg = (
+                f"{path}: field {fields.get(name, 'jet_' + name)!r} holds {int(bad.sum())} "
+                f"NaN/inf value(s) (first in entry {int(entry[np.flatnonzero(bad)[0]])}); "
+                f"per-jet values reach the metrics (pT bins, mass sculpting, planing)"
+            )
+            raise InputError(msg)
+
+
 def _constituents(counts: np.ndarray, columns: dict[str, np.ndarray]) -> ak.Array:
     """Per-jet ``Momentum4D`` records from flat columns (px, py, pz, E, charge, pid)."""
     record = {
@@ -384,13 +403,16 @@ def _jets(
     label: np.ndarray,
     invalid: str = "error",
     checks: tuple = (),
+    feature_fields: dict[str, str] | None = None,
 ) -> Jets:
     """A checked batch: finite, physical momenta (``checks``: more (field, what, bad mask)
-    of the caller), standard table (the file's kinematics where it has them, else the sum of
-    the constituents). A jet with an invalid constituent raises (``invalid="error"``) or gets
-    the label :data:`INVALID` (``"drop"``)."""
+    of the caller), finite per-jet features (``feature_fields``: the file's field of each,
+    for the message; ``jet_<name>`` if not given), standard table (the file's kinematics
+    where it has them, else the sum of the constituents). A jet with an invalid constituent
+    raises (``invalid="error"``) or gets the label :data:`INVALID` (``"drop"``)."""
     momenta = [columns[k] for k in ("px", "py", "pz", "E")]
     _check_finite(path, {names[k]: columns[k] for k in ("px", "py", "pz", "E")}, entry, counts)
+    _check_finite_features(path, features, entry, feature_fields or {})
     px, py, pz, E = momenta
     p = np.sqrt(px**2 + py**2 + pz**2)
     negative = E < 0
@@ -567,6 +589,7 @@ def _batch_from_arrays(
         label=label,
         invalid=invalid,
         checks=checks,
+        feature_fields=dict(jet_branches) if jet_branches is not None else None,
     )
 
 
@@ -1166,6 +1189,11 @@ def _nano_batch(path, a, entry0, *, jets, links, index_branch, candidates, weigh
         label=label,
         invalid=invalid,
         checks=checks,
+        feature_fields={
+            **{q: f"{jets}_{q}" for q in _STANDARD},
+            **{name: f"{jets}_{q}" for q, name in _NANO_JET_EXTRAS.items()},
+            "raw_pt": f"{jets}_rawFactor",
+        },
     )
 
 
