@@ -824,7 +824,7 @@ def test_a_nan_or_inf_jet_value_from_the_file_fails_naming_field_and_entry(
         with uproot.recreate(path) as file:
             types = {k: v.type for k, v in ragged_columns.items()}
             tree = file.mktree(
-                "tree", {**types, "label": np.int64, **{k: np.float64 for k in table}}
+                "tree", {**types, "label": np.int64, **dict.fromkeys(table, np.float64)}
             )
             tree.extend({**ragged_columns, "label": jets["label"], **table})
     store = tmp_path / "out.zarr"
