@@ -830,7 +830,8 @@ def test_a_nan_or_inf_jet_value_from_the_file_fails_naming_field_and_entry(
     store = tmp_path / "out.zarr"
     with pytest.raises(
         InputError,
-        match=rf"bad\.{fmt}: field '{branch}' holds 1 NaN/inf value\(s\) \(first in entry {entry}\)",
+        match=rf"bad\.{fmt}: field '{branch}' holds 1 NaN/inf value\(s\) "
+        rf"\(first in entry {entry}\)",
     ):
         pixelate(path, fmt, store)
     assert not store.exists()
