@@ -77,7 +77,7 @@ def test_missing_branch_lists_the_branches(tmp_path):
     write_jets_root(path, data)
     with pytest.raises(
         InputError,
-        match=r"partial\.root: tree 'tree' lacks \['part_pz'\]; "
+        match=r"partial\.root: tree 'tree' lacks \['part_pz'\] \(closest: .*\); "
         r"it has \[.*'part_px'",
     ):
         read_jets(path)

@@ -193,6 +193,32 @@ def _columns(sources: list[_Source]) -> dict[str, np.dtype]:
     }
 
 
+#: Largest ratio of two files' median jet pT: a file in MeV among files in GeV gives ~1000.
+MAX_SCALE_RATIO = 300.0
+
+
+def check_energy_scales(sources: list[_Source]) -> None:
+    """Raise, naming both files and their median jet pT, if two stores' medians differ by more
+    than :data:`MAX_SCALE_RATIO` (one file's momenta in MeV, the others' in GeV: a tagger
+    would separate the units)."""
+    medians = {
+        str(s.group.attrs.get("source", s.path)): s.group.attrs["median_jet_pt"]
+        for s in sources
+        if s.group.attrs.get("median_jet_pt")
+    }
+    if len(medians) < 2:
+        return
+    low = min(medians, key=medians.__getitem__)
+    high = max(medians, key=medians.__getitem__)
+    if medians[high] > MAX_SCALE_RATIO * medians[low]:
+        msg = (
+            f"the median jet pT of {high} ({medians[high]:.6g} GeV) is "
+            f"{medians[high] / medians[low]:.0f} times that of {low} ({medians[low]:.6g} GeV): "
+            f"are one file's momenta in MeV? Set the reader option unit: MeV on its sample"
+        )
+        raise InputError(msg)
+
+
 def find_duplicates(sources: list[_Source], drop: Sequence[str] = ()) -> duplicates.Found:
     """The jets of the run seen more than once, by their content digests (every bucket job
     finds the same, before reading any image); an InputError naming both files and entries
@@ -466,6 +492,7 @@ def write_bucket(
         raise ValueError(msg)
     parallel.check_scheduler(scheduler)
     opened = _open_sources(sources, classes)
+    check_energy_scales(opened)
     found = find_duplicates(opened, drop_duplicates)
     plan = bucket_chunks(opened, seed=seed, bucket=bucket, buckets=buckets)
     n = _check_bucket_memory(opened, plan, bucket=bucket, buckets=buckets, memory_mb=memory_mb)

@@ -304,6 +304,8 @@ def write_image_store(
             raise InputError(msg)
         _check_dropped(source, counts, max_dropped_fraction)
         labels = group["labels"][...]
+        if "pt" in group["jets"]:  # the energy scale, compared across files by the dataset
+            attrs["median_jet_pt"] = float(np.median(group["jets/pt"][...]))
         classes = attrs.get("classes")
         if classes:
             attrs["label_counts"] = {c: int(np.sum(labels == i)) for i, c in enumerate(classes)}

@@ -63,12 +63,37 @@ CONSTITUENT_FORMATS = tuple(f for f in FORMATS if f not in IMAGE_FORMATS)
 
 #: Reader options each format accepts (the ``reader:`` mapping of a sample).
 OPTIONS = {
-    "root": {"tree", "branches", "jet_branches", "invalid_constituents"},
-    "parquet": {"branches", "jet_branches", "invalid_constituents"},
-    "toptagging": {"key", "max_constituents", "invalid_constituents"},
-    "nanoaod": {"tree", "jets", "links", "candidates", "puppi_weight", "invalid_constituents"},
+    "root": {"tree", "branches", "jet_branches", "invalid_constituents", "unit"},
+    "parquet": {"branches", "jet_branches", "invalid_constituents", "unit"},
+    "toptagging": {"key", "max_constituents", "invalid_constituents", "unit"},
+    "nanoaod": {
+        "tree",
+        "jets",
+        "links",
+        "candidates",
+        "puppi_weight",
+        "invalid_constituents",
+        "unit",
+    },
     "images-h5": {"images", "image_axes", "width", "channels"},
 }
+
+#: The energy unit of a file's momenta (reader option ``unit``) in GeV, jetimage's unit.
+UNITS = {"GeV": 1.0, "MeV": 1e-3}
+
+#: The per-jet table columns in energy units, converted with the constituents' momenta.
+ENERGY_FEATURES = ("pt", "mass", "energy", "raw_pt", "sdmass", "msd", "msoftdrop")
+
+#: The median jet pT (GeV) of a file's first batch must lie in this range: a collider's jets
+#: (a file in MeV read as GeV gives 1000 times the pT, one in GeV read as MeV a thousandth).
+PLAUSIBLE_JET_PT = (1.0, 14_000.0)
+
+#: No particle of the LHC's beams can have more energy (GeV): a median constituent energy
+#: above it is a file in MeV.
+MAX_CONSTITUENT_ENERGY = 7_000.0
+
+#: |η| of a constituent given as (pT, η, φ, m) beyond any detector's reach.
+MAX_ABS_ETA = 6.0
 
 #: Label of a jet dropped for an invalid constituent (``invalid_constituents: drop``); -1 is a
 #: label the map leaves out.
@@ -189,7 +214,11 @@ def read(
         labels: how jets get their class (``None``: no labels, every jet gets label 0).
         step: jets (or events, for NanoAOD) read at a time.
         counts: filled with jets read and dropped, if given.
-        options: the format's reader options (:data:`OPTIONS`). ``invalid_constituents``:
+        options: the format's reader options (:data:`OPTIONS`). ``unit``: ``"GeV"``
+            (default) or ``"MeV"``, the energy unit of the file's momenta and energy-like jet
+            features (:data:`ENERGY_FEATURES`), converted to GeV; the first jets' median pT
+            and their constituents' sum are checked to make sense in it (before any batch is
+            given). ``invalid_constituents``:
             ``"error"`` (default) for a constituent with E < 0 or E < |p| (or pT < 0, m < 0
             given as pT, η, φ, m) raises naming the field and the entry; ``"drop"`` drops
             its jet and counts it (``invalid_constituents``).
@@ -216,7 +245,11 @@ def read(
             msg = f"{path}: file does not exist"
             raise InputError(msg)
     counts = counts if counts is not None else Counts()
+    unit = options.pop("unit", "GeV")
+    checked = False  # the energy scale, on the first batch with jets
     for batch in _READERS[format](path, labels=labels, step=step, **options):
+        if isinstance(batch, Jets):
+            batch = _in_gev(batch, UNITS[unit])
         counts.read += len(batch)
         keep = batch.table["label"] >= 0
         counts.drop("unmapped_label", np.sum(batch.table["label"] == -1))
@@ -225,6 +258,9 @@ def read(
             empty = batch.table["n_constituents"] == 0
             counts.drop("no_constituents", np.sum(keep & empty))
             keep &= ~empty
+            if not checked and np.any(keep):
+                _check_energy_scale(path, batch[keep], unit)
+                checked = True
         else:
             empty = ~np.any(batch.images, axis=(1, 2, 3))
             counts.drop("empty_image", np.sum(keep & empty))
@@ -282,6 +318,7 @@ def check_options(format: str, options: dict) -> None:
 #: Reader options whose values are checked before any file is read: name → (test, what).
 _OPTION_VALUES = {
     "invalid_constituents": (lambda v: v in ("error", "drop"), "'error' or 'drop'"),
+    "unit": (lambda v: v in UNITS, "'GeV' or 'MeV'"),
     "max_constituents": (
         lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool) and v >= 1),
         "a positive integer",
@@ -342,6 +379,48 @@ def _check_finite(
                 f"(first in entry {int(entry[jet])})"
             )
             raise InputError(msg)
+
+
+def _in_gev(batch: Jets, scale: float) -> Jets:
+    """A batch with its momenta and energy-like table columns (:data:`ENERGY_FEATURES`)
+    multiplied by ``scale`` (1e-3 for a file in MeV)."""
+    if scale == 1.0:
+        return batch
+    c = batch.constituents
+    record = {f: c[f] * scale if f in ("px", "py", "pz", "E") else c[f] for f in c.fields}
+    table = {
+        k: np.asarray(v) * scale if k in ENERGY_FEATURES else v for k, v in batch.table.items()
+    }
+    return Jets(ak.zip(record, with_name="Momentum4D"), table)
+
+
+def _check_energy_scale(path, batch: Jets, unit: str) -> None:
+    """Raise naming the file, the quantity and its median if the first jets' energies make
+    sense only in another unit (before any image is written)."""
+    pt = float(np.median(batch.table["pt"]))
+    energy = float(np.median(ak.to_numpy(ak.flatten(batch.constituents.E))))
+    read_as = f"read as {unit}" + (" (reader option unit)" if unit != "GeV" else "")
+    other = "MeV" if unit == "GeV" else "GeV"
+    low, high = PLAUSIBLE_JET_PT
+    if not low <= pt <= high:
+        msg = (
+            f"{path}: the median jet pT of the first {len(batch)} jets is {pt:.6g} GeV "
+            f"({read_as}; the file's jet pT, else the sum of its constituents' momenta), "
+            f"where a collider's jets have {low:g} GeV to {high:g} GeV: are the momenta in "
+            f"{other}? Set the reader option unit: {other}"
+        )
+        raise InputError(msg)
+    c = batch.constituents
+    summed = np.hypot(np.asarray(ak.sum(c.px, axis=1)), np.asarray(ak.sum(c.py, axis=1)))
+    ratio = float(np.median(summed / np.where(batch.table["pt"] > 0, batch.table["pt"], np.nan)))
+    if energy > MAX_CONSTITUENT_ENERGY or not 1 / 30 < ratio < 30:
+        msg = (
+            f"{path}: the constituents of the first {len(batch)} jets sum to {ratio:.4g} times "
+            f"the file's jet pT (median; median constituent energy {energy:.6g} GeV, median "
+            f"jet pT {pt:.6g} GeV, {read_as}): are the constituents and the jet table in "
+            f"different units (MeV and GeV)?"
+        )
+        raise InputError(msg)
 
 
 def _check_finite_features(
@@ -519,26 +598,30 @@ def _columns_from_record(path, arrays, fields: dict[str, str], entry0: int):
         source = {fields[k]: raw[k] for k in _STANDARD}
         columns = _cartesian(*(raw[k] for k in _STANDARD))
         names = {"px": fields["pt"], "py": fields["phi"], "pz": fields["eta"], "E": fields["mass"]}
-        checks = _polar_checks(fields["pt"], fields["mass"], raw["pt"], raw["eta"], raw["mass"])
+        checks = _polar_checks(fields, raw["pt"], raw["eta"], raw["phi"], raw["mass"])
     for name in _OPTIONAL:
         if name in raw:
             columns[name] = raw[name]
     return counts, columns, names, source, checks
 
 
-def _polar_checks(pt_name: str, mass_name: str, pt, eta, mass) -> tuple:
-    """Physics checks of constituents given as (pT, η, φ, m): pT < 0, or a negative mass
-    beyond :data:`SPACELIKE_TOLERANCE` (m² > 2 tol p², i.e. E < |p| (1 - tol))."""
-    pt, eta, mass = (np.asarray(a, dtype=np.float64) for a in (pt, eta, mass))
+def _polar_checks(names: dict[str, str], pt, eta, phi, mass) -> tuple:
+    """Physics checks of constituents given as (pT, η, φ, m) (``names``: the field of each):
+    pT < 0, a negative mass beyond :data:`SPACELIKE_TOLERANCE` (m² > 2 tol p², i.e.
+    E < |p| (1 - tol)), |φ| > 2π (beyond wrapping once: degrees), |η| beyond any detector
+    (:data:`MAX_ABS_ETA`)."""
+    pt, eta, phi, mass = (np.asarray(a, dtype=np.float64) for a in (pt, eta, phi, mass))
     with np.errstate(over="ignore"):
         p = np.abs(pt) * np.cosh(eta)
     return (
-        (pt_name, "negative pT", pt < 0),
+        (names["pt"], "negative pT", pt < 0),
         (
-            mass_name,
+            names["mass"],
             "negative mass (spacelike)",
             (mass < 0) & (mass**2 > 2 * SPACELIKE_TOLERANCE * p**2),
         ),
+        (names["phi"], "|φ| > 2π (an angle in degrees?)", np.abs(phi) > 2 * np.pi),
+        (names["eta"], f"|η| > {MAX_ABS_ETA:g} (beyond any detector)", np.abs(eta) > MAX_ABS_ETA),
     )
 
 
@@ -1158,7 +1241,7 @@ def _nano_batch(path, a, entry0, *, jets, links, index_branch, candidates, weigh
     raw_names = {f"{candidates}_{q}": v for q, v in zip(kinematics, (pt, eta, phi, mass))}
     jet_entry = entry0 + np.repeat(np.arange(len(n_jet)), n_jet)
     _check_finite(path, raw_names, jet_entry, counts)
-    checks = _polar_checks(f"{candidates}_pt", f"{candidates}_mass", pt, eta, mass)
+    checks = _polar_checks({q: f"{candidates}_{q}" for q in kinematics}, pt, eta, phi, mass)
     if weight is not None:  # PUPPI: each candidate enters the jet scaled by its weight
         w = cand("puppiWeight").astype(np.float64)
         pt, mass = pt * w, mass * w
