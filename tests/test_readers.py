@@ -275,8 +275,8 @@ def test_parquet_missing_column_lists_the_columns(tmp_path):
     write_parquet(path)
     with pytest.raises(
         InputError,
-        match=r"bad\.parquet: the Parquet schema lacks \['part_qq'\] \(closest: \['part_px', 'part_py', 'part_pz'\]\); "
-        r"it has \[.*'part_px'",
+        match=r"bad\.parquet: the Parquet schema lacks \['part_qq'\] \(closest: \['part_px', "
+        r"'part_py', 'part_pz'\]\); it has \[.*'part_px'",
     ):
         read_jets(
             path,
