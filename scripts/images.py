@@ -23,6 +23,7 @@ attrs = image_file(
     particles=settings.get("particles"),
     radius=settings.get("radius"),
     observables=settings.get("observables"),
+    checks=settings.get("checks"),
     scheduler=snakemake.config["dask"]["scheduler"],
     num_workers=snakemake.threads,
     progress=log.info,

@@ -8,6 +8,7 @@ import pytest
 import vector
 
 from jetimage import ImageSpec, make_images
+from jetimage.pixelate import flatten_constituents, images_from_flat
 from jetimage.readers import read_jets
 
 vector.register_awkward()
@@ -184,6 +185,26 @@ def test_compiled_kernel_matches_the_numpy_reference(qcd_file, options):
     scale = 1.0 if spec.normalize == "l1" else float(ak.max(ak.sum(jets.pt, axis=1)))
     assert np.abs(fast - slow).max() <= 1e-6 * scale
     np.testing.assert_array_equal(fast_out, slow_out)
+    flat = flatten_constituents(jets, need_charge=spec.needs_charge)
+    lost = {e: np.empty(flat.n_jets) for e in ("numba", "numpy")}
+    for engine, out in lost.items():
+        images_from_flat(flat, spec, engine=engine, outside_pt=out)
+    np.testing.assert_allclose(lost["numba"], lost["numpy"], rtol=1e-9, atol=1e-9)
+    assert np.all((lost["numba"] > 0) == (fast_out > 0))
+
+
+def test_the_pt_outside_the_window_and_the_image_add_up_to_the_jet(qcd_file):
+    """With the unnormalised pT channel, the image's sum is the pT inside the window: with
+    the pT outside it, every constituent's pT."""
+    jets = read_jets(qcd_file).constituents
+    flat = flatten_constituents(jets)
+    spec = ImageSpec(npix=(16, 16), width=(1.0, 1.0), normalize="none")
+    lost = np.empty(flat.n_jets)
+    images, outside = images_from_flat(flat, spec, outside_pt=lost)
+    assert np.sum(outside > 0) > len(outside) / 4  # a window narrower than the jets
+    np.testing.assert_allclose(
+        images.sum(axis=(1, 2, 3)) + lost, ak.to_numpy(ak.sum(jets.pt, axis=1)), rtol=1e-5
+    )
 
 
 def test_jets_without_constituents_give_empty_images():

@@ -256,6 +256,7 @@ def test_the_observables_follow_the_images_row_for_row(top_file, qcd_file, tmp_p
             Views(narrow, radius=0.8),
             attrs={"source": name, "classes": list(classes)},
             max_dropped_fraction=1.0,
+            max_pt_outside_fraction=1.0,
             chunk_jets=64,
         )
         assert attrs["dropped"].get("empty_image", 0) > 0

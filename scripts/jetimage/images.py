@@ -36,6 +36,7 @@ from jetimage.files import InputError, atomic_path
 from jetimage.parallel import check_scheduler, dask_runner
 from jetimage.particles import FEATURES, identity_fields, particle_view
 from jetimage.pixelate import ImageSpec, flatten_constituents, images_from_flat, normalize_images
+from jetimage.preprocess import farthest_constituent
 from jetimage.zarr_store import (
     DEFAULT_CHUNK_JETS,
     WRITE_CONFIG,
@@ -47,6 +48,9 @@ from jetimage.zarr_store import (
 #: Largest fraction of a file's jets the images stage may drop (no constituents, empty image,
 #: invalid constituents) before it fails the file.
 DEFAULT_MAX_DROPPED_FRACTION = default("samples", "*", "max_dropped_fraction")
+
+#: Largest fraction of a file's jets' pT that may fall outside the image window.
+DEFAULT_MAX_PT_OUTSIDE_FRACTION = default("samples", "*", "max_pt_outside_fraction")
 
 
 #: The store's arrays of more than one value per jet (the views), written chunk by chunk by
@@ -65,15 +69,24 @@ class Views:
     radius: float | None = None
     #: Constituents per jet the observables are computed from (the hardest; None: all).
     max_observable_constituents: int | None = None
+    #: A constituent farther than this (ΔR in y-φ) from its jet's axis is bad input (None:
+    #: not checked); ``far_constituents`` says what then: ``error`` or ``drop`` its jet.
+    max_distance: float | None = None
+    far_constituents: str = "error"
 
 
 def _views_task(views: Views, flat) -> dict[str, np.ndarray]:
     """Every view of a chunk of flat jets, by store name (``jets/n_outside_window``: the
     constituents outside the image's window). Each task gets its own chunk as argument, so
     that a process or a cluster worker receives only it."""
-    images, outside = images_from_flat(flat, views.spec)
+    lost = np.empty(flat.n_jets)
+    images, outside = images_from_flat(flat, views.spec, outside_pt=lost)
     digests = constituent_digests(flat.px, flat.py, flat.pz, flat.E, flat.offsets)
     out = {"images": images, "jets/n_outside_window": outside, "jets/digest": digests}
+    # for the writer's checks, not written: pT outside the window and in all, the farthest
+    out |= {"_pt_outside": lost, "_pt_sum": flat.jet_sum(np.hypot(flat.px, flat.py))}
+    if views.max_distance is not None:
+        out["_farthest"] = farthest_constituent(flat)
     if views.max_particles is not None:
         features, mask = particle_view(flat, views.max_particles)
         out |= {"particles/features": features, "particles/mask": mask}
@@ -121,7 +134,10 @@ class _StoreWriter:
         chunk_jets: int,
         run: Callable,
         counts: Counts,
+        source: str = "",
     ):
+        self.source = source or path
+        self.pt_outside = self.pt_sum = 0.0  # constituents' pT outside the window, and in all
         self.group = zarr.open_group(path, mode="w")
         self.group.require_group("jets")
         self.views, self.normalize = views, normalize
@@ -152,12 +168,17 @@ class _StoreWriter:
         if not len(batch):
             return
         rows = self._views(batch)
+        if "_farthest" in rows:
+            rows = self._far(rows)
         images = rows["images"]
         empty = ~np.any(images, axis=tuple(range(1, images.ndim)))
         self.counts.drop("empty_image", np.sum(empty))
         if np.any(empty):
             rows = _rows(rows, ~empty)
         self.n_outside += int(rows["jets/n_outside_window"].sum())
+        if "_pt_sum" in rows:
+            self.pt_outside += float(rows.pop("_pt_outside").sum())
+            self.pt_sum += float(rows.pop("_pt_sum").sum())
         cap = self.views.max_observable_constituents if self.views else None
         if cap is not None and "jets/multiplicity" in rows:
             self.n_capped += int(np.sum(rows["jets/multiplicity"] > cap))
@@ -166,6 +187,31 @@ class _StoreWriter:
         if whole:
             self._write({k: v[:whole] for k, v in self.pending.items()})
             self.pending = _rows(self.pending, slice(whole, None))
+
+    def _far(self, rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The batch's rows without its jets with a constituent farther from their axis than
+        ``views.max_distance`` (counted as ``far_constituent``), or an InputError naming the
+        first such jet's entry (``far_constituents: error``)."""
+        views = self.views
+        assert views is not None
+        assert views.max_distance is not None
+        farthest = rows.pop("_farthest")
+        far = farthest > views.max_distance
+        if not np.any(far):
+            return rows
+        if views.far_constituents == "error":
+            first = np.flatnonzero(far)[0]
+            msg = (
+                f"{self.source}: {int(far.sum())} jet(s) of a batch have a constituent farther "
+                f"than max_constituent_distance ({views.max_distance:g} in y-φ) from their "
+                f"axis (first in entry {int(rows['jets/entry'][first])}: "
+                f"ΔR = {farthest[first]:.3g}); such a constituent drags the axis and leaves "
+                f"the jet's pT outside its image. Set the sample's far_constituents: drop to "
+                f"drop such jets (counted)"
+            )
+            raise InputError(msg)
+        self.counts.drop("far_constituent", int(far.sum()))
+        return _rows(rows, ~far)
 
     def _views(self, batch: Jets | ImageBatch) -> dict[str, np.ndarray]:
         """The batch's arrays by store name: its views (pixelated, or pre-pixelated and
@@ -251,6 +297,7 @@ def write_image_store(
     progress: Callable[[str], None] | None = None,
     counts: Counts | None = None,
     max_dropped_fraction: float = DEFAULT_MAX_DROPPED_FRACTION,
+    max_pt_outside_fraction: float = DEFAULT_MAX_PT_OUTSIDE_FRACTION,
 ) -> dict:
     """Pixelate batches of jets (or copy pre-pixelated images) into a per-file store, atomically,
     with the particle view and the observables of each jet where ``spec`` asks for them.
@@ -269,10 +316,14 @@ def write_image_store(
         max_dropped_fraction: the largest fraction of the jets read that may be dropped for
             any reason but a label the sample's map leaves out (a selection the user asked
             for).
+        max_pt_outside_fraction: the largest fraction of the kept jets' pT (the constituents'
+            scalar sum) that may fall outside the image window.
 
     Raises:
-        InputError: no jet is left to write, or more than ``max_dropped_fraction`` of them
-            were dropped (the store is not created).
+        InputError: no jet is left to write, more than ``max_dropped_fraction`` of them
+            were dropped, more than ``max_pt_outside_fraction`` of their pT falls outside
+            the window, or a constituent lies farther than ``spec.max_distance`` from its
+            jet's axis with ``far_constituents: error`` (the store is not created).
 
     Returns:
         The store's attributes, including jets written and constituents outside the window.
@@ -284,7 +335,13 @@ def write_image_store(
     counts = counts if counts is not None else Counts()
     with atomic_path(path) as tmp, dask_runner(scheduler, num_workers) as run:
         writer = _StoreWriter(
-            str(tmp), views, normalize=normalize, chunk_jets=chunk_jets, run=run, counts=counts
+            str(tmp),
+            views,
+            normalize=normalize,
+            chunk_jets=chunk_jets,
+            run=run,
+            counts=counts,
+            source=str(attrs.get("source", path)),
         )
         if progress:
             progress(
@@ -303,6 +360,17 @@ def write_image_store(
             msg = f"{source}: no jet left to write (dropped: {counts.dropped})"
             raise InputError(msg)
         _check_dropped(source, counts, max_dropped_fraction)
+        lost = writer.pt_outside / writer.pt_sum if writer.pt_sum > 0 else 0.0
+        if lost > max_pt_outside_fraction:
+            spec = views.spec if views else None
+            msg = (
+                f"{source}: {lost:.1%} of the jets' pT (their constituents' scalar sum) falls "
+                f"outside the image window (images.width {list(spec.width) if spec else '?'}), "
+                f"more than the sample's max_pt_outside_fraction {max_pt_outside_fraction:g}: "
+                f"widen the image to at least twice the jets' radius (jet_radius), or check "
+                f"that the constituents belong to their jets"
+            )
+            raise InputError(msg)
         labels = group["labels"][...]
         if "pt" in group["jets"]:  # the energy scale, compared across files by the dataset
             attrs["median_jet_pt"] = float(np.median(group["jets/pt"][...]))
@@ -316,6 +384,7 @@ def write_image_store(
             "jets_sha256": writer.digest.hexdigest(),
             "n_jets": n,
             "n_constituents_outside_window": writer.n_outside,
+            "pt_fraction_outside_window": lost,
             "versions": versions(),
         }
         group.attrs.update(attrs)
@@ -368,6 +437,7 @@ def image_file(
     particles: dict | None = None,
     radius: float | None = None,
     observables: dict | None = None,
+    checks: dict | None = None,
     scheduler: str = "threads",
     num_workers: int = 1,
     progress: Callable[[str], None] | None = None,
@@ -379,7 +449,9 @@ def image_file(
     the particle view (``particles``: the config's ``particles:``, e.g. ``{"max": 128}``) and
     the observables of jets of radius ``radius`` (both need constituents; ``observables``:
     the config's ``observables:``, e.g. ``{"max_constituents": 512}``) and write the
-    per-file store ``output`` (:func:`write_image_store`). Returns its attributes."""
+    per-file store ``output`` (:func:`write_image_store`), with the sample's ``checks``
+    (``max_constituent_distance`` in units of ``radius``, ``far_constituents``,
+    ``max_pt_outside_fraction``). Returns its attributes."""
     from jetimage import readers, remote
 
     labels = readers.Labels(tuple(classes), **reader["labels"])
@@ -405,11 +477,15 @@ def image_file(
         counts=counts,
         **reader["options"],
     )
+    checks = checks or {}
+    factor = checks.get("max_constituent_distance")
     views = Views(
         ImageSpec.from_dict(spec),
         max_particles=particles["max"] if particles else None,
         radius=radius,
         max_observable_constituents=(observables or {}).get("max_constituents"),
+        max_distance=factor * radius if factor is not None and radius is not None else None,
+        far_constituents=checks.get("far_constituents", "error"),
     )
     return write_image_store(
         output,
@@ -423,4 +499,7 @@ def image_file(
         progress=progress,
         counts=counts,
         max_dropped_fraction=max_dropped_fraction,
+        max_pt_outside_fraction=checks.get(
+            "max_pt_outside_fraction", DEFAULT_MAX_PT_OUTSIDE_FRACTION
+        ),
     )

@@ -85,9 +85,11 @@ def images_kernel(
     normalize,
     images,
     outside,
+    outside_pt,
 ):
     """Fill ``images`` (jets, channels, n_y, n_phi; float32, C-contiguous, any content on
-    entry) and ``outside`` (jets): how many constituents of each jet fall outside the window.
+    entry), ``outside`` (jets): how many constituents of each jet fall outside the window, and
+    ``outside_pt`` (jets, float64): their summed pT.
 
     ``y_in`` (y or η) and ``phi_in`` (``arctan2(py, px)``) are computed beforehand with numpy's
     vectorised (SIMD) functions, several times faster than scalar libm calls, and the very
@@ -116,6 +118,7 @@ def images_kernel(
         start, stop = offsets[j], offsets[j + 1]
         n = stop - start
         outside[j] = 0
+        outside_pt[j] = 0.0
         if n == 0:
             image[:] = 0.0
             continue
@@ -215,7 +218,7 @@ def images_kernel(
             shift_phi = math.ceil(sign_phi * wphi / sum_pt / pix_phi - 0.5) - math.floor(n_phi / 2)
 
         # bin: the pixel of each constituent, the count outside and the in-window sums
-        in_pt = in_e = 0.0
+        in_pt = in_e = out_pt = 0.0
         n_outside = 0
         for i in range(n):
             w, u, v = pt[i], sign_y * y[i], sign_phi * phi[i]
@@ -229,9 +232,11 @@ def images_kernel(
             inside = positive and iy >= 0 and iy < n_y and iphi >= 0 and iphi < n_phi
             pixel[i] = int(iy * n_phi + iphi) if inside else -1
             n_outside += positive and not inside
+            out_pt += w if positive and not inside else 0.0
             in_pt += w if inside else 0.0
             in_e += jet_e[i] if inside else 0.0
         outside[j] = n_outside
+        outside_pt[j] = out_pt
 
         # scatter the weights into the image, zeroed first (memset: faster than any store
         # loop, and it leaves the image in L1 cache for the scatter)

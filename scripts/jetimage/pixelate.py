@@ -243,22 +243,28 @@ def images_from_flat(
     *,
     engine: str = "numba",
     out: np.ndarray | None = None,
+    outside_pt: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`make_images` on :class:`~jetimage.preprocess.FlatJets`: (images, outside).
 
     ``out``, a float32 array of the images' shape, is filled instead of a new array (numba
     engine): reusing memory saves the page faults of fresh memory, a large share of the cost.
+    ``outside_pt``, a float64 array (jets), gets the summed pT of each jet's constituents
+    outside the window.
     """
     if engine == "numba":
-        return _numba_images(jets, spec, out)
+        return _numba_images(jets, spec, out, outside_pt)
     if engine != "numpy":
         msg = f"engine must be 'numba' or 'numpy', not {engine!r}"
         raise ValueError(msg)
-    return _numpy_images(jets, spec)
+    return _numpy_images(jets, spec, outside_pt)
 
 
 def _numba_images(
-    jets: preprocess.FlatJets, spec: ImageSpec, out: np.ndarray | None = None
+    jets: preprocess.FlatJets,
+    spec: ImageSpec,
+    out: np.ndarray | None = None,
+    outside_pt: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     from jetimage import kernel
 
@@ -271,6 +277,8 @@ def _numba_images(
             raise ValueError(msg)
         images = out
     outside = np.zeros(jets.n_jets, dtype=np.int64)
+    if outside_pt is None:
+        outside_pt = np.empty(jets.n_jets, dtype=np.float64)
     charge = jets.charge if jets.charge is not None else np.zeros(0)
     y = preprocess.longitudinal(jets, coordinate=spec.coordinate)
     phi = np.arctan2(jets.py, jets.px)
@@ -298,11 +306,14 @@ def _numba_images(
         spec.normalize == "l1",
         images,
         outside,
+        outside_pt,
     )
     return images, outside
 
 
-def _numpy_images(jets: preprocess.FlatJets, spec: ImageSpec) -> tuple[np.ndarray, np.ndarray]:
+def _numpy_images(
+    jets: preprocess.FlatJets, spec: ImageSpec, outside_pt: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """The numpy reference of the kernel (bincount scatter, no Python loop over jets)."""
     pt, y, phi = preprocess.hadronic_coordinates(
         jets, coordinate=spec.coordinate, phi_ref=spec.phi_ref
@@ -334,6 +345,9 @@ def _numpy_images(jets: preprocess.FlatJets, spec: ImageSpec) -> tuple[np.ndarra
     positive = pt > 0
     inside = positive & (iy >= 0) & (iy < n_y) & (iphi >= 0) & (iphi < n_phi)
     outside = np.bincount(jets.jet[positive & ~inside], minlength=jets.n_jets)
+    if outside_pt is not None:
+        lost = positive & ~inside
+        outside_pt[...] = np.bincount(jets.jet[lost], weights=pt[lost], minlength=jets.n_jets)
     pixel = (jets.jet[inside] * n_y + iy[inside].astype(np.int64)) * n_phi + iphi[inside].astype(
         np.int64
     )

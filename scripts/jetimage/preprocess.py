@@ -86,6 +86,25 @@ def phi_fix(phi: np.ndarray, ref: np.ndarray) -> np.ndarray:
     return phi
 
 
+def farthest_constituent(jets: FlatJets) -> np.ndarray:
+    """Per jet, the largest distance ΔR = √(Δy² + Δφ²) of a constituent (with pT > 0) from
+    the jet's E-scheme axis (the sum of its constituents); 0 for a jet without any."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        px, py, pz, e = (jets.jet_sum(v) for v in (jets.px, jets.py, jets.pz, jets.E))
+        axis_y = 0.5 * np.log((e + pz) / (e - pz))
+        y = np.arctanh(jets.pz / jets.E)
+    dphi = np.arctan2(jets.py, jets.px) - np.arctan2(py, px)[jets.jet]
+    dphi = (dphi + np.pi) % (2 * np.pi) - np.pi
+    distance = np.hypot(y - axis_y[jets.jet], dphi)
+    distance = np.where(np.hypot(jets.px, jets.py) > 0, np.nan_to_num(distance, nan=np.inf), 0.0)
+    farthest = np.zeros(jets.n_jets)
+    filled = np.diff(jets.offsets) > 0
+    if np.any(filled):
+        starts = np.asarray(jets.offsets[:-1])[filled]
+        farthest[filled] = np.maximum.reduceat(distance, starts)
+    return farthest
+
+
 def longitudinal(jets: FlatJets, *, coordinate: str = "rapidity") -> np.ndarray:
     """y = artanh(pz/E) or η = arsinh(pz/pT) of every constituent, with numpy's vectorised
     functions (those energyflow calls); undefined (NaN/inf) where pT or E is zero."""

@@ -207,6 +207,14 @@ def image_params(wildcards):
                     "particles": config["particles"],
                     "radius": jc.jet_radius(config, sample),
                     "observables": config["observables"],
+                    "checks": {
+                        key: config["samples"][sample][key]
+                        for key in (
+                            "max_constituent_distance",
+                            "far_constituents",
+                            "max_pt_outside_fraction",
+                        )
+                    },
                 }
             ),
             "reader": reader,
