@@ -438,6 +438,33 @@ def test_a_pixelated_model_cannot_predict_constituent_files(shared_data, tmp_pat
         validate(base)
 
 
+def test_an_images_h5_grid_too_small_for_a_model_fails_when_the_dag_is_built(tmp_path):
+    """A 3×3 grid and hsf-cnn (two 2×2 poolings): the error came at the train job."""
+    import h5py
+
+    path = tmp_path / "tiny_grid.h5"
+    with h5py.File(path, "w") as file:
+        file["images"] = np.random.default_rng(0).random((40, 3, 3)).astype(np.float32)
+        file["labels"] = np.arange(40) % 2
+    base = config()
+    base["samples"] = {
+        "cms": {
+            "source": "files",
+            "files": str(path),
+            "format": "images-h5",
+            "labels": {0: "qcd", 1: "top"},
+        }
+    }
+    base["models"] = {"hsf-cnn": {"architecture": "hsf-cnn"}}
+    base["predict"] = {}
+    with pytest.raises(
+        ConfigError,
+        match=rf"models/hsf-cnn: hsf-cnn needs images of at least 4×4 pixels, and "
+        rf"{re.escape(str(path))} \(sample cms\) holds 3×3 images",
+    ):
+        validate(base)
+
+
 def test_relative_files_that_match_nothing_say_relative_to_what(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     base = config()

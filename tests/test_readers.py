@@ -97,6 +97,24 @@ def test_nanoaod_per_jet_labels_from_a_branch(shared_data):
     assert 0 < jets.table["label"].sum() < len(jets)
 
 
+@pytest.mark.parametrize(
+    ("field", "what"),
+    [
+        ("run", "one value per event"),
+        ("FatJetPFCands_jetIdx", r"another collection's values \(first differing in entry \d+\)"),
+    ],
+)
+def test_a_nanoaod_label_field_that_is_not_per_fat_jet_names_itself(shared_data, field, what):
+    """An event-level branch or one of another collection gave a broadcast error."""
+    labels = Labels(("light", "b"), mapping={"0": "light", "5": "b"}, field=field)
+    with pytest.raises(
+        InputError,
+        match=rf"pfnano\.root: label_field '{field}' holds {what}, not one value per FatJet; "
+        r"name a FatJet_\* branch",
+    ):
+        read_jets(shared_data / "pfnano.root", format="nanoaod", labels=labels)
+
+
 def test_cms_image_file_one_dataset_per_class(shared_data):
     path = shared_data / "cms2011_jet_images.h5"
     counts = Counts()

@@ -503,8 +503,11 @@ def _check_images(config: dict) -> None:
             f"features; predict scores files with image models (ONNX)"
         )
         raise ConfigError(msg)
-    if not images or not constituents:
-        return  # pre-pixelated inputs bring their own grid
+    if not constituents:  # pre-pixelated inputs bring their own grid: read it
+        _check_pixelated_grids(config)
+        return
+    if not images:
+        return
     radius = config.get("generation", {}).get("jets", {}).get("radius")
     generated = any(s["source"] == "generate" for s in constituents)
     if generated and radius and min(images["width"]) < 2 * radius:
@@ -525,6 +528,29 @@ def _check_images(config: dict) -> None:
                 f"{images['npix']}"
             )
             raise ConfigError(msg)
+
+
+def _check_pixelated_grids(config: dict) -> None:
+    """The grid of each already-pixelated sample (its first file's header) against each image
+    model's smallest image, so that a grid too small fails here rather than in training."""
+    for sample_name, sample in config["samples"].items():
+        path = next(iter(sample_files(config, sample_name).values()))
+        settings = _reader_of(sample)
+        labels = readers.Labels(tuple(config["classes"]), **settings["labels"])
+        try:
+            npix = readers.image_grid(path, labels=labels, **settings["options"])["npix"]
+        except (readers.InputError, OSError) as err:
+            msg = f"config key samples/{sample_name}/files: {err}"
+            raise ConfigError(msg) from err
+        for name, model in config["models"].items():
+            needed = MIN_PIXELS.get(model["architecture"], 1)
+            if INPUTS.get(model["architecture"]) == "images" and min(npix) < needed:
+                msg = (
+                    f"config key models/{name}: {model['architecture']} needs images of at "
+                    f"least {needed}×{needed} pixels, and {path} (sample {sample_name}) holds "
+                    f"{npix[0]}×{npix[1]} images"
+                )
+                raise ConfigError(msg)
 
 
 def _check_sample(config: dict, name: str, sample: dict) -> set[str]:

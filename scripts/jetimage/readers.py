@@ -1225,6 +1225,27 @@ def _nano_features(a, n_jet, *, jets) -> dict[str, np.ndarray]:
     return features
 
 
+def _nano_labels(path, a, field: str, n_jet: np.ndarray, entry0: int, jets: str) -> np.ndarray:
+    """The raw label of each fat jet from ``field``, which must hold one value per fat jet
+    (a ``{jets}_*`` branch): an event-level branch or one of another collection is an error
+    naming it and the first event where the counts differ."""
+    values = a[field]
+    per_event = ak.num(values, axis=1) if values.ndim > 1 else None
+    if per_event is None or not np.array_equal(ak.to_numpy(per_event), n_jet):
+        where = (
+            "one value per event"
+            if per_event is None
+            else "another collection's values (first differing in entry "
+            f"{entry0 + int(np.flatnonzero(ak.to_numpy(per_event) != n_jet)[0])})"
+        )
+        msg = (
+            f"{path}: label_field {field!r} holds {where}, not one value per {jets}; "
+            f"name a {jets}_* branch (e.g. {jets}_hadronFlavour)"
+        )
+        raise InputError(msg)
+    return _flat(values)
+
+
 def _nano_batch(path, a, entry0, *, jets, links, index_branch, candidates, weight, labels, invalid):
     """One batch of NanoAOD events as jets: each link (jet index, candidate index within the
     event) puts a candidate into a jet; candidates are gathered in jet order, PUPPI-weighted
@@ -1253,7 +1274,11 @@ def _nano_batch(path, a, entry0, *, jets, links, index_branch, candidates, weigh
     if f"{candidates}_pdgId" in a.fields:
         columns["pid"] = cand("pdgId").astype(np.int64)
     label_field = labels.field or "" if labels.mapping is not None else ""
-    raw = _flat(a[label_field]) if labels.mapping is not None else None
+    raw = (
+        _nano_labels(path, a, label_field, n_jet, entry0, jets)
+        if labels.mapping is not None
+        else None
+    )
     label = labels.assign(raw, len(counts), path=path, field=label_field)
     # the raw quantity each Cartesian component was computed from, for error messages
     sources = {
