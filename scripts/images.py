@@ -9,7 +9,6 @@ from jetimage.logs import setup
 log = setup(snakemake.log[0], "jetimage.images")
 settings = snakemake.params.settings
 tic = time.perf_counter()
-# the source is a path or a root:// URL, which the readers stream as they do a local file
 attrs = image_file(
     settings["source"],
     snakemake.output[0],
@@ -29,21 +28,10 @@ attrs = image_file(
     progress=log.info,
 )
 seconds = time.perf_counter() - tic
-log.info("read %d jets from %s; dropped %s", attrs["n_read"], settings["source"], attrs["dropped"])
+lost = 100 * attrs.get("pt_fraction_outside_window", 0.0)
 log.info(
-    "wrote %d images %s to %s in %.1f s (%.0f jets/s); %d constituents outside the window",
-    attrs["n_jets"],
-    attrs["image_spec"]["npix"],
-    snakemake.output[0],
-    seconds,
-    attrs["n_jets"] / seconds,
-    attrs["n_constituents_outside_window"],
+    "read %(n_read)d jets from %(source)s (dropped %(dropped)s); wrote %(n_jets)d images in "
+    "%(seconds).1f s (%(rate).0f jets/s); %(n_constituents_outside_window)d constituents, "
+    "%(lost).2f%% of the pT, outside the window",
+    {**attrs, "seconds": seconds, "rate": attrs["n_jets"] / seconds, "lost": lost},
 )
-capped = attrs.get("observables", {}).get("capped")
-if capped:
-    log.info(
-        "%d jets have more than %d constituents: their observables come from their hardest %d",
-        capped,
-        attrs["observables"]["max_constituents"],
-        attrs["observables"]["max_constituents"],
-    )

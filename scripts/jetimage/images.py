@@ -314,16 +314,14 @@ def write_image_store(
         counts: the reader's counts; recorded in the attributes (``n_read``, ``dropped``)
             once the file has been read.
         max_dropped_fraction: the largest fraction of the jets read that may be dropped for
-            any reason but a label the sample's map leaves out (a selection the user asked
-            for).
+            any reason but a label the sample's map leaves out (a selection the user made).
         max_pt_outside_fraction: the largest fraction of the kept jets' pT (the constituents'
             scalar sum) that may fall outside the image window.
 
     Raises:
-        InputError: no jet is left to write, more than ``max_dropped_fraction`` of them
-            were dropped, more than ``max_pt_outside_fraction`` of their pT falls outside
-            the window, or a constituent lies farther than ``spec.max_distance`` from its
-            jet's axis with ``far_constituents: error`` (the store is not created).
+        InputError: no jet is left, more than either fraction is exceeded, or a constituent
+            lies farther than ``spec.max_distance`` from its jet's axis with
+            ``far_constituents: error`` (the store is not created).
 
     Returns:
         The store's attributes, including jets written and constituents outside the window.
@@ -352,43 +350,57 @@ def write_image_store(
             if progress:
                 progress(f"{writer.n} jets written")
         n = writer.finish()
-        group = writer.group
         counts.read = counts.read or writer.n_given  # batches given without a reader's counts
-        attrs = {**attrs, "n_read": counts.read, "dropped": counts.dropped}
         source = attrs.get("source", path)
         if n == 0:
             msg = f"{source}: no jet left to write (dropped: {counts.dropped})"
             raise InputError(msg)
         _check_dropped(source, counts, max_dropped_fraction)
-        lost = writer.pt_outside / writer.pt_sum if writer.pt_sum > 0 else 0.0
-        if lost > max_pt_outside_fraction:
-            spec = views.spec if views else None
-            msg = (
-                f"{source}: {lost:.1%} of the jets' pT (their constituents' scalar sum) falls "
-                f"outside the image window (images.width {list(spec.width) if spec else '?'}), "
-                f"more than the sample's max_pt_outside_fraction {max_pt_outside_fraction:g}: "
-                f"widen the image to at least twice the jets' radius (jet_radius), or check "
-                f"that the constituents belong to their jets"
-            )
-            raise InputError(msg)
-        labels = group["labels"][...]
-        if "pt" in group["jets"]:  # the energy scale, compared across files by the dataset
-            attrs["median_jet_pt"] = float(np.median(group["jets/pt"][...]))
-        classes = attrs.get("classes")
-        if classes:
-            attrs["label_counts"] = {c: int(np.sum(labels == i)) for i, c in enumerate(classes)}
-        attrs = {
-            **attrs,
-            "image_spec": views.spec.to_dict() if views else attrs.get("image_spec"),
-            **_view_attrs(views, writer),
-            "jets_sha256": writer.digest.hexdigest(),
-            "n_jets": n,
-            "n_constituents_outside_window": writer.n_outside,
-            "pt_fraction_outside_window": lost,
-            "versions": versions(),
-        }
-        group.attrs.update(attrs)
+        _check_pt_outside(source, writer, max_pt_outside_fraction)
+        attrs = _store_attrs(attrs, writer, counts)
+        writer.group.attrs.update(attrs)
+    if progress and attrs.get("observables", {}).get("capped"):
+        progress(f"observables of the jets over the constituent cap: {attrs['observables']}")
     return attrs
+
+
+def _check_pt_outside(source, writer: _StoreWriter, max_fraction: float) -> None:
+    """Raise if more than ``max_fraction`` of the written jets' pT (their constituents' scalar
+    sum) fell outside the image window."""
+    lost = writer.pt_outside / writer.pt_sum if writer.pt_sum > 0 else 0.0
+    if lost > max_fraction:
+        spec = writer.views.spec if writer.views else None
+        msg = (
+            f"{source}: {lost:.1%} of the jets' pT (their constituents' scalar sum) falls "
+            f"outside the image window (images.width {list(spec.width) if spec else '?'}), "
+            f"more than the sample's max_pt_outside_fraction {max_fraction:g}: widen the "
+            f"image to at least twice the jets' radius (jet_radius), or check that the "
+            f"constituents belong to their jets"
+        )
+        raise InputError(msg)
+
+
+def _store_attrs(attrs: dict, writer: _StoreWriter, counts: Counts) -> dict:
+    """The store's attributes once every jet is written: the caller's, what was read and
+    dropped, the labels per class, the views and the digests."""
+    group, views = writer.group, writer.views
+    attrs = {**attrs, "n_read": counts.read, "dropped": counts.dropped}
+    if "pt" in group["jets"]:  # the energy scale, compared across files by the dataset
+        attrs["median_jet_pt"] = float(np.median(group["jets/pt"][...]))
+    classes = attrs.get("classes")
+    if classes:
+        labels = group["labels"][...]
+        attrs["label_counts"] = {c: int(np.sum(labels == i)) for i, c in enumerate(classes)}
+    return {
+        **attrs,
+        "image_spec": views.spec.to_dict() if views else attrs.get("image_spec"),
+        **_view_attrs(views, writer),
+        "jets_sha256": writer.digest.hexdigest(),
+        "n_jets": writer.n,
+        "n_constituents_outside_window": writer.n_outside,
+        "pt_fraction_outside_window": writer.pt_outside / writer.pt_sum if writer.pt_sum else 0.0,
+        "versions": versions(),
+    }
 
 
 def _view_attrs(views: Views | None, writer: _StoreWriter) -> dict:
