@@ -177,3 +177,22 @@ def test_a_working_point_a_tagger_cannot_reach_gives_no_efficiency_or_sculpting(
         efficiency_in_bins(labels, scores, pt, np.array([500, 601]), working_point=0.5)[0]["global"]
         is not None
     )
+
+
+def test_a_rejection_beyond_what_a_cut_reaches_is_marked_and_not_shown_as_a_result():
+    """A cut-based tagger gives every jet outside its window the same lowest score: past the
+    signal efficiency of its window, a rejection would be interpolated across that tie (a
+    random pick among those jets), not a cut."""
+    from jetimage.report import _fmt
+
+    rng = np.random.default_rng(4)
+    labels = np.r_[np.ones(1000), np.zeros(1000)].astype(int)
+    scores = np.r_[rng.uniform(0.5, 1, 600), np.full(400, -1.0), rng.uniform(0, 0.9, 300)]
+    scores = np.r_[scores, np.full(700, -1.0)]
+    metrics = binary_metrics(labels, scores, efficiencies=(0.3, 0.8), bootstrap=0)
+    assert "beyond_reach" not in metrics["rejection_at_0.3"]
+    assert metrics["rejection_at_0.8"]["beyond_reach"] == pytest.approx(0.6)
+    assert _fmt(metrics["rejection_at_0.8"], 1) == "– (its cut reaches ε<sub>S</sub> ≤ 0.60 only)"
+    assert "reaches" not in _fmt(metrics["rejection_at_0.3"], 1)
+    continuous = binary_metrics(labels, rng.random(2000), efficiencies=(0.99,), bootstrap=0)
+    assert "beyond_reach" not in continuous["rejection_at_0.99"]

@@ -84,6 +84,7 @@ def binary_metrics(
         )
     }
     n_background = int(np.sum(labels == 0))
+    reach = _reach(labels, scores)
     for eff in efficiencies:
         entry = _bootstrap(
             lambda y, s, e=eff: rejection_at(y, s, e), labels, scores, n=bootstrap, seed=seed
@@ -95,8 +96,21 @@ def binary_metrics(
                 "interval68": None,
                 "lower_limit": True,
             }
+        if reach is not None and eff > reach:  # interpolated across a tie: no cut gives it
+            entry["beyond_reach"] = reach
         out[f"rejection_at_{eff:g}"] = entry
     return out
+
+
+def _reach(labels: np.ndarray, scores: np.ndarray) -> float | None:
+    """The largest signal efficiency a cut on ``scores`` reaches short of accepting every jet,
+    when at least 1% of the signal jets share the lowest score (a cut-based tagger gives every
+    jet outside its window that score); None otherwise. A rejection quoted beyond it would be
+    interpolated across the tie, a random choice among those jets, not a cut."""
+    if not len(scores):
+        return None
+    tied = float(np.mean(scores[labels == 1] == scores.min())) if np.any(labels == 1) else 0.0
+    return 1.0 - tied if tied >= 0.01 else None
 
 
 def rejection_lower_limit(n_background: int, cl: float = 0.68) -> float:

@@ -62,6 +62,8 @@ def _fmt(entry: dict, digits: int) -> str:
     value, std, interval = entry["value"], entry.get("std"), entry.get("interval68")
     if entry.get("lower_limit"):
         return f"&gt; {value:.{digits}f} (no background passes; 68% CL)"
+    if entry.get("beyond_reach") is not None:
+        return f"– (its cut reaches ε<sub>S</sub> ≤ {entry['beyond_reach']:.2f} only)"
     if std is None or interval is None:
         return f"{value:.{digits}f}"
     up, down = interval[1] - value, value - interval[0]
