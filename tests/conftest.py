@@ -64,6 +64,19 @@ def jetclass_columns(top_file, qcd_file) -> dict:
     }
 
 
+@pytest.fixture(scope="module")
+def jets(top_file) -> dict:
+    """60 real generated top jets (about 600 GeV, R = 0.8): (px, py, pz, E) ragged, label 1,
+    for the tests that write them into files of every format (bad on purpose)."""
+    import numpy as np
+
+    from jetimage.readers import read_jets
+
+    j = read_jets(top_file)[:60]
+    c = j.constituents
+    return {"px": c.px, "py": c.py, "pz": c.pz, "E": c.E, "label": np.ones(len(j), np.int64)}
+
+
 @pytest.fixture(scope="session")
 def top_file(tmp_path_factory) -> Path:
     """Real Pythia 8 hadronic tt̄ jets, 550 < pT < 650 GeV, R = 0.8, truth-matched."""

@@ -29,14 +29,6 @@ SPEC = ImageSpec(npix=(16, 16), width=(1.6, 1.6))
 FILE_FORMATS = ("parquet", "root", "toptagging")
 
 
-@pytest.fixture(scope="module")
-def jets(top_file):
-    """60 real generated top jets: (px, py, pz, E) ragged, label 1."""
-    j = read_jets(top_file)[:60]
-    c = j.constituents
-    return {"px": c.px, "py": c.py, "pz": c.pz, "E": c.E, "label": np.ones(len(j), np.int64)}
-
-
 def ragged(values: np.ndarray, counts) -> ak.Array:
     return ak.unflatten(np.asarray(values, dtype=np.float64), np.asarray(counts))
 

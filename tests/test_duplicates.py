@@ -25,14 +25,6 @@ EXTENSION = {"parquet": "parquet", "root": "root", "toptagging": "h5"}
 
 
 @pytest.fixture(scope="module")
-def jets(top_file):
-    """60 real generated top jets: (px, py, pz, E) ragged, label 1."""
-    j = read_jets(top_file)[:60]
-    c = j.constituents
-    return {"px": c.px, "py": c.py, "pz": c.pz, "E": c.E, "label": np.ones(len(j), np.int64)}
-
-
-@pytest.fixture(scope="module")
 def qcd_store(qcd_file, tmp_path_factory):
     """A store of 200 real QCD jets, so that every dataset has two classes."""
     path = tmp_path_factory.mktemp("qcd") / "qcd.zarr"

@@ -16,17 +16,8 @@ from jetimage.files import InputError
 from jetimage.images import image_file
 from jetimage.pixelate import flatten_constituents
 from jetimage.preprocess import farthest_constituent
-from jetimage.readers import read_jets
 
 FORMATS = ("parquet", "root")
-
-
-@pytest.fixture(scope="module")
-def jets(top_file):
-    """60 real generated top jets (R = 0.8): (px, py, pz, E) ragged, label 1."""
-    j = read_jets(top_file)[:60]
-    c = j.constituents
-    return {"px": c.px, "py": c.py, "pz": c.pz, "E": c.E, "label": np.ones(len(j), np.int64)}
 
 
 def with_forward_constituent(jets: dict, which) -> dict:

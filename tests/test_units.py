@@ -13,19 +13,11 @@ from test_bad_input import CLASSES, pixelate, write
 
 from jetimage.dataset import build_dataset
 from jetimage.files import InputError
-from jetimage.readers import Labels, read, read_jets
+from jetimage.readers import Labels, read
 from jetimage.zarr_store import open_store
 
 FORMATS = ("parquet", "root")
 EXTENSION = {"parquet": "parquet", "root": "root"}
-
-
-@pytest.fixture(scope="module")
-def jets(top_file):
-    """60 real generated top jets (about 600 GeV): (px, py, pz, E) ragged, label 1."""
-    j = read_jets(top_file)[:60]
-    c = j.constituents
-    return {"px": c.px, "py": c.py, "pz": c.pz, "E": c.E, "label": np.ones(len(j), np.int64)}
 
 
 def in_mev(jets: dict) -> dict:

@@ -116,7 +116,8 @@ def find(stores: Sequence[Store], drop: Sequence[str] = ()) -> Found:
     starts = np.flatnonzero(
         np.r_[True, sorted_digests[in_group][1:] != sorted_digests[in_group][:-1]]
     )
-    droppable = np.array([s.sample in set(drop) for s in stores])[owner[members]]
+    dropping = set(drop)
+    droppable = np.array([s.sample in dropping for s in stores])[owner[members]]
     found.copies = len(members) - len(starts)
     dropped: list[int] = []
     for start, stop in zip(starts, [*starts[1:], len(members)]):

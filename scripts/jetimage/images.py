@@ -188,6 +188,12 @@ class _StoreWriter:
             self._write({k: v[:whole] for k, v in self.pending.items()})
             self.pending = _rows(self.pending, slice(whole, None))
 
+    @property
+    def pt_fraction_outside(self) -> float:
+        """The share of the written jets' pT (their constituents' scalar sum) outside the
+        window."""
+        return self.pt_outside / self.pt_sum if self.pt_sum > 0 else 0.0
+
     def _far(self, rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The batch's rows without its jets with a constituent farther from their axis than
         ``views.max_distance`` (counted as ``far_constituent``), or an InputError naming the
@@ -367,7 +373,7 @@ def write_image_store(
 def _check_pt_outside(source, writer: _StoreWriter, max_fraction: float) -> None:
     """Raise if more than ``max_fraction`` of the written jets' pT (their constituents' scalar
     sum) fell outside the image window."""
-    lost = writer.pt_outside / writer.pt_sum if writer.pt_sum > 0 else 0.0
+    lost = writer.pt_fraction_outside
     if lost > max_fraction:
         spec = writer.views.spec if writer.views else None
         msg = (
@@ -398,7 +404,7 @@ def _store_attrs(attrs: dict, writer: _StoreWriter, counts: Counts) -> dict:
         "jets_sha256": writer.digest.hexdigest(),
         "n_jets": writer.n,
         "n_constituents_outside_window": writer.n_outside,
-        "pt_fraction_outside_window": writer.pt_outside / writer.pt_sum if writer.pt_sum else 0.0,
+        "pt_fraction_outside_window": writer.pt_fraction_outside,
         "versions": versions(),
     }
 

@@ -92,7 +92,7 @@ def farthest_constituent(jets: FlatJets) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         px, py, pz, e = (jets.jet_sum(v) for v in (jets.px, jets.py, jets.pz, jets.E))
         axis_y = 0.5 * np.log((e + pz) / (e - pz))
-        y = np.arctanh(jets.pz / jets.E)
+    y = longitudinal(jets, coordinate="rapidity")
     dphi = np.arctan2(jets.py, jets.px) - np.arctan2(py, px)[jets.jet]
     dphi = (dphi + np.pi) % (2 * np.pi) - np.pi
     distance = np.hypot(y - axis_y[jets.jet], dphi)

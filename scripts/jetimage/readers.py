@@ -369,7 +369,8 @@ def _check_finite(
     path, named: dict[str, np.ndarray], entry: np.ndarray, counts: np.ndarray
 ) -> None:
     """Raise naming the field and the first entry (``entry``: the file entry of each jet) if a
-    constituent value is NaN/inf."""
+    value is NaN/inf (``counts``: the values of each jet, its constituents; ones for per-jet
+    values)."""
     for name, values in named.items():
         bad = ~np.isfinite(values)
         if np.any(bad):
@@ -423,25 +424,6 @@ def _check_energy_scale(path, batch: Jets, unit: str) -> None:
         raise InputError(msg)
 
 
-def _check_finite_features(
-    path, features: dict[str, np.ndarray], entry: np.ndarray, fields: dict[str, str]
-) -> None:
-    """Raise naming the field, the count and the first entry if a per-jet value read from the
-    file (pT, mass, ... : they reach the metrics, pT bins, sculpting and planing) is NaN/inf."""
-    for name, values in features.items():
-        values = np.asarray(values)
-        if values.dtype.kind != "f":
-            continue
-        bad = ~np.isfinite(values)
-        if np.any(bad):
-            msg = (
-                f"{path}: field {fields.get(name, 'jet_' + name)!r} holds {int(bad.sum())} "
-                f"NaN/inf value(s) (first in entry {int(entry[np.flatnonzero(bad)[0]])}); "
-                f"per-jet values reach the metrics (pT bins, mass sculpting, planing)"
-            )
-            raise InputError(msg)
-
-
 def _constituents(counts: np.ndarray, columns: dict[str, np.ndarray]) -> ak.Array:
     """Per-jet ``Momentum4D`` records from flat columns (px, py, pz, E, charge, pid)."""
     record = {
@@ -491,7 +473,13 @@ def _jets(
     raises (``invalid="error"``) or gets the label :data:`INVALID` (``"drop"``)."""
     momenta = [columns[k] for k in ("px", "py", "pz", "E")]
     _check_finite(path, {names[k]: columns[k] for k in ("px", "py", "pz", "E")}, entry, counts)
-    _check_finite_features(path, features, entry, feature_fields or {})
+    fields = feature_fields or {}
+    per_jet = {  # per-jet values reach the metrics: pT bins, mass sculpting, planing
+        fields.get(name, f"jet_{name}"): values
+        for name, values in features.items()
+        if np.asarray(values).dtype.kind == "f"
+    }
+    _check_finite(path, per_jet, entry, np.ones(len(entry), dtype=np.int64))
     px, py, pz, E = momenta
     p = np.sqrt(px**2 + py**2 + pz**2)
     negative = E < 0
