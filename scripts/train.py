@@ -18,5 +18,6 @@ history = train_model(
     config,
     name=name,
     progress=log.info,
+    parent=snakemake.input[1] if len(snakemake.input) > 1 else None,  # init.from's model.pt
 )
 log.info("trained %s for %d epochs", name, len(history))

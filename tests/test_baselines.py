@@ -151,8 +151,8 @@ def test_a_baseline_is_fitted_by_its_own_rule_and_evaluated_as_any_model(tmp_pat
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     jobs = scheduled_jobs(tmp_path, path)
-    assert jobs["train"] == 3  # logistic, hsf-cnn, pfn
+    assert jobs["train"] == 4  # logistic, hsf-cnn, hsf-cnn-tuned, pfn
     assert jobs["train_baseline"] == 2
-    assert jobs["evaluate"] == 5
+    assert jobs["evaluate"] == 6
     assert jobs["images"] == 4  # the observables come with the images, in one pass
     assert jobs["report"] == 1

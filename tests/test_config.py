@@ -116,7 +116,7 @@ def test_model_entries_override_training_defaults():
             lambda c: c["evaluation"].update(reference_model="bdt"),
             (
                 r"evaluation/reference_model: 'bdt' is not a model "
-                r"\(models: \['hsf-cnn', 'logistic', 'pfn'\]\)"
+                r"\(models: \['hsf-cnn', 'hsf-cnn-tuned', 'logistic', 'pfn'\]\)"
             ),
         ),
         (lambda c: c["evaluation"].update(working_point=1.0), "evaluation/working_point"),

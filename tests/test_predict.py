@@ -42,6 +42,7 @@ def predict_any(tiny_run):
     toptagging_file(inputs / "top_tagging.h5", shard)
     config = yaml.safe_load((REPO / "config" / "tiny.yaml").read_text())
     config["predict"].update(
+        models=["hsf-cnn", "hsf-cnn-tuned", "pfn"],  # the fine-tuned CNN scores files too
         root_friend=True,
         files=[
             {"files": str(inputs / "top_rntuple.root"), "format": "root", "class": "top"},
@@ -54,13 +55,19 @@ def predict_any(tiny_run):
     )
     path = tiny_run / "predict-any.yaml"
     path.write_text(yaml.safe_dump(config))
-    # the friend tree only for the ROOT input; the sample's predictions are already there
-    assert scheduled_jobs(tiny_run, path) == {"predict_file": 4, "predict_friend": 6, "all": 1}
+    # the friend tree only for the ROOT input; the sample's predictions are already there but
+    # for the fine-tuned CNN's
+    assert scheduled_jobs(tiny_run, path) == {
+        "predict": 2,
+        "predict_file": 6,
+        "predict_friend": 9,
+        "all": 1,
+    }
     run_snakemake(tiny_run, path)
     return path
 
 
-@pytest.mark.parametrize("model", ["hsf-cnn", "pfn"])
+@pytest.mark.parametrize("model", ["hsf-cnn", "hsf-cnn-tuned", "pfn"])
 def test_predict_reads_any_format_and_equals_evaluate(tiny_run, predict_any, model):
     """The image model pixelates each file, the particle model builds its particle view: both
     give evaluate's scores for the same jets from a ROOT RNTuple and a Top Tagging HDF5 file."""
@@ -99,7 +106,7 @@ def test_a_change_of_the_prediction_code_reruns_every_prediction(tiny_run, predi
     module and not the predict stage's, stays."""
     assert dry_run_with_library(
         tiny_run, tmp_path, {"predict.py": add_code}, config="predict-any.yaml"
-    ) == {"predict": 4, "predict_file": 4, "predict_friend": 6, "all": 1}
+    ) == {"predict": 6, "predict_file": 6, "predict_friend": 9, "all": 1}
 
 
 def test_a_nanoaod_friend_tree_holds_a_score_per_fat_jet(tiny_run, shared_data, tmp_path):

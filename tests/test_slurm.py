@@ -81,9 +81,9 @@ def slurm_run(tmp_path_factory):
 def test_every_job_is_submitted_with_sbatch_and_training_asks_for_a_gpu(slurm_run):
     _, log = slurm_run
     calls = re.findall(r"sbatch call: (.*)", log)
-    assert len(calls) == 23 - 1  # every job of the tiny run but the local `all`
+    assert len(calls) == 25 - 1  # every job of the tiny run but the local `all`
     train_calls = [c for c in calls if "train" in c and "--gpus=1" in c]
-    assert len(train_calls) == 3
+    assert len(train_calls) == 4
     assert all(
         "-p gpu" in c or "--partition gpu" in c or "--partition=gpu" in c for c in train_calls
     )

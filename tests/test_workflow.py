@@ -192,7 +192,7 @@ def test_image_spec_change_reruns_images_onward_but_no_generation(tiny_run):
     assert jobs["dataset"] == 1
     # the observables and the particle view are written in the same pass as the images
     assert "observables" not in jobs
-    assert jobs["train"] == 3
+    assert jobs["train"] == 4
     assert jobs["predict"] == 4
 
 
@@ -215,8 +215,8 @@ def test_added_shard_generates_only_that_shard(tiny_run):
         "images": 1,
         "dataset_bucket": 2,
         "dataset": 1,
-        "train": 3,
-        "evaluate": 3,
+        "train": 4,
+        "evaluate": 4,
         "report": 1,
         "predict": 6,
         "all": 1,
@@ -291,7 +291,7 @@ def test_train_asks_for_a_gpu_when_the_config_says_so(tiny_run):
         re.search(r"model=(\S+)", job).group(1): re.search(r"gpu=(\d)", job).group(1)
         for job in jobs
     }
-    assert resources == {"hsf-cnn": "1", "logistic": "0", "pfn": "1"}
+    assert resources == {"hsf-cnn": "1", "hsf-cnn-tuned": "1", "logistic": "0", "pfn": "1"}
 
 
 # --- samples read from files the user has -------------------------------------------------------
@@ -481,14 +481,14 @@ def test_shipped_file_configs_run_end_to_end(shared_data, tmp_path, name, min_au
                 "images": 4,
                 "dataset_bucket": 2,
                 "dataset": 1,
-                "train": 3,
-                "evaluate": 3,
+                "train": 4,
+                "evaluate": 4,
                 "report": 1,
                 "predict": 4,
                 "all": 1,
             },
         ),
-        ({"plots.py": add_code}, {"evaluate": 3, "report": 1, "all": 1}),
+        ({"plots.py": add_code}, {"evaluate": 4, "report": 1, "all": 1}),
         (
             {"generate.py": add_code},
             {
@@ -496,8 +496,8 @@ def test_shipped_file_configs_run_end_to_end(shared_data, tmp_path, name, min_au
                 "images": 4,
                 "dataset_bucket": 2,
                 "dataset": 1,
-                "train": 3,
-                "evaluate": 3,
+                "train": 4,
+                "evaluate": 4,
                 "report": 1,
                 "predict": 4,
                 "all": 1,
@@ -509,8 +509,8 @@ def test_shipped_file_configs_run_end_to_end(shared_data, tmp_path, name, min_au
                 "images": 4,
                 "dataset_bucket": 2,
                 "dataset": 1,
-                "train": 3,
-                "evaluate": 3,
+                "train": 4,
+                "evaluate": 4,
                 "report": 1,
                 "predict": 4,
                 "all": 1,

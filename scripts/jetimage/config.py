@@ -21,7 +21,7 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from jetimage import readers, remote
+from jetimage import parents, readers, remote
 from jetimage.baselines import BASELINES, RUN_ARGUMENTS
 from jetimage.defaults import schema
 from jetimage.generate import PROCESSES, Detector, GeneratorSettings, JetSelection
@@ -49,6 +49,8 @@ TRAINING_KEYS = (
     "compile",
     "planing",
     "planing_bins",
+    "init",
+    "fine_tune",
 )
 
 
@@ -242,6 +244,7 @@ def check(config: dict) -> None:
         )
         raise ConfigError(msg)
     _check_planing(config)
+    parents.check(config)
     _check_predict_files(config)  # last: it opens files
 
 

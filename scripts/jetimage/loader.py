@@ -309,13 +309,14 @@ def open_split(
     memory_budget_mb: float,
     weights: np.ndarray | None = None,
     inputs: str = "images",
+    normalization: dict | None = None,
 ):
     """:class:`InMemory` if the split's ``inputs`` (images or particles) fit in the budget,
     :class:`ZarrStream` if not; with per-jet ``weights`` (in the split's order), batches carry
-    them as a third tensor."""
+    them as a third tensor. Standardised with ``normalization``, the dataset's by default."""
     root = zarr_store.open_store(path)
     group = root[split]
-    normalization = normalization_of(root.attrs, inputs)
+    normalization = normalization or normalization_of(root.attrs, inputs)
     arrays = [group[name] for name in ARRAYS[inputs]]
     if sum(a.nbytes for a in arrays) / 1e6 <= memory_budget_mb:
         x = tuple(a[...] for a in arrays)

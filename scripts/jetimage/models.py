@@ -222,6 +222,30 @@ def resnet(
     return nn.Sequential(*layers)
 
 
+def _imagenet_resnet(architecture: str):
+    """A factory of torchvision's ``architecture`` (:mod:`jetimage.resnets`) for jet images."""
+
+    def factory(in_shape, n_classes, *, small_images: bool = True):
+        from jetimage.resnets import build
+
+        return build(architecture, in_shape[0], n_classes, small_images=small_images)
+
+    factory.__doc__ = (
+        f"torchvision's {architecture} (He et al., arXiv:1512.03385) for jet images: the first "
+        "convolution takes the run's channels (fastai's rule when ImageNet weights are loaded "
+        "into it), the head its classes; ``small_images`` (default true) drops the first "
+        "convolution's stride and the max-pool, which would leave 40×40 images 2×2 pixels in "
+        "the last stage. ``init: {from: imagenet}`` starts it from ImageNet weights."
+    )
+    return factory
+
+
+for _name in ("resnet18", "resnet34"):
+    register(_name)(_imagenet_resnet(_name))
+#: Architectures whose ImageNet weights ``init: {from: imagenet}`` loads.
+IMAGENET = ("resnet18", "resnet34")
+
+
 def feature_columns(identities: bool) -> list[int]:
     """The columns of the particle view (:data:`jetimage.particles.FEATURES`) a particle model
     reads: all, or all but the charge and particle-type ones. Every particle architecture

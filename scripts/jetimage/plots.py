@@ -561,3 +561,15 @@ def sculpting_comparison_figure(
     )
     ax.legend(fontsize=12)
     return fig
+
+
+def lr_find_figure(found: Mapping, *, title: str = ""):
+    """The learning-rate finder's smoothed loss against the rate, with its suggestion."""
+    fig, ax = plt.subplots()
+    ax.plot(found["lrs"], found["losses"], "-")
+    i = found["lrs"].index(found["suggestion"])
+    ax.plot(found["suggestion"], found["losses"][i], "o", color="C3", ms=10)
+    ax.axvline(found["suggestion"], color="C3", ls="--", label=f"valley: {found['suggestion']:.1e}")
+    ax.set(xscale="log", xlabel="Learning rate", ylabel="Training loss (smoothed)")
+    ax.legend(title=title or None)
+    return fig

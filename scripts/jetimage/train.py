@@ -32,6 +32,17 @@ from jetimage.defaults import default
 from jetimage.files import InputError, atomic_path, naming
 from jetimage.inference import ONNX_OPSET, export_model
 from jetimage.models import INPUTS, TENSORS, build_model, count_parameters, output_layer
+from jetimage.transfer import (
+    FINE_TUNE,
+    OneCycle,
+    discriminative_rates,
+    freeze,
+    head,
+    kept_normalization,
+    layer_groups,
+    load_weights,
+    parent_state,
+)
 
 log = logging.getLogger(__name__)
 
@@ -57,12 +68,24 @@ class TrainConfig:
     compile: bool = default("training", "compile")
     planing: tuple[str, ...] = default("training", "planing")
     planing_bins: int = default("training", "planing_bins")
+    #: ``{from, exclude, freeze}``: start from another model's weights (:mod:`jetimage.transfer`)
+    init: dict | None = None
+    #: ``{freeze_epochs, lr_mult}``: fastai's two phases (``init`` needed); ``epochs`` is the second
+    fine_tune: dict | None = None
+
+    @property
+    def total_epochs(self) -> int:
+        """Epochs of training: ``epochs``, after fine-tuning's frozen ones if any."""
+        return self.epochs + (self.fine_tune["freeze_epochs"] if self.fine_tune else 0)
 
     def __post_init__(self) -> None:
         for name in ("learning_rate", "weight_decay", "memory_budget_mb"):
             if not math.isfinite(getattr(self, name)):
                 msg = f"TrainConfig.{name} must be finite, got {getattr(self, name)}"
                 raise ValueError(msg)
+        if self.fine_tune is not None and not self.init:
+            msg = "TrainConfig.fine_tune needs init: fine-tuning starts from another model"
+            raise ValueError(msg)
 
     @classmethod
     def from_dict(cls, data: dict) -> TrainConfig:
@@ -72,7 +95,15 @@ class TrainConfig:
         if unknown:
             msg = f"unknown training option(s) {unknown}; known: {sorted(names)}"
             raise ValueError(msg)
-        return cls(**{**data, "planing": tuple(data.get("planing", ()))})
+        init, fine_tune = data.get("init"), data.get("fine_tune")
+        return cls(
+            **{
+                **data,
+                "planing": tuple(data.get("planing", ())),
+                "init": None if init is None else {"exclude": [], "freeze": [], **init},
+                "fine_tune": None if fine_tune is None else {**FINE_TUNE, **fine_tune},
+            }
+        )
 
     def digest(self) -> str:
         """A digest of every setting (a checkpoint is resumed only with the same)."""
@@ -106,12 +137,27 @@ def _optimizer(config: TrainConfig, params):
     raise ValueError(msg)
 
 
-def _scheduler(config: TrainConfig, optimizer):
+def _scheduler(config: TrainConfig, optimizer, epoch: int = 0):
+    """The learning-rate schedule of ``epoch`` on: with ``fine_tune``, fastai's one cycle of
+    the phase the epoch is in (the frozen one at ``learning_rate``; then at half of it, spread
+    over the layer groups by ``lr_mult``)."""
+    n = len(optimizer.param_groups)
+    if config.fine_tune:
+        frozen_epochs = config.fine_tune["freeze_epochs"]
+        if epoch < frozen_epochs:
+            lrs = [config.learning_rate] * n
+            return OneCycle(optimizer, lrs, epochs=frozen_epochs, pct_start=0.99)
+        lrs = discriminative_rates(config.learning_rate / 2, config.fine_tune["lr_mult"], n)
+        return OneCycle(
+            optimizer, lrs, epochs=config.epochs, first=frozen_epochs, pct_start=0.3, div=5.0
+        )
+    if config.schedule == "one-cycle":
+        return OneCycle(optimizer, [config.learning_rate] * n, epochs=config.epochs)
     if config.schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(config.epochs, 1))
     if config.schedule == "constant":
         return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 1.0)
-    msg = f"unknown schedule {config.schedule!r}; known: cosine, constant"
+    msg = f"unknown schedule {config.schedule!r}; known: cosine, constant, one-cycle"
     raise ValueError(msg)
 
 
@@ -213,6 +259,19 @@ class _Run:
     history: list[dict] = field(default_factory=list)
     best: dict = field(default_factory=lambda: {"loss": math.inf, "epoch": -1, "state": None})
     start_epoch: int = 0
+    #: what ``init`` loaded, adapted, skipped and froze (empty without ``init``)
+    init: dict = field(default_factory=dict)
+    #: the fine-tuning phase the parameters are set for (0: not fine-tuning)
+    phase: int = 0
+
+
+def _initialise(model: nn.Module, config: TrainConfig, state: dict | None) -> dict:
+    """Load the parent's weights (``state``) and freeze as ``config.init`` says; the report."""
+    if config.init is None or state is None:
+        return {}
+    report = {"from": config.init["from"], **load_weights(model, state, config.init["exclude"])}
+    report["frozen"] = freeze(model, config.init["freeze"])
+    return report
 
 
 def _start(
@@ -221,14 +280,17 @@ def _start(
     in_shape: tuple[int, ...],
     n_classes: int,
     normalization: dict,
+    parent: dict | None = None,
 ) -> _Run:
-    """A fresh model, optimizer, learning-rate schedule and shuffle generator on ``device``.
-    A model that needs its inputs' physical values (ParT's pair features) is told the
-    statistics they are standardised with (its ``standardized_with``)."""
+    """A fresh model (started from the ``parent`` weights when ``config.init``), optimizer,
+    learning-rate schedule and shuffle generator on ``device``. A model that needs its inputs'
+    physical values (ParT's pair features) is told the statistics they are standardised with
+    (its ``standardized_with``)."""
     torch.manual_seed(config.seed)
     model = build_model(
         config.architecture, in_shape=in_shape, n_classes=n_classes, **config.options
     )
+    init = _initialise(model, config, parent)
     told = getattr(model, "standardized_with", None)
     if callable(told):
         told(normalization)
@@ -236,7 +298,13 @@ def _start(
     autocast, scaler, channels_last = _accelerations(config, device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-    optimizer = _optimizer(config, model.parameters())
+    named = dict(model.named_parameters())
+    optimizer = _optimizer(
+        config,
+        [{"params": [named[n] for n in group]} for group in layer_groups(model)]
+        if config.fine_tune
+        else model.parameters(),
+    )
     return _Run(
         model=model,
         step_model=torch.compile(model) if config.compile else model,
@@ -247,7 +315,26 @@ def _start(
         autocast=autocast,
         channels_last=channels_last,
         device=device,
+        init=init,
     )
+
+
+def _enter_phase(run: _Run, config: TrainConfig, epoch: int) -> None:
+    """Set which parameters train, and the schedule, for fine-tuning's phase of ``epoch``:
+    the first trains :func:`jetimage.transfer.head` only, the second every parameter; those
+    ``init.freeze`` names never."""
+    if not config.fine_tune:
+        return
+    phase = 1 if epoch < config.fine_tune["freeze_epochs"] else 2
+    if phase == run.phase:
+        return
+    trained = head(run.model, run.init["loaded"] + run.init["adapted"]) if phase == 1 else None
+    for name, parameter in run.model.named_parameters():
+        parameter.requires_grad_(
+            name not in run.init["frozen"] and (trained is None or name in trained)
+        )
+    run.scheduler = _scheduler(config, run.optimizer, epoch)
+    run.phase = phase
 
 
 def _resume(
@@ -274,8 +361,11 @@ def _resume(
     progress(f"resuming {name} from its checkpoint after epoch {run.start_epoch}")
 
 
-def _train_epoch(run: _Run, train, batch_size: int, description: str) -> tuple[float, float, int]:
-    """One pass over the train split: (mean loss, accuracy, jets seen)."""
+def _train_epoch(
+    run: _Run, train, batch_size: int, description: str, epoch: int
+) -> tuple[float, float, int]:
+    """One pass over the train split: (mean loss, accuracy, jets seen); a one-cycle schedule
+    sets the learning rates before each batch."""
     run.model.train()
     total_loss, correct, seen = 0.0, 0, 0
     bar = tqdm(
@@ -283,6 +373,8 @@ def _train_epoch(run: _Run, train, batch_size: int, description: str) -> tuple[f
     )
     for x, y, *w in train.batches(batch_size, run.generator):
         x, y = [t.to(run.device) for t in loader.cut_padding(x)], y.to(run.device)
+        if isinstance(run.scheduler, OneCycle):
+            run.scheduler.at(epoch + seen / len(train))
         if run.channels_last:
             x = [t.contiguous(memory_format=torch.channels_last) for t in x]
         run.optimizer.zero_grad(set_to_none=True)
@@ -317,9 +409,9 @@ def _epoch(
     """Train one epoch, score the val split, keep the best state and log the epoch."""
     tic = time.perf_counter()
     train_loss, train_acc, seen = _train_epoch(
-        run, train, config.batch_size, f"{name} epoch {epoch + 1}/{config.epochs}"
+        run, train, config.batch_size, f"{name} epoch {epoch + 1}/{config.total_epochs}", epoch
     )
-    lr = run.optimizer.param_groups[0]["lr"]
+    lr = run.optimizer.param_groups[-1]["lr"]  # the last layers' (fine-tuning spreads them)
     run.scheduler.step()
     seconds = time.perf_counter() - tic
     val_loss, val_acc = _evaluate(run.step_model, val, run.device, run.autocast)
@@ -333,23 +425,30 @@ def _epoch(
             "learning_rate": lr,
             "seconds": seconds,
             "jets_per_second": seen / seconds,
+            **({"phase": run.phase} if run.phase else {}),
         }
     )
     if val_loss < run.best["loss"]:
         state = {k: v.detach().cpu().clone() for k, v in run.model.state_dict().items()}
         run.best = {"loss": val_loss, "epoch": epoch, "state": state}
     progress(
-        f"epoch {epoch + 1}/{config.epochs}: train loss {train_loss:.4f} "
+        f"epoch {epoch + 1}/{config.total_epochs}: train loss {train_loss:.4f} "
         f"acc {train_acc:.3f} | val loss {val_loss:.4f} acc {val_acc:.3f}"
         f" | lr {lr:.2e} | {seconds:.1f} s, {seen / seconds:.0f} jets/s"
     )
 
 
 def _open_splits(
-    dataset_path, root, config: TrainConfig, n_classes: int, progress: Callable[[str], None]
+    dataset_path,
+    root,
+    config: TrainConfig,
+    n_classes: int,
+    progress: Callable[[str], None],
+    normalization: dict | None = None,
 ):
     """The train and val splits as loaders (in memory or streamed, with planing weights when
-    asked); an InputError if either is empty."""
+    asked, standardised with ``normalization``, the dataset's by default); an InputError if
+    either is empty."""
     with naming(dataset_path):  # a missing planing variable names the dataset
         weights = _planing_weights(root, config, n_classes, progress)
     train, val = (
@@ -359,6 +458,7 @@ def _open_splits(
             memory_budget_mb=config.memory_budget_mb,
             weights=weights.get(split),
             inputs=INPUTS[config.architecture],
+            normalization=normalization,
         )
         for split in ("train", "val")
     )
@@ -381,7 +481,41 @@ def _describe(run: _Run, config: TrainConfig, *, name: str, train, val, in_shape
         f"{', mixed precision' if run.autocast is not contextlib.nullcontext else ''}"
         f"{', channels-last' if run.channels_last else ''}"
         f"{', compiled' if config.compile else ''}"
+        f"{', fine-tuned in two phases' if config.fine_tune else ''}"
     )
+
+
+def _describe_init(init: dict, normalization: str) -> list[str]:
+    """Lines saying what a model started from: every tensor loaded, adapted, skipped (and
+    why) and frozen, and whose input standardisation it keeps."""
+    lines = [
+        (
+            f"started from {init['from']}: {len(init['loaded'])} tensors loaded, "
+            f"{len(init['adapted'])} adapted to the channels, {len(init['skipped'])} not "
+            f"loaded, {len(init['frozen'])} frozen; standardised with {normalization} statistics"
+        ),
+        f"loaded: {', '.join(init['loaded']) or 'none'}",
+    ]
+    lines += [f"adapted (fastai's rule for the channels): {n}" for n in init["adapted"]]
+    lines += [f"not loaded: {n} ({why})" for n, why in init["skipped"].items()]
+    lines += [f"frozen: {n}" for n in init["frozen"]]
+    if init["unused"]:
+        lines.append(f"the parent's tensors with no place here: {', '.join(init['unused'])}")
+    return lines
+
+
+def _parent(config: TrainConfig, parent: str | os.PathLike | None):
+    """(weights, model.pt info or None, a digest of the file) of ``config.init``'s parent:
+    ``parent`` (the path of its ``model.pt``, or ``"imagenet"``), ``init.from`` by default."""
+    if config.init is None:
+        return None, None, ""
+    source = os.fspath(parent or config.init["from"])
+    if source != "imagenet" and not Path(source).is_file():
+        msg = f"init from {config.init['from']!r}: no model.pt at {source}"
+        raise InputError(msg)
+    state, info = parent_state(source, config.architecture)
+    digest = source if info is None else hashlib.sha256(Path(source).read_bytes()).hexdigest()
+    return state, info, digest
 
 
 def train_model(
@@ -392,6 +526,7 @@ def train_model(
     name: str,
     progress: Callable[[str], None] = log.info,
     max_epochs_this_run: int | None = None,
+    parent: str | os.PathLike | None = None,
 ) -> list[dict]:
     """Train ``config`` on a dataset store; write ``model.pt``, ``model.onnx``, ``history.json``.
     With ``config.planing``, each jet's loss is weighted by :mod:`jetimage.planing`; the
@@ -405,6 +540,8 @@ def train_model(
         progress: receives one line per epoch.
         max_epochs_this_run: stop after this many epochs without writing the final outputs
             (tests use it to simulate a killed job).
+        parent: with ``config.init``, the parent's ``model.pt`` (or ``"imagenet"``); its
+            ``from`` by default.
 
     Returns:
         The per-epoch history.
@@ -416,25 +553,29 @@ def train_model(
     classes = list(root.attrs["classes"])
     if config.architecture in CLOSED_FORM:
         return _fit_closed_form(dataset_path, out_dir, config, name=name, progress=progress)
-    train, val = _open_splits(dataset_path, root, config, len(classes), progress)
-    in_shape = input_shape(root, config.architecture)
-    run = _start(
-        config,
-        device,
-        in_shape,
-        len(classes),
-        loader.normalization_of(root.attrs, INPUTS[config.architecture]),
+    state, info, parent_digest = _parent(config, parent)
+    inputs = INPUTS[config.architecture]
+    normalization, whose = kept_normalization(
+        info, inputs, loader.normalization_of(root.attrs, inputs)
     )
+    train, val = _open_splits(dataset_path, root, config, len(classes), progress, normalization)
+    in_shape = input_shape(root, config.architecture)
+    run = _start(config, device, in_shape, len(classes), normalization, state)
+    if run.init:
+        run.init["normalization"] = whose
+        for line in _describe_init(run.init, whose):
+            progress(line)
     checkpoint_path = out_dir / "checkpoint.pt"
-    digest = config.digest() + ":" + _dataset_digest(root)
+    digest = config.digest() + ":" + _dataset_digest(root) + ":" + parent_digest
     _resume(run, checkpoint_path, digest, name=name, progress=progress)
     progress(_describe(run, config, name=name, train=train, val=val, in_shape=in_shape))
-    for epochs_run, epoch in enumerate(range(run.start_epoch, config.epochs)):
+    for epochs_run, epoch in enumerate(range(run.start_epoch, config.total_epochs)):
         if run.best["epoch"] >= 0 and epoch - run.best["epoch"] > config.patience:
             progress(f"early stopping: no val-loss improvement for {config.patience} epochs")
             break
         if max_epochs_this_run is not None and epochs_run >= max_epochs_this_run:
             return run.history
+        _enter_phase(run, config, epoch)
         _epoch(run, epoch, train, val, config, name=name, progress=progress)
         _save_checkpoint(checkpoint_path, run, epoch, digest)
 
@@ -449,6 +590,8 @@ def train_model(
         best_epoch=run.best["epoch"] + 1,
         example=next(val.batches(256))[0],
         progress=progress,
+        normalization=normalization,
+        init=run.init,
     )
     return run.history
 
@@ -464,9 +607,12 @@ def _finish(
     best_epoch: int,
     example,
     progress: Callable[[str], None],
+    normalization: dict | None = None,
+    init: dict | None = None,
 ) -> None:
-    """Write ``model.pt`` (weights and everything to rebuild the model), ``model.onnx``
-    (checked against torch on ``example``, a batch's ``x``) and ``history.json``."""
+    """Write ``model.pt`` (weights and everything to rebuild the model, with the input
+    ``normalization``, the dataset's by default), ``model.onnx`` (checked against torch on
+    ``example``, a batch's ``x``) and ``history.json`` (with what ``init`` loaded, if any)."""
     model = model.to("cpu", memory_format=torch.contiguous_format).eval()  # type: ignore[call-overload]
     inputs = INPUTS[config.architecture]
     info = {
@@ -476,7 +622,7 @@ def _finish(
         "inputs": inputs,
         "in_shape": list(input_shape(root, config.architecture)),
         "classes": list(root.attrs["classes"]),
-        "normalization": loader.normalization_of(root.attrs, inputs),
+        "normalization": normalization or loader.normalization_of(root.attrs, inputs),
         "image_spec": dict(root.attrs["image_spec"]),
         **({"particles": dict(root.attrs["particles"])} if inputs == "particles" else {}),
         "best_epoch": best_epoch,
@@ -491,7 +637,15 @@ def _finish(
     )
     with atomic_path(out_dir / "history.json") as tmp:
         tmp.write_text(
-            json.dumps({"model": name, "best_epoch": best_epoch, "epochs": history}, indent=2)
+            json.dumps(
+                {
+                    "model": name,
+                    "best_epoch": best_epoch,
+                    **({"init": init} if init else {}),
+                    "epochs": history,
+                },
+                indent=2,
+            )
         )
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 from snakemake.utils import validate
 
 import jetimage.config as jc
-from jetimage import remote
+from jetimage import parents, remote
 from jetimage.lineage import code_digest
 from jetimage.generate import derive_seed
 
@@ -288,6 +288,12 @@ def baseline_params(wildcards):
             "planing_bins": settings["planing_bins"],
         }
     )
+
+
+def train_parent(wildcards):
+    """The model.pt a model starts from (init.from), if a file: retraining it retrains this."""
+    parent = parents.parent_model(config, wildcards.model)
+    return [] if parent in (None, "imagenet") else [parent]
 
 
 def train_gpus(wildcards):

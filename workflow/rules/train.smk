@@ -2,6 +2,7 @@ rule train:
     """Train one named model of the config; resumes from its checkpoint after a kill."""
     input:
         DATASET_STORE,
+        parent=train_parent,
     output:
         model="results/models/{model}/model.pt",
         exported="results/models/{model}/model.onnx",
@@ -50,3 +51,30 @@ rule train_baseline:
         code=code("train_baseline"),
     script:
         "../../scripts/train_baseline.py"
+
+
+rule lr_find:
+    """The learning-rate finder of one model (fastai's lr_find), asked for by its output:
+    snakemake results/models/NAME/lr_find.json; not part of a run."""
+    input:
+        DATASET_STORE,
+        parent=train_parent,
+    output:
+        found="results/models/{model}/lr_find.json",
+        figure="results/models/{model}/lr_find.png",
+    log:
+        "results/logs/lr_find/{model}.log",
+    wildcard_constraints:
+        model=IMAGE_MODEL_PATTERN,
+    conda:
+        "../../envs/evaluate.yaml"  # torch and the plotting stack
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=60,
+        gpu=train_gpus,
+    params:
+        settings=train_params,
+        code=code("lr_find"),
+    script:
+        "../../scripts/lr_find.py"
