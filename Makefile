@@ -2,13 +2,14 @@
 #   make run    set up the environment and run the default pipeline (config/config.yaml)
 #   make test   set up the environment and run the tests
 #   make bench  benchmarks (JSON under results/benchmarks/)
+#   make transfer  the transfer study (config/transfer.yaml) after the default run, whose CNN it fine-tunes
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 CORES ?= all
 CONFIG ?= config/config.yaml
 
-.PHONY: run test bench clean
+.PHONY: run test bench clean transfer
 
 $(BIN)/.installed: requirements.txt requirements-reference.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +24,11 @@ $(BIN)/.installed: requirements.txt requirements-reference.txt pyproject.toml
 run: $(BIN)/.installed
 	$(BIN)/python -m jetimage.config $(CONFIG)
 	$(BIN)/snakemake --cores $(CORES) --configfile $(CONFIG)
+
+transfer: run
+	mkdir -p results/transfer
+	$(BIN)/snakemake --cores $(CORES) --snakefile $(CURDIR)/Snakefile \
+		--configfile $(CURDIR)/config/transfer.yaml --directory results/transfer
 
 test: $(BIN)/.installed
 	$(BIN)/snakemake --lint --configfile config/config.yaml

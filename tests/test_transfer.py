@@ -17,6 +17,7 @@ import yaml
 from conftest import REPO, job_counts, run_snakemake, scheduled_jobs, snakemake_command
 from jetimage import resnets
 from jetimage.config import ConfigError, validate
+from jetimage.files import InputError
 from jetimage.inference import load_model, onnx_session
 from jetimage.models import build_model
 from jetimage.train import TrainConfig, _start, train_model
@@ -422,3 +423,64 @@ def test_the_lr_find_rule_runs_on_request_for_a_tuned_model(tiny_run, tmp_path):
     assert 1e-7 <= found["suggestion"] <= 10
     assert (work / "results" / "models" / "hsf-cnn-tuned" / "lr_find.pdf").exists()
     assert scheduled_jobs(work, work / "config.yaml") == {}  # not part of a run
+
+
+def test_max_train_jets_trains_on_the_splits_first_jets_only(small_dataset, tmp_path):
+    from jetimage.loader import open_split
+
+    config = TrainConfig(**CNN, epochs=1, batch_size=64, seed=3, max_train_jets=100)
+    train_model(small_dataset, tmp_path, config, name="few")
+    history = json.loads((tmp_path / "history.json").read_text())
+    first = open_split(small_dataset, "train", memory_budget_mb=1e6, first=100)
+    expected = np.bincount(first.labels.numpy(), minlength=2)
+    assert history["train_jets"] == {"qcd": int(expected[0]), "top": int(expected[1])}
+    assert torch.equal(
+        first.x[0], open_split(small_dataset, "train", memory_budget_mb=1e6).x[0][:100]
+    )
+    too_many = TrainConfig(**CNN, epochs=1, max_train_jets=10**6)
+    with pytest.raises(InputError, match="max_train_jets 1000000 is more than the train split's"):
+        train_model(small_dataset, tmp_path / "b", too_many, name="b")
+
+
+def test_zero_epochs_apply_the_parent_as_it_is(small_dataset, parent, tmp_path):
+    config = child(init={"from": str(parent)}, epochs=0)
+    assert train_model(small_dataset, tmp_path, config, name="as-is") == []
+    for name, tensor in state(parent).items():
+        assert torch.equal(state(tmp_path / "model.pt")[name], tensor)
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert history["init"]["as_is"]["val_accuracy"] > 0.6
+    assert (tmp_path / "model.onnx").exists()
+    with pytest.raises(ValueError, match="epochs 0 .* needs init"):
+        TrainConfig(**CNN, epochs=0)
+
+
+def test_learning_curves_group_models_by_where_they_start(parent):
+    """The transfer study's config, its parent (the default run's CNN) here the test's."""
+    from jetimage.report import learning_curves
+
+    config = yaml.safe_load((REPO / "config" / "transfer.yaml").read_text())
+    for entry in config["models"].values():
+        if "init" in entry:
+            entry["init"] = {**entry["init"], "from": str(parent)}
+    config["images"] = {"npix": [20, 20], "width": [1.6, 1.6]}  # the test parent's
+    config = validate(config)
+    metrics = {m: {"auc": {"value": 0.9, "std": 0.01}, "name": m} for m in config["models"]}
+    curves = learning_curves(config, metrics, train_jets=9000)
+    assert {f: [(n, m["name"]) for n, m in points] for f, points in curves.items()} == {
+        "hsf-cnn from scratch": [
+            (500, "scratch-500"),
+            (2000, "scratch-2000"),
+            (8000, "scratch-8000"),
+        ],
+        "hsf-cnn fine-tuned from pretrained": [
+            (500, "tuned-500"),
+            (2000, "tuned-2000"),
+            (8000, "tuned-8000"),
+        ],
+        "hsf-cnn pretrained, as it is": [(0, "pretrained-as-is")],
+    }
+    tiny = dict.fromkeys(TINY_VALID["models"], metrics["scratch-500"])
+    assert learning_curves(TINY_VALID, tiny, train_jets=9000) == {}  # no max_train_jets
+
+
+TINY_VALID = validate(copy.deepcopy(TINY))

@@ -51,6 +51,7 @@ TRAINING_KEYS = (
     "planing_bins",
     "init",
     "fine_tune",
+    "max_train_jets",
 )
 
 

@@ -310,14 +310,21 @@ def open_split(
     weights: np.ndarray | None = None,
     inputs: str = "images",
     normalization: dict | None = None,
+    first: int | None = None,
 ):
     """:class:`InMemory` if the split's ``inputs`` (images or particles) fit in the budget,
     :class:`ZarrStream` if not; with per-jet ``weights`` (in the split's order), batches carry
-    them as a third tensor. Standardised with ``normalization``, the dataset's by default."""
+    them as a third tensor. Standardised with ``normalization``, the dataset's by default.
+    With ``first``, only the split's first jets (a random subset: splits are shuffled), in
+    memory whatever the budget."""
     root = zarr_store.open_store(path)
     group = root[split]
     normalization = normalization or normalization_of(root.attrs, inputs)
     arrays = [group[name] for name in ARRAYS[inputs]]
+    if first is not None:
+        x = tuple(a[:first] for a in arrays)
+        w = None if weights is None else weights[:first]
+        return InMemory(x, group["labels"][:first], normalization, w, inputs=inputs)
     if sum(a.nbytes for a in arrays) / 1e6 <= memory_budget_mb:
         x = tuple(a[...] for a in arrays)
         return InMemory(x, group["labels"][...], normalization, weights, inputs=inputs)

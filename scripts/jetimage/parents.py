@@ -68,6 +68,9 @@ def check(config: dict) -> None:
         if settings["fine_tune"] is not None and not settings["init"]:
             msg = f"{_where(config, model, 'fine_tune')}: fine-tuning needs init (a parent)"
             raise ConfigError(msg)
+        if settings["epochs"] == 0 and not settings["fine_tune"] and not settings["init"]:
+            msg = f"{_where(config, model, 'epochs')}: 0 epochs (the parent as it is) needs init"
+            raise ConfigError(msg)
         if settings["init"]:
             problem = _problem(config, model, settings["init"])
             if problem:

@@ -573,3 +573,36 @@ def lr_find_figure(found: Mapping, *, title: str = ""):
     ax.set(xscale="log", xlabel="Learning rate", ylabel="Training loss (smoothed)")
     ax.legend(title=title or None)
     return fig
+
+
+def learning_curves_figure(curves: Mapping[str, Sequence[tuple[int, dict]]], *, efficiency: float):
+    """AUC and 1/εB at ``efficiency`` against the training jets, one line per family of models
+    (``curves``: family → [(training jets, metrics.json)], the bootstrap 68% intervals as error
+    bars, none where there are none); a family trained on no jet (a model applied as it is) is
+    a band."""
+    fig, (auc, rejection) = plt.subplots(1, 2, figsize=(16, 7))
+    key = f"rejection_at_{efficiency:g}"
+    sizes = sorted({n for points in curves.values() for n, _ in points if n})
+    for i, (family, points) in enumerate(sorted(curves.items())):
+        for ax, name in ((auc, "auc"), (rejection, key)):
+            jets = [n for n, _ in points]
+            values = np.array([m[name]["value"] for _, m in points], dtype=float)
+            intervals = [m[name]["interval68"] or [m[name]["value"]] * 2 for _, m in points]
+            low, high = np.array(intervals, dtype=float).T
+            if jets == [0]:
+                ax.axhline(values[0], color=_color(i), ls="--", label=family)
+                ax.axhspan(low[0], high[0], color=_color(i), alpha=0.2)
+            else:
+                bars = [values - low, high - values]
+                ax.errorbar(jets, values, bars, fmt="o-", color=_color(i), capsize=4, label=family)
+    for ax in (auc, rejection):
+        ax.set(xscale="log", xlabel="Training jets")
+        ax.minorticks_off()
+        ax.set_xticks(sizes, [f"{n:,}" for n in sizes])
+    auc.set(ylabel="AUC")
+    rejection.set(
+        yscale="log",
+        ylabel=rf"Background rejection $1/\varepsilon_B$ at $\varepsilon_S = {efficiency:g}$",
+    )
+    auc.legend(fontsize=12)
+    return fig

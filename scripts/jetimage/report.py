@@ -198,6 +198,7 @@ def build_report(
     versions: dict,
     origins: Sequence[str] = (),
     kinds: Mapping[str, str] | None = None,
+    learning_curves_png: str | None = None,
 ) -> None:
     """Write the HTML report (rendered from ``templates/report.html.j2``).
 
@@ -212,6 +213,7 @@ def build_report(
         versions: package versions.
         origins: where each sample's jets come from (:func:`jetimage.config.sample_origins`).
         kinds: model → what it is (:func:`jetimage.config.model_kinds`).
+        learning_curves_png: the learning curves (:func:`learning_curves`), if any.
     """
     ranked = sorted(metrics, key=lambda m: -metrics[m]["auc"]["value"])
     best = ranked[0] if ranked else None
@@ -248,6 +250,7 @@ def build_report(
         ),
         comparison=[_figure(png, caption) for caption, png in comparison.items()],
         mean_images=Markup(embed_png(mean_images, "mean image per class")) if mean_images else None,
+        learning_curves=_figure(learning_curves_png, CURVES) if learning_curves_png else None,
         learned=[_figure(learned[n], f"{n}: what it looks at") for n in ranked if n in learned],
         models=[
             {
@@ -261,6 +264,13 @@ def build_report(
     with atomic_path(path) as tmp:
         tmp.write_text(page, encoding="utf-8")
 
+
+#: The caption of the learning curves.
+CURVES = (
+    "AUC and background rejection against the number of training jets: each family of models "
+    "(from scratch, fine-tuned from a parent) on the same val and test jets; a parent applied "
+    "as it is as a band. Error bars: bootstrap standard deviations of the test set."
+)
 
 #: Captions of each model's figures in the report, by figure name (rule evaluate's outputs).
 CAPTIONS = {
@@ -276,6 +286,32 @@ CAPTIONS = {
     "learned": "What it looks at: score-pixel correlation (and, if linear, its weights; for a "
     "PFN, its particle filters)",
 }
+
+
+def learning_curves(config: dict, metrics: Mapping[str, dict], train_jets: int) -> dict:
+    """The models of a learning curve, when any sets ``max_train_jets``: family (architecture,
+    and from scratch, fine-tuned from a parent, or a parent as it is) → [(training jets, its
+    metrics)], by jets; a parent as it is trains on 0 jets, a model without ``max_train_jets``
+    on the whole train split (``train_jets``). Empty when no model sets it."""
+    from jetimage.config import is_baseline, train_config
+
+    settings = {m: train_config(config, m) for m in metrics if not is_baseline(config, m)}
+    if not any(s["max_train_jets"] for s in settings.values()):
+        return {}
+    curves: dict[str, list] = {}
+    for model, s in settings.items():
+        init, as_is = s["init"], s["epochs"] == 0 and s["fine_tune"] is None
+        parent = init and (init["from"] if init["from"] in config["models"] else "pretrained")
+        family = (
+            "from scratch"
+            if not init
+            else f"{parent}, as it is"
+            if as_is
+            else f"fine-tuned from {parent}"
+        )
+        jets = 0 if as_is else s["max_train_jets"] or train_jets
+        curves.setdefault(f"{s['architecture']} {family}", []).append((jets, metrics[model]))
+    return {f: sorted(points, key=lambda p: p[0]) for f, points in curves.items()}
 
 
 def _comparison_figures(
@@ -403,6 +439,14 @@ def write_report(
         working_point=working_point,
         reference=reference,
     )
+    train_jets = sum(attrs["splits"]["train"].values())
+    curves = learning_curves(config, metrics, train_jets)
+    plots.save(
+        plots.learning_curves_figure(curves, efficiency=efficiencies[0])
+        if curves
+        else plots.note_figure("No model sets max_train_jets: no learning curve"),
+        outputs.learning_curves,
+    )
     means, counts = class_mean_images(inputs.dataset, "test", len(classes))
     plots.save(
         plots.mean_images_figure(
@@ -429,6 +473,7 @@ def write_report(
         },
         learned={m: figure[m, "learned"] for m in models},
         mean_images=outputs.mean_images,
+        learning_curves_png=outputs.learning_curves if curves else None,
         dataset=attrs,
         config=config,
         versions=attrs["versions"],

@@ -72,6 +72,8 @@ class TrainConfig:
     init: dict | None = None
     #: ``{freeze_epochs, lr_mult}``: fastai's two phases (``init`` needed); ``epochs`` is the second
     fine_tune: dict | None = None
+    #: train on the train split's first jets only (learning curves); None: all
+    max_train_jets: int | None = None
 
     @property
     def total_epochs(self) -> int:
@@ -85,6 +87,9 @@ class TrainConfig:
                 raise ValueError(msg)
         if self.fine_tune is not None and not self.init:
             msg = "TrainConfig.fine_tune needs init: fine-tuning starts from another model"
+            raise ValueError(msg)
+        if self.total_epochs == 0 and not self.init:
+            msg = "TrainConfig.epochs 0 (the parent applied as it is) needs init"
             raise ValueError(msg)
 
     @classmethod
@@ -449,6 +454,13 @@ def _open_splits(
     """The train and val splits as loaders (in memory or streamed, with planing weights when
     asked, standardised with ``normalization``, the dataset's by default); an InputError if
     either is empty."""
+    n = root["train/labels"].shape[0]
+    if config.max_train_jets is not None and config.max_train_jets > n:
+        msg = (
+            f"{dataset_path}: max_train_jets {config.max_train_jets} is more than the train "
+            f"split's {n} jets"
+        )
+        raise InputError(msg)
     with naming(dataset_path):  # a missing planing variable names the dataset
         weights = _planing_weights(root, config, n_classes, progress)
     train, val = (
@@ -459,6 +471,7 @@ def _open_splits(
             weights=weights.get(split),
             inputs=INPUTS[config.architecture],
             normalization=normalization,
+            first=config.max_train_jets if split == "train" else None,
         )
         for split in ("train", "val")
     )
@@ -579,6 +592,8 @@ def train_model(
         _epoch(run, epoch, train, val, config, name=name, progress=progress)
         _save_checkpoint(checkpoint_path, run, epoch, digest)
 
+    if run.best["state"] is None:  # epochs 0: the parent as it is, scored on the val split
+        _keep_as_is(run, val, progress)
     run.model.load_state_dict(run.best["state"])
     _finish(
         run.model,
@@ -594,6 +609,15 @@ def train_model(
         init=run.init,
     )
     return run.history
+
+
+def _keep_as_is(run: _Run, val, progress: Callable[[str], None]) -> None:
+    """Keep the model as its parent made it (no epoch), with its val loss on record."""
+    val_loss, val_acc = _evaluate(run.model, val, run.device, run.autocast)
+    state = {k: v.detach().cpu().clone() for k, v in run.model.state_dict().items()}
+    run.best = {"loss": val_loss, "epoch": -1, "state": state}
+    run.init["as_is"] = {"val_loss": val_loss, "val_accuracy": val_acc}
+    progress(f"the parent as it is (no epoch): val loss {val_loss:.4f} acc {val_acc:.3f}")
 
 
 def _finish(
@@ -612,9 +636,12 @@ def _finish(
 ) -> None:
     """Write ``model.pt`` (weights and everything to rebuild the model, with the input
     ``normalization``, the dataset's by default), ``model.onnx`` (checked against torch on
-    ``example``, a batch's ``x``) and ``history.json`` (with what ``init`` loaded, if any)."""
+    ``example``, a batch's ``x``) and ``history.json`` (with the training jets per class and
+    what ``init`` loaded, if any)."""
     model = model.to("cpu", memory_format=torch.contiguous_format).eval()  # type: ignore[call-overload]
     inputs = INPUTS[config.architecture]
+    labels = root["train/labels"][: config.max_train_jets]
+    train_counts = np.bincount(labels, minlength=len(root.attrs["classes"]))
     info = {
         "name": name,
         "architecture": config.architecture,
@@ -641,6 +668,7 @@ def _finish(
                 {
                     "model": name,
                     "best_epoch": best_epoch,
+                    "train_jets": {c: int(n) for c, n in zip(root.attrs["classes"], train_counts)},
                     **({"init": init} if init else {}),
                     "epochs": history,
                 },

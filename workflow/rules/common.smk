@@ -35,6 +35,7 @@ REPORT_PLOTS = [
     "pt_dependence_all_models",
     "sculpting_all_models",
     "mean_images",
+    "learning_curves",
 ]
 # predict.files: name -> (path or URL, reader settings of the entry that matched it)
 PREDICT_READERS = jc.predict_file_readers(config)

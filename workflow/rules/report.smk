@@ -32,6 +32,11 @@ rule report:
             caption="../report/mean_images.rst",
             category="Dataset",
         ),
+        learning_curves=report(
+            "results/evaluation/learning_curves.png",
+            caption="../report/learning_curves.rst",
+            category="Comparison",
+        ),
         pdfs=expand("results/evaluation/{plot}.pdf", plot=REPORT_PLOTS),
     log:
         "results/logs/report.log",
