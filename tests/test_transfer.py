@@ -484,3 +484,17 @@ def test_learning_curves_group_models_by_where_they_start(parent):
 
 
 TINY_VALID = validate(copy.deepcopy(TINY))
+
+
+def test_imagenet_weights_that_do_not_fit_the_network_are_an_error(
+    imagenet_file, small_dataset, tmp_path
+):
+    """A weight file with another layout (here torchvision's names changed) would otherwise
+    start the network from its own initialisation but for the tensors that happen to match."""
+    renamed = {k.replace("layer4.", "stage4."): v for k, v in imagenet_file.items()}
+    torch.save(renamed, resnets.weights_path("resnet18"))
+    config = TrainConfig.from_dict({"architecture": "resnet18", "init": {"from": "imagenet"}})
+    with pytest.raises(
+        ValueError, match=r"do not fit torchvision's resnet18: not loaded \['layer4"
+    ):
+        train_model(small_dataset, tmp_path, config, name="rn")

@@ -128,3 +128,23 @@ def imagenet_weights(architecture: str) -> dict[str, torch.Tensor]:
             )
             raise FileNotFoundError(msg) from err
     return torch.load(path, map_location="cpu", weights_only=True)
+
+
+#: The tensors of torchvision's ResNets that ImageNet's weights do not fit: its 1000-class head.
+HEAD = ("fc.weight", "fc.bias")
+
+
+def check_fit(architecture: str, report: dict) -> None:
+    """Raise if ImageNet weights loaded into ``architecture`` left more than the head (and what
+    was excluded) unloaded, or brought tensors with no place: a weight file that is not
+    torchvision's ``architecture``, or a network that is not (``report``:
+    :func:`jetimage.transfer.load_weights`'s)."""
+    missing = [
+        n for n, why in report["skipped"].items() if n not in HEAD and not why.startswith("excl")
+    ]
+    if missing or report["unused"]:
+        msg = (
+            f"the ImageNet weights at {weights_path(architecture)} do not fit torchvision's "
+            f"{architecture}: not loaded {missing[:5]}, with no place {report['unused'][:5]}"
+        )
+        raise ValueError(msg)

@@ -275,6 +275,10 @@ def _initialise(model: nn.Module, config: TrainConfig, state: dict | None) -> di
     if config.init is None or state is None:
         return {}
     report = {"from": config.init["from"], **load_weights(model, state, config.init["exclude"])}
+    if config.init["from"] == "imagenet":
+        from jetimage.resnets import check_fit
+
+        check_fit(config.architecture, report)
     report["frozen"] = freeze(model, config.init["freeze"])
     return report
 
