@@ -498,3 +498,17 @@ def test_imagenet_weights_that_do_not_fit_the_network_are_an_error(
         ValueError, match=r"do not fit torchvision's resnet18: not loaded \['layer4"
     ):
         train_model(small_dataset, tmp_path, config, name="rn")
+
+
+def test_a_particle_model_fine_tunes_from_its_parent(observables_dataset, tmp_path):
+    """init and fine_tune follow the one model interface: a PFN starts from a PFN."""
+    pfn = {"architecture": "pfn", "options": {"phi": [16, 16], "f": [16], "identities": False}}
+    train_model(observables_dataset, tmp_path / "p", TrainConfig(**pfn, epochs=1, seed=1), name="p")
+    config = TrainConfig.from_dict(
+        {**pfn, "init": {"from": str(tmp_path / "p" / "model.pt")}, "fine_tune": {}, "epochs": 1}
+    )
+    train_model(observables_dataset, tmp_path / "c", config, name="c")
+    history = json.loads((tmp_path / "c" / "history.json").read_text())
+    assert history["init"]["loaded"] == list(state(tmp_path / "p" / "model.pt"))
+    assert history["init"]["normalization"] == "the parent's (p)"
+    assert [e["phase"] for e in history["epochs"]] == [1, 2]
