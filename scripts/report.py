@@ -16,6 +16,7 @@ write_report(
     reference_model=params.reference_model,
     origins=params.origins,
     kinds=params.kinds,
+    sizes=params.sizes,
     config=snakemake.config,
 )
 log.info("wrote %s (%d models)", snakemake.output.html, len(params.models))

@@ -16,7 +16,7 @@ import yaml
 
 from conftest import REPO, job_counts, run_snakemake, scheduled_jobs, snakemake_command
 from jetimage import resnets
-from jetimage.config import ConfigError, validate
+from jetimage.config import ConfigError, training_sizes, validate
 from jetimage.files import InputError
 from jetimage.inference import load_model, onnx_session
 from jetimage.models import build_model
@@ -465,7 +465,7 @@ def test_learning_curves_group_models_by_where_they_start(parent):
     config["images"] = {"npix": [20, 20], "width": [1.6, 1.6]}  # the test parent's
     config = validate(config)
     metrics = {m: {"auc": {"value": 0.9, "std": 0.01}, "name": m} for m in config["models"]}
-    curves = learning_curves(config, metrics, train_jets=9000)
+    curves = learning_curves(training_sizes(config), metrics, train_jets=9000)
     assert {f: [(n, m["name"]) for n, m in points] for f, points in curves.items()} == {
         "hsf-cnn from scratch": [
             (500, "scratch-500"),
@@ -480,7 +480,7 @@ def test_learning_curves_group_models_by_where_they_start(parent):
         "hsf-cnn pretrained, as it is": [(0, "pretrained-as-is")],
     }
     tiny = dict.fromkeys(TINY_VALID["models"], metrics["scratch-500"])
-    assert learning_curves(TINY_VALID, tiny, train_jets=9000) == {}  # no max_train_jets
+    assert learning_curves(training_sizes(TINY_VALID), tiny, train_jets=9000) == {}
 
 
 TINY_VALID = validate(copy.deepcopy(TINY))

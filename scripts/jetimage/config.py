@@ -897,6 +897,25 @@ def model_kinds(config: dict) -> dict[str, str]:
     return kinds
 
 
+def training_sizes(config: dict) -> dict[str, dict]:
+    """model → what the report's learning curves need of it (:func:`jetimage.report.
+    learning_curves`): its architecture, its parent (``init.from``, or None), whether it is the
+    parent as it is (``epochs: 0`` without ``fine_tune``) and its ``max_train_jets``; for the
+    models trained by epochs."""
+    out = {}
+    for model, entry in config.get("models", {}).items():
+        if is_baseline(config, model):
+            continue
+        s = train_config(config, model)
+        out[model] = {
+            "architecture": entry["architecture"],
+            "parent": s["init"]["from"] if s["init"] else None,
+            "as_is": s["epochs"] == 0 and s["fine_tune"] is None,
+            "max_train_jets": s["max_train_jets"],
+        }
+    return out
+
+
 def wants_gpu(config: dict, model: str) -> bool:
     """Whether a model's training asks for a GPU (its ``gpu`` setting)."""
     return bool(config["models"][model].get("gpu", config["training"]["gpu"]))

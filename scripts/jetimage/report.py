@@ -288,28 +288,27 @@ CAPTIONS = {
 }
 
 
-def learning_curves(config: dict, metrics: Mapping[str, dict], train_jets: int) -> dict:
-    """The models of a learning curve, when any sets ``max_train_jets``: family (architecture,
-    and from scratch, fine-tuned from a parent, or a parent as it is) → [(training jets, its
-    metrics)], by jets; a parent as it is trains on 0 jets, a model without ``max_train_jets``
-    on the whole train split (``train_jets``). Empty when no model sets it."""
-    from jetimage.config import is_baseline, train_config
-
-    settings = {m: train_config(config, m) for m in metrics if not is_baseline(config, m)}
-    if not any(s["max_train_jets"] for s in settings.values()):
+def learning_curves(
+    sizes: Mapping[str, dict], metrics: Mapping[str, dict], train_jets: int
+) -> dict:
+    """The models of a learning curve, when any sets ``max_train_jets`` (``sizes``: model →
+    :func:`jetimage.config.training_sizes`'s entry): family (architecture, and from scratch,
+    fine-tuned from a parent, or a parent as it is) → [(training jets, its metrics)], by jets;
+    a parent as it is trains on 0 jets, a model without ``max_train_jets`` on the whole train
+    split (``train_jets``). Empty when no model sets it."""
+    if not any(s["max_train_jets"] for s in sizes.values()):
         return {}
     curves: dict[str, list] = {}
-    for model, s in settings.items():
-        init, as_is = s["init"], s["epochs"] == 0 and s["fine_tune"] is None
-        parent = init and (init["from"] if init["from"] in config["models"] else "pretrained")
+    for model, s in sizes.items():
+        parent = s["parent"] if s["parent"] in sizes else "pretrained"
         family = (
             "from scratch"
-            if not init
+            if s["parent"] is None
             else f"{parent}, as it is"
-            if as_is
+            if s["as_is"]
             else f"fine-tuned from {parent}"
         )
-        jets = 0 if as_is else s["max_train_jets"] or train_jets
+        jets = 0 if s["as_is"] else s["max_train_jets"] or train_jets
         curves.setdefault(f"{s['architecture']} {family}", []).append((jets, metrics[model]))
     return {f: sorted(points, key=lambda p: p[0]) for f, points in curves.items()}
 
@@ -418,9 +417,11 @@ def write_report(
     origins: list[str],
     kinds: Mapping[str, str],
     config: dict,
+    sizes: Mapping[str, dict] | None = None,
 ) -> None:
     """Rule report: the figures comparing every model and of the dataset (``outputs``), then
-    the HTML page (``outputs.html``) from every model's metrics, scores and figures."""
+    the HTML page (``outputs.html``) from every model's metrics, scores and figures; the
+    learning curves from ``sizes`` (:func:`jetimage.config.training_sizes`)."""
     from jetimage import plots
     from jetimage.dataset import class_mean_images
 
@@ -440,7 +441,7 @@ def write_report(
         reference=reference,
     )
     train_jets = sum(attrs["splits"]["train"].values())
-    curves = learning_curves(config, metrics, train_jets)
+    curves = learning_curves(sizes or {}, metrics, train_jets)
     plots.save(
         plots.learning_curves_figure(curves, efficiency=efficiencies[0])
         if curves

@@ -57,6 +57,7 @@ rule report:
         reference_model=config["evaluation"]["reference_model"],
         origins=jc.sample_origins(config, FILES),
         kinds=jc.canonical(jc.model_kinds(config)),
+        sizes=jc.canonical(jc.training_sizes(config)),
         code=code("report"),
     script:
         "../../scripts/report.py"
