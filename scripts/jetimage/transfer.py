@@ -162,7 +162,7 @@ class OneCycle:
 
     def rates(self, epoch: float) -> tuple[list[float], float]:
         """The groups' learning rates and the momentum at a (fractional) epoch."""
-        pos = min(max((epoch - self.first) / self.epochs, 0.0), 1.0)
+        pos = min(max((epoch - self.first) / max(self.epochs, 1), 0.0), 1.0)  # 0 epochs: none
         if pos < self.pct_start:
             f = pos / self.pct_start
             return [_cos(m / self.div, m, f) for m in self.max_lrs], _cos(0.95, 0.85, f)
