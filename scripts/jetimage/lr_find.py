@@ -16,20 +16,10 @@ from pathlib import Path
 
 import torch
 
-from jetimage import loader, zarr_store
+from jetimage import zarr_store
 from jetimage.files import atomic_path
-from jetimage.models import INPUTS
-from jetimage.train import (
-    TrainConfig,
-    _enter_phase,
-    _open_splits,
-    _parent,
-    _start,
-    _weighted_loss,
-    choose_device,
-    input_shape,
-)
-from jetimage.transfer import kept_normalization, lr_find
+from jetimage.train import TrainConfig, _enter_phase, choose_device, prepare, step
+from jetimage.transfer import lr_find
 
 log = logging.getLogger(__name__)
 
@@ -53,31 +43,19 @@ def find_learning_rate(
     """Run :func:`jetimage.transfer.lr_find` on a model of ``config``; write ``out`` (JSON:
     rates, smoothed losses, suggestions) and the figure beside it (.png, .pdf)."""
     root = zarr_store.open_store(dataset_path)
-    n_classes = len(root.attrs["classes"])
-    state, info, _ = _parent(config, parent)
-    inputs = INPUTS[config.architecture]
-    normalization, _ = kept_normalization(info, inputs, loader.normalization_of(root.attrs, inputs))
-    train, _ = _open_splits(dataset_path, root, config, n_classes, progress, normalization)
     device = choose_device(config.device)
-    run = _start(
-        config, device, input_shape(root, config.architecture), n_classes, normalization, state
-    )
+    run, train, *_ = prepare(dataset_path, root, config, device, parent=parent, progress=progress)
     _enter_phase(run, config, 0)  # fine-tuning's frozen body, as training starts
     run.model.train()
     batches = _batches(train, config.batch_size, run.generator)
 
-    def step(lr: float) -> float:
-        x, y, *w = next(batches)
-        x, y = [t.to(device) for t in loader.cut_padding(x)], y.to(device)
+    def step_at(lr: float) -> float:
         for group in run.optimizer.param_groups:
             group["lr"] = lr
-        run.optimizer.zero_grad(set_to_none=True)
-        loss, _ = _weighted_loss(run.model(*x), y, w)
-        loss.backward()
-        run.optimizer.step()
-        return loss.item()
+        x, y, *w = next(batches)
+        return step(run, x, y, w)[0].item()
 
-    found = lr_find(step, iterations=iterations)
+    found = lr_find(step_at, iterations=iterations)
     progress(
         f"learning-rate finder of {name}: {len(found['lrs'])} batches, suggested "
         f"{found['suggestion']:.2e} (valley), minimum loss at {found['minimum']:.2e}"

@@ -95,6 +95,8 @@ def fisher(in_shape, n_classes):
 
 #: Architectures that are one linear layer on the pixels: their weights draw as images.
 LINEAR = ("logistic", "fisher")
+#: Architectures fitted in closed form rather than by gradient descent.
+CLOSED_FORM = ("fisher",)
 
 
 def output_layer(model: nn.Module) -> nn.Linear:

@@ -11,7 +11,7 @@ import json
 import re
 from pathlib import Path
 
-from jetimage.models import IMAGENET, INPUTS
+from jetimage.models import CLOSED_FORM, IMAGENET, INPUTS
 from jetimage.suggest import did_you_mean
 
 #: Image settings a parent may differ in: the loading adapts the first convolution.
@@ -29,7 +29,8 @@ def _trainable(config: dict, model: str) -> bool:
     form), so that it can start from another model."""
     from jetimage.config import is_baseline
 
-    return not is_baseline(config, model) and config["models"][model]["architecture"] != "fisher"
+    architecture = config["models"][model]["architecture"]
+    return not is_baseline(config, model) and architecture not in CLOSED_FORM
 
 
 def parent_model(config: dict, model: str) -> str | None:

@@ -31,7 +31,14 @@ from jetimage import loader, zarr_store
 from jetimage.defaults import default
 from jetimage.files import InputError, atomic_path, naming
 from jetimage.inference import ONNX_OPSET, export_model
-from jetimage.models import INPUTS, TENSORS, build_model, count_parameters, output_layer
+from jetimage.models import (
+    CLOSED_FORM,
+    INPUTS,
+    TENSORS,
+    build_model,
+    count_parameters,
+    output_layer,
+)
 from jetimage.transfer import (
     FINE_TUNE,
     OneCycle,
@@ -381,28 +388,35 @@ def _train_epoch(
         total=len(train), desc=description, unit="jet", leave=False, disable=not sys.stderr.isatty()
     )
     for x, y, *w in train.batches(batch_size, run.generator):
-        x, y = [t.to(run.device) for t in loader.cut_padding(x)], y.to(run.device)
         if isinstance(run.scheduler, OneCycle):
             run.scheduler.at(epoch + seen / len(train))
-        if run.channels_last:
-            x = [t.contiguous(memory_format=torch.channels_last) for t in x]
-        run.optimizer.zero_grad(set_to_none=True)
-        with run.autocast():
-            logits = run.step_model(*x)
-            loss, _ = _weighted_loss(logits, y, w)
-        if run.scaler is not None:
-            run.scaler.scale(loss).backward()
-            run.scaler.step(run.optimizer)
-            run.scaler.update()
-        else:
-            loss.backward()
-            run.optimizer.step()
+        loss, logits, y = step(run, x, y, w)
         total_loss += loss.item() * len(y)
         correct += (logits.argmax(1) == y).sum().item()
         seen += len(y)
         bar.update(len(y))
     bar.close()
     return total_loss / seen, correct / seen, seen
+
+
+def step(run: _Run, x, y: torch.Tensor, w: list[torch.Tensor]):
+    """One optimisation step on a batch (``x``, labels ``y``, planing weights ``w``) on the
+    run's device, with its mixed precision and memory layout: (loss, logits, ``y`` there)."""
+    x, y = [t.to(run.device) for t in loader.cut_padding(x)], y.to(run.device)
+    if run.channels_last:
+        x = [t.contiguous(memory_format=torch.channels_last) for t in x]
+    run.optimizer.zero_grad(set_to_none=True)
+    with run.autocast():
+        logits = run.step_model(*x)
+        loss, _ = _weighted_loss(logits, y, w)
+    if run.scaler is not None:
+        run.scaler.scale(loss).backward()
+        run.scaler.step(run.optimizer)
+        run.scaler.update()
+    else:
+        loss.backward()
+        run.optimizer.step()
+    return loss, logits, y
 
 
 def _epoch(
@@ -438,8 +452,7 @@ def _epoch(
         }
     )
     if val_loss < run.best["loss"]:
-        state = {k: v.detach().cpu().clone() for k, v in run.model.state_dict().items()}
-        run.best = {"loss": val_loss, "epoch": epoch, "state": state}
+        run.best = {"loss": val_loss, "epoch": epoch, "state": _cpu_state(run.model)}
     progress(
         f"epoch {epoch + 1}/{config.total_epochs}: train loss {train_loss:.4f} "
         f"acc {train_acc:.3f} | val loss {val_loss:.4f} acc {val_acc:.3f}"
@@ -521,6 +534,34 @@ def _describe_init(init: dict, normalization: str) -> list[str]:
     return lines
 
 
+def prepare(
+    dataset_path,
+    root,
+    config: TrainConfig,
+    device: torch.device,
+    *,
+    parent: str | os.PathLike | None,
+    progress: Callable[[str], None],
+):
+    """What a training (or the learning-rate finder) starts from: (the run, started from the
+    parent's weights if ``config.init``, with what it loaded logged; the train and val
+    loaders; the input standardisation, the parent's where it fits; a digest of the parent)."""
+    state, info, parent_digest = _parent(config, parent)
+    inputs = INPUTS[config.architecture]
+    normalization, whose = kept_normalization(
+        info, inputs, loader.normalization_of(root.attrs, inputs)
+    )
+    classes = len(root.attrs["classes"])
+    train, val = _open_splits(dataset_path, root, config, classes, progress, normalization)
+    in_shape = input_shape(root, config.architecture)
+    run = _start(config, device, in_shape, classes, normalization, state)
+    if run.init:
+        run.init["normalization"] = whose
+        for line in _describe_init(run.init, whose):
+            progress(line)
+    return run, train, val, normalization, parent_digest
+
+
 def _parent(config: TrainConfig, parent: str | os.PathLike | None):
     """(weights, model.pt info or None, a digest of the file) of ``config.init``'s parent:
     ``parent`` (the path of its ``model.pt``, or ``"imagenet"``), ``init.from`` by default."""
@@ -567,21 +608,12 @@ def train_model(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     root = zarr_store.open_store(dataset_path)
-    classes = list(root.attrs["classes"])
     if config.architecture in CLOSED_FORM:
         return _fit_closed_form(dataset_path, out_dir, config, name=name, progress=progress)
-    state, info, parent_digest = _parent(config, parent)
-    inputs = INPUTS[config.architecture]
-    normalization, whose = kept_normalization(
-        info, inputs, loader.normalization_of(root.attrs, inputs)
+    run, train, val, normalization, parent_digest = prepare(
+        dataset_path, root, config, device, parent=parent, progress=progress
     )
-    train, val = _open_splits(dataset_path, root, config, len(classes), progress, normalization)
     in_shape = input_shape(root, config.architecture)
-    run = _start(config, device, in_shape, len(classes), normalization, state)
-    if run.init:
-        run.init["normalization"] = whose
-        for line in _describe_init(run.init, whose):
-            progress(line)
     checkpoint_path = out_dir / "checkpoint.pt"
     digest = config.digest() + ":" + _dataset_digest(root) + ":" + parent_digest
     _resume(run, checkpoint_path, digest, name=name, progress=progress)
@@ -615,11 +647,15 @@ def train_model(
     return run.history
 
 
+def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A copy of the model's weights on the CPU (the best state kept between epochs)."""
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+
+
 def _keep_as_is(run: _Run, val, progress: Callable[[str], None]) -> None:
     """Keep the model as its parent made it (no epoch), with its val loss on record."""
     val_loss, val_acc = _evaluate(run.model, val, run.device, run.autocast)
-    state = {k: v.detach().cpu().clone() for k, v in run.model.state_dict().items()}
-    run.best = {"loss": val_loss, "epoch": -1, "state": state}
+    run.best = {"loss": val_loss, "epoch": -1, "state": _cpu_state(run.model)}
     run.init["as_is"] = {"val_loss": val_loss, "val_accuracy": val_acc}
     progress(f"the parent as it is (no epoch): val loss {val_loss:.4f} acc {val_acc:.3f}")
 
@@ -702,10 +738,6 @@ def _planing_weights(
         f"weights from {weights['train'].min():.3g} to {weights['train'].max():.3g}"
     )
     return weights
-
-
-#: Architectures fitted in closed form rather than by gradient descent.
-CLOSED_FORM = ("fisher",)
 
 
 def _fit_closed_form(

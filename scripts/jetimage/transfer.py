@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable
 import torch
 from torch import nn
 
-#: The keys of ``init`` and of ``fine_tune``, with the defaults of fastai's ``fine_tune``.
+#: ``fine_tune``'s settings and their defaults: those of fastai's ``fine_tune``.
 FINE_TUNE = {"freeze_epochs": 1, "lr_mult": 100.0}
 
 
